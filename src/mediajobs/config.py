@@ -1,0 +1,138 @@
+"""The one Settings object: every part of mediajobs reads its configuration here and nowhere else."""
+
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+SECRET_WORDS = ("key", "secret", "password", "token")
+
+
+class Settings(BaseSettings):
+    """Configuration from `MEDIAJOBS_*` environment variables (and an optional `.env`)."""
+
+    model_config = SettingsConfigDict(env_prefix="MEDIAJOBS_", env_file=".env", extra="ignore")
+
+    data_dir: Path = Path("./mediajobs-data")
+    database_url: str = ""
+    broker_url: str = ""
+    storage_url: str = ""
+    s3_endpoint_url: str = ""
+    s3_addressing_style: str = "auto"
+    host: str = "127.0.0.1"
+    port: int = 8000
+    api_keys: str = ""
+    import_allow_private: bool = False
+    max_upload_bytes: int = 10 * 1024**3
+    api_url: str = "http://127.0.0.1:8000"
+
+    # Application modules that register their own job kinds (comma-separated import paths).
+    kind_modules: str = ""
+
+    # Engine timings; the defaults suit production, tests shorten them.
+    heartbeat_interval_s: float = 5.0
+    heartbeat_timeout_s: float = 30.0
+    maintenance_interval_s: float = 1.0
+    cancel_poll_interval_s: float = 0.25
+    retry_backoff_base_s: float = 2.0
+    retry_backoff_max_s: float = 300.0
+    max_json_body_bytes: int = 1024 * 1024
+    temp_dir: Path | None = None
+
+    # Worker sizing for `mediajobs up`: cpu-bound ffmpeg work and wide io/default pools.
+    cpu_concurrency: int = Field(default=0, description="0: cores // 2, at least 1")
+    io_concurrency: int = Field(default=0, description="0: 2 × cores, at least 4")
+    ffmpeg_threads: int = Field(default=0, description="0: cores // cpu_concurrency")
+
+    @field_validator("data_dir", mode="after")
+    @classmethod
+    def _absolute(cls, value: Path) -> Path:
+        return value.expanduser().resolve()
+
+    @property
+    def effective_database_url(self) -> str:
+        return self.database_url or f"sqlite:///{self.data_dir / 'mediajobs.db'}"
+
+    @property
+    def effective_storage_url(self) -> str:
+        return self.storage_url or f"file://{self.data_dir / 'storage'}"
+
+    @property
+    def managed_broker(self) -> bool:
+        return not self.broker_url
+
+    @property
+    def managed_broker_port(self) -> int:
+        return 6390
+
+    @property
+    def effective_broker_url(self) -> str:
+        return self.broker_url or f"redis://127.0.0.1:{self.managed_broker_port}/0"
+
+    @property
+    def api_key_set(self) -> frozenset[str]:
+        return frozenset(k.strip() for k in self.api_keys.split(",") if k.strip())
+
+    @property
+    def effective_temp_dir(self) -> Path:
+        return self.temp_dir or self.data_dir / "tmp"
+
+    @property
+    def cores(self) -> int:
+        return os.cpu_count() or 1
+
+    @property
+    def effective_cpu_concurrency(self) -> int:
+        return self.cpu_concurrency or max(1, self.cores // 2)
+
+    @property
+    def effective_io_concurrency(self) -> int:
+        return self.io_concurrency or max(4, 2 * self.cores)
+
+    @property
+    def effective_ffmpeg_threads(self) -> int:
+        return self.ffmpeg_threads or max(1, self.cores // self.effective_cpu_concurrency)
+
+    def masked(self) -> dict[str, str]:
+        """The effective configuration with secrets hidden, for `doctor` and logs."""
+        shown = {
+            "data_dir": str(self.data_dir),
+            "database_url": mask_url(self.effective_database_url),
+            "broker_url": mask_url(self.effective_broker_url) + (" (managed)" if self.managed_broker else ""),
+            "storage_url": self.effective_storage_url,
+            "s3_endpoint_url": self.s3_endpoint_url or "(AWS default)",
+            "host": self.host,
+            "port": str(self.port),
+            "api_keys": f"{len(self.api_key_set)} key(s) set" if self.api_key_set else "(none: no auth)",
+            "import_allow_private": str(self.import_allow_private).lower(),
+            "max_upload_bytes": str(self.max_upload_bytes),
+            "kind_modules": self.kind_modules or "(none)",
+            "cpu_concurrency": str(self.effective_cpu_concurrency),
+            "io_concurrency": str(self.effective_io_concurrency),
+            "ffmpeg_threads": str(self.effective_ffmpeg_threads),
+        }
+        for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
+            if os.environ.get(name):
+                shown[name] = "****"
+        return shown
+
+
+def mask_url(url: str) -> str:
+    """Hide the password of a URL such as `postgresql://user:pw@host/db`."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = f"{parts.username or ''}:****@{parts.hostname or ''}"
+    if parts.port:
+        netloc += f":{parts.port}"
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,182 @@
+"""The one subprocess runner: every ffmpeg, ffprobe and yt-dlp call goes through `run`.
+
+Each child starts in its own process group (so the whole group can be killed, helpers included) and with a
+parent-death signal (so a pool child killed by a hard time limit takes its subprocesses with it). Output is
+read line by line and handed to callbacks in the caller's thread; cancellation, timeouts and any exception
+raised while waiting (Celery's SoftTimeLimitExceeded included) kill the group: TERM, a short grace, then KILL.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import os
+import queue
+import signal
+import subprocess
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Iterator, Sequence
+from contextvars import ContextVar
+from dataclasses import dataclass
+from typing import IO, Protocol
+
+from mediajobs.errors import JobCancelled, JobTimeout, ProcessFailed
+
+_PR_SET_PDEATHSIG = 1
+try:
+    _prctl = ctypes.CDLL("libc.so.6", use_errno=True).prctl
+except OSError:  # not Linux/glibc: no parent-death signal, the process group still gets killed
+    _prctl = None
+
+
+class CancelSignal(Protocol):
+    def is_set(self) -> bool: ...
+
+
+# The job runner sets this, so every subprocess a job starts is cancellable without passing it along.
+current_cancel: ContextVar[CancelSignal | None] = ContextVar("current_cancel", default=None)
+
+LineCallback = Callable[[str], None]
+
+
+@dataclass
+class Completed:
+    """What a finished subprocess left behind."""
+
+    args: list[str]
+    returncode: int
+    stdout: str
+    stderr_tail: str
+
+
+def _die_with_parent() -> None:
+    if _prctl is not None:
+        _prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+
+
+def kill_group(proc: subprocess.Popen[bytes], *, grace_s: float = 0.5) -> None:
+    """TERM the child's process group, then KILL whatever is left after `grace_s`."""
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(proc.pid, signal.SIGTERM)
+    deadline = time.monotonic() + grace_s
+    while proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.02)
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+
+
+def _pump(stream: IO[bytes], name: str, lines: queue.Queue[tuple[str, str | None]]) -> None:
+    try:
+        for raw in iter(stream.readline, b""):
+            lines.put((name, raw.decode("utf-8", "replace").rstrip("\r\n")))
+    except (OSError, ValueError):  # the stream was closed under us after a kill
+        pass
+    finally:
+        lines.put((name, None))
+
+
+def run(
+    args: Sequence[str],
+    *,
+    on_stdout: LineCallback | None = None,
+    on_stderr: LineCallback | None = None,
+    capture_stdout: bool = False,
+    timeout_s: float | None = None,
+    cancel: CancelSignal | None = None,
+    check: bool = True,
+    cwd: str | os.PathLike[str] | None = None,
+    env: dict[str, str] | None = None,
+    stderr_tail_lines: int = 40,
+    grace_s: float = 0.5,
+) -> Completed:
+    """Run `args` (a list, never a shell string) to completion, killable at any moment."""
+    argv = [str(a) for a in args]
+    cancel = cancel if cancel is not None else current_cancel.get()
+    proc = subprocess.Popen(
+        argv,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        cwd=cwd,
+        env=env,
+        start_new_session=True,
+        preexec_fn=_die_with_parent,
+    )
+    lines: queue.Queue[tuple[str, str | None]] = queue.Queue()
+    assert proc.stdout is not None and proc.stderr is not None
+    pumps = [
+        threading.Thread(target=_pump, args=(proc.stdout, "stdout", lines), daemon=True),
+        threading.Thread(target=_pump, args=(proc.stderr, "stderr", lines), daemon=True),
+    ]
+    for t in pumps:
+        t.start()
+    stdout: list[str] = []
+    tail: deque[str] = deque(maxlen=stderr_tail_lines)
+    deadline = time.monotonic() + timeout_s if timeout_s else None
+    open_streams = 2
+    try:
+        while open_streams:
+            if cancel is not None and cancel.is_set():
+                kill_group(proc, grace_s=grace_s)
+                raise JobCancelled(f"{os.path.basename(argv[0])} stopped: the job was cancelled")
+            if deadline is not None and time.monotonic() > deadline:
+                kill_group(proc, grace_s=grace_s)
+                raise JobTimeout(f"{os.path.basename(argv[0])} ran longer than {timeout_s:g} s")
+            try:
+                name, line = lines.get(timeout=0.05)
+            except queue.Empty:
+                continue
+            if line is None:
+                open_streams -= 1
+            elif name == "stdout":
+                if capture_stdout:
+                    stdout.append(line)
+                if on_stdout is not None:
+                    on_stdout(line)
+            else:
+                tail.append(line)
+                if on_stderr is not None:
+                    on_stderr(line)
+        while proc.poll() is None:
+            if cancel is not None and cancel.is_set():
+                kill_group(proc, grace_s=grace_s)
+                raise JobCancelled(f"{os.path.basename(argv[0])} stopped: the job was cancelled")
+            time.sleep(0.02)
+    finally:
+        if proc.poll() is None:
+            kill_group(proc, grace_s=grace_s)
+        else:
+            # Helpers the child left in its group (yt-dlp's ffmpeg, for one) go with it.
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(proc.pid, signal.SIGKILL)
+        for t in pumps:
+            t.join(timeout=1.0)
+        for stream in (proc.stdout, proc.stderr):
+            stream.close()
+    result = Completed(argv, proc.returncode, "\n".join(stdout), "\n".join(tail))
+    if check and proc.returncode != 0:
+        raise ProcessFailed(
+            f"{os.path.basename(argv[0])} exited with {proc.returncode}: {last_words(result.stderr_tail)}"
+        )
+    return result
+
+
+def last_words(stderr_tail: str, limit: int = 400) -> str:
+    """The most telling part of a tool's stderr for an error message."""
+    text = stderr_tail.strip().splitlines()
+    meaningful = [line for line in text if line.strip()]
+    joined = " | ".join(meaningful[-3:])
+    return joined[-limit:] if joined else "(no output)"
+
+
+@contextlib.contextmanager
+def cancellable(cancel: CancelSignal | None) -> Iterator[None]:
+    """Make `cancel` the signal every `run` inside the block obeys."""
+    token = current_cancel.set(cancel)
+    try:
+        yield
+    finally:
+        current_cancel.reset(token)
