@@ -30,6 +30,7 @@ class Settings(BaseSettings):
     import_allow_private: bool = False
     max_upload_bytes: int = 10 * 1024**3
     api_url: str = "http://127.0.0.1:8000"
+    managed_broker_port: int = 6390
 
     # Application modules that register their own job kinds (comma-separated import paths).
     kind_modules: str = ""
@@ -66,9 +67,6 @@ class Settings(BaseSettings):
     def managed_broker(self) -> bool:
         return not self.broker_url
 
-    @property
-    def managed_broker_port(self) -> int:
-        return 6390
 
     @property
     def effective_broker_url(self) -> str:

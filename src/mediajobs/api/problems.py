@@ -1,0 +1,109 @@
+"""The one place errors become HTTP: RFC 9457 problem+json for everything the API refuses."""
+
+from __future__ import annotations
+
+import logging
+from http import HTTPStatus
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from mediajobs.errors import Conflict, MediajobsError, NotFound
+
+log = logging.getLogger(__name__)
+PROBLEM_JSON = "application/problem+json"
+
+
+class Problem(Exception):
+    """An HTTP error answer with a specific detail (and field errors for 422)."""
+
+    def __init__(self, status: int, detail: str, *, errors: list[dict[str, Any]] | None = None,
+                 slug: str | None = None, headers: dict[str, str] | None = None) -> None:
+        super().__init__(detail)
+        self.status = status
+        self.detail = detail
+        self.errors = errors
+        self.slug = slug
+        self.headers = headers
+
+
+def field_error(loc: list[str | int], message: str, type_: str = "value_error") -> dict[str, Any]:
+    return {"loc": loc, "field": ".".join(str(p) for p in loc), "message": message, "type": type_}
+
+
+def invalid(loc: list[str | int], message: str) -> Problem:
+    """A 422 for one bad field."""
+    return Problem(422, f"{'.'.join(str(p) for p in loc)}: {message}", errors=[field_error(loc, message)])
+
+
+def problem_response(status: int, detail: str, *, errors: list[dict[str, Any]] | None = None,
+                     slug: str | None = None, headers: dict[str, str] | None = None,
+                     extra: dict[str, Any] | None = None) -> JSONResponse:
+    title = HTTPStatus(status).phrase if status in HTTPStatus._value2member_map_ else "Error"
+    body: dict[str, Any] = {
+        "type": f"urn:mediajobs:problem:{slug}" if slug else "about:blank",
+        "title": title,
+        "status": status,
+        "detail": detail,
+    }
+    if errors is not None:
+        body["errors"] = errors
+    if extra:
+        body.update(extra)
+    return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
+
+
+def _validation_errors(exc: RequestValidationError) -> list[dict[str, Any]]:
+    errors = []
+    for err in exc.errors():
+        loc = list(err.get("loc", ()))
+        where = loc[1:] if loc and loc[0] in ("body", "query", "path", "header") else loc
+        message = err.get("msg", "invalid value")
+        if err.get("type") == "json_invalid":
+            where = ["body"]
+            message = f"the body is not valid JSON ({err.get('ctx', {}).get('error', 'syntax error')})"
+        errors.append({**field_error(where or ["body"], message, err.get("type", "value_error")), "in": loc[0] if loc else "body"})
+    return errors
+
+
+def install(app: FastAPI) -> None:
+    @app.exception_handler(Problem)
+    async def _problem(_: Request, exc: Problem) -> JSONResponse:
+        return problem_response(exc.status, exc.detail, errors=exc.errors, slug=exc.slug, headers=exc.headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = _validation_errors(exc)
+        if any(e["type"] == "json_invalid" for e in errors):
+            return problem_response(400, errors[0]["message"], errors=errors, slug="malformed-json")
+        detail = "; ".join(f"{e['field']}: {e['message']}" for e in errors)
+        return problem_response(422, detail, errors=errors, slug="validation")
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        detail = exc.detail if isinstance(exc.detail, str) else str(exc.detail)
+        if exc.status_code == 404 and detail == "Not Found":
+            detail = "no such resource; check the URL"
+        if exc.status_code == 405:
+            detail = "this method is not allowed on this resource"
+        return problem_response(exc.status_code, detail, headers=getattr(exc, "headers", None))
+
+    @app.exception_handler(NotFound)
+    async def _not_found(_: Request, exc: NotFound) -> JSONResponse:
+        return problem_response(404, str(exc), slug="not-found")
+
+    @app.exception_handler(Conflict)
+    async def _conflict(_: Request, exc: Conflict) -> JSONResponse:
+        return problem_response(409, str(exc), slug="conflict")
+
+    @app.exception_handler(MediajobsError)
+    async def _domain(_: Request, exc: MediajobsError) -> JSONResponse:
+        return problem_response(422, str(exc), slug=exc.code)
+
+    @app.exception_handler(Exception)
+    async def _crash(request: Request, exc: Exception) -> JSONResponse:
+        log.exception("unhandled error on %s %s", request.method, request.url.path)
+        return problem_response(500, "internal error; this is a bug, the server log has the details")

@@ -1,0 +1,104 @@
+"""/api/v1/jobs: submit, look at, list, cancel, retry and follow jobs."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Header, Query, Request
+from fastapi.responses import JSONResponse, StreamingResponse
+from pydantic import ValidationError
+from sqlalchemy.exc import IntegrityError
+
+from mediajobs.api import idempotency
+from mediajobs.api.deps import DbDep
+from mediajobs.api.problems import Problem, field_error, invalid
+from mediajobs.api.sse import job_events
+from mediajobs.jobs import service, states
+from mediajobs.jobs.dispatch import Message, publisher_for
+from mediajobs.jobs.lifecycle import run_end_hook
+from mediajobs.jobs.registry import registry
+from mediajobs.jobs.schemas import JobCreate, JobPage, JobPublic, public
+
+router = APIRouter(prefix="/api/v1/jobs", tags=["jobs"])
+SCOPE = "POST /api/v1/jobs"
+
+
+def validate_params(kind_name: str, params: dict[str, Any]) -> None:
+    if kind_name not in registry or not registry.get(kind_name).public:
+        known = ", ".join(registry.names(public_only=True))
+        raise invalid(["kind"], f"unknown kind {kind_name!r}; known kinds: {known}")
+    try:
+        registry.get(kind_name).params.model_validate(params)
+    except ValidationError as exc:
+        errors = [field_error(["params", *err["loc"]], err["msg"], err["type"]) for err in exc.errors()]
+        detail = "; ".join(f"{e['field']}: {e['message']}" for e in errors)
+        raise Problem(422, f"invalid params for {kind_name}: {detail}", errors=errors, slug="validation") from exc
+
+
+@router.post("", status_code=202, response_model=JobPublic,
+             responses={422: {"description": "unknown kind or invalid params"}})
+def create_job(
+    body: JobCreate, db: DbDep,
+    idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key")] = None,
+) -> JSONResponse:
+    key = idempotency.check_key(idempotency_key)
+    if (replayed := idempotency.replay(db, SCOPE, key)) is not None:
+        return replayed
+    validate_params(body.kind, body.params)
+    job = service.new_job(kind=registry.get(body.kind), params=body.params, priority=body.priority,
+                          max_attempts=body.max_attempts)
+    answer, location = public(job), f"/api/v1/jobs/{job.id}"
+    try:
+        with db.write() as session:
+            session.add(job)
+            idempotency.remember(session, SCOPE, key, status=202, body=answer, location=location)
+    except IntegrityError:
+        if (replayed := idempotency.replay(db, SCOPE, key)) is not None:  # a concurrent twin won
+            return replayed
+        raise
+    publisher_for(db).submit(Message.of(job))
+    return JSONResponse(answer, status_code=202, headers={"Location": location})
+
+
+@router.get("", response_model=JobPage)
+def list_jobs(
+    db: DbDep,
+    state: str | None = None,
+    kind: str | None = None,
+    media_id: str | None = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    cursor: str | None = None,
+) -> dict[str, Any]:
+    if state is not None and state not in states.STATES:
+        raise invalid(["state"], f"unknown state {state!r}; one of {', '.join(states.STATES)}")
+    try:
+        page = service.list_jobs(db, state=state, kind=kind, media_id=media_id, limit=limit, cursor=cursor)
+    except ValueError as exc:
+        raise invalid(["cursor"], str(exc)) from exc
+    return {"items": [public(j) for j in page.items], "next_cursor": page.next_cursor}
+
+
+@router.get("/{job_id}", response_model=JobPublic)
+def get_job(job_id: str, db: DbDep) -> dict[str, Any]:
+    return public(service.get_job(db, job_id))
+
+
+@router.delete("/{job_id}", response_model=JobPublic, status_code=202)
+def cancel_job(job_id: str, db: DbDep) -> JSONResponse:
+    job, changed = service.request_cancel(db, job_id)
+    if changed and job.state == states.CANCELLED:  # it never started: nobody else will run its end hook
+        run_end_hook(job)
+    return JSONResponse(public(job), status_code=202 if changed else 200)
+
+
+@router.post("/{job_id}/retry", response_model=JobPublic, status_code=202)
+def retry_job(job_id: str, db: DbDep) -> JSONResponse:
+    job = service.retry(db, job_id)
+    publisher_for(db).submit(Message.of(job))
+    return JSONResponse(public(job), status_code=202, headers={"Location": f"/api/v1/jobs/{job.id}"})
+
+
+@router.get("/{job_id}/events", response_class=StreamingResponse,
+            responses={200: {"content": {"text/event-stream": {}}}})
+async def follow_job(job_id: str, db: DbDep, request: Request) -> StreamingResponse:
+    return await job_events(request, db, job_id)

@@ -1,0 +1,243 @@
+"""The API client commands: `submit`, `jobs ls|show|cancel|retry|watch` and `media import|upload|ls|show|rm`."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import click
+
+from mediajobs.cli.apiclient import ApiClient, ClientError
+from mediajobs.cli.progress import JobProgress, TransferProgress, format_bytes, format_duration
+from mediajobs.config import get_settings
+
+JOB_STATES = ("queued", "running", "retrying", "succeeded", "failed", "cancelled")
+MEDIA_STATES = ("pending", "importing", "processing", "ready", "failed", "deleting")
+MEDIA_DONE = frozenset({"ready", "failed"})
+
+
+class ApiCommand(click.Command):
+    """A command that talks to the API: its errors become one message and an exit code, not a traceback."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except ClientError as exc:
+            click.echo(exc.render(), err=True)
+            raise click.exceptions.Exit(exc.exit_code) from None
+
+
+class ApiGroup(click.Group):
+    command_class = ApiCommand
+
+
+def connect() -> ApiClient:
+    return ApiClient.from_settings(get_settings())
+
+
+def parse_param(text: str) -> tuple[str, Any]:
+    """`key=value`, the value read as JSON when it is JSON (`x=1` → 1, `flags=[1,2]` → a list), else text."""
+    key, sep, raw = text.partition("=")
+    if not sep or not key.strip():
+        raise click.BadParameter(f"{text!r} is not key=value")
+    try:
+        value: Any = json.loads(raw)
+    except ValueError:
+        value = raw
+    return key.strip(), value
+
+
+def _params(ctx: click.Context, param: click.Parameter, values: Sequence[str]) -> dict[str, Any]:
+    return dict(parse_param(value) for value in values)
+
+
+def print_json(value: Any) -> None:
+    click.echo(json.dumps(value, indent=2))
+
+
+def parse_time(stamp: str | None) -> datetime | None:
+    if not stamp:
+        return None
+    moment = datetime.fromisoformat(stamp)
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def age(stamp: str | None) -> str:
+    moment = parse_time(stamp)
+    if moment is None:
+        return "-"
+    seconds = max(0.0, (datetime.now(UTC) - moment).total_seconds())
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size:
+            return f"{int(seconds // size)}{unit}"
+    return f"{int(seconds)}s"
+
+
+def print_table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
+    widths = [max(len(row[i]) for row in [headers, *rows]) for i in range(len(headers))]
+    for row in [headers, *rows]:
+        click.echo("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip())
+
+
+def print_fields(fields: Sequence[tuple[str, Any]]) -> None:
+    width = max(len(name) for name, _ in fields)
+    for name, value in fields:
+        if value is None or value == "":
+            continue
+        text = value if isinstance(value, str) else json.dumps(value, indent=2)
+        click.echo(f"{name.ljust(width)}  {text.replace(chr(10), chr(10) + ' ' * (width + 2))}")
+
+
+def describe_error(error: Any) -> str:
+    if isinstance(error, dict):
+        return f"{error.get('code', 'error')}: {error.get('message', '')}".rstrip(": ")
+    return str(error)
+
+
+def all_items(fetch_page: Any, *, limit: int | None, follow: bool) -> tuple[list[dict[str, Any]], str | None]:
+    """One page, or with `follow` every page (`limit` then sizes the pages)."""
+    page = fetch_page(limit=limit or (500 if follow else None), cursor=None)
+    items = list(page["items"])
+    while follow and page.get("next_cursor"):
+        page = fetch_page(limit=limit or 500, cursor=page["next_cursor"])
+        items.extend(page["items"])
+    return items, None if follow else page.get("next_cursor")
+
+
+def report_job(job: dict[str, Any], *, as_json: bool, expect: str = "succeeded") -> None:
+    """The job's end on stdout, its failure on stderr with exit code 1."""
+    if as_json:
+        print_json(job)
+    elif job["state"] == "succeeded":
+        started, finished = parse_time(job.get("started_at")), parse_time(job.get("finished_at"))
+        took = f" in {format_duration((finished - started).total_seconds())}" if started and finished else ""
+        click.echo(f"job {job['id']} succeeded{took}")
+        if job.get("result") is not None:
+            result = job["result"]
+            click.echo("result: " + (json.dumps(result, indent=2) if isinstance(result, dict | list) else
+                                     str(result)))
+    elif job["state"] == expect:
+        click.echo(f"job {job['id']} {job['state']}")
+    if job["state"] != expect:
+        error = f": {describe_error(job['error'])}" if job.get("error") else ""
+        click.echo(f"job {job['id']} {job['state']}{error}", err=True)
+        raise click.exceptions.Exit(1)
+
+
+def job_row(job: dict[str, Any]) -> list[str]:
+    stage = str(job.get("stage") or "")
+    return [job["id"], job["kind"], job["state"], f"{float(job.get('progress') or 0):.0f}%",
+            stage if len(stage) <= 40 else stage[:39] + "…", age(job.get("created_at"))]
+
+
+@click.command(cls=ApiCommand)
+@click.argument("kind")
+@click.option("-p", "--param", "params", multiple=True, callback=_params, metavar="KEY=VALUE",
+              help="A job parameter; the value is read as JSON when it parses (x=1, tags='[\"a\"]').")
+@click.option("--priority", type=click.IntRange(0, 9), help="0 (lowest) to 9 (most urgent).")
+@click.option("--max-attempts", type=click.IntRange(min=1), help="Attempts before a transient failure is final.")
+@click.option("--wait", is_flag=True, help="Follow the job live; exit non-zero unless it succeeds.")
+@click.option("--json", "as_json", is_flag=True, help="Print the job as JSON.")
+def submit(kind: str, params: dict[str, Any], priority: int | None, max_attempts: int | None, wait: bool,
+           as_json: bool) -> None:
+    """Submit a job of KIND."""
+    with connect() as client:
+        job = client.jobs_submit(kind, params, priority=priority, max_attempts=max_attempts)
+        if wait:
+            wait_for_job(client, job, as_json=as_json)
+        elif as_json:
+            print_json(job)
+        else:
+            click.echo(f"job {job['id']} {job['state']} ({job['kind']}, queue {job.get('queue', '?')})")
+
+
+@click.group(cls=ApiGroup)
+def jobs() -> None:
+    """List, inspect, cancel, retry and watch jobs."""
+
+
+@jobs.command("ls")
+@click.option("--state", type=click.Choice(JOB_STATES))
+@click.option("--kind")
+@click.option("--media-id")
+@click.option("--limit", type=click.IntRange(1, 500), help="How many (with --all: per page).")
+@click.option("--all", "follow", is_flag=True, help="Every page, not only the newest.")
+@click.option("--json", "as_json", is_flag=True)
+def jobs_ls(state: str | None, kind: str | None, media_id: str | None, limit: int | None, follow: bool,
+            as_json: bool) -> None:
+    """List jobs, newest first."""
+    with connect() as client:
+        items, more = all_items(lambda **page: client.jobs_list(state=state, kind=kind, media_id=media_id, **page),
+                                limit=limit, follow=follow)
+    if as_json:
+        print_json({"items": items, "next_cursor": more})
+        return
+    print_table(["ID", "KIND", "STATE", "PROGRESS", "STAGE", "AGE"], [job_row(job) for job in items])
+    if more:
+        click.echo("(more jobs: --all lists every page)", err=True)
+
+
+@jobs.command("show")
+@click.argument("job_id")
+@click.option("--json", "as_json", is_flag=True)
+def jobs_show(job_id: str, as_json: bool) -> None:
+    """Show one job."""
+    with connect() as client:
+        job = client.job(job_id)
+    if as_json:
+        print_json(job)
+        return
+    eta = job.get("eta_seconds")
+    print_fields([
+        ("id", job["id"]), ("kind", job["kind"]), ("state", job["state"]),
+        ("progress", f"{float(job.get('progress') or 0):.1f}%  {job.get('stage') or ''}".rstrip()),
+        ("eta", format_duration(eta) if eta is not None else None),
+        ("attempt", f"{job.get('attempt')}/{job.get('max_attempts')}"), ("queue", job.get("queue")),
+        ("priority", str(job.get("priority"))), ("media", job.get("media_id")), ("params", job.get("params")),
+        ("result", job.get("result")), ("error", describe_error(job["error"]) if job.get("error") else None),
+        ("cancel", "requested" if job.get("cancel_requested") else None), ("created", job.get("created_at")),
+        ("started", job.get("started_at")), ("finished", job.get("finished_at")),
+    ])
+
+
+@jobs.command("cancel")
+@click.argument("job_id")
+@click.option("--wait", is_flag=True, help="Wait until its work has stopped; exit non-zero unless cancelled.")
+def jobs_cancel(job_id: str, wait: bool) -> None:
+    """Cancel a job: at once when queued, as soon as its work stops when running."""
+    with connect() as client:
+        job = client.job_cancel(job_id)
+        if wait:
+            wait_for_job(client, job, as_json=False, expect="cancelled")
+        elif job.get("cancel_requested") and job["state"] not in ("succeeded", "failed", "cancelled"):
+            click.echo(f"job {job['id']} {job['state']}: cancel requested")
+        else:
+            click.echo(f"job {job['id']} {job['state']}")
+
+
+@jobs.command("retry")
+@click.argument("job_id")
+@click.option("--wait", is_flag=True, help="Follow the new attempt; exit non-zero unless it succeeds.")
+@click.option("--json", "as_json", is_flag=True)
+def jobs_retry(job_id: str, wait: bool, as_json: bool) -> None:
+    """Run a failed or cancelled job again, as a new attempt."""
+    with connect() as client:
+        job = client.job_retry(job_id)
+        if wait:
+            wait_for_job(client, job, as_json=as_json)
+        elif as_json:
+            print_json(job)
+        else:
+            click.echo(f"job {job['id']} {job['state']} (attempt {job.get('attempt')}/{job.get('max_attempts')})")
+
+
+@jobs.command("watch")
+@click.argument("job_id")
+def jobs_watch(job_id: str) -> None:
+    """Follow a job live until it ends; exit non-zero unless it succeeds."""
+    with connect() as client:
+        wait_for_job(client, client.job(job_id), as_json=False)

@@ -1,0 +1,87 @@
+"""Server commands: up, api, worker, migrate, doctor."""
+
+from __future__ import annotations
+
+import logging
+
+import click
+
+from mediajobs.config import get_settings
+
+
+def _logging(level: str = "INFO") -> None:
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+
+@click.command()
+def up() -> None:
+    """Run the whole stack on this machine: managed Redis, API, workers and web UI."""
+    from mediajobs.supervisor import Supervisor
+
+    _logging()
+    raise SystemExit(Supervisor(get_settings()).run())
+
+
+@click.command()
+@click.option("--host", default=None, help="default: MEDIAJOBS_HOST")
+@click.option("--port", type=int, default=None, help="default: MEDIAJOBS_PORT")
+@click.option("--no-migrate", is_flag=True, help="do not upgrade the schema first")
+def api(host: str | None, port: int | None, no_migrate: bool) -> None:
+    """Run the HTTP API (and web UI)."""
+    import uvicorn
+
+    from mediajobs.db.migrate import migrate
+    from mediajobs.db.session import get_db
+
+    _logging()
+    settings = get_settings()
+    if not no_migrate:
+        migrate(get_db(settings.effective_database_url))
+    uvicorn.run(
+        "mediajobs.api.app:app_factory", factory=True, host=host or settings.host, port=port or settings.port,
+        log_level="info", access_log=False, timeout_graceful_shutdown=3,
+    )
+
+
+@click.command()
+@click.option("--queues", "-Q", default="io,cpu,default", show_default=True, help="comma-separated queues")
+@click.option("--concurrency", "-c", type=int, default=None,
+              help="pool size; default: matched to the cores for cpu, wider for io/default")
+@click.option("--loglevel", default="INFO", show_default=True)
+@click.option("--no-migrate", is_flag=True, help="do not upgrade the schema first")
+def worker(queues: str, concurrency: int | None, loglevel: str, no_migrate: bool) -> None:
+    """Run a Celery worker consuming QUEUES."""
+    from mediajobs.worker.main import parse_queues, run_worker
+
+    _logging(loglevel)
+    settings = get_settings()
+    try:
+        names = parse_queues(queues)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--queues") from exc
+    if concurrency is None:
+        concurrency = settings.effective_cpu_concurrency if names == ["cpu"] else settings.effective_io_concurrency
+    run_worker(queues=names, concurrency=concurrency, loglevel=loglevel, migrate_first=not no_migrate)
+
+
+@click.command()
+def migrate() -> None:
+    """Create or upgrade the database schema."""
+    from mediajobs.db.migrate import head_revision
+    from mediajobs.db.migrate import migrate as run_migrate
+    from mediajobs.db.session import get_db
+
+    db = get_db(get_settings().effective_database_url)
+    applied = run_migrate(db)
+    click.echo(f"schema {'upgraded to' if applied else 'already at'} {head_revision(db)}")
+
+
+@click.command()
+def doctor() -> None:
+    """Print the effective configuration and check database, broker, storage, tools and queues."""
+    from mediajobs.doctor import run_doctor
+
+    raise SystemExit(run_doctor(get_settings(), click.echo))
+
+
+COMMANDS: list[click.Command] = [up, api, worker, migrate, doctor]

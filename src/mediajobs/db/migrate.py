@@ -1,0 +1,60 @@
+"""Create or upgrade the schema with Alembic; safe to call from several processes at once."""
+
+from __future__ import annotations
+
+import fcntl
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import text
+
+from mediajobs.db.session import Database
+
+MIGRATIONS = Path(__file__).parent / "migrations"
+
+
+def alembic_config(db: Database) -> Config:
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS))
+    cfg.set_main_option("sqlalchemy.url", db.url.replace("%", "%%"))
+    cfg.attributes["engine"] = db.write_engine
+    return cfg
+
+
+def current_revision(db: Database) -> str | None:
+    with db.write_engine.connect() as conn:
+        return MigrationContext.configure(conn).get_current_revision()
+
+
+def head_revision(db: Database) -> str | None:
+    return ScriptDirectory.from_config(alembic_config(db)).get_current_head()
+
+
+def migrate(db: Database, *, lock_dir: Path | None = None) -> bool:
+    """Upgrade to head if needed; returns True when something was applied."""
+    if current_revision(db) == head_revision(db):
+        return False
+    if db.is_sqlite:
+        lock_path = (lock_dir or Path(db.url.split("///", 1)[1]).parent) / ".migrate.lock"
+        lock_path.parent.mkdir(parents=True, exist_ok=True)
+        with open(lock_path, "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            return _upgrade(db)
+    with db.write_engine.connect() as conn:
+        # An advisory lock makes concurrent api/worker start-ups migrate one at a time.
+        conn.execute(text("SELECT pg_advisory_lock(72470001)"))
+        try:
+            return _upgrade(db)
+        finally:
+            conn.execute(text("SELECT pg_advisory_unlock(72470001)"))
+            conn.commit()
+
+
+def _upgrade(db: Database) -> bool:
+    if current_revision(db) == head_revision(db):
+        return False
+    command.upgrade(alembic_config(db), "head")
+    return True

@@ -1,0 +1,95 @@
+"""Engines and sessions. SQLite runs in WAL mode, and its write transactions take the write lock up front."""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy.orm import Session, sessionmaker
+
+
+def normalize_url(url: str) -> str:
+    """Use psycopg 3 for PostgreSQL whatever spelling the user gave."""
+    for prefix in ("postgresql://", "postgres://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix) :]
+    return url
+
+
+def _sqlite_engine(url: str, begin: str) -> Engine:
+    path = url.split("///", 1)[1] if "///" in url else ""
+    if path and path != ":memory:":
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+    engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False}, pool_size=20)
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        # Let SQLAlchemy's "begin" event issue BEGIN itself (the driver's implicit BEGIN is always DEFERRED).
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Any) -> None:
+        # A deferred transaction that reads and then writes fails at once with SQLITE_BUSY when another
+        # process wrote in between; IMMEDIATE waits for the lock (busy_timeout) instead.
+        conn.exec_driver_sql(begin)
+
+    return engine
+
+
+class Database:
+    """The database of record: `write()` for transactions that change rows, `read()` for queries."""
+
+    def __init__(self, url: str) -> None:
+        self.url = normalize_url(url)
+        self.is_sqlite = self.url.startswith("sqlite")
+        if self.is_sqlite:
+            self.write_engine = _sqlite_engine(self.url, "BEGIN IMMEDIATE")
+            self.read_engine = _sqlite_engine(self.url, "BEGIN")
+        else:
+            self.write_engine = create_engine(self.url, pool_pre_ping=True, pool_size=10, max_overflow=20)
+            self.read_engine = self.write_engine
+        self._writer = sessionmaker(bind=self.write_engine, expire_on_commit=False)
+        self._reader = sessionmaker(bind=self.read_engine, expire_on_commit=False)
+
+    @contextmanager
+    def write(self) -> Iterator[Session]:
+        with self._writer.begin() as session:
+            yield session
+
+    @contextmanager
+    def read(self) -> Iterator[Session]:
+        with self._reader() as session:
+            yield session
+
+    def ping(self) -> None:
+        with self.read_engine.connect() as conn:
+            conn.execute(text("SELECT 1"))
+
+    def dispose(self) -> None:
+        self.write_engine.dispose()
+        if self.read_engine is not self.write_engine:
+            self.read_engine.dispose()
+
+
+_lock = threading.Lock()
+_databases: dict[tuple[int, str], Database] = {}
+
+
+def get_db(url: str) -> Database:
+    """One Database per process and URL; a forked worker child gets its own connections."""
+    key = (os.getpid(), url)
+    with _lock:
+        db = _databases.get(key)
+        if db is None:
+            db = _databases[key] = Database(url)
+        return db

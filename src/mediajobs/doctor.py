@@ -1,0 +1,88 @@
+"""`mediajobs doctor`: the effective configuration and a check of every part it depends on."""
+
+from __future__ import annotations
+
+import shutil
+import sys
+from collections.abc import Callable
+
+import redis
+
+from mediajobs import process
+from mediajobs.config import Settings
+from mediajobs.db.migrate import current_revision, head_revision
+from mediajobs.db.session import get_db
+from mediajobs.jobs.registry import QUEUES
+
+Check = tuple[str, Callable[[Settings], str]]
+
+
+def check_database(settings: Settings) -> str:
+    db = get_db(settings.effective_database_url)
+    db.ping()
+    current, head = current_revision(db), head_revision(db)
+    if current != head:
+        raise RuntimeError(f"schema at {current or 'nothing'}, code expects {head}: run `mediajobs migrate`")
+    return f"reachable, schema at {head}"
+
+
+def check_broker(settings: Settings) -> str:
+    client = redis.Redis.from_url(settings.effective_broker_url, socket_connect_timeout=2, socket_timeout=2)
+    info = client.info("server")
+    policy = client.config_get("maxmemory-policy").get("maxmemory-policy", "?")
+    note = "" if policy == "noeviction" else f" (WARNING: maxmemory-policy {policy}; a broker wants noeviction)"
+    return f"redis {info.get('redis_version')} reachable{note}"
+
+
+def check_storage(settings: Settings) -> str:
+    from mediajobs.storage import open_storage
+
+    storage = open_storage(settings)
+    storage.check()
+    return f"{storage.describe()} writable"
+
+
+def tool_version(argv: list[str]) -> str:
+    if shutil.which(argv[0]) is None and argv[0] != sys.executable:
+        raise RuntimeError(f"{argv[0]} not found on PATH")
+    out = process.run(argv, capture_stdout=True, timeout_s=20)
+    return out.stdout.strip().splitlines()[0]
+
+
+def check_queues(settings: Settings) -> str:
+    from mediajobs.worker.app import get_celery
+
+    replies = get_celery().control.inspect(timeout=2.0).active_queues() or {}
+    consumed = {q["name"] for queues in replies.values() for q in queues}
+    missing = [q for q in QUEUES if q not in consumed]
+    if missing:
+        raise RuntimeError(f"no worker consumes {', '.join(missing)} ({len(replies)} worker(s) answered); "
+                           "start `mediajobs worker --queues " + ",".join(missing) + "`")
+    return f"{len(replies)} worker(s) consume {', '.join(sorted(consumed))}"
+
+
+CHECKS: list[Check] = [
+    ("database", check_database),
+    ("broker", check_broker),
+    ("storage", check_storage),
+    ("ffmpeg", lambda s: tool_version(["ffmpeg", "-hide_banner", "-version"])),
+    ("ffprobe", lambda s: tool_version(["ffprobe", "-hide_banner", "-version"])),
+    ("yt-dlp", lambda s: "yt-dlp " + tool_version([sys.executable, "-m", "yt_dlp", "--version"])),
+    ("queues", check_queues),
+]
+
+
+def run_doctor(settings: Settings, echo: Callable[[str], None]) -> int:
+    echo("configuration:")
+    for name, value in settings.masked().items():
+        echo(f"  {name:22} {value}")
+    echo("checks:")
+    failed = 0
+    for name, check in CHECKS:
+        try:
+            echo(f"  ok    {name:10} {check(settings)}")
+        except Exception as exc:
+            failed += 1
+            echo(f"  FAIL  {name:10} {type(exc).__name__}: {exc}")
+    echo("all checks passed" if not failed else f"{failed} check(s) failed")
+    return 0 if not failed else 1

@@ -1,0 +1,56 @@
+"""The maintenance loop (outbox relay, reaper, key purge), run by every API and worker process."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+
+from mediajobs.config import Settings
+from mediajobs.db.session import Database
+from mediajobs.jobs.dispatch import relay
+from mediajobs.jobs.reaper import purge_idempotency_keys, reap
+
+log = logging.getLogger(__name__)
+
+
+class Maintenance:
+    """Relay every `maintenance_interval_s`, reap every few seconds, purge old idempotency keys hourly."""
+
+    def __init__(self, db: Database, settings: Settings) -> None:
+        self.db = db
+        self.settings = settings
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="mediajobs-maintenance", daemon=True)
+
+    def start(self) -> Maintenance:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+
+    def tick(self, now: float, last: dict[str, float]) -> None:
+        relay(self.db)
+        reap_every = max(1.0, self.settings.heartbeat_timeout_s / 4)
+        if now - last.get("reap", 0.0) >= reap_every:
+            last["reap"] = now
+            reap(self.db, heartbeat_timeout_s=self.settings.heartbeat_timeout_s)
+        if now - last.get("purge", 0.0) >= 3600:
+            last["purge"] = now
+            purge_idempotency_keys(self.db)
+
+    def _run(self) -> None:
+        last: dict[str, float] = {}
+        failing = False
+        while not self._stop.wait(self.settings.maintenance_interval_s):
+            try:
+                self.tick(time.monotonic(), last)
+                if failing:
+                    log.info("maintenance: recovered")
+                failing = False
+            except Exception as exc:  # database or broker outage: say so once, keep trying
+                if not failing:
+                    log.warning("maintenance round failed (%s); retrying", exc, exc_info=True)
+                failing = True

@@ -1,0 +1,135 @@
+"""The registry of job kinds: what a kind is called, where it runs, what it accepts and how long it may take."""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from pydantic import BaseModel, ConfigDict
+
+if TYPE_CHECKING:
+    from mediajobs.db.models import Job
+    from mediajobs.jobs.context import JobContext
+
+QUEUES = ("default", "io", "cpu")
+
+
+class NoParams(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+Handler = Callable[["JobContext", Any], Any]
+EndHook = Callable[["Job"], None]
+
+
+@dataclass(frozen=True)
+class Kind:
+    """A registered kind of job."""
+
+    name: str
+    handler: Handler
+    params: type[BaseModel] = NoParams
+    queue: str = "default"
+    soft_time_limit_s: float = 3600.0
+    time_limit_s: float = 3660.0
+    max_attempts: int = 3
+    priority: int = 5
+    public: bool = True
+    # Called once the job reaches a terminal state (in whichever process made it terminal).
+    on_end: EndHook | None = None
+    description: str = ""
+    tags: tuple[str, ...] = field(default_factory=tuple)
+
+
+class UnknownKind(KeyError):
+    """No job kind of that name is registered."""
+
+
+class Registry:
+    def __init__(self) -> None:
+        self._kinds: dict[str, Kind] = {}
+
+    def add(self, kind: Kind) -> Kind:
+        if kind.queue not in QUEUES:
+            raise ValueError(f"kind {kind.name!r}: queue must be one of {', '.join(QUEUES)}")
+        if kind.time_limit_s <= kind.soft_time_limit_s:
+            raise ValueError(f"kind {kind.name!r}: time_limit_s must exceed soft_time_limit_s")
+        self._kinds[kind.name] = kind
+        return kind
+
+    def get(self, name: str) -> Kind:
+        try:
+            return self._kinds[name]
+        except KeyError:
+            raise UnknownKind(name) from None
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._kinds
+
+    def names(self, *, public_only: bool = False) -> list[str]:
+        return sorted(k.name for k in self._kinds.values() if k.public or not public_only)
+
+    def all(self) -> Iterable[Kind]:
+        return self._kinds.values()
+
+    def longest_time_limit_s(self) -> float:
+        return max((k.time_limit_s for k in self._kinds.values()), default=3660.0)
+
+
+registry = Registry()
+
+
+def job_kind(
+    name: str,
+    *,
+    params: type[BaseModel] = NoParams,
+    queue: str = "default",
+    soft_time_limit_s: float = 3600.0,
+    time_limit_s: float | None = None,
+    max_attempts: int = 3,
+    priority: int = 5,
+    public: bool = True,
+    on_end: EndHook | None = None,
+) -> Callable[[Handler], Handler]:
+    """Register the decorated function `fn(ctx, params)` as job kind `name`."""
+
+    def register(fn: Handler) -> Handler:
+        registry.add(
+            Kind(
+                name=name,
+                handler=fn,
+                params=params,
+                queue=queue,
+                soft_time_limit_s=soft_time_limit_s,
+                time_limit_s=time_limit_s if time_limit_s is not None else soft_time_limit_s + 60.0,
+                max_attempts=max_attempts,
+                priority=priority,
+                public=public,
+                on_end=on_end,
+                description=(fn.__doc__ or "").strip().splitlines()[0] if fn.__doc__ else "",
+            )
+        )
+        return fn
+
+    return register
+
+
+_loaded = False
+
+
+def load_kinds(extra_modules: str = "") -> Registry:
+    """Import the built-in kinds and the application's kind modules (MEDIAJOBS_KIND_MODULES)."""
+    global _loaded
+    if not _loaded:
+        importlib.import_module("mediajobs.jobs.builtin")
+        try:
+            importlib.import_module("mediajobs.media.kinds")
+        except ModuleNotFoundError as exc:
+            if exc.name != "mediajobs.media.kinds":
+                raise
+        _loaded = True
+    for module in filter(None, (m.strip() for m in extra_modules.split(","))):
+        importlib.import_module(module)
+    return registry

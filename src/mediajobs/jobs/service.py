@@ -1,0 +1,203 @@
+"""Every change of a job row: creation, start, progress, heartbeat, end, cancel, retry.
+
+Each move is one conditional UPDATE on (id, state, attempt), so two processes racing on a job (a duplicate
+delivery, the reaper and a late worker, a cancel and a finish) cannot both win.
+"""
+
+from __future__ import annotations
+
+import base64
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import and_, or_, select, update
+from sqlalchemy.orm import Session
+
+from mediajobs.db.models import Job, utcnow
+from mediajobs.db.session import Database
+from mediajobs.errors import Conflict, NotFound
+from mediajobs.jobs import states
+from mediajobs.jobs.registry import Kind
+
+
+def parse_id(value: str) -> str | None:
+    """The canonical form of a UUID, or None when `value` is not one."""
+    try:
+        return str(uuid.UUID(value))
+    except (ValueError, AttributeError, TypeError):
+        return None
+
+
+def new_job(*, kind: Kind, params: dict[str, Any], priority: int | None = None,
+            max_attempts: int | None = None, media_id: str | None = None) -> Job:
+    now = utcnow()
+    return Job(
+        id=str(uuid.uuid4()), kind=kind.name, state=states.QUEUED, params=params, progress=0.0, stage="",
+        eta_seconds=None, attempt=1, max_attempts=max_attempts or kind.max_attempts, queue=kind.queue,
+        priority=kind.priority if priority is None else priority, media_id=media_id, result=None, error=None,
+        cancel_requested=False, created_at=now, updated_at=now, time_limit_s=kind.time_limit_s,
+    )
+
+
+def get_job(db: Database, job_id: str) -> Job:
+    canonical = parse_id(job_id)
+    if canonical is not None:
+        with db.read() as session:
+            job = session.get(Job, canonical)
+            if job is not None:
+                return job
+    raise NotFound(f"no job with id {job_id!r}")
+
+
+@dataclass
+class Page:
+    items: list[Job]
+    next_cursor: str | None
+
+
+def encode_cursor(created_at: datetime, row_id: str) -> str:
+    return base64.urlsafe_b64encode(f"{created_at.isoformat()}|{row_id}".encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> tuple[datetime, str]:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        stamp, row_id = raw.split("|", 1)
+        return datetime.fromisoformat(stamp), row_id
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise ValueError("cursor is not one this API returned; start again without it") from exc
+
+
+def list_jobs(db: Database, *, state: str | None = None, kind: str | None = None, media_id: str | None = None,
+              limit: int = 50, cursor: str | None = None) -> Page:
+    query = select(Job)
+    if state:
+        query = query.where(Job.state == state)
+    if kind:
+        query = query.where(Job.kind == kind)
+    if media_id:
+        query = query.where(Job.media_id == media_id)
+    if cursor:
+        created_at, row_id = decode_cursor(cursor)
+        query = query.where(or_(Job.created_at < created_at, and_(Job.created_at == created_at, Job.id < row_id)))
+    query = query.order_by(Job.created_at.desc(), Job.id.desc()).limit(limit + 1)
+    with db.read() as session:
+        rows = list(session.scalars(query))
+    more = len(rows) > limit
+    rows = rows[:limit]
+    return Page(rows, encode_cursor(rows[-1].created_at, rows[-1].id) if more and rows else None)
+
+
+def _update(session: Session, job_id: str, *conditions: Any, **values: Any) -> bool:
+    values.setdefault("updated_at", utcnow())
+    result = session.execute(update(Job).where(Job.id == job_id, *conditions).values(**values))
+    return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+def start(db: Database, *, job_id: str, attempt: int, worker: str) -> Job | None:
+    """queued → running for this attempt; None if the job was cancelled, already started or superseded."""
+    now = utcnow()
+    with db.write() as session:
+        won = _update(
+            session, job_id, Job.state == states.QUEUED, Job.attempt == attempt,
+            state=states.RUNNING, started_at=now, heartbeat_at=now, worker=worker, progress=0.0,
+            stage="", eta_seconds=None, error=None, published_at=now,
+        )
+        return session.get(Job, job_id) if won else None
+
+
+def report_progress(db: Database, *, job_id: str, attempt: int, progress: float, stage: str,
+                    eta_seconds: float | None) -> None:
+    with db.write() as session:
+        _update(session, job_id, Job.state == states.RUNNING, Job.attempt == attempt,
+                progress=progress, stage=stage[:500], eta_seconds=eta_seconds, heartbeat_at=utcnow())
+
+
+def heartbeat(db: Database, *, job_id: str, attempt: int) -> None:
+    with db.write() as session:
+        _update(session, job_id, Job.state == states.RUNNING, Job.attempt == attempt, heartbeat_at=utcnow())
+
+
+def cancel_requested(db: Database, *, job_id: str) -> bool:
+    with db.read() as session:
+        return bool(session.scalar(select(Job.cancel_requested).where(Job.id == job_id)))
+
+
+def finish(db: Database, *, job_id: str, attempt: int, state: str, result: Any = None,
+           error: dict[str, str] | None = None, from_states: tuple[str, ...] = (states.RUNNING,)) -> Job | None:
+    """Move the job to a terminal state; None if someone else already moved it."""
+    values: dict[str, Any] = {"state": state, "finished_at": utcnow(), "eta_seconds": None, "error": error}
+    if state == states.SUCCEEDED:
+        values.update(result=result, progress=100.0)
+    with db.write() as session:
+        won = _update(session, job_id, Job.state.in_(from_states), Job.attempt == attempt, **values)
+        return session.get(Job, job_id) if won else None
+
+
+def schedule_retry(db: Database, *, job_id: str, attempt: int, error: dict[str, str], delay_s: float) -> bool:
+    """running → retrying as the next attempt, to be published by the relay after `delay_s`."""
+    with db.write() as session:
+        return _update(
+            session, job_id, Job.state == states.RUNNING, Job.attempt == attempt,
+            state=states.RETRYING, attempt=attempt + 1, run_after=utcnow() + timedelta(seconds=delay_s),
+            published_at=None, error=error, eta_seconds=None, worker=None,
+        )
+
+
+def requeue(session: Session, job: Job, *, error: dict[str, str] | None) -> bool:
+    """running → queued as the next attempt (after its worker vanished)."""
+    return _update(
+        session, job.id, Job.state == states.RUNNING, Job.attempt == job.attempt,
+        state=states.QUEUED, attempt=job.attempt + 1, published_at=None, run_after=None, worker=None,
+        started_at=None, progress=0.0, stage="", eta_seconds=None, error=error,
+    )
+
+
+def request_cancel(db: Database, job_id: str) -> tuple[Job, bool]:
+    """Cancel at once when not started; ask the worker to stop when running. Returns (job, changed)."""
+    job = get_job(db, job_id)
+    now = utcnow()
+    error = {"code": "cancelled", "message": "cancelled by request before it started"}
+    with db.write() as session:
+        if _update(session, job.id, Job.state.in_((states.QUEUED, states.RETRYING)),
+                   state=states.CANCELLED, cancel_requested=True, finished_at=now, eta_seconds=None, error=error):
+            return session.get(Job, job.id) or job, True
+        if _update(session, job.id, Job.state == states.RUNNING, Job.cancel_requested.is_(False),
+                   cancel_requested=True):
+            return session.get(Job, job.id) or job, True
+        current = session.get(Job, job.id) or job
+        return current, current.state not in states.TERMINAL
+
+
+def retry(db: Database, job_id: str) -> Job:
+    """failed/cancelled → queued as a new attempt."""
+    job = get_job(db, job_id)
+    if job.state not in states.RETRYABLE:
+        raise Conflict(f"job {job.id} is {job.state}; only failed or cancelled jobs can be retried")
+    with db.write() as session:
+        won = _update(
+            session, job.id, Job.state == job.state, Job.attempt == job.attempt,
+            state=states.QUEUED, attempt=job.attempt + 1, max_attempts=max(job.max_attempts, job.attempt + 1),
+            progress=0.0, stage="", eta_seconds=None, result=None, error=None, cancel_requested=False,
+            started_at=None, finished_at=None, published_at=None, run_after=None, worker=None,
+        )
+        if not won:
+            raise Conflict(f"job {job.id} changed while retrying it; look at it again")
+        fresh = session.get(Job, job.id)
+        assert fresh is not None
+        return fresh
+
+
+def mark_published(db: Database, pairs: list[tuple[str, int]]) -> None:
+    if not pairs:
+        return
+    now = utcnow()
+    with db.write() as session:
+        for job_id, attempt in pairs:
+            session.execute(
+                update(Job)
+                .where(Job.id == job_id, Job.attempt == attempt, Job.published_at.is_(None))
+                .values(published_at=now)
+            )

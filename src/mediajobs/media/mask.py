@@ -1,0 +1,178 @@
+"""Mask rectangular regions of a video (blur, black box, pixelate) in one ffmpeg pass.
+
+Each blur/pixelate region is cropped from the decoded frame, filtered at its own size and overlaid back, so the
+cost grows with the masked area rather than with the frame; black boxes are painted last so they always win
+where regions overlap. Video is re-encoded with libx264, the audio is stream-copied.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from mediajobs import process
+from mediajobs.errors import InvalidParams, UnsupportedMedia
+from mediajobs.media.probe import Probe
+from mediajobs.media.progress import FfmpegProgress, fraction_only, progress_args
+
+STYLES = ("blur", "black", "pixelate")
+
+# Audio codecs the mp4 muxer takes as they are; anything else (pcm, flac, vorbis) is re-encoded to AAC.
+MP4_AUDIO_CODECS = frozenset({"aac", "mp3", "ac3", "eac3", "opus", "alac"})
+
+
+class InvalidRegion(InvalidParams):
+    """A mask region is empty, outside the frame or outside the video's duration."""
+
+
+@dataclass(frozen=True)
+class Region:
+    """A rectangle in source pixels, masked from `start` to `end` seconds (`None`: to the end)."""
+
+    x: int
+    y: int
+    w: int
+    h: int
+    start: float = 0.0
+    end: float | None = None
+    style: str = "blur"
+
+
+def clip_regions(regions: Sequence[Region], width: int, height: int, duration: float) -> list[Region]:
+    """Clip regions to the frame; reject those that cannot mask anything."""
+    if not regions:
+        raise InvalidRegion("regions must list at least one region")
+    clipped = []
+    for i, r in enumerate(regions):
+        name = f"regions[{i}]"
+        if r.style not in STYLES:
+            raise InvalidRegion(f"{name}.style must be one of {', '.join(STYLES)}, not {r.style!r}")
+        if r.w <= 0 or r.h <= 0:
+            raise InvalidRegion(f"{name} has a non-positive size {r.w}x{r.h}")
+        if r.start < 0:
+            raise InvalidRegion(f"{name}.start must not be negative")
+        if r.end is not None and r.end <= r.start:
+            raise InvalidRegion(f"{name}.end ({r.end:g}) must be after its start ({r.start:g})")
+        if r.start >= duration:
+            raise InvalidRegion(f"{name} starts at {r.start:g} s, after the {duration:g} s video ends")
+        x0, y0 = max(r.x, 0), max(r.y, 0)
+        x1, y1 = min(r.x + r.w, width), min(r.y + r.h, height)
+        if x1 <= x0 or y1 <= y0:
+            raise InvalidRegion(f"{name} lies entirely outside the {width}x{height} frame")
+        clipped.append(replace(r, x=x0, y=y0, w=x1 - x0, h=y1 - y0))
+    return clipped
+
+
+def _when(r: Region) -> str:
+    if r.end is None:
+        return f"gte(t,{r.start:.6f})"
+    return f"between(t,{r.start:.6f},{r.end:.6f})"
+
+
+def _even_box(r: Region, width: int, height: int) -> tuple[int, int, int, int]:
+    # crop and overlay round x/y down to the 4:2:0 chroma grid; widening the box to even edges keeps the
+    # region's right and bottom edge covered instead of leaving a one-pixel unmasked seam.
+    x0, y0 = r.x - r.x % 2, r.y - r.y % 2
+    x1, y1 = min(r.x + r.w + (r.x + r.w) % 2, width), min(r.y + r.h + (r.y + r.h) % 2, height)
+    return x0, y0, x1 - x0, y1 - y0
+
+
+def _obscure(r: Region, w: int, h: int) -> str:
+    side = min(w, h)
+    if r.style == "pixelate":
+        block = min(side, max(8, side // 6))
+        return f"pixelize=w={block}:h={block}"
+    # Three box passes approximate a gaussian with sigma close to the radius; a quarter of the smaller side
+    # dissolves text of any size that fits the box. Chroma planes are half size, hence the halved limits.
+    luma = max(1, side // 4)
+    chroma = min(luma // 2, side // 4)
+    return f"boxblur=lr={luma}:lp=3:cr={chroma}:cp=3"
+
+
+def build_mask_filter(regions: Sequence[Region], width: int, height: int) -> str:
+    """One filter_complex reading `[0:v:0]` and writing `[vout]`; regions must already be clipped."""
+    cropped = [r for r in regions if r.style != "black"]
+    black = [r for r in regions if r.style == "black"]
+    chains = []
+    head = "[0:v:0]format=yuv420p"
+    if cropped:
+        labels = "".join(f"[c{i}]" for i in range(len(cropped)))
+        chains.append(f"{head},split={len(cropped) + 1}[m0]{labels}")
+        head = ""
+    for i, r in enumerate(cropped):
+        x, y, w, h = _even_box(r, width, height)
+        when = _when(r)
+        # The filter is disabled outside the time range too, so frames there cost one pointer-only crop.
+        chains.append(f"[c{i}]crop={w}:{h}:{x}:{y},{_obscure(r, w, h)}:enable='{when}'[o{i}]")
+        chains.append(f"[m{i}][o{i}]overlay={x}:{y}:enable='{when}'[m{i + 1}]")
+    boxes = [f"drawbox=x={r.x}:y={r.y}:w={r.w}:h={r.h}:color=black:t=fill:enable='{_when(r)}'" for r in black]
+    tail = ",".join(boxes) or "null"
+    chains.append(f"{head},{tail}[vout]" if head else f"[m{len(cropped)}]{tail}[vout]")
+    return ";".join(chains)
+
+
+def thread_args(threads: int) -> tuple[list[str], list[str]]:
+    """(input-side, output-side) ffmpeg options for a thread count; 0 leaves ffmpeg's automatic choice."""
+    if threads <= 0:
+        return [], []
+    return ["-threads", str(threads), "-filter_complex_threads", str(threads)], ["-threads", str(threads)]
+
+
+def audio_args(probe: Probe, dst: Path) -> list[str]:
+    """Copy the first audio stream, unless the mp4 muxer cannot hold its codec."""
+    if not probe.has_audio:
+        return []
+    mp4 = dst.suffix.lower() in {".mp4", ".m4v", ".mov"}
+    if mp4 and probe.audio_codec not in MP4_AUDIO_CODECS:
+        return ["-map", "0:a:0", "-c:a", "aac", "-b:a", "192k"]
+    return ["-map", "0:a:0", "-c:a", "copy"]
+
+
+def run_ffmpeg(
+    args: Sequence[str],
+    total_s: float,
+    on_progress: Callable[[float], None] | None,
+    *,
+    on_stderr: Callable[[str], None] | None = None,
+) -> process.Completed:
+    """Run one ffmpeg command (`args` end with the output), reporting progress against `total_s` of output."""
+    tracker = FfmpegProgress(total_s, fraction_only(on_progress))
+    argv = ["ffmpeg", "-hide_banner", "-nostdin", "-y", *args[:-1], *progress_args(), args[-1]]
+    completed = process.run(argv, on_stdout=tracker.feed if on_progress else None, on_stderr=on_stderr)
+    if on_progress is not None and tracker.fraction < 1.0:
+        on_progress(1.0)  # an ffmpeg that exits cleanly without a final progress block still finished
+    return completed
+
+
+def apply_mask(
+    src: str | Path,
+    dst: str | Path,
+    probe: Probe,
+    regions: Sequence[Region],
+    *,
+    threads: int = 0,
+    crf: int = 18,
+    preset: str = "veryfast",
+    on_progress: Callable[[float], None] | None = None,
+) -> Path:
+    """Write `src` with `regions` masked to `dst` (same size, frame rate and audio)."""
+    if not probe.has_video or probe.width is None or probe.height is None:
+        raise UnsupportedMedia("masking needs a video stream")
+    dst = Path(dst)
+    clipped = clip_regions(regions, probe.width, probe.height, probe.duration)
+    graph = build_mask_filter(clipped, probe.width, probe.height)
+    before, after = thread_args(threads)
+    args = [
+        *before,
+        "-i", str(src),
+        "-filter_complex", graph,
+        "-map", "[vout]",
+        "-c:v", "libx264", "-preset", preset, "-crf", str(crf), "-pix_fmt", "yuv420p", *after,
+        *audio_args(probe, dst),
+        "-map_metadata", "0",
+        *(["-movflags", "+faststart"] if dst.suffix.lower() in {".mp4", ".m4v", ".mov"} else []),
+        str(dst),
+    ]  # fmt: skip
+    run_ffmpeg(args, probe.duration, on_progress)
+    return dst

@@ -1,0 +1,162 @@
+"""ffprobe as a typed record: what a media file holds, in display terms."""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from mediajobs import process
+from mediajobs.errors import ProcessFailed, UnsupportedMedia
+
+FFPROBE = "ffprobe"
+PROBE_TIMEOUT_S = 60.0
+
+
+@dataclass(frozen=True)
+class Probe:
+    """What ffprobe found in a file. Width and height are the displayed size (rotation applied)."""
+
+    duration: float
+    size: int
+    format_name: str
+    width: int | None
+    height: int | None
+    fps: float | None
+    video_codec: str | None
+    audio_codec: str | None
+    rotation: int
+    bit_rate: int | None
+    audio_channels: int | None
+    audio_sample_rate: int | None
+    nb_frames: int | None
+
+    @property
+    def has_video(self) -> bool:
+        return self.video_codec is not None
+
+    @property
+    def has_audio(self) -> bool:
+        return self.audio_codec is not None
+
+    def public(self) -> dict[str, Any]:
+        """The `probe` object of the media JSON contract."""
+        return {
+            "duration": self.duration,
+            "width": self.width,
+            "height": self.height,
+            "fps": self.fps,
+            "video_codec": self.video_codec,
+            "audio_codec": self.audio_codec,
+            "size": self.size,
+        }
+
+
+def probe(path: str | Path) -> Probe:
+    """Probe `path`; raise UnsupportedMedia when it is not a readable video or audio file."""
+    path = Path(path)
+    size = path.stat().st_size
+    if size == 0:
+        raise UnsupportedMedia("file is empty")
+    args = [FFPROBE, "-v", "error", "-print_format", "json", "-show_format", "-show_streams", str(path)]
+    try:
+        done = process.run(args, capture_stdout=True, timeout_s=PROBE_TIMEOUT_S)
+    except ProcessFailed as exc:
+        reason = _reason(str(exc), path)
+        raise UnsupportedMedia(f"ffprobe could not read the file: {reason}") from exc
+    return parse(json.loads(done.stdout or "{}"), size=size)
+
+
+def _reason(message: str, path: Path) -> str:
+    # ffprobe prefixes its complaint with the path; the path means nothing to the user reading the job error.
+    reason = message.split(": ", 1)[-1] if ": " in message else message
+    return reason.replace(f"{path}: ", "").strip() or "unknown error"
+
+
+def parse(data: dict[str, Any], *, size: int) -> Probe:
+    """Build a Probe from ffprobe's JSON (`-show_format -show_streams`)."""
+    fmt: dict[str, Any] = data.get("format") or {}
+    streams: list[dict[str, Any]] = data.get("streams") or []
+    # Cover art in music files is a one-frame "video" stream; it is not a picture anyone wants transcoded.
+    video = next(
+        (
+            s
+            for s in streams
+            if s.get("codec_type") == "video" and not (s.get("disposition") or {}).get("attached_pic")
+        ),
+        None,
+    )
+    audio = next((s for s in streams if s.get("codec_type") == "audio"), None)
+    if video is None and audio is None:
+        raise UnsupportedMedia("no video or audio stream")
+
+    duration = _float(fmt.get("duration"))
+    if not duration:
+        duration = max((_float(s.get("duration")) or 0.0 for s in streams), default=0.0)
+    if not duration or duration <= 0:
+        raise UnsupportedMedia("zero duration")
+
+    width = height = None
+    rotation = 0
+    fps = None
+    if video is not None:
+        width, height = _int(video.get("width")), _int(video.get("height"))
+        rotation = _rotation(video)
+        if rotation in (90, 270):
+            width, height = height, width
+        fps = _rate(video.get("avg_frame_rate")) or _rate(video.get("r_frame_rate"))
+
+    return Probe(
+        duration=duration,
+        size=size,
+        format_name=str(fmt.get("format_name") or ""),
+        width=width,
+        height=height,
+        fps=fps,
+        video_codec=video.get("codec_name") if video else None,
+        audio_codec=audio.get("codec_name") if audio else None,
+        rotation=rotation,
+        bit_rate=_int(fmt.get("bit_rate")),
+        audio_channels=_int(audio.get("channels")) if audio else None,
+        audio_sample_rate=_int(audio.get("sample_rate")) if audio else None,
+        nb_frames=_int(video.get("nb_frames")) if video else None,
+    )
+
+
+def _rotation(stream: dict[str, Any]) -> int:
+    """Clockwise degrees the player turns the picture, normalised to 0/90/180/270."""
+    for side in stream.get("side_data_list") or []:
+        if "rotation" in side:
+            # The display matrix angle is counter-clockwise; the legacy `rotate` tag is clockwise.
+            return _quarter(-float(side["rotation"]))
+    tag = (stream.get("tags") or {}).get("rotate")
+    return _quarter(float(tag)) if _float(tag) is not None else 0
+
+
+def _quarter(degrees: float) -> int:
+    return int(round(degrees / 90.0)) % 4 * 90
+
+
+def _rate(value: Any) -> float | None:
+    if not isinstance(value, str) or "/" not in value:
+        return _float(value) or None
+    num, _, den = value.partition("/")
+    n, d = _float(num), _float(den)
+    if not n or not d:
+        return None
+    return round(n / d, 3)
+
+
+def _float(value: Any) -> float | None:
+    try:
+        result = float(value)
+    except (TypeError, ValueError):
+        return None
+    return result if math.isfinite(result) else None
+
+
+def _int(value: Any) -> int | None:
+    number = _float(value)
+    return int(number) if number is not None else None

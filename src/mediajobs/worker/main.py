@@ -1,0 +1,64 @@
+"""Running a Celery worker process for some queues, with the maintenance loop in its main process."""
+
+from __future__ import annotations
+
+import ctypes
+import logging
+import os
+import signal
+import socket
+from typing import Any
+
+from celery.signals import worker_process_init, worker_ready, worker_shutdown
+
+from mediajobs.config import get_settings
+from mediajobs.db.migrate import migrate
+from mediajobs.db.session import get_db
+from mediajobs.jobs.maintenance import Maintenance
+from mediajobs.jobs.registry import QUEUES
+from mediajobs.worker.app import get_celery
+
+log = logging.getLogger(__name__)
+_maintenance: list[Maintenance] = []
+
+
+@worker_process_init.connect
+def _child_init(**_: Any) -> None:
+    # A pool child must not outlive its worker: an orphan would keep heartbeating a job nobody supervises.
+    try:
+        ctypes.CDLL("libc.so.6").prctl(1, signal.SIGKILL)
+    except OSError:
+        pass
+
+
+@worker_ready.connect
+def _start_maintenance(**_: Any) -> None:
+    settings = get_settings()
+    _maintenance.append(Maintenance(get_db(settings.effective_database_url), settings).start())
+
+
+@worker_shutdown.connect
+def _stop_maintenance(**_: Any) -> None:
+    for loop in _maintenance:
+        loop.stop()
+
+
+def parse_queues(value: str) -> list[str]:
+    queues = [q.strip() for q in value.split(",") if q.strip()]
+    unknown = [q for q in queues if q not in QUEUES]
+    if unknown or not queues:
+        raise ValueError(f"unknown queue(s) {', '.join(unknown) or '(none)'}; choose from {', '.join(QUEUES)}")
+    return queues
+
+
+def run_worker(*, queues: list[str], concurrency: int, loglevel: str = "INFO", migrate_first: bool = True) -> None:
+    settings = get_settings()
+    if migrate_first:
+        migrate(get_db(settings.effective_database_url))
+    app = get_celery()
+    name = f"{'+'.join(queues)}.{os.getpid()}@{socket.gethostname()}"
+    app.worker_main([
+        "worker", "--queues", ",".join(queues), "--concurrency", str(concurrency), "--pool", "prefork",
+        "--hostname", name, "--loglevel", loglevel, "--without-gossip", "--without-mingle",
+        "--without-heartbeat",
+    ])
