@@ -1,0 +1,82 @@
+"""Job kinds an application would register, used by the tests through MEDIAJOBS_KIND_MODULES."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import BaseModel
+
+from mediajobs import process
+from mediajobs.errors import TransientError, UnsupportedMedia
+from mediajobs.jobs.context import JobContext
+from mediajobs.jobs.registry import job_kind
+
+
+class SubprocessParams(BaseModel):
+    seconds: float = 300
+    pidfile: str
+
+
+def _record_pid(pidfile: str) -> process.LineCallback:
+    def on_line(line: str) -> None:
+        if line.strip().isdigit():
+            Path(pidfile).write_text(line.strip())
+
+    return on_line
+
+
+@job_kind("tests.subprocess", params=SubprocessParams, queue="cpu", soft_time_limit_s=600)
+def run_subprocess(ctx: JobContext, params: SubprocessParams) -> str:
+    """Run a long child process (a stand-in for ffmpeg), recording its pid."""
+    ctx.progress(1, "Running a child process")
+    process.run(["sh", "-c", 'echo $$; exec sleep "$0"', str(params.seconds)], on_stdout=_record_pid(params.pidfile))
+    return "finished"
+
+
+@job_kind("tests.slow_subprocess", params=SubprocessParams, queue="cpu", soft_time_limit_s=1.5, time_limit_s=10)
+def slow_subprocess(ctx: JobContext, params: SubprocessParams) -> str:
+    """Like tests.subprocess, with a soft time limit of 1.5 s."""
+    process.run(["sh", "-c", 'echo $$; exec sleep "$0"', str(params.seconds)], on_stdout=_record_pid(params.pidfile))
+    return "finished"
+
+
+class FlakyParams(BaseModel):
+    fail_times: int
+    counter: str
+
+
+@job_kind("tests.flaky", params=FlakyParams, max_attempts=3)
+def flaky(ctx: JobContext, params: FlakyParams) -> int:
+    """Fail with a transient error `fail_times` times, then succeed."""
+    path = Path(params.counter)
+    runs = int(path.read_text()) + 1 if path.exists() else 1
+    path.write_text(str(runs))
+    if runs <= params.fail_times:
+        raise TransientError(f"simulated outage {runs}", code="source_unreachable")
+    return runs
+
+
+@job_kind("tests.permanent")
+def permanent(ctx: JobContext, params: BaseModel) -> None:
+    """Fail at once with a permanent error."""
+    raise UnsupportedMedia("the file is a text file, not a video")
+
+
+class CountParams(BaseModel):
+    path: str
+    seconds: float = 0.0
+
+
+@job_kind("tests.count", params=CountParams)
+def count(ctx: JobContext, params: CountParams) -> None:
+    """Append a line to `path` each time it runs (to count executions)."""
+    with open(params.path, "a") as f:
+        f.write(f"{ctx.job_id} {ctx.attempt}\n")
+    if params.seconds:
+        ctx.sleep(params.seconds)
+
+
+@job_kind("tests.crash")
+def crash(ctx: JobContext, params: BaseModel) -> None:
+    """An unexpected exception (a bug in the handler)."""
+    raise ZeroDivisionError("division by zero in the handler")

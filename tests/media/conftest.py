@@ -1,0 +1,174 @@
+"""Media fixtures: clips generated with ffmpeg's lavfi sources, and a real HTTP server on 127.0.0.1."""
+
+from __future__ import annotations
+
+import re
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+from http import HTTPStatus
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any, Protocol
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+
+from mediajobs import process
+
+
+class MakeClip(Protocol):
+    def __call__(
+        self,
+        *,
+        duration: float = ...,
+        width: int = ...,
+        height: int = ...,
+        fps: int = ...,
+        audio: bool = ...,
+        video: bool = ...,
+        black_s: float = ...,
+        rotate: int | None = ...,
+        name: str | None = ...,
+        directory: Path | None = ...,
+    ) -> Path: ...
+
+
+@pytest.fixture
+def make_clip(tmp_path: Path) -> MakeClip:
+    """Factory: a small H.264/AAC MP4 from lavfi test sources, written into tmp_path."""
+    counter = iter(range(1_000_000))
+
+    def make(
+        *,
+        duration: float = 2.0,
+        width: int = 320,
+        height: int = 240,
+        fps: int = 25,
+        audio: bool = True,
+        video: bool = True,
+        black_s: float = 0.0,
+        rotate: int | None = None,
+        name: str | None = None,
+        directory: Path | None = None,
+    ) -> Path:
+        out = (directory or tmp_path) / (name or f"clip{next(counter)}.{'mp4' if video else 'm4a'}")
+        args = ["ffmpeg", "-nostdin", "-v", "error", "-y"]
+        if video:
+            args += ["-f", "lavfi", "-i", f"testsrc2=size={width}x{height}:rate={fps}:duration={duration}"]
+        if audio:
+            args += ["-f", "lavfi", "-i", f"sine=frequency=440:sample_rate=48000:duration={duration}"]
+        if video:
+            if black_s:
+                # A black intro, as many real videos have: a thumbnail taken at t=0 would be useless.
+                args += ["-vf", f"drawbox=color=black:t=fill:enable='lt(t,{black_s})'"]
+            args += ["-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p"]
+            if rotate is not None:
+                args += ["-metadata:s:v:0", f"rotate={rotate}"]
+        if audio:
+            args += ["-c:a", "aac", "-b:a", "64k"]
+        args += ["-t", str(duration), str(out)]
+        process.run(args)
+        return out
+
+    return make
+
+
+@dataclass
+class Served:
+    """A directory served over HTTP on 127.0.0.1, plus a few special routes."""
+
+    root: Path
+    port: int
+
+    def url(self, path: str) -> str:
+        return f"http://127.0.0.1:{self.port}/{path.lstrip('/')}"
+
+
+class _Handler(SimpleHTTPRequestHandler):
+    """Static files with Range support; /redirect?to=URL answers 302; /chunked/NAME streams without a length."""
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+    def do_HEAD(self) -> None:
+        self._dispatch(head=True)
+
+    def do_GET(self) -> None:
+        self._dispatch(head=False)
+
+    def _dispatch(self, *, head: bool) -> None:
+        parts = urlsplit(self.path)
+        if parts.path == "/redirect":
+            self.send_response(HTTPStatus.FOUND)
+            self.send_header("Location", parse_qs(parts.query)["to"][0])
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+        elif parts.path.startswith("/chunked/"):
+            self._send_chunked(Path(self.directory) / parts.path.removeprefix("/chunked/"), head=head)
+        elif "Range" in self.headers and not head:
+            self._send_range(Path(self.translate_path(parts.path)))
+        elif head:
+            super().do_HEAD()
+        else:
+            super().do_GET()
+
+    def _send_chunked(self, path: Path, *, head: bool) -> None:
+        if not path.is_file():
+            self.send_error(HTTPStatus.NOT_FOUND)
+            return
+        self.send_response(HTTPStatus.OK)
+        self.send_header("Content-Type", self.guess_type(str(path)))
+        self.send_header("Transfer-Encoding", "chunked")
+        self.end_headers()
+        if head:
+            return
+        with path.open("rb") as f:
+            while chunk := f.read(16384):
+                self.wfile.write(b"%x\r\n%s\r\n" % (len(chunk), chunk))
+        self.wfile.write(b"0\r\n\r\n")
+
+    def _send_range(self, path: Path) -> None:
+        match = re.fullmatch(r"bytes=(\d*)-(\d*)", self.headers["Range"].strip())
+        if not path.is_file() or not match:
+            super().do_GET()
+            return
+        size = path.stat().st_size
+        start = int(match.group(1) or 0)
+        end = min(int(match.group(2)) if match.group(2) else size - 1, size - 1)
+        if start >= size:
+            self.send_response(HTTPStatus.REQUESTED_RANGE_NOT_SATISFIABLE)
+            self.send_header("Content-Range", f"bytes */{size}")
+            self.end_headers()
+            return
+        self.send_response(HTTPStatus.PARTIAL_CONTENT)
+        self.send_header("Content-Type", self.guess_type(str(path)))
+        self.send_header("Content-Range", f"bytes {start}-{end}/{size}")
+        self.send_header("Content-Length", str(end - start + 1))
+        self.send_header("Accept-Ranges", "bytes")
+        self.end_headers()
+        with path.open("rb") as f:
+            f.seek(start)
+            self.wfile.write(f.read(end - start + 1))
+
+
+@pytest.fixture
+def served(tmp_path: Path) -> Iterator[Served]:
+    """A threaded HTTP server on an ephemeral port serving tmp_path/www."""
+    root = tmp_path / "www"
+    root.mkdir()
+
+    def handler(*args: Any, **kwargs: Any) -> _Handler:
+        return _Handler(*args, directory=str(root), **kwargs)
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    server.daemon_threads = True
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    try:
+        yield Served(root=root, port=server.server_address[1])
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=5)
+
