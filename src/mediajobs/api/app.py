@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from fastapi import Depends, FastAPI
-from fastapi.responses import RedirectResponse
+from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
 from prometheus_client import CollectorRegistry
 
@@ -78,8 +78,8 @@ def create_app(settings: Settings | None = None, *, maintenance: bool = True) ->
         app.mount("/ui", StaticFiles(directory=WEB_DIR, html=True), name="ui")
 
         @app.get("/", include_in_schema=False)
-        def index() -> RedirectResponse:
-            return RedirectResponse("/ui/")
+        def index() -> FileResponse:
+            return FileResponse(WEB_DIR / "index.html", headers={"Cache-Control": "no-cache"})
 
     return app
 
