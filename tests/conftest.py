@@ -44,7 +44,8 @@ def make_stack(tmp_path_factory: pytest.TempPathFactory, redis_server: RedisServ
     stacks: list[Stack] = []
 
     def make(backend: str = "sqlite", *, workers: int = 1, queues: str = "io,cpu,default",
-             concurrency: int = 2, broker_url: str | None = None, **env: str) -> Stack:
+             concurrency: int = 2, broker_url: str | None = None, extra_env: dict[str, str] | None = None,
+             **env: str) -> Stack:
         directory = tmp_path_factory.mktemp("stack")
         values = {
             "MEDIAJOBS_DATABASE_URL": database_url(backend, directory, request),
@@ -55,6 +56,7 @@ def make_stack(tmp_path_factory: pytest.TempPathFactory, redis_server: RedisServ
             "MEDIAJOBS_RETRY_BACKOFF_BASE_S": "0.5",
             "MEDIAJOBS_TEMP_DIR": str(directory / "tmp"),
             **{f"MEDIAJOBS_{k.upper()}": v for k, v in env.items()},
+            **(extra_env or {}),
         }
         stack = Stack(directory, base_env(**values))
         stacks.append(stack)

@@ -30,6 +30,8 @@ class Settings(BaseSettings):
     import_allow_private: bool = False
     max_upload_bytes: int = 10 * 1024**3
     api_url: str = "http://127.0.0.1:8000"
+    # The CLI's bearer token; when unset it uses the first of `api_keys`.
+    api_key: str = ""
     managed_broker_port: int = 6390
 
     # Application modules that register their own job kinds (comma-separated import paths).
@@ -39,6 +41,7 @@ class Settings(BaseSettings):
     heartbeat_interval_s: float = 5.0
     heartbeat_timeout_s: float = 30.0
     maintenance_interval_s: float = 1.0
+    republish_after_s: float = 600.0
     cancel_poll_interval_s: float = 0.25
     retry_backoff_base_s: float = 2.0
     retry_backoff_max_s: float = 300.0

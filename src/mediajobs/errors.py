@@ -92,3 +92,9 @@ class Conflict(MediajobsError):
     """The record is not in a state that allows this operation."""
 
     code = "conflict"
+
+
+class InvalidUrl(PermanentError):
+    """The URL is not an http(s) URL with a host."""
+
+    code = "invalid_url"

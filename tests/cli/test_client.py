@@ -1,25 +1,42 @@
 from __future__ import annotations
 
+import io
 import json
 import os
 import signal
 import subprocess
 import sys
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import click
 import httpx
 import pytest
 from click.testing import CliRunner
 
 from mediajobs.cli import cli
+from mediajobs.cli.apiclient import ApiClient, ClientError, SseEvent, parse_sse
+from mediajobs.cli.client import parse_param
+from mediajobs.cli.progress import JobProgress, Line
 from mediajobs.config import get_settings
 from tests.conftest import MakeStack, submit, wait_state
-from tests.servers import REPO, Stack, base_env, free_port, wait_for
+from tests.media import conftest as media_fixtures
+from tests.media.conftest import MakeClip, Served
+from tests.servers import Stack, base_env, free_port, wait_for
 
 # The CLI talks HTTP, so the database behind the API does not matter here: SQLite is enough.
 sqlite_stack = pytest.mark.parametrize("stack", ["sqlite"], indirect=True)
+make_clip = media_fixtures.make_clip
+served = media_fixtures.served
+
+
+def workdir(env: dict[str, str]) -> Path:
+    """The stack's own directory (no stray `.env` is read from the repository)."""
+    return (
+        Path(env["MEDIAJOBS_DATA_DIR"]).parent if "MEDIAJOBS_DATA_DIR" in env else Path(tempfile.gettempdir())
+    )
 
 
 def mediajobs(env: dict[str, str], *args: str, timeout_s: float = 60) -> subprocess.CompletedProcess[str]:
@@ -29,7 +46,7 @@ def mediajobs(env: dict[str, str], *args: str, timeout_s: float = 60) -> subproc
         capture_output=True,
         text=True,
         timeout=timeout_s,
-        cwd=REPO,
+        cwd=workdir(env),
     )
 
 
@@ -40,7 +57,7 @@ def spawn(env: dict[str, str], *args: str) -> subprocess.Popen[str]:
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
-        cwd=REPO,
+        cwd=workdir(env),
     )
 
 
@@ -55,6 +72,105 @@ def runner(stack: Stack) -> Iterator[CliRunner]:
     get_settings.cache_clear()
     yield CliRunner(env={key: value for key, value in stack.env.items() if key.startswith("MEDIAJOBS_")})
     get_settings.cache_clear()
+
+
+def test_parse_sse_joins_data_lines_and_skips_comments_and_retry() -> None:
+    body = 'retry: 1000\n\n: keep-alive\nevent: job\nid: 7\ndata: {"a":\ndata:  1}\n\ndata: x\r\n\r\n'
+    assert list(parse_sse(body.splitlines(keepends=True))) == [
+        SseEvent("job", '{"a":\n 1}', "7"),
+        SseEvent("message", "x", "7"),
+    ]
+
+
+def test_parse_sse_drops_an_event_cut_off_before_its_blank_line() -> None:
+    assert list(parse_sse(["event: job", "data: {}", ""])) == [SseEvent("job", "{}")]
+    assert list(parse_sse(["event: job", "data: {}"])) == []
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("x=1", ("x", 1)),
+        ("ratio=0.5", ("ratio", 0.5)),
+        ("name=abc", ("name", "abc")),
+        ("flags=[1,2]", ("flags", [1, 2])),
+        ('opts={"a": true}', ("opts", {"a": True})),
+        ("on=true", ("on", True)),
+        ("nothing=null", ("nothing", None)),
+        ('quoted="12"', ("quoted", "12")),
+        ("url=http://x/?a=b", ("url", "http://x/?a=b")),
+        ("empty=", ("empty", "")),
+    ],
+)
+def test_parse_param_reads_json_values_and_falls_back_to_text(text: str, expected: tuple[str, Any]) -> None:
+    assert parse_param(text) == expected
+
+
+@pytest.mark.parametrize("text", ["x", "=1", " =1"])
+def test_parse_param_rejects_text_that_is_not_key_value(text: str) -> None:
+    with pytest.raises(click.BadParameter):
+        parse_param(text)
+
+
+def test_client_error_lists_field_errors_the_detail_does_not_already_say() -> None:
+    errors = [{"loc": ["params", "x"], "field": "params.x", "message": "required"}, {"msg": "too big"}]
+    error = ClientError("invalid params: params.x: required", status=422, errors=errors)
+    assert error.render() == "error: invalid params: params.x: required\n  - too big"
+
+
+def test_absolute_url_puts_relative_paths_under_the_api_base() -> None:
+    with ApiClient("http://host:8000/prefix/") as client:
+        assert client.absolute_url("/api/v1/m/1/files/master.m3u8") == (
+            "http://host:8000/prefix/api/v1/m/1/files/master.m3u8"
+        )
+        assert client.absolute_url("https://cdn/x.m3u8?sig=1") == "https://cdn/x.m3u8?sig=1"
+
+
+class Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def job_at(state: str, progress: float, stage: str, eta: float | None = None) -> dict[str, Any]:
+    return {
+        "id": "j1",
+        "kind": "test.long_task",
+        "state": state,
+        "progress": progress,
+        "stage": stage,
+        "eta_seconds": eta,
+        "attempt": 1,
+        "max_attempts": 3,
+    }
+
+
+def test_progress_without_a_tty_prints_a_line_per_state_and_stage() -> None:
+    out = io.StringIO()
+    display = JobProgress(Line(out))
+    for job in [
+        job_at("queued", 0, ""),
+        job_at("running", 10, "Stage 1", 9),
+        job_at("running", 11, "Stage 1", 8),
+        job_at("succeeded", 100, "Done"),
+    ]:
+        display.update(job)
+    display.close()
+    lines = out.getvalue().splitlines()
+    assert [line.split()[1] for line in lines] == ["queued", "running", "succeeded"]
+    assert "10.0%  ETA 9s  Stage 1" in lines[1]
+    assert lines[2].endswith("100.0%  Done")
+
+
+def test_progress_on_a_tty_redraws_one_line() -> None:
+    out = Terminal()
+    display = JobProgress(Line(out))
+    display.update(job_at("running", 50, "a long stage name"))
+    display.update(job_at("running", 60, "short"))
+    display.close()
+    text = out.getvalue()
+    assert text.count("\n") == 1 and text.endswith("\n")
+    last = text.rstrip("\n").split("\r")[-1]
+    assert last.rstrip().endswith("60.0%  short") and len(last) == len(text.split("\r")[1])
 
 
 @sqlite_stack
@@ -231,3 +347,92 @@ def _refused(url: str) -> bool:
     except httpx.ConnectError:
         return True
     return False
+
+
+@sqlite_stack
+def test_media_upload_wait_prints_a_playable_absolute_hls_master_url(
+    stack: Stack, make_clip: MakeClip
+) -> None:
+    clip = make_clip(duration=2.0)
+    result = mediajobs(stack.env, "media", "upload", str(clip), "--wait", timeout_s=180)
+    assert result.returncode == 0, result.stderr
+    assert "upload clip0.mp4" in result.stderr and "100.0%" in result.stderr
+    master = next(line for line in result.stdout.splitlines() if line.startswith("hls master: "))
+    url = master.removeprefix("hls master: ")
+    assert url.startswith(stack.api_url + "/")
+    playlist = httpx.get(url, follow_redirects=True, timeout=10)
+    assert playlist.status_code == 200 and playlist.text.startswith("#EXTM3U")
+
+
+@sqlite_stack
+def test_media_ls_show_and_rm(stack: Stack, make_clip: MakeClip) -> None:
+    created = as_json(mediajobs(stack.env, "media", "upload", str(make_clip()), "--json"))
+    media_id = created["media"]["id"]
+    assert created["job"]["id"] in created["media"]["jobs"]
+    listed = mediajobs(stack.env, "media", "ls")
+    assert listed.stdout.splitlines()[0].split() == ["ID", "STATE", "DURATION", "SIZE", "AGE", "SOURCE"]
+    assert any(line.startswith(media_id) for line in listed.stdout.splitlines())
+    shown = mediajobs(stack.env, "media", "show", media_id)
+    assert shown.returncode == 0 and "clip0.mp4" in shown.stdout
+    removed = mediajobs(stack.env, "media", "rm", media_id)
+    assert removed.returncode == 0, removed.stderr
+    wait_for(
+        lambda: mediajobs(stack.env, "media", "show", media_id).returncode == 1,
+        timeout_s=30,
+        message="the media to be gone",
+    )
+
+
+@sqlite_stack
+def test_media_wait_exits_nonzero_when_the_media_fails(stack: Stack, tmp_path: Path) -> None:
+    text = tmp_path / "notes.mp4"
+    text.write_text("this is not a video\n" * 100)
+    result = mediajobs(stack.env, "media", "upload", str(text), "--wait", timeout_s=120)
+    assert result.returncode == 1
+    assert "failed" in result.stderr.splitlines()[-1]
+
+
+def test_media_import_wait_follows_the_import_and_its_pipeline(
+    make_stack: MakeStack, make_clip: MakeClip, served: Served
+) -> None:
+    stack = make_stack(import_allow_private="true")
+    make_clip(directory=served.root, name="talk.mp4")
+    result = mediajobs(
+        stack.env,
+        "media",
+        "import",
+        served.url("talk.mp4"),
+        "--pipeline",
+        "thumbnail",
+        "--wait",
+        "--json",
+        timeout_s=180,
+    )
+    media = as_json(result)
+    assert media["state"] == "ready" and media["thumbnail_url"] and media["hls"] is None
+    assert len(media["jobs"]) >= 2
+    assert "succeeded" in result.stderr
+
+
+@sqlite_stack
+def test_media_upload_streams_without_holding_the_file_in_memory(stack: Stack, tmp_path: Path) -> None:
+    big = tmp_path / "big.mp4"
+    with big.open("wb") as f:
+        f.truncate(300 * 1024**2)
+    measure = (
+        "import resource, subprocess, sys\n"
+        f"argv = [sys.executable, '-m', 'mediajobs', 'media', 'upload', {str(big)!r}]\n"
+        "code = subprocess.run(argv).returncode\n"
+        "print(code, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss // 1024)\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", measure],
+        env=stack.env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=workdir(stack.env),
+    )
+    code, peak_mib = map(int, result.stdout.split())
+    assert code == 0, result.stderr
+    assert peak_mib < 120, f"the CLI peaked at {peak_mib} MiB uploading 300 MiB"

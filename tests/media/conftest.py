@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from http import HTTPStatus
@@ -15,6 +16,41 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 
 from mediajobs import process
+
+
+def generate_clip(
+    out: Path,
+    *,
+    duration: float = 2.0,
+    width: int = 320,
+    height: int = 240,
+    fps: int = 25,
+    audio: bool = True,
+    video: bool = True,
+    black_s: float = 0.0,
+    rotate: int | None = None,
+) -> Path:
+    """Write a small H.264/AAC clip from lavfi test sources (testsrc2 picture, 440 Hz tone) to `out`."""
+    args = ["ffmpeg", "-nostdin", "-v", "error", "-y"]
+    if video:
+        args += ["-f", "lavfi", "-i", f"testsrc2=size={width}x{height}:rate={fps}:duration={duration}"]
+    if audio:
+        args += ["-f", "lavfi", "-i", f"sine=frequency=440:sample_rate=48000:duration={duration}"]
+    if video:
+        if black_s:
+            # A black intro, as many real videos have: a thumbnail taken at t=0 would be useless.
+            args += ["-vf", f"drawbox=color=black:t=fill:enable='lt(t,{black_s})'"]
+        args += ["-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p"]
+    if audio:
+        args += ["-c:a", "aac", "-b:a", "64k"]
+    encoded = out.with_name(f"unrotated-{out.name}") if rotate is not None else out
+    process.run([*args, "-t", str(duration), str(encoded)])
+    if rotate is not None:
+        # ffmpeg 5.1 drops the rotate tag when encoding; a stream copy turns it into a display matrix.
+        remux = ["ffmpeg", "-nostdin", "-v", "error", "-y", "-i", str(encoded), "-c", "copy"]
+        process.run([*remux, "-metadata:s:v:0", f"rotate={rotate}", str(out)])
+        encoded.unlink()
+    return out
 
 
 class MakeClip(Protocol):
@@ -30,46 +66,17 @@ class MakeClip(Protocol):
         black_s: float = ...,
         rotate: int | None = ...,
         name: str | None = ...,
-        directory: Path | None = ...,
     ) -> Path: ...
 
 
 @pytest.fixture
 def make_clip(tmp_path: Path) -> MakeClip:
-    """Factory: a small H.264/AAC MP4 from lavfi test sources, written into tmp_path."""
+    """Factory fixture: generate_clip into tmp_path, a fresh name each call unless `name` is given."""
     counter = iter(range(1_000_000))
 
-    def make(
-        *,
-        duration: float = 2.0,
-        width: int = 320,
-        height: int = 240,
-        fps: int = 25,
-        audio: bool = True,
-        video: bool = True,
-        black_s: float = 0.0,
-        rotate: int | None = None,
-        name: str | None = None,
-        directory: Path | None = None,
-    ) -> Path:
-        out = (directory or tmp_path) / (name or f"clip{next(counter)}.{'mp4' if video else 'm4a'}")
-        args = ["ffmpeg", "-nostdin", "-v", "error", "-y"]
-        if video:
-            args += ["-f", "lavfi", "-i", f"testsrc2=size={width}x{height}:rate={fps}:duration={duration}"]
-        if audio:
-            args += ["-f", "lavfi", "-i", f"sine=frequency=440:sample_rate=48000:duration={duration}"]
-        if video:
-            if black_s:
-                # A black intro, as many real videos have: a thumbnail taken at t=0 would be useless.
-                args += ["-vf", f"drawbox=color=black:t=fill:enable='lt(t,{black_s})'"]
-            args += ["-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p"]
-            if rotate is not None:
-                args += ["-metadata:s:v:0", f"rotate={rotate}"]
-        if audio:
-            args += ["-c:a", "aac", "-b:a", "64k"]
-        args += ["-t", str(duration), str(out)]
-        process.run(args)
-        return out
+    def make(*, name: str | None = None, video: bool = True, **options: Any) -> Path:
+        out = tmp_path / (name or f"clip{next(counter)}.{'mp4' if video else 'm4a'}")
+        return generate_clip(out, video=video, **options)
 
     return make
 
@@ -86,7 +93,11 @@ class Served:
 
 
 class _Handler(SimpleHTTPRequestHandler):
-    """Static files with Range support; /redirect?to=URL answers 302; /chunked/NAME streams without a length."""
+    """Static files with Range support, plus special routes.
+
+    /redirect?to=URL (302), /loop (302 to itself), /status/CODE, /chunked/NAME (no Content-Length),
+    /slow/NAME (chunked, 32 KiB every 50 ms), /get-only/NAME (405 to HEAD).
+    """
 
     def log_message(self, format: str, *args: Any) -> None:
         pass
@@ -99,13 +110,23 @@ class _Handler(SimpleHTTPRequestHandler):
 
     def _dispatch(self, *, head: bool) -> None:
         parts = urlsplit(self.path)
-        if parts.path == "/redirect":
+        if parts.path in ("/redirect", "/loop"):
             self.send_response(HTTPStatus.FOUND)
-            self.send_header("Location", parse_qs(parts.query)["to"][0])
+            self.send_header("Location", parse_qs(parts.query)["to"][0] if parts.query else "/loop")
             self.send_header("Content-Length", "0")
             self.end_headers()
-        elif parts.path.startswith("/chunked/"):
-            self._send_chunked(Path(self.directory) / parts.path.removeprefix("/chunked/"), head=head)
+        elif parts.path.startswith("/status/"):
+            self.send_error(int(parts.path.removeprefix("/status/")))
+        elif parts.path.startswith("/get-only/"):
+            if head:
+                self.send_error(HTTPStatus.METHOD_NOT_ALLOWED)
+            else:
+                self.path = parts.path.removeprefix("/get-only")
+                super().do_GET()
+        elif parts.path.startswith(("/chunked/", "/slow/")):
+            slow = parts.path.startswith("/slow/")
+            name = parts.path.split("/", 2)[2]
+            self._send_chunked(Path(self.directory) / name, head=head, pause_s=0.05 if slow else 0.0)
         elif "Range" in self.headers and not head:
             self._send_range(Path(self.translate_path(parts.path)))
         elif head:
@@ -113,7 +134,7 @@ class _Handler(SimpleHTTPRequestHandler):
         else:
             super().do_GET()
 
-    def _send_chunked(self, path: Path, *, head: bool) -> None:
+    def _send_chunked(self, path: Path, *, head: bool, pause_s: float) -> None:
         if not path.is_file():
             self.send_error(HTTPStatus.NOT_FOUND)
             return
@@ -123,10 +144,14 @@ class _Handler(SimpleHTTPRequestHandler):
         self.end_headers()
         if head:
             return
-        with path.open("rb") as f:
-            while chunk := f.read(16384):
-                self.wfile.write(b"%x\r\n%s\r\n" % (len(chunk), chunk))
-        self.wfile.write(b"0\r\n\r\n")
+        try:
+            with path.open("rb") as f:
+                while chunk := f.read(32768):
+                    self.wfile.write(b"%x\r\n%s\r\n" % (len(chunk), chunk))
+                    time.sleep(pause_s)
+            self.wfile.write(b"0\r\n\r\n")
+        except (BrokenPipeError, ConnectionResetError):  # the client gave up, as a capped download does
+            pass
 
     def _send_range(self, path: Path) -> None:
         match = re.fullmatch(r"bytes=(\d*)-(\d*)", self.headers["Range"].strip())
@@ -171,4 +196,3 @@ def served(tmp_path: Path) -> Iterator[Served]:
         server.shutdown()
         server.server_close()
         thread.join(timeout=5)
-

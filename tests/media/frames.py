@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 import tempfile
 from pathlib import Path
@@ -29,7 +30,7 @@ def _decode(args: list[str], dtype: type[np.generic]) -> np.ndarray:
 
 
 def frame_at(path: Path, t: float, width: int, height: int) -> np.ndarray:
-    """The first frame at or after `t` seconds as an RGB array of shape (height, width, 3)."""
+    """The first frame at or after `t` seconds as RGB, shape (height, width, 3), int16 so differences fit."""
     data = _decode(
         ["-ss", f"{t:.6f}", "-i", str(path), "-frames:v", "1", "-pix_fmt", "rgb24", "-f", "rawvideo"],
         np.uint8,
@@ -52,8 +53,8 @@ def frame_index(gray: np.ndarray) -> int:
 
 def mono_pcm(path: Path, rate: int = AUDIO_RATE) -> np.ndarray:
     """The first audio stream as mono float samples at `rate`."""
-    args = ["-i", str(path), "-map", "0:a:0", "-ac", "1", "-ar", str(rate), "-f", "f32le", "-c:a", "pcm_f32le"]
-    return _decode(args, np.float32)
+    mono = ["-map", "0:a:0", "-ac", "1", "-ar", str(rate), "-c:a", "pcm_f32le", "-f", "f32le"]
+    return _decode(["-i", str(path), *mono], np.float32)
 
 
 def tone_onsets(samples: np.ndarray, rate: int = AUDIO_RATE, threshold: float = 0.1) -> list[float]:
@@ -61,7 +62,7 @@ def tone_onsets(samples: np.ndarray, rate: int = AUDIO_RATE, threshold: float = 
     loud = np.flatnonzero(np.abs(samples) > threshold)
     if not loud.size:
         return []
-    starts = [loud[0], *(b for a, b in zip(loud[:-1], loud[1:], strict=True) if b - a > rate // 20)]
+    starts = [loud[0], *(b for a, b in itertools.pairwise(loud) if b - a > rate // 20)]
     return [float(s) / rate for s in starts]
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -53,7 +54,7 @@ def long_clip(path: Path) -> None:
 
 
 def counter_clip(path: Path, seconds: float = 8.0, beeps: Sequence[int] = (), audio: bool = True) -> None:
-    """Each frame shows its own index in binary; a 0.1 s 1 kHz beep starts exactly on each frame in `beeps`."""
+    """Each frame shows its index in binary; a 0.1 s 1 kHz beep starts exactly on each frame in `beeps`."""
     w, h = SIZE
     bits = ",".join(
         f"drawbox=x={k * INDEX_COLUMN}:y=0:w={INDEX_COLUMN}:h=ih:color=white:t=fill"
@@ -67,7 +68,7 @@ def counter_clip(path: Path, seconds: float = 8.0, beeps: Sequence[int] = (), au
 
 
 def analysis_clip(path: Path) -> None:
-    """8 s: testsrc, hard cut to testsrc2 at 2 s, black 3-4 s, frozen 5-6.5 s, cut back to testsrc; silence 1-2 s."""
+    """8 s: testsrc, hard cut to testsrc2 at 2 s, black 3-4 s, frozen 5-6.5 s, testsrc; silent 1-2 s."""
     w, h = SIZE
     src = f"s={w}x{h}:r={FPS}"
     video = (
@@ -105,15 +106,16 @@ class ProgressLog:
         fractions = self.fractions
         assert fractions == sorted(fractions) and fractions[-1] == 1.0
         times = [t for kind, _, t in self.events if kind == "fraction"]
-        assert max(b - a for a, b in zip(times, times[1:], strict=False)) < max_gap_s
-        out_time, checked = 0.0, 0
+        assert max(b - a for a, b in itertools.pairwise(times)) < max_gap_s
+        out_time, checked = 0.0, []
         for i, (kind, value, _) in enumerate(self.events):
             if kind == "out_time":
                 out_time = value
-            elif kind == "fraction" and self.events[i - 1][0] == "continue" and out_time > 0:
+            elif kind == "fraction" and i and self.events[i - 1][0] == "continue" and out_time > 0:
                 assert abs(value - min(1.0, out_time / self.expected_s)) <= tolerance, (value, out_time)
-                checked += 1
-        assert checked >= 2, f"ffmpeg reported progress mid-run only {checked} times; use a longer clip"
+                checked.append(out_time)
+        # A check a quarter of the way in tells a right total from one that is off by a third or more.
+        assert max(checked, default=0) >= self.expected_s / 4, f"too few progress blocks mid-run: {checked}"
 
 
 @contextmanager

@@ -103,7 +103,8 @@ def test_progress_counts_against_the_output_duration(
     long: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     with watching_progress(monkeypatch, expected_s=15.0) as log:
-        remove_frames(long, tmp_path / "out.mp4", probe(long), [(0.0, 15.0)], threads=1, on_progress=log.fraction)
+        out = tmp_path / "out.mp4"
+        remove_frames(long, out, probe(long), [(0.0, 15.0)], threads=1, on_progress=log.fraction)
     log.assert_faithful()
 
 

@@ -18,6 +18,7 @@ from mediajobs.api.deps import require_api_key
 from mediajobs.api.limits import BodyLimit
 from mediajobs.api.routes import health, jobs
 from mediajobs.config import Settings, get_settings
+from mediajobs.db.batch import BatchWriter
 from mediajobs.db.session import get_db
 from mediajobs.jobs.maintenance import Maintenance
 from mediajobs.jobs.registry import load_kinds
@@ -58,6 +59,7 @@ def create_app(settings: Settings | None = None, *, maintenance: bool = True) ->
     )
     app.state.settings = settings
     app.state.db = db
+    app.state.batch_writer = BatchWriter(db)
     app.state.storage = _storage_factory(settings)
     app.state.metrics_registry = CollectorRegistry(auto_describe=True)
     app.state.metrics_registry.register(EngineCollector(db, settings))

@@ -31,9 +31,8 @@ class ClientError(Exception):
         self.errors = errors or []
 
     def render(self) -> str:
-        lines = [f"error: {self.detail}"]
-        lines.extend(f"  - {describe_error_entry(entry)}" for entry in self.errors)
-        return "\n".join(lines)
+        entries = [text for text in map(describe_error_entry, self.errors) if text not in self.detail]
+        return "\n".join([f"error: {self.detail}", *(f"  - {entry}" for entry in entries)])
 
 
 class ApiUnreachable(ClientError):
@@ -47,7 +46,7 @@ def describe_error_entry(entry: Any) -> str:
     if not isinstance(entry, dict):
         return str(entry)
     message = entry.get("msg") or entry.get("message") or entry.get("detail") or json.dumps(entry)
-    where = entry.get("loc") or entry.get("field") or entry.get("pointer") or entry.get("name")
+    where = entry.get("field") or entry.get("loc") or entry.get("pointer") or entry.get("name")
     if isinstance(where, list):
         where = ".".join(str(part) for part in where if part not in ("body", "query", "path"))
     return f"{where}: {message}" if where else str(message)
@@ -63,7 +62,9 @@ def problem_from(response: httpx.Response) -> ClientError:
         detail = body.get("detail") or body.get("title")
         if isinstance(detail, str) and detail:
             errors = body.get("errors")
-            return ClientError(detail, status=response.status_code, errors=errors if isinstance(errors, list) else [])
+            return ClientError(
+                detail, status=response.status_code, errors=errors if isinstance(errors, list) else []
+            )
     text = response.text.strip().replace("\n", " ")[:200]
     reason = f"HTTP {response.status_code} {response.reason_phrase}"
     return ClientError(f"{reason}: {text}" if text else reason, status=response.status_code)
@@ -78,7 +79,8 @@ class SseEvent:
 
 def parse_sse(lines: Iterable[str]) -> Iterator[SseEvent]:
     """Server-Sent Events from the lines of a `text/event-stream` body (the WHATWG parsing rules)."""
-    event, data, last_id = "", [], None
+    event, last_id = "", None
+    data: list[str] = []
     for raw in lines:
         line = raw.rstrip("\r\n")
         if not line:
@@ -110,14 +112,14 @@ class ApiClient:
         headers = {"Accept": "application/json", "User-Agent": "mediajobs-cli"}
         if token:
             headers["Authorization"] = f"Bearer {token}"
-        self._timeout = httpx.Timeout(timeout_s, connect=5.0)
-        self._http = httpx.Client(base_url=self.base_url, headers=headers, timeout=self._timeout)
+        self.timeout_s = timeout_s
+        self._http = httpx.Client(base_url=self.base_url, headers=headers, timeout=self._timeout())
 
     @classmethod
     def from_settings(cls, settings: Settings) -> ApiClient:
         """An explicit `MEDIAJOBS_API_KEY` wins; otherwise the first of `MEDIAJOBS_API_KEYS`."""
         keys = [key.strip() for key in settings.api_keys.split(",") if key.strip()]
-        token = getattr(settings, "api_key", "") or (keys[0] if keys else "")
+        token = settings.api_key or (keys[0] if keys else "")
         return cls(settings.api_url, token=token)
 
     def __enter__(self) -> ApiClient:
@@ -135,10 +137,17 @@ class ApiClient:
             return url
         return self.base_url + url if url.startswith("/") else urljoin(self.base_url + "/", url)
 
+    def _timeout(self, *, read_s: float | None = None) -> httpx.Timeout:
+        return httpx.Timeout(self.timeout_s, connect=5.0, read=read_s or self.timeout_s)
+
     def _unreachable(self, exc: httpx.TransportError) -> ApiUnreachable:
         if isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout):
-            return ApiUnreachable(f"cannot reach the mediajobs API at {self.base_url} (is `mediajobs up` running?)")
-        return ApiUnreachable(f"lost the connection to the mediajobs API at {self.base_url}: {exc or type(exc)}")
+            return ApiUnreachable(
+                f"cannot reach the mediajobs API at {self.base_url} (is `mediajobs up` running?)"
+            )
+        return ApiUnreachable(
+            f"lost the connection to the mediajobs API at {self.base_url}: {exc or type(exc)}"
+        )
 
     def _request(self, method: str, path: str, **kwargs: Any) -> Any:
         try:
@@ -149,7 +158,9 @@ class ApiClient:
             raise problem_from(response)
         return response.json() if response.content else None
 
-    def _list(self, path: str, *, limit: int | None, cursor: str | None, **filters: str | None) -> dict[str, Any]:
+    def _list(
+        self, path: str, *, limit: int | None, cursor: str | None, **filters: str | None
+    ) -> dict[str, Any]:
         params = {key: value for key, value in filters.items() if value}
         if limit is not None:
             params["limit"] = str(limit)
@@ -158,8 +169,14 @@ class ApiClient:
         page: dict[str, Any] = self._request("GET", path, params=params)
         return page
 
-    def jobs_submit(self, kind: str, params: dict[str, Any], *, priority: int | None = None,
-                    max_attempts: int | None = None) -> dict[str, Any]:
+    def jobs_submit(
+        self,
+        kind: str,
+        params: dict[str, Any],
+        *,
+        priority: int | None = None,
+        max_attempts: int | None = None,
+    ) -> dict[str, Any]:
         body: dict[str, Any] = {"kind": kind, "params": params}
         if priority is not None:
             body["priority"] = priority
@@ -172,9 +189,18 @@ class ApiClient:
         job: dict[str, Any] = self._request("GET", f"/api/v1/jobs/{job_id}")
         return job
 
-    def jobs_list(self, *, state: str | None = None, kind: str | None = None, media_id: str | None = None,
-                  limit: int | None = None, cursor: str | None = None) -> dict[str, Any]:
-        return self._list("/api/v1/jobs", limit=limit, cursor=cursor, state=state, kind=kind, media_id=media_id)
+    def jobs_list(
+        self,
+        *,
+        state: str | None = None,
+        kind: str | None = None,
+        media_id: str | None = None,
+        limit: int | None = None,
+        cursor: str | None = None,
+    ) -> dict[str, Any]:
+        return self._list(
+            "/api/v1/jobs", limit=limit, cursor=cursor, state=state, kind=kind, media_id=media_id
+        )
 
     def job_cancel(self, job_id: str) -> dict[str, Any]:
         job: dict[str, Any] = self._request("DELETE", f"/api/v1/jobs/{job_id}")
@@ -186,11 +212,14 @@ class ApiClient:
 
     def job_events(self, job_id: str, *, read_timeout_s: float = 30.0) -> Iterator[dict[str, Any]]:
         """Each `job` event of the job's event stream, until the server ends it."""
-        timeout = httpx.Timeout(self._timeout, read=read_timeout_s)
         headers = {"Accept": "text/event-stream", "Cache-Control": "no-cache"}
         try:
-            with self._http.stream("GET", f"/api/v1/jobs/{job_id}/events", headers=headers,
-                                   timeout=timeout) as response:
+            with self._http.stream(
+                "GET",
+                f"/api/v1/jobs/{job_id}/events",
+                headers=headers,
+                timeout=self._timeout(read_s=read_timeout_s),
+            ) as response:
                 if response.status_code >= 400:
                     response.read()
                     raise problem_from(response)
@@ -200,8 +229,9 @@ class ApiClient:
         except httpx.TransportError as exc:
             raise self._unreachable(exc) from None
 
-    def follow(self, job_id: str, *, poll_interval_s: float = 1.0,
-               give_up_after_s: float = 60.0) -> Iterator[dict[str, Any]]:
+    def follow(
+        self, job_id: str, *, poll_interval_s: float = 1.0, give_up_after_s: float = 60.0
+    ) -> Iterator[dict[str, Any]]:
         """The job on each change until it is terminal: the event stream, polling while it is broken."""
         unreachable_since: float | None = None
         while True:
@@ -220,7 +250,7 @@ class ApiClient:
                 time.sleep(poll_interval_s)
                 continue
             except ClientError as exc:
-                if exc.status is None or exc.status < 500 and exc.status != 404:
+                if exc.status is None or (exc.status < 500 and exc.status != 404):
                     raise
                 job = self.job(job_id)  # no stream for this job (or a broken one): poll it instead
             unreachable_since = None
@@ -249,8 +279,12 @@ class ApiClient:
 
         headers = {"Content-Type": guess_content_type(path), "Content-Length": str(size)}
         created: dict[str, Any] = self._request(
-            "POST", "/api/v1/media/uploads", params={"filename": path.name}, headers=headers, content=chunks(),
-            timeout=httpx.Timeout(self._timeout, read=120.0),
+            "POST",
+            "/api/v1/media/uploads",
+            params={"filename": path.name},
+            headers=headers,
+            content=chunks(),
+            timeout=self._timeout(read_s=120.0),
         )
         return created
 
@@ -258,8 +292,9 @@ class ApiClient:
         media: dict[str, Any] = self._request("GET", f"/api/v1/media/{media_id}")
         return media
 
-    def media_list(self, *, state: str | None = None, limit: int | None = None,
-                   cursor: str | None = None) -> dict[str, Any]:
+    def media_list(
+        self, *, state: str | None = None, limit: int | None = None, cursor: str | None = None
+    ) -> dict[str, Any]:
         return self._list("/api/v1/media", limit=limit, cursor=cursor, state=state)
 
     def media_delete(self, media_id: str) -> Any:

@@ -1,23 +1,31 @@
-"""The API client commands: `submit`, `jobs ls|show|cancel|retry|watch` and `media import|upload|ls|show|rm`."""
+"""The API client commands: `submit`, `jobs ls|show|cancel|retry|watch`, `media import|upload|ls|show|rm`."""
 
 from __future__ import annotations
 
 import json
-import time
-from collections.abc import Iterator, Sequence
-from datetime import UTC, datetime
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import click
 
 from mediajobs.cli.apiclient import ApiClient, ClientError
-from mediajobs.cli.progress import JobProgress, TransferProgress, format_bytes, format_duration
+from mediajobs.cli.progress import (
+    TransferProgress,
+    age,
+    describe_error,
+    format_bytes,
+    format_duration,
+    print_json,
+    report_job,
+    report_media,
+    wait_for_job,
+    wait_for_media,
+)
 from mediajobs.config import get_settings
 
 JOB_STATES = ("queued", "running", "retrying", "succeeded", "failed", "cancelled")
 MEDIA_STATES = ("pending", "importing", "processing", "ready", "failed", "deleting")
-MEDIA_DONE = frozenset({"ready", "failed"})
 
 
 class ApiCommand(click.Command):
@@ -55,28 +63,6 @@ def _params(ctx: click.Context, param: click.Parameter, values: Sequence[str]) -
     return dict(parse_param(value) for value in values)
 
 
-def print_json(value: Any) -> None:
-    click.echo(json.dumps(value, indent=2))
-
-
-def parse_time(stamp: str | None) -> datetime | None:
-    if not stamp:
-        return None
-    moment = datetime.fromisoformat(stamp)
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
-
-
-def age(stamp: str | None) -> str:
-    moment = parse_time(stamp)
-    if moment is None:
-        return "-"
-    seconds = max(0.0, (datetime.now(UTC) - moment).total_seconds())
-    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
-        if seconds >= size:
-            return f"{int(seconds // size)}{unit}"
-    return f"{int(seconds)}s"
-
-
 def print_table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
     widths = [max(len(row[i]) for row in [headers, *rows]) for i in range(len(headers))]
     for row in [headers, *rows]:
@@ -92,12 +78,6 @@ def print_fields(fields: Sequence[tuple[str, Any]]) -> None:
         click.echo(f"{name.ljust(width)}  {text.replace(chr(10), chr(10) + ' ' * (width + 2))}")
 
 
-def describe_error(error: Any) -> str:
-    if isinstance(error, dict):
-        return f"{error.get('code', 'error')}: {error.get('message', '')}".rstrip(": ")
-    return str(error)
-
-
 def all_items(fetch_page: Any, *, limit: int | None, follow: bool) -> tuple[list[dict[str, Any]], str | None]:
     """One page, or with `follow` every page (`limit` then sizes the pages)."""
     page = fetch_page(limit=limit or (500 if follow else None), cursor=None)
@@ -108,47 +88,48 @@ def all_items(fetch_page: Any, *, limit: int | None, follow: bool) -> tuple[list
     return items, None if follow else page.get("next_cursor")
 
 
-def report_job(job: dict[str, Any], *, as_json: bool, expect: str = "succeeded") -> None:
-    """The job's end on stdout, its failure on stderr with exit code 1."""
-    if as_json:
-        print_json(job)
-    elif job["state"] == "succeeded":
-        started, finished = parse_time(job.get("started_at")), parse_time(job.get("finished_at"))
-        took = f" in {format_duration((finished - started).total_seconds())}" if started and finished else ""
-        click.echo(f"job {job['id']} succeeded{took}")
-        if job.get("result") is not None:
-            result = job["result"]
-            click.echo("result: " + (json.dumps(result, indent=2) if isinstance(result, dict | list) else
-                                     str(result)))
-    elif job["state"] == expect:
-        click.echo(f"job {job['id']} {job['state']}")
-    if job["state"] != expect:
-        error = f": {describe_error(job['error'])}" if job.get("error") else ""
-        click.echo(f"job {job['id']} {job['state']}{error}", err=True)
-        raise click.exceptions.Exit(1)
-
-
 def job_row(job: dict[str, Any]) -> list[str]:
     stage = str(job.get("stage") or "")
-    return [job["id"], job["kind"], job["state"], f"{float(job.get('progress') or 0):.0f}%",
-            stage if len(stage) <= 40 else stage[:39] + "…", age(job.get("created_at"))]
+    return [
+        job["id"],
+        job["kind"],
+        job["state"],
+        f"{float(job.get('progress') or 0):.0f}%",
+        stage if len(stage) <= 40 else stage[:39] + "…",
+        age(job.get("created_at")),
+    ]
 
 
 @click.command(cls=ApiCommand)
 @click.argument("kind")
-@click.option("-p", "--param", "params", multiple=True, callback=_params, metavar="KEY=VALUE",
-              help="A job parameter; the value is read as JSON when it parses (x=1, tags='[\"a\"]').")
+@click.option(
+    "-p",
+    "--param",
+    "params",
+    multiple=True,
+    callback=_params,
+    metavar="KEY=VALUE",
+    help="A job parameter; the value is read as JSON when it parses (x=1, tags='[\"a\"]').",
+)
 @click.option("--priority", type=click.IntRange(0, 9), help="0 (lowest) to 9 (most urgent).")
-@click.option("--max-attempts", type=click.IntRange(min=1), help="Attempts before a transient failure is final.")
+@click.option(
+    "--max-attempts", type=click.IntRange(min=1), help="Attempts before a transient failure is final."
+)
 @click.option("--wait", is_flag=True, help="Follow the job live; exit non-zero unless it succeeds.")
 @click.option("--json", "as_json", is_flag=True, help="Print the job as JSON.")
-def submit(kind: str, params: dict[str, Any], priority: int | None, max_attempts: int | None, wait: bool,
-           as_json: bool) -> None:
+def submit(
+    kind: str,
+    params: dict[str, Any],
+    priority: int | None,
+    max_attempts: int | None,
+    wait: bool,
+    as_json: bool,
+) -> None:
     """Submit a job of KIND."""
     with connect() as client:
         job = client.jobs_submit(kind, params, priority=priority, max_attempts=max_attempts)
         if wait:
-            wait_for_job(client, job, as_json=as_json)
+            report_job(wait_for_job(client, job), as_json=as_json)
         elif as_json:
             print_json(job)
         else:
@@ -167,12 +148,16 @@ def jobs() -> None:
 @click.option("--limit", type=click.IntRange(1, 500), help="How many (with --all: per page).")
 @click.option("--all", "follow", is_flag=True, help="Every page, not only the newest.")
 @click.option("--json", "as_json", is_flag=True)
-def jobs_ls(state: str | None, kind: str | None, media_id: str | None, limit: int | None, follow: bool,
-            as_json: bool) -> None:
+def jobs_ls(
+    state: str | None, kind: str | None, media_id: str | None, limit: int | None, follow: bool, as_json: bool
+) -> None:
     """List jobs, newest first."""
     with connect() as client:
-        items, more = all_items(lambda **page: client.jobs_list(state=state, kind=kind, media_id=media_id, **page),
-                                limit=limit, follow=follow)
+        items, more = all_items(
+            lambda **page: client.jobs_list(state=state, kind=kind, media_id=media_id, **page),
+            limit=limit,
+            follow=follow,
+        )
     if as_json:
         print_json({"items": items, "next_cursor": more})
         return
@@ -192,16 +177,26 @@ def jobs_show(job_id: str, as_json: bool) -> None:
         print_json(job)
         return
     eta = job.get("eta_seconds")
-    print_fields([
-        ("id", job["id"]), ("kind", job["kind"]), ("state", job["state"]),
-        ("progress", f"{float(job.get('progress') or 0):.1f}%  {job.get('stage') or ''}".rstrip()),
-        ("eta", format_duration(eta) if eta is not None else None),
-        ("attempt", f"{job.get('attempt')}/{job.get('max_attempts')}"), ("queue", job.get("queue")),
-        ("priority", str(job.get("priority"))), ("media", job.get("media_id")), ("params", job.get("params")),
-        ("result", job.get("result")), ("error", describe_error(job["error"]) if job.get("error") else None),
-        ("cancel", "requested" if job.get("cancel_requested") else None), ("created", job.get("created_at")),
-        ("started", job.get("started_at")), ("finished", job.get("finished_at")),
-    ])
+    print_fields(
+        [
+            ("id", job["id"]),
+            ("kind", job["kind"]),
+            ("state", job["state"]),
+            ("progress", f"{float(job.get('progress') or 0):.1f}%  {job.get('stage') or ''}".rstrip()),
+            ("eta", format_duration(eta) if eta is not None else None),
+            ("attempt", f"{job.get('attempt')}/{job.get('max_attempts')}"),
+            ("queue", job.get("queue")),
+            ("priority", str(job.get("priority"))),
+            ("media", job.get("media_id")),
+            ("params", job.get("params")),
+            ("result", job.get("result")),
+            ("error", describe_error(job["error"]) if job.get("error") else None),
+            ("cancel", "requested" if job.get("cancel_requested") else None),
+            ("created", job.get("created_at")),
+            ("started", job.get("started_at")),
+            ("finished", job.get("finished_at")),
+        ]
+    )
 
 
 @jobs.command("cancel")
@@ -212,7 +207,7 @@ def jobs_cancel(job_id: str, wait: bool) -> None:
     with connect() as client:
         job = client.job_cancel(job_id)
         if wait:
-            wait_for_job(client, job, as_json=False, expect="cancelled")
+            report_job(wait_for_job(client, job), as_json=False, expect="cancelled")
         elif job.get("cancel_requested") and job["state"] not in ("succeeded", "failed", "cancelled"):
             click.echo(f"job {job['id']} {job['state']}: cancel requested")
         else:
@@ -228,11 +223,13 @@ def jobs_retry(job_id: str, wait: bool, as_json: bool) -> None:
     with connect() as client:
         job = client.job_retry(job_id)
         if wait:
-            wait_for_job(client, job, as_json=as_json)
+            report_job(wait_for_job(client, job), as_json=as_json)
         elif as_json:
             print_json(job)
         else:
-            click.echo(f"job {job['id']} {job['state']} (attempt {job.get('attempt')}/{job.get('max_attempts')})")
+            click.echo(
+                f"job {job['id']} {job['state']} (attempt {job.get('attempt')}/{job.get('max_attempts')})"
+            )
 
 
 @jobs.command("watch")
@@ -240,4 +237,128 @@ def jobs_retry(job_id: str, wait: bool, as_json: bool) -> None:
 def jobs_watch(job_id: str) -> None:
     """Follow a job live until it ends; exit non-zero unless it succeeds."""
     with connect() as client:
-        wait_for_job(client, client.job(job_id), as_json=False)
+        report_job(wait_for_job(client, client.job(job_id)), as_json=False)
+
+
+def after_create(client: ApiClient, created: dict[str, Any], *, wait: bool, as_json: bool) -> None:
+    media, job = created["media"], created["job"]
+    if wait:
+        report_media(client, wait_for_media(client, media, job), as_json=as_json)
+    elif as_json:
+        print_json(created)
+    else:
+        click.echo(f"media {media['id']} {media['state']}; job {job['id']} {job['state']}")
+
+
+def media_source(media: dict[str, Any]) -> str:
+    source, original = media.get("source") or {}, media.get("original") or {}
+    text = str(source.get("url") or original.get("filename") or source.get("type") or "-")
+    return text if len(text) <= 50 else text[:49] + "…"
+
+
+def media_row(media: dict[str, Any]) -> list[str]:
+    probe, original = media.get("probe") or {}, media.get("original") or {}
+    duration = format_duration(probe["duration"]) if probe.get("duration") is not None else "-"
+    size = format_bytes(original["size"]) if original.get("size") is not None else "-"
+    return [media["id"], media["state"], duration, size, age(media.get("created_at")), media_source(media)]
+
+
+def media_fields(client: ApiClient, item: dict[str, Any]) -> list[tuple[str, Any]]:
+    probe, hls = item.get("probe") or {}, item.get("hls") or {}
+    _, _, duration, size, _, source = media_row(item)
+    video = f"{probe['width']}x{probe.get('height')} {probe.get('fps')} fps" if probe.get("width") else ""
+    codecs = "/".join(str(probe[name]) for name in ("video_codec", "audio_codec") if probe.get(name))
+    return [
+        ("id", item["id"]),
+        ("state", item["state"]),
+        ("source", source),
+        ("parent", item.get("parent_id")),
+        ("size", size.strip("-")),
+        ("probe", "  ".join(part for part in (duration.strip("-"), video, codecs) if part)),
+        ("hls", client.absolute_url(hls["master_url"]) if hls.get("master_url") else None),
+        ("renditions", ", ".join(f"{v.get('height')}p" for v in hls.get("variants") or [])),
+        ("thumbnail", client.absolute_url(item["thumbnail_url"]) if item.get("thumbnail_url") else None),
+        ("error", describe_error(item["error"]) if item.get("error") else None),
+        ("jobs", "\n".join(item.get("jobs") or [])),
+        ("created", item.get("created_at")),
+    ]
+
+
+@click.group(cls=ApiGroup)
+def media() -> None:
+    """Import, upload, list, inspect and delete media assets."""
+
+
+@media.command("import")
+@click.argument("url")
+@click.option("--pipeline", help="Comma-separated steps to run after the import, e.g. hls,thumbnail.")
+@click.option("--wait", is_flag=True, help="Follow the import and pipeline; exit non-zero unless ready.")
+@click.option("--json", "as_json", is_flag=True)
+def media_import(url: str, pipeline: str | None, wait: bool, as_json: bool) -> None:
+    """Import a video or audio file from URL."""
+    steps = None if pipeline is None else [step.strip() for step in pipeline.split(",") if step.strip()]
+    with connect() as client:
+        after_create(client, client.media_import(url, pipeline=steps), wait=wait, as_json=as_json)
+
+
+@media.command("upload")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, readable=True, path_type=Path))
+@click.option("--wait", is_flag=True, help="Follow the import and pipeline; exit non-zero unless ready.")
+@click.option("--json", "as_json", is_flag=True)
+def media_upload(file: Path, wait: bool, as_json: bool) -> None:
+    """Upload a video or audio FILE (streamed, never held in memory)."""
+    bar = TransferProgress(file.name, file.stat().st_size)
+    with connect() as client:
+        try:
+            created = client.media_upload(file, on_progress=bar.advance)
+        except KeyboardInterrupt:
+            bar.close()
+            click.echo("upload interrupted", err=True)
+            raise click.exceptions.Exit(130) from None
+        finally:
+            bar.close()
+        after_create(client, created, wait=wait, as_json=as_json)
+
+
+@media.command("ls")
+@click.option("--state", type=click.Choice(MEDIA_STATES))
+@click.option("--limit", type=click.IntRange(1, 500), help="How many (with --all: per page).")
+@click.option("--all", "follow", is_flag=True, help="Every page, not only the newest.")
+@click.option("--json", "as_json", is_flag=True)
+def media_ls(state: str | None, limit: int | None, follow: bool, as_json: bool) -> None:
+    """List media assets, newest first."""
+    with connect() as client:
+        items, more = all_items(
+            lambda **page: client.media_list(state=state, **page), limit=limit, follow=follow
+        )
+    if as_json:
+        print_json({"items": items, "next_cursor": more})
+        return
+    print_table(["ID", "STATE", "DURATION", "SIZE", "AGE", "SOURCE"], [media_row(item) for item in items])
+    if more:
+        click.echo("(more media: --all lists every page)", err=True)
+
+
+@media.command("show")
+@click.argument("media_id")
+@click.option("--json", "as_json", is_flag=True)
+def media_show(media_id: str, as_json: bool) -> None:
+    """Show one media asset, with absolute URLs for its HLS master playlist and thumbnail."""
+    with connect() as client:
+        item = client.media(media_id)
+        if as_json:
+            print_json(item)
+            return
+        print_fields(media_fields(client, item))
+
+
+@media.command("rm")
+@click.argument("media_id")
+def media_rm(media_id: str) -> None:
+    """Delete a media asset: cancel its jobs and remove every stored file."""
+    with connect() as client:
+        client.media_delete(media_id)
+    click.echo(f"media {media_id} deleting")
+
+
+COMMANDS: list[click.Command] = [submit, jobs, media]

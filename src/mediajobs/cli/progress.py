@@ -1,15 +1,26 @@
-"""Live progress on the terminal: one redrawn line on a TTY, a line per change otherwise."""
+"""Following jobs and media live on the terminal, and reporting how they ended.
+
+Progress goes to stderr (one redrawn line on a TTY, a line per change otherwise); results go to stdout.
+"""
 
 from __future__ import annotations
 
+import json
 import shutil
 import sys
 import time
+from datetime import UTC, datetime
 from typing import Any, TextIO
 
-BAR_WIDTH = 24
+import click
+
+from mediajobs.cli.apiclient import JOB_TERMINAL, ApiClient
+
+BAR_WIDTH = 20
 PLAIN_MIN_INTERVAL_S = 1.0
 PLAIN_PROGRESS_STEP = 10.0
+MEDIA_DONE = frozenset({"ready", "failed"})
+MEDIA_POLL_INTERVAL_S = 1.0
 
 
 def format_duration(seconds: float) -> str:
@@ -22,12 +33,44 @@ def format_duration(seconds: float) -> str:
     return f"{minutes}:{secs:02d}" if minutes else f"{secs}s"
 
 
+def format_took(seconds: float) -> str:
+    return f"{seconds:.1f}s" if seconds < 10 else format_duration(seconds)
+
+
 def format_bytes(size: float) -> str:
     for unit in ("B", "KiB", "MiB", "GiB"):
         if size < 1024 or unit == "GiB":
             return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
         size /= 1024
     return f"{size:.1f} GiB"
+
+
+def age(stamp: str | None) -> str:
+    moment = parse_time(stamp)
+    if moment is None:
+        return "-"
+    seconds = max(0.0, (datetime.now(UTC) - moment).total_seconds())
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size:
+            return f"{int(seconds // size)}{unit}"
+    return f"{int(seconds)}s"
+
+
+def print_json(value: Any) -> None:
+    click.echo(json.dumps(value, indent=2))
+
+
+def parse_time(stamp: str | None) -> datetime | None:
+    if not stamp:
+        return None
+    moment = datetime.fromisoformat(stamp)
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def describe_error(error: Any) -> str:
+    if isinstance(error, dict):
+        return f"{error.get('code', 'error')}: {error.get('message', '')}".rstrip(": ")
+    return str(error)
 
 
 def bar(percent: float, width: int = BAR_WIDTH) -> str:
@@ -72,17 +115,22 @@ class JobProgress:
     def render(self, job: dict[str, Any]) -> str:
         percent = float(job.get("progress") or 0.0)
         parts = [str(job.get("kind", "job")), f"{job['state']:<9}", bar(percent), f"{percent:5.1f}%"]
-        if job.get("stage"):
-            parts.append(str(job["stage"]))
         eta = job.get("eta_seconds")
         if eta is not None and job["state"] == "running":
             parts.append(f"ETA {format_duration(float(eta))}")
+        if job.get("stage"):
+            parts.append(str(job["stage"]))
         if (job.get("attempt") or 1) > 1:
             parts.append(f"(attempt {job['attempt']}/{job.get('max_attempts', '?')})")
         return "  ".join(parts)
 
     def update(self, job: dict[str, Any]) -> None:
-        key = (str(job["id"]), str(job["state"]), str(job.get("stage") or ""), float(job.get("progress") or 0.0))
+        key = (
+            str(job["id"]),
+            str(job["state"]),
+            str(job.get("stage") or ""),
+            float(job.get("progress") or 0.0),
+        )
         if key == self._shown or not (self.line.tty or self._worth_a_plain_line(key)):
             return
         if self._shown is not None and self._shown[0] != key[0]:
@@ -132,8 +180,11 @@ class TransferProgress:
         elapsed = max(now - self._started, 1e-6)
         rate = self.sent_bytes / elapsed
         parts = [
-            f"upload {self.label}", bar(percent), f"{percent:5.1f}%",
-            f"{format_bytes(self.sent_bytes)}/{format_bytes(self.total_bytes)}", f"{format_bytes(rate)}/s",
+            f"upload {self.label}",
+            bar(percent),
+            f"{percent:5.1f}%",
+            f"{format_bytes(self.sent_bytes)}/{format_bytes(self.total_bytes)}",
+            f"{format_bytes(rate)}/s",
         ]
         if rate > 0 and self.sent_bytes < self.total_bytes:
             parts.append(f"ETA {format_duration((self.total_bytes - self.sent_bytes) / rate)}")
@@ -141,3 +192,92 @@ class TransferProgress:
 
     def close(self) -> None:
         self.line.done()
+
+
+def follow_job(client: ApiClient, job: dict[str, Any], display: JobProgress) -> dict[str, Any]:
+    """Show the job live until it ends; the job as it ended. Ctrl-C stops watching, not the job."""
+    display.update(job)
+    if job["state"] in JOB_TERMINAL:
+        return job
+    try:
+        for job in client.follow(job["id"]):  # noqa: B020 - the last one seen is the answer
+            display.update(job)
+    except KeyboardInterrupt:
+        display.close()
+        click.echo(
+            f"stopped watching; job {job['id']} goes on (`mediajobs jobs cancel {job['id']}` stops it)",
+            err=True,
+        )
+        raise click.exceptions.Exit(130) from None
+    return job
+
+
+def wait_for_job(client: ApiClient, job: dict[str, Any]) -> dict[str, Any]:
+    display = JobProgress()
+    try:
+        return follow_job(client, job, display)
+    finally:
+        display.close()
+
+
+def wait_for_media(client: ApiClient, media: dict[str, Any], job: dict[str, Any]) -> dict[str, Any]:
+    """Follow the import job, then each pipeline job the asset gains, until the asset is ready or failed."""
+    display = JobProgress()
+    followed: set[str] = set()
+    try:
+        while True:
+            if job["id"] not in followed:
+                followed.add(job["id"])
+                follow_job(client, job, display)
+            media = client.media(media["id"])
+            pending = [job_id for job_id in media.get("jobs") or [] if job_id not in followed]
+            if pending:
+                job = client.job(pending[0])
+            elif media["state"] in MEDIA_DONE:
+                return media
+            else:
+                time.sleep(MEDIA_POLL_INTERVAL_S)
+    except KeyboardInterrupt:
+        display.close()
+        click.echo(f"stopped watching; media {media['id']} goes on", err=True)
+        raise click.exceptions.Exit(130) from None
+    finally:
+        display.close()
+
+
+def report_job(job: dict[str, Any], *, as_json: bool, expect: str = "succeeded") -> None:
+    """The job's end on stdout, its failure on stderr with exit code 1."""
+    if as_json:
+        print_json(job)
+    elif job["state"] == "succeeded":
+        started, finished = parse_time(job.get("started_at")), parse_time(job.get("finished_at"))
+        took = f" in {format_took((finished - started).total_seconds())}" if started and finished else ""
+        click.echo(f"job {job['id']} succeeded{took}")
+        if job.get("result") is not None:
+            result = job["result"]
+            click.echo(
+                "result: "
+                + (json.dumps(result, indent=2) if isinstance(result, dict | list) else str(result))
+            )
+    elif job["state"] == expect:
+        click.echo(f"job {job['id']} {job['state']}")
+    if job["state"] != expect:
+        error = describe_error(job["error"]).removeprefix(f"{job['state']}: ") if job.get("error") else ""
+        click.echo(f"job {job['id']} {job['state']}{': ' + error if error else ''}", err=True)
+        raise click.exceptions.Exit(1)
+
+
+def report_media(client: ApiClient, media: dict[str, Any], *, as_json: bool) -> None:
+    """The asset's end on stdout (with its absolute HLS master URL), a failure on stderr with exit code 1."""
+    if as_json:
+        print_json(media)
+    elif media["state"] == "ready":
+        click.echo(f"media {media['id']} ready")
+        if media.get("hls"):
+            click.echo(f"hls master: {client.absolute_url(media['hls']['master_url'])}")
+        if media.get("thumbnail_url"):
+            click.echo(f"thumbnail: {client.absolute_url(media['thumbnail_url'])}")
+    if media["state"] != "ready":
+        error = f": {describe_error(media['error'])}" if media.get("error") else ""
+        click.echo(f"media {media['id']} {media['state']}{error}", err=True)
+        raise click.exceptions.Exit(1)

@@ -38,15 +38,25 @@ def api(host: str | None, port: int | None, no_migrate: bool) -> None:
     if not no_migrate:
         migrate(get_db(settings.effective_database_url))
     uvicorn.run(
-        "mediajobs.api.app:app_factory", factory=True, host=host or settings.host, port=port or settings.port,
-        log_level="info", access_log=False, timeout_graceful_shutdown=3,
+        "mediajobs.api.app:app_factory",
+        factory=True,
+        host=host or settings.host,
+        port=port or settings.port,
+        log_level="info",
+        access_log=False,
+        timeout_graceful_shutdown=3,
     )
 
 
 @click.command()
 @click.option("--queues", "-Q", default="io,cpu,default", show_default=True, help="comma-separated queues")
-@click.option("--concurrency", "-c", type=int, default=None,
-              help="pool size; default: matched to the cores for cpu, wider for io/default")
+@click.option(
+    "--concurrency",
+    "-c",
+    type=int,
+    default=None,
+    help="pool size; default: matched to the cores for cpu, wider for io/default",
+)
 @click.option("--loglevel", default="INFO", show_default=True)
 @click.option("--no-migrate", is_flag=True, help="do not upgrade the schema first")
 def worker(queues: str, concurrency: int | None, loglevel: str, no_migrate: bool) -> None:
@@ -60,7 +70,9 @@ def worker(queues: str, concurrency: int | None, loglevel: str, no_migrate: bool
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--queues") from exc
     if concurrency is None:
-        concurrency = settings.effective_cpu_concurrency if names == ["cpu"] else settings.effective_io_concurrency
+        concurrency = (
+            settings.effective_cpu_concurrency if names == ["cpu"] else settings.effective_io_concurrency
+        )
     run_worker(queues=names, concurrency=concurrency, loglevel=loglevel, migrate_first=not no_migrate)
 
 

@@ -1,9 +1,11 @@
 """Getting committed jobs onto the broker: a fast path right after the commit and an outbox relay.
 
-A job row is committed with `published_at` unset before any message exists, so a worker can never receive
-an id it cannot find. The fast path publishes from a background thread and marks the row; whatever it could
-not publish (broker down, process died in between) the relay finds and publishes later. A message that goes
-out twice is harmless: only one delivery wins the conditional queued → running update.
+A job row is committed before any message exists, so a worker can never receive an id it cannot find. The
+row is committed already claimed by the fast path (`published_at` set), which publishes from a background
+thread and, if the broker refuses, clears the claim so that the relay publishes it once the broker is back.
+Should a message be lost anyway (the process died between commit and publish, Redis lost its data), the
+relay sends queued jobs again when they have waited `republish_after_s`. A message that goes out twice is
+harmless: only one delivery wins the conditional queued → running update.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import or_, select, update
 
 from mediajobs.db.models import Job, utcnow
 from mediajobs.db.session import Database
@@ -75,18 +77,18 @@ class Publisher:
                     batch.append(self._queue.get_nowait())
                 except queue.Empty:
                     break
-            sent: list[tuple[str, int]] = []
+            failed: list[tuple[str, int]] = []
             for message in batch:
                 try:
                     publish(message)
-                    sent.append((message.job_id, message.attempt))
                 except Exception as exc:  # the relay publishes it once the broker is back
                     log.warning("broker unavailable, job %s waits in the outbox: %s", message.job_id, exc)
+                    failed.append((message.job_id, message.attempt))
             try:
-                service.mark_published(self.db, sent)
+                service.set_published(self.db, failed, published=False)
             except Exception:
-                log.warning("could not mark %d jobs published; the relay may send them again", len(sent),
-                            exc_info=True)
+                log.warning("could not return %d jobs to the outbox; the relay republishes them after "
+                            "republish_after_s", len(failed), exc_info=True)
 
 
 _publishers: dict[int, Publisher] = {}
@@ -112,8 +114,8 @@ def create_and_publish(db: Database, *, kind: str, params: dict[str, Any], prior
     return job
 
 
-def relay(db: Database, *, grace_s: float = 2.0, limit: int = 500) -> int:
-    """Publish due retries and every committed job the fast path did not publish; returns how many."""
+def relay(db: Database, *, republish_after_s: float = 600.0, limit: int = 500) -> int:
+    """Publish due retries, jobs the fast path could not publish and long-queued ones; returns how many."""
     now = utcnow()
     with db.write() as session:
         session.execute(
@@ -121,11 +123,11 @@ def relay(db: Database, *, grace_s: float = 2.0, limit: int = 500) -> int:
             .where(Job.state == states.RETRYING, Job.run_after <= now)
             .values(state=states.QUEUED, run_after=None, updated_at=now)
         )
-    cutoff = now - timedelta(seconds=grace_s)
+    stale = now - timedelta(seconds=republish_after_s)
     with db.read() as session:
         pending = list(session.scalars(
             select(Job)
-            .where(Job.state == states.QUEUED, Job.published_at.is_(None), Job.updated_at <= cutoff)
+            .where(Job.state == states.QUEUED, or_(Job.published_at.is_(None), Job.published_at < stale))
             .order_by(Job.priority.desc(), Job.created_at)
             .limit(limit)
         ))
@@ -137,7 +139,7 @@ def relay(db: Database, *, grace_s: float = 2.0, limit: int = 500) -> int:
             log.warning("relay: broker unavailable (%s); %d jobs wait in the outbox", exc, len(pending) - len(sent))
             break
         sent.append((job.id, job.attempt))
-    service.mark_published(db, sent)
+    service.set_published(db, sent, published=True)
     if sent:
         log.info("relay published %d job(s) from the outbox", len(sent))
     return len(sent)

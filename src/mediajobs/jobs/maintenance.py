@@ -32,7 +32,7 @@ class Maintenance:
         self._thread.join(timeout=5)
 
     def tick(self, now: float, last: dict[str, float]) -> None:
-        relay(self.db)
+        relay(self.db, republish_after_s=self.settings.republish_after_s)
         reap_every = max(1.0, self.settings.heartbeat_timeout_s / 4)
         if now - last.get("reap", 0.0) >= reap_every:
             last["reap"] = now

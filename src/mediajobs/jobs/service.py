@@ -38,6 +38,8 @@ def new_job(*, kind: Kind, params: dict[str, Any], priority: int | None = None,
         eta_seconds=None, attempt=1, max_attempts=max_attempts or kind.max_attempts, queue=kind.queue,
         priority=kind.priority if priority is None else priority, media_id=media_id, result=None, error=None,
         cancel_requested=False, created_at=now, updated_at=now, time_limit_s=kind.time_limit_s,
+        # Claimed by the fast path, which publishes right after the commit and clears this if it cannot.
+        published_at=now,
     )
 
 
@@ -96,16 +98,22 @@ def _update(session: Session, job_id: str, *conditions: Any, **values: Any) -> b
     return bool(result.rowcount)  # type: ignore[attr-defined]
 
 
+def _update_returning(session: Session, job_id: str, *conditions: Any, **values: Any) -> Job | None:
+    """The conditional update and the updated row in one statement (UPDATE … RETURNING)."""
+    values.setdefault("updated_at", utcnow())
+    statement = update(Job).where(Job.id == job_id, *conditions).values(**values).returning(Job)
+    return session.scalars(statement, execution_options={"synchronize_session": False}).one_or_none()
+
+
 def start(db: Database, *, job_id: str, attempt: int, worker: str) -> Job | None:
     """queued → running for this attempt; None if the job was cancelled, already started or superseded."""
     now = utcnow()
     with db.write() as session:
-        won = _update(
+        return _update_returning(
             session, job_id, Job.state == states.QUEUED, Job.attempt == attempt,
             state=states.RUNNING, started_at=now, heartbeat_at=now, worker=worker, progress=0.0,
-            stage="", eta_seconds=None, error=None, published_at=now,
+            stage="", eta_seconds=None, error=None,
         )
-        return session.get(Job, job_id) if won else None
 
 
 def report_progress(db: Database, *, job_id: str, attempt: int, progress: float, stage: str,
@@ -132,8 +140,7 @@ def finish(db: Database, *, job_id: str, attempt: int, state: str, result: Any =
     if state == states.SUCCEEDED:
         values.update(result=result, progress=100.0)
     with db.write() as session:
-        won = _update(session, job_id, Job.state.in_(from_states), Job.attempt == attempt, **values)
-        return session.get(Job, job_id) if won else None
+        return _update_returning(session, job_id, Job.state.in_(from_states), Job.attempt == attempt, **values)
 
 
 def schedule_retry(db: Database, *, job_id: str, attempt: int, error: dict[str, str], delay_s: float) -> bool:
@@ -181,7 +188,7 @@ def retry(db: Database, job_id: str) -> Job:
             session, job.id, Job.state == job.state, Job.attempt == job.attempt,
             state=states.QUEUED, attempt=job.attempt + 1, max_attempts=max(job.max_attempts, job.attempt + 1),
             progress=0.0, stage="", eta_seconds=None, result=None, error=None, cancel_requested=False,
-            started_at=None, finished_at=None, published_at=None, run_after=None, worker=None,
+            started_at=None, finished_at=None, published_at=utcnow(), run_after=None, worker=None,
         )
         if not won:
             raise Conflict(f"job {job.id} changed while retrying it; look at it again")
@@ -190,14 +197,14 @@ def retry(db: Database, job_id: str) -> Job:
         return fresh
 
 
-def mark_published(db: Database, pairs: list[tuple[str, int]]) -> None:
+def set_published(db: Database, pairs: list[tuple[str, int]], *, published: bool) -> None:
+    """Record that these jobs' messages went out (or, with published=False, that they must be sent again)."""
     if not pairs:
         return
-    now = utcnow()
     with db.write() as session:
         for job_id, attempt in pairs:
             session.execute(
                 update(Job)
-                .where(Job.id == job_id, Job.attempt == attempt, Job.published_at.is_(None))
-                .values(published_at=now)
+                .where(Job.id == job_id, Job.attempt == attempt, Job.state == states.QUEUED)
+                .values(published_at=utcnow() if published else None)
             )

@@ -1,8 +1,8 @@
 """Mask rectangular regions of a video (blur, black box, pixelate) in one ffmpeg pass.
 
-Each blur/pixelate region is cropped from the decoded frame, filtered at its own size and overlaid back, so the
-cost grows with the masked area rather than with the frame; black boxes are painted last so they always win
-where regions overlap. Video is re-encoded with libx264, the audio is stream-copied.
+Each blur/pixelate region is cropped from the decoded frame, filtered at its own size and overlaid back, so
+the cost grows with the masked area rather than with the frame; black boxes are painted last so they always
+win where regions overlap. Video is re-encoded with libx264, the audio is stream-copied.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from mediajobs.media.progress import FfmpegProgress, fraction_only, progress_arg
 
 STYLES = ("blur", "black", "pixelate")
 
+MP4_SUFFIXES = frozenset({".mp4", ".m4v", ".mov"})
 # Audio codecs the mp4 muxer takes as they are; anything else (pcm, flac, vorbis) is re-encoded to AAC.
 MP4_AUDIO_CODECS = frozenset({"aac", "mp3", "ac3", "eac3", "opus", "alac"})
 
@@ -123,10 +124,14 @@ def audio_args(probe: Probe, dst: Path) -> list[str]:
     """Copy the first audio stream, unless the mp4 muxer cannot hold its codec."""
     if not probe.has_audio:
         return []
-    mp4 = dst.suffix.lower() in {".mp4", ".m4v", ".mov"}
-    if mp4 and probe.audio_codec not in MP4_AUDIO_CODECS:
+    if dst.suffix.lower() in MP4_SUFFIXES and probe.audio_codec not in MP4_AUDIO_CODECS:
         return ["-map", "0:a:0", "-c:a", "aac", "-b:a", "192k"]
     return ["-map", "0:a:0", "-c:a", "copy"]
+
+
+def faststart_args(dst: Path) -> list[str]:
+    """Put an mp4's index first, so browsers start playing before the whole file has arrived."""
+    return ["-movflags", "+faststart"] if dst.suffix.lower() in MP4_SUFFIXES else []
 
 
 def run_ffmpeg(
@@ -168,10 +173,9 @@ def apply_mask(
         "-i", str(src),
         "-filter_complex", graph,
         "-map", "[vout]",
-        "-c:v", "libx264", "-preset", preset, "-crf", str(crf), "-pix_fmt", "yuv420p", *after,
+        "-c:v", "libx264", "-preset", preset, "-crf", str(crf), *after,
         *audio_args(probe, dst),
-        "-map_metadata", "0",
-        *(["-movflags", "+faststart"] if dst.suffix.lower() in {".mp4", ".m4v", ".mov"} else []),
+        *faststart_args(dst),
         str(dst),
     ]  # fmt: skip
     run_ffmpeg(args, probe.duration, on_progress)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -71,8 +72,10 @@ def probe(path: str | Path) -> Probe:
 
 def _reason(message: str, path: Path) -> str:
     # ffprobe prefixes its complaint with the path; the path means nothing to the user reading the job error.
+    # Neither does the "[mov,mp4,... @ 0x55d...] " tag in front of a demuxer's complaint.
     reason = message.split(": ", 1)[-1] if ": " in message else message
-    return reason.replace(f"{path}: ", "").strip() or "unknown error"
+    reason = re.sub(r"\[[^\]]* @ 0x[0-9a-f]+\] ", "", reason.replace(f"{path}: ", ""))
+    return reason.replace(" | ", "; ").strip() or "unknown error"
 
 
 def parse(data: dict[str, Any], *, size: int) -> Probe:
@@ -131,12 +134,12 @@ def _rotation(stream: dict[str, Any]) -> int:
         if "rotation" in side:
             # The display matrix angle is counter-clockwise; the legacy `rotate` tag is clockwise.
             return _quarter(-float(side["rotation"]))
-    tag = (stream.get("tags") or {}).get("rotate")
-    return _quarter(float(tag)) if _float(tag) is not None else 0
+    tag = _float((stream.get("tags") or {}).get("rotate"))
+    return _quarter(tag) if tag is not None else 0
 
 
 def _quarter(degrees: float) -> int:
-    return int(round(degrees / 90.0)) % 4 * 90
+    return round(degrees / 90.0) % 4 * 90
 
 
 def _rate(value: Any) -> float | None:

@@ -14,7 +14,7 @@ def progress_args(period_s: float = 0.5) -> list[str]:
 
 
 class FfmpegProgress:
-    """Feed it stdout lines of ffmpeg -progress pipe:1; calls on_update(fraction, speed) at the end of each block."""
+    """Feed it ffmpeg `-progress pipe:1` lines; calls on_update(fraction, speed) at the end of each block."""
 
     def __init__(self, total_s: float, on_update: UpdateCallback) -> None:
         self.total_s = total_s

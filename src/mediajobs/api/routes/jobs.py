@@ -8,6 +8,8 @@ from fastapi import APIRouter, Header, Query, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import ValidationError
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+from starlette.concurrency import run_in_threadpool
 
 from mediajobs.api import idempotency
 from mediajobs.api.deps import DbDep
@@ -37,24 +39,27 @@ def validate_params(kind_name: str, params: dict[str, Any]) -> None:
 
 @router.post("", status_code=202, response_model=JobPublic,
              responses={422: {"description": "unknown kind or invalid params"}})
-def create_job(
-    body: JobCreate, db: DbDep,
+async def create_job(
+    body: JobCreate, db: DbDep, request: Request,
     idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key")] = None,
 ) -> JSONResponse:
     key = idempotency.check_key(idempotency_key)
-    if (replayed := idempotency.replay(db, SCOPE, key)) is not None:
+    if key is not None and (replayed := await run_in_threadpool(idempotency.replay, db, SCOPE, key)):
         return replayed
     validate_params(body.kind, body.params)
     job = service.new_job(kind=registry.get(body.kind), params=body.params, priority=body.priority,
                           max_attempts=body.max_attempts)
     answer, location = public(job), f"/api/v1/jobs/{job.id}"
+
+    def insert(session: Session) -> None:
+        session.add(job)
+        idempotency.remember(session, SCOPE, key, status=202, body=answer, location=location)
+
     try:
-        with db.write() as session:
-            session.add(job)
-            idempotency.remember(session, SCOPE, key, status=202, body=answer, location=location)
+        await request.app.state.batch_writer.write(insert)
     except IntegrityError:
-        if (replayed := idempotency.replay(db, SCOPE, key)) is not None:  # a concurrent twin won
-            return replayed
+        if (replayed := await run_in_threadpool(idempotency.replay, db, SCOPE, key)) is not None:
+            return replayed  # a concurrent twin with the same key won
         raise
     publisher_for(db).submit(Message.of(job))
     return JSONResponse(answer, status_code=202, headers={"Location": location})

@@ -1,0 +1,16 @@
+"""`make bench`: every benchmark, each printing a ratio against a baseline measured in the same run."""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+MODULES = ["bench.jobs", "bench.hls", "bench.upload", "bench.mask"]
+
+for name in sys.argv[1:] or MODULES:
+    try:
+        module = importlib.import_module(name if name.startswith("bench.") else f"bench.{name}")
+    except ModuleNotFoundError as exc:
+        print(f"{name}: not available ({exc})")
+        continue
+    module.main()

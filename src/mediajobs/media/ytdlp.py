@@ -1,0 +1,255 @@
+"""URL imports through yt-dlp: progress, a byte cap of our own, failures sorted into stable codes."""
+
+from __future__ import annotations
+
+import json
+import mimetypes
+import re
+import sys
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from mediajobs import process
+from mediajobs.errors import (
+    JobCancelled,
+    MediajobsError,
+    ProcessFailed,
+    SourceTemporarilyUnreachable,
+    SourceUnreachable,
+    TooLarge,
+    UnsupportedMedia,
+)
+from mediajobs.media import urlguard
+from mediajobs.media.probe import probe
+
+DownloadProgress = Callable[[int, int | None, float | None, float | None], None]
+
+PROGRESS_MARK = "[mediajobs:progress] "
+DONE_MARK = "[mediajobs:done] "
+# Direct files first; "http_dash_segments" also starts with "http", so DASH is excluded by name. Then the best
+# video+audio pair, then anything (HLS included).
+FORMAT = "b[protocol^=http][protocol!*=dash]/bv*+ba/b"
+CONTENT_TYPES = {
+    "mp4": "video/mp4",
+    "m4v": "video/mp4",
+    "mov": "video/quicktime",
+    "webm": "video/webm",
+    "mkv": "video/x-matroska",
+    "ts": "video/mp2t",
+    "m4a": "audio/mp4",
+    "mp3": "audio/mpeg",
+    "ogg": "audio/ogg",
+    "opus": "audio/ogg",
+    "wav": "audio/wav",
+}
+
+
+@dataclass(frozen=True)
+class Downloaded:
+    """A file yt-dlp fetched into the destination directory."""
+
+    path: Path
+    size: int
+    filename: str
+    content_type: str
+    title: str
+
+
+class _Watch:
+    """The cancel signal process.run polls: the job's own cancel, or our byte cap being crossed."""
+
+    def __init__(self, dest_dir: Path, max_bytes: int, outer: process.CancelSignal | None) -> None:
+        self.dest_dir, self.max_bytes, self.outer = dest_dir, max_bytes, outer
+        self.seen_bytes = 0
+        self.announced_bytes: int | None = None
+        self.too_large = False
+        self._next_scan = 0.0
+
+    def is_set(self) -> bool:
+        now = time.monotonic()
+        if now >= self._next_scan:
+            # Files on disk catch what progress lines may not report (ffmpeg-driven HLS, merges).
+            self._next_scan = now + 0.25
+            self.seen_bytes = max(self.seen_bytes, _largest_file(self.dest_dir))
+        if self.seen_bytes > self.max_bytes:
+            self.too_large = True
+        return self.too_large or (self.outer is not None and self.outer.is_set())
+
+
+def download(
+    url: str,
+    dest_dir: str | Path,
+    *,
+    max_bytes: int,
+    allow_private: bool = False,
+    on_progress: DownloadProgress | None = None,
+    timeout_s: float | None = None,
+) -> Downloaded:
+    """Download the media at `url` into `dest_dir`, refusing anything larger than `max_bytes`.
+
+    `on_progress(downloaded_bytes, total_bytes, speed_bps, eta_s)` is called about twice a second; the total,
+    speed and ETA are None while yt-dlp does not know them, and bytes keep growing across the parts of a
+    video+audio pair.
+    """
+    dest_dir = Path(dest_dir).resolve()
+    dest_dir.mkdir(parents=True, exist_ok=True)
+    before = set(dest_dir.iterdir())
+    url = urlguard.check_url(url, allow_private=allow_private)
+    if not allow_private:
+        # yt-dlp gets the vetted final URL: a redirect cannot lead it somewhere private the check never saw.
+        url = urlguard.resolve_redirects(url, allow_private=False)
+    watch = _Watch(dest_dir, max_bytes, process.current_cancel.get())
+    reader = _OutputReader(watch, on_progress)
+    try:
+        done = process.run(
+            _args(url, dest_dir),
+            on_stdout=reader.feed,
+            timeout_s=timeout_s,
+            cancel=watch,
+            check=False,
+            cwd=dest_dir,
+        )
+        if done.returncode != 0:
+            raise classify(done.stderr_tail)
+        return _result(reader, dest_dir, max_bytes)
+    except JobCancelled as exc:
+        _remove_new(dest_dir, before)
+        if watch.too_large:
+            size = f"{watch.announced_bytes} bytes" if watch.announced_bytes else "larger than that"
+            raise TooLarge(f"the source is over the {max_bytes} byte limit ({size})") from exc
+        raise
+    except BaseException:
+        _remove_new(dest_dir, before)
+        raise
+
+
+def _args(url: str, dest_dir: Path) -> list[str]:
+    return [
+        sys.executable, "-m", "yt_dlp",
+        "--ignore-config", "--no-cache-dir", "--no-playlist", "--playlist-items", "1",
+        # --print implies --quiet; --no-quiet keeps yt-dlp's notes visible for the error message.
+        "--no-quiet", "--no-warnings", "--newline", "--no-color",
+        "--progress", "--progress-delta", "0.5",
+        "--progress-template", f"download:{PROGRESS_MARK}%(progress)j",
+        "--print", f"after_move:{DONE_MARK}%(.{{filepath,title,ext}})j",
+        "--format", FORMAT,
+        # A missing fragment must fail the import, not leave a silently truncated file. No --max-filesize:
+        # yt-dlp applies it to each HLS fragment and skips the big ones; _Watch enforces the cap instead.
+        "--abort-on-unavailable-fragments",
+        "--socket-timeout", "30", "--retries", "3", "--fragment-retries", "3",
+        "--paths", str(dest_dir), "--paths", f"temp:{dest_dir}",
+        "--output", "source.%(ext)s",
+        "--", url,
+    ]  # fmt: skip
+
+
+class _OutputReader:
+    """Parses yt-dlp's stdout: progress JSON, the final file, and plain messages kept for diagnosis."""
+
+    def __init__(self, watch: _Watch, on_progress: DownloadProgress | None) -> None:
+        self.watch, self.on_progress = watch, on_progress
+        self.result: dict[str, Any] | None = None
+        self.messages: deque[str] = deque(maxlen=20)
+        self._finished: dict[str, int] = {}
+
+    def feed(self, line: str) -> None:
+        try:
+            if line.startswith(DONE_MARK):
+                self.result = json.loads(line[len(DONE_MARK) :])
+                return
+            if line.startswith(PROGRESS_MARK):
+                self._progress(json.loads(line[len(PROGRESS_MARK) :]))
+                return
+        except ValueError:  # a line cut short; progress comes again and a lost result is reported below
+            pass
+        if line.strip():
+            self.messages.append(line)
+
+    def _progress(self, data: dict[str, Any]) -> None:
+        current = int(data.get("downloaded_bytes") or 0)
+        exact = int(data.get("total_bytes") or 0)
+        total = exact or int(data.get("total_bytes_estimate") or 0)
+        known_total: int | None
+        if data.get("status") == "finished":
+            self._finished[str(data.get("filename"))] = current
+            downloaded = known_total = sum(self._finished.values())
+        else:
+            # A video+audio pair is two downloads in a row: count what the finished parts already brought.
+            done_before = sum(self._finished.values())
+            downloaded = done_before + current
+            known_total = done_before + total if total else None
+            # A size announced up front fails the import at once, not after the whole download.
+            if exact:
+                self.watch.announced_bytes = done_before + exact
+                self.watch.seen_bytes = max(self.watch.seen_bytes, done_before + exact)
+        self.watch.seen_bytes = max(self.watch.seen_bytes, downloaded)
+        if self.on_progress is not None:
+            self.on_progress(downloaded, known_total, data.get("speed"), data.get("eta"))
+
+
+def _result(reader: _OutputReader, dest_dir: Path, max_bytes: int) -> Downloaded:
+    if reader.result is None:
+        said = " | ".join(reader.messages)
+        raise UnsupportedMedia(f"yt-dlp downloaded nothing: {said[-300:] or 'no output'}")
+    path = Path(reader.result["filepath"])
+    if not path.is_file() or dest_dir not in path.resolve().parents:
+        raise ProcessFailed(f"yt-dlp reported a file that is not in the download directory: {path}")
+    size = path.stat().st_size
+    if size > max_bytes:
+        raise TooLarge(f"the source is over the {max_bytes} byte limit ({size} bytes)")
+    ext = str(reader.result.get("ext") or path.suffix.lstrip("."))
+    # The generic extractor names anything it cannot place "unknown_video"; a probe tells media from text.
+    probe(path)
+    title = str(reader.result.get("title") or path.stem)
+    safe = re.sub(r"[\x00-\x1f/\\]+", "_", title).strip(" .")[:150] or "download"
+    content_type = CONTENT_TYPES.get(ext) or mimetypes.guess_type(f"x.{ext}")[0] or "application/octet-stream"
+    return Downloaded(path=path, size=size, filename=f"{safe}.{ext}", content_type=content_type, title=title)
+
+
+# First match wins, tried against yt-dlp's last ERROR line.
+_RULES: list[tuple[str, type[MediajobsError], str]] = [
+    (r"HTTP Error (404|410)", SourceUnreachable, "the source was not found"),
+    (r"HTTP Error (429|5\d\d)", SourceTemporarilyUnreachable, "the source's server is failing"),
+    (r"HTTP Error 4\d\d", SourceUnreachable, "the source's server refused the request"),
+    (r"Temporary failure in name resolution", SourceTemporarilyUnreachable, "DNS is not answering"),
+    (r"Failed to resolve|Name or service not known|getaddrinfo failed", SourceUnreachable, "no such host"),
+    (r"Connection refused", SourceUnreachable, "connection refused"),
+    (r"timed out|Read timeout|Connection reset", SourceTemporarilyUnreachable, "network error"),
+    (r"Unsupported URL", UnsupportedMedia, "no video or audio found at the URL"),
+    (r"No video formats found|Requested format is not available", UnsupportedMedia, "no usable format"),
+    (r"Video unavailable|Private video|has been removed", SourceUnreachable, "the video is not available"),
+    (r"fragment \d+ not found", SourceUnreachable, "part of the stream is missing on the server"),
+    (r"downloaded file is empty", SourceUnreachable, "the source sent no data"),
+]
+
+
+def classify(stderr_tail: str) -> MediajobsError:
+    """Turn yt-dlp's complaint into an error with a stable code and a message a user can act on."""
+    errors = [line for line in stderr_tail.splitlines() if line.startswith("ERROR:")]
+    detail = _short(errors[-1] if errors else process.last_words(stderr_tail))
+    for pattern, error, summary in _RULES:
+        if re.search(pattern, detail):
+            return error(f"{summary}: {detail}")
+    return ProcessFailed(f"yt-dlp failed: {detail}")
+
+
+def _short(line: str) -> str:
+    # yt-dlp repeats the cause in "(caused by ...)"; the first half says it all.
+    return line.removeprefix("ERROR: ").split(" (caused by ")[0][:300]
+
+
+def _largest_file(directory: Path) -> int:
+    try:
+        return max((p.stat().st_size for p in directory.iterdir() if p.is_file()), default=0)
+    except FileNotFoundError:  # a part file renamed between listing and stat
+        return 0
+
+
+def _remove_new(directory: Path, before: set[Path]) -> None:
+    for path in directory.iterdir():
+        if path not in before and path.is_file():
+            path.unlink(missing_ok=True)

@@ -1,0 +1,154 @@
+// The public HTTP API (/api/v1), and nothing else: fetch with the optional bearer key, uploads with progress.
+
+import { connection } from "./connection.js";
+import { ApiError, offlineError, problemFrom, problemFromBody } from "./errors.js";
+
+const KEY_STORAGE = "mediajobs.apiKey";
+const JSON_TYPES = "application/json, application/problem+json";
+
+/** The API key pasted by the user, kept in localStorage; empty when the server needs none. */
+export const auth = new (class extends EventTarget {
+  get key() {
+    try {
+      return localStorage.getItem(KEY_STORAGE) || "";
+    } catch {
+      return "";
+    }
+  }
+
+  set(key) {
+    localStorage.setItem(KEY_STORAGE, key.trim());
+    this.dispatchEvent(new Event("change"));
+  }
+
+  clear() {
+    localStorage.removeItem(KEY_STORAGE);
+    this.dispatchEvent(new Event("change"));
+  }
+
+  headers() {
+    return this.key ? { Authorization: `Bearer ${this.key}` } : {};
+  }
+
+  /** The server refused us (401): the app shows the key field. */
+  refused(problem) {
+    this.dispatchEvent(new CustomEvent("unauthorized", { detail: problem }));
+  }
+})();
+
+function withQuery(path, query) {
+  if (!query) return path;
+  const params = new URLSearchParams();
+  for (const [name, value] of Object.entries(query)) {
+    if (value !== undefined && value !== null && value !== "") params.set(name, String(value));
+  }
+  const text = params.toString();
+  return text ? `${path}?${text}` : path;
+}
+
+/** A key for Idempotency-Key: one per submitted form, so a retried request never creates twice. */
+export function newIdempotencyKey() {
+  if (globalThis.crypto?.randomUUID) return crypto.randomUUID();
+  return `${Date.now().toString(36)}-${Math.random().toString(36).slice(2)}${Math.random().toString(36).slice(2)}`;
+}
+
+/** A form's request that failed to reach the server is retried with the same Idempotency-Key. */
+export class Submission {
+  constructor() {
+    this.body = null;
+    this.key = null;
+  }
+
+  keyFor(body) {
+    const text = JSON.stringify(body);
+    if (text !== this.body) {
+      this.body = text;
+      this.key = newIdempotencyKey();
+    }
+    return this.key;
+  }
+
+  done() {
+    this.body = null;
+  }
+}
+
+export async function request(method, path, { json, query, headers = {}, signal } = {}) {
+  const init = { method, signal, cache: "no-store", headers: { Accept: JSON_TYPES, ...auth.headers(), ...headers } };
+  if (json !== undefined) {
+    init.body = JSON.stringify(json);
+    init.headers["Content-Type"] = "application/json";
+  }
+  let response;
+  try {
+    response = await fetch(withQuery(path, query), init);
+  } catch (err) {
+    if (err.name === "AbortError") throw err;
+    connection.failed();
+    throw offlineError(err);
+  }
+  connection.succeeded();
+  if (!response.ok) {
+    const problem = await problemFrom(response);
+    if (response.status === 401) auth.refused(problem);
+    throw problem;
+  }
+  if (response.status === 204) return null;
+  return response.json();
+}
+
+/** POST a file as the raw request body, reporting upload progress; resolves to {media, job}. */
+export function uploadFile(file, { onProgress, signal, idempotencyKey } = {}) {
+  return new Promise((resolve, reject) => {
+    const xhr = new XMLHttpRequest();
+    xhr.open("POST", withQuery("/api/v1/media/uploads", { filename: file.name }));
+    xhr.setRequestHeader("Accept", JSON_TYPES);
+    xhr.setRequestHeader("Content-Type", file.type || "application/octet-stream");
+    for (const [name, value] of Object.entries(auth.headers())) xhr.setRequestHeader(name, value);
+    if (idempotencyKey) xhr.setRequestHeader("Idempotency-Key", idempotencyKey);
+    xhr.upload.addEventListener("progress", (event) => {
+      if (onProgress) onProgress(event.loaded, event.lengthComputable ? event.total : file.size);
+    });
+    xhr.addEventListener("load", () => {
+      let body = null;
+      try {
+        body = xhr.responseText ? JSON.parse(xhr.responseText) : null;
+      } catch {
+        body = null;
+      }
+      connection.succeeded();
+      if (xhr.status >= 200 && xhr.status < 300) {
+        resolve(body);
+        return;
+      }
+      const problem = problemFromBody(xhr.status, body, xhr.responseText);
+      if (xhr.status === 401) auth.refused(problem);
+      reject(problem);
+    });
+    xhr.addEventListener("error", () => {
+      connection.failed();
+      reject(offlineError(new Error("the upload was interrupted")));
+    });
+    xhr.addEventListener("abort", () => reject(new ApiError({ status: 0, detail: "upload cancelled" })));
+    if (signal) signal.addEventListener("abort", () => xhr.abort());
+    xhr.send(file);
+  });
+}
+
+const creating = (key) => (key ? { "Idempotency-Key": key } : {});
+
+export const api = {
+  listJobs: (query, signal) => request("GET", "/api/v1/jobs", { query, signal }),
+  getJob: (id, signal) => request("GET", `/api/v1/jobs/${encodeURIComponent(id)}`, { signal }),
+  submitJob: (body, key) => request("POST", "/api/v1/jobs", { json: body, headers: creating(key) }),
+  cancelJob: (id) => request("DELETE", `/api/v1/jobs/${encodeURIComponent(id)}`),
+  retryJob: (id) => request("POST", `/api/v1/jobs/${encodeURIComponent(id)}/retry`),
+  jobEventsUrl: (id) => `/api/v1/jobs/${encodeURIComponent(id)}/events`,
+
+  listMedia: (query, signal) => request("GET", "/api/v1/media", { query, signal }),
+  getMedia: (id, signal) => request("GET", `/api/v1/media/${encodeURIComponent(id)}`, { signal }),
+  importMedia: (body, key) => request("POST", "/api/v1/media/imports", { json: body, headers: creating(key) }),
+  deleteMedia: (id) => request("DELETE", `/api/v1/media/${encodeURIComponent(id)}`),
+  operate: (id, operation, body, key) =>
+    request("POST", `/api/v1/media/${encodeURIComponent(id)}/${operation}`, { json: body ?? {}, headers: creating(key) }),
+};

@@ -1,0 +1,232 @@
+// One media asset: the HLS player with a timeline, facts, its jobs (live), derived copies, the operations
+// (mask, remove frames, analysis, reprocess) and delete.
+
+import { AnalysisPanel } from "./analysis.js";
+import { Submission, api } from "./api.js";
+import { ACTIVE, assetName, duration, pipelineFieldset, resolution, size } from "./assets.js";
+import { connection } from "./connection.js";
+import { CutPanel } from "./cut.js";
+import { clearErrors, messageOf, showErrors } from "./errors.js";
+import { JobList } from "./joblist.js";
+import { trackedJob } from "./jobrow.js";
+import { MaskPanel } from "./mask.js";
+import { MediaCard } from "./media.js";
+import { Player } from "./player.js";
+import { Timeline } from "./timeline.js";
+import { announce, formatTime, h, reconcile, shortId, stateBadge, updateBadge } from "./ui.js";
+
+const REFRESH_MS = 2000;
+const DERIVED_SCAN = 200;
+
+function facts(asset) {
+  const p = asset.probe || {};
+  const rows = [
+    ["ID", h("code", {}, asset.id)],
+    ["State", asset.state],
+    ["Source", asset.source?.url ? h("a", { href: asset.source.url, rel: "noreferrer noopener", target: "_blank" }, asset.source.url)
+      : asset.source?.type || ""],
+    ["Derived from", asset.parent_id ? h("a", { href: `#/media/${asset.parent_id}` }, shortId(asset.parent_id)) : ""],
+    ["Duration", duration(asset)],
+    ["Resolution", resolution(asset)],
+    ["Frame rate", p.fps ? `${Math.round(p.fps * 100) / 100} fps` : ""],
+    ["Codecs", [p.video_codec, p.audio_codec].filter(Boolean).join(" / ")],
+    ["File", [asset.original?.filename, size(asset), asset.original?.content_type].filter(Boolean).join(" · ")],
+    ["Renditions", (asset.hls?.variants || []).map((v) => `${v.height}p`).join(", ")],
+    ["Created", formatTime(asset.created_at)],
+    ["Updated", formatTime(asset.updated_at)],
+  ].filter(([, value]) => value);
+  const list = h("dl", { class: "facts" }, rows.flatMap(([term, value]) => [h("dt", {}, term), h("dd", {}, value)]));
+  if (asset.error) {
+    return [list, h("p", { class: "job-error", role: "alert" }, h("code", { class: "error-code" }, asset.error.code || "error"),
+      " ", asset.error.message || String(asset.error))];
+  }
+  return [list];
+}
+
+function reprocessForm(asset) {
+  const pipeline = pipelineFieldset("Rebuild");
+  const button = h("button", { type: "submit", class: "btn" }, "Reprocess");
+  const slot = h("div", { class: "op-job" });
+  const summary = h("p", { class: "form-error", role: "alert", hidden: true });
+  const submission = new Submission();
+  const form = h("form", { class: "card form op", novalidate: true, "aria-labelledby": "reprocess-heading" },
+    h("h2", { id: "reprocess-heading" }, "Reprocess"),
+    h("p", { class: "hint" }, "Rebuild the stream and thumbnail from the original file."),
+    pipeline.fieldset, summary, h("div", { class: "form-actions" }, button), slot);
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const body = { pipeline: pipeline.values() };
+    button.disabled = true;
+    try {
+      const answer = await api.operate(asset.id, "reprocess", body, submission.keyFor(body));
+      submission.done();
+      clearErrors(form);
+      slot.replaceChildren(trackedJob(answer.job, { mediaId: asset.id }).el);
+      announce("Reprocessing started.");
+    } catch (err) {
+      showErrors(form, err);
+    } finally {
+      button.disabled = false;
+    }
+  });
+  return form;
+}
+
+function deleteDialog(asset, onConfirm) {
+  const dialog = h("dialog", { class: "dialog", "aria-labelledby": "delete-title" },
+    h("form", { method: "dialog" },
+      h("h2", { id: "delete-title" }, "Delete this asset?"),
+      h("p", {}, `“${assetName(asset)}” and every file made from it (stream, thumbnail) will be removed, and its `
+        + "unfinished jobs cancelled. Copies derived from it are kept. This cannot be undone."),
+      h("div", { class: "form-actions" },
+        h("button", { value: "cancel", class: "btn", autofocus: true }, "Keep it"),
+        h("button", { value: "delete", class: "btn btn-danger" }, "Delete asset"))));
+  dialog.addEventListener("close", () => {
+    if (dialog.returnValue === "delete") onConfirm();
+  });
+  return dialog;
+}
+
+export function assetView(root, { id }) {
+  let asset = null;
+  let disposed = false;
+  let workspace = null;
+  const derivedIds = new Set();
+  const derivedCards = new Map();
+  const heading = h("h1", { tabindex: "-1" }, `Asset ${shortId(id)}`);
+  const badge = stateBadge("…");
+  const problem = h("p", { class: "list-error", role: "alert", hidden: true });
+  const deleteButton = h("button", { type: "button", class: "btn btn-danger", onclick: () => dialog?.showModal() }, "Delete…");
+  const infoBody = h("div");
+  const stage = h("div", { class: "asset-stage" }, h("p", { class: "hint" }, "Loading…"));
+  const ops = h("div", { class: "asset-ops" });
+  const derivedGrid = h("ul", { class: "media-grid media-grid-small", "aria-label": "Derived assets" });
+  const derivedEmpty = h("p", { class: "hint" }, "None yet. Masking and frame removal make new assets that appear here.");
+  const jobs = new JobList({ query: () => ({ media_id: id }), mediaId: id, pageSize: 10, label: "Jobs of this asset",
+    empty: () => h("p", { class: "hint" }, "No jobs for this asset.") });
+  let dialog = null;
+
+  const onJob = (job) => {
+    if (job.media_id && job.media_id !== id) derivedIds.add(job.media_id);
+    loadDerived();
+  };
+
+  function build(current) {
+    const { width, height, duration: length } = current.probe || {};
+    if (!width && !length) return false;
+    const player = new Player({ width, height });
+    const timeline = new Timeline({ duration: length, video: player.video });
+    const panels = [];
+    if (width && height) panels.push(new MaskPanel({ asset: current, player, onJob }));
+    panels.push(new CutPanel({ asset: current, player, timeline, onJob }));
+    const analysis = new AnalysisPanel({ asset: current, player, timeline });
+    stage.replaceChildren(player.el, timeline.el);
+    ops.replaceChildren(...panels.map((p) => p.form), analysis.el, reprocessForm(current));
+    analysis.latest();
+    workspace = { player, panels };
+    return true;
+  }
+
+  function show(current) {
+    const first = !asset;
+    asset = current;
+    heading.textContent = assetName(current);
+    document.title = `${assetName(current)} · mediajobs`;
+    updateBadge(badge, current.state);
+    infoBody.replaceChildren(...facts(current));
+    if (first) {
+      dialog = deleteDialog(current, remove);
+      root.append(dialog);
+    }
+    if (!workspace && !build(current)) {
+      stage.replaceChildren(h("p", { class: "player-empty" }, ACTIVE.has(current.state)
+        ? `This asset is ${current.state}; the player and the operations appear once the file has been probed.`
+        : "This asset has no probed media to show."));
+    }
+    if (workspace) workspace.player.load(current.hls);
+  }
+
+  async function load() {
+    if (disposed) return;
+    try {
+      show(await api.getMedia(id));
+      problem.hidden = true;
+    } catch (err) {
+      if (disposed || err.offline) return;
+      problem.textContent = err.status === 404
+        ? "This asset does not exist (any more). It may have been deleted." : messageOf(err);
+      problem.hidden = false;
+      if (err.status === 404) stop();
+    }
+  }
+
+  async function loadDerived() {
+    try {
+      const page = await api.listMedia({ limit: DERIVED_SCAN });
+      for (const item of page.items) if (item.parent_id === id) derivedIds.add(item.id);
+      const items = page.items.filter((item) => derivedIds.has(item.id));
+      const known = new Set(items.map((item) => item.id));
+      for (const missing of [...derivedIds].filter((d) => !known.has(d))) {
+        items.push(await api.getMedia(missing).catch(() => null));
+      }
+      const nodes = items.filter(Boolean).map((item) => {
+        let card = derivedCards.get(item.id);
+        if (card) card.update(item);
+        else derivedCards.set(item.id, (card = new MediaCard(item)));
+        return card.el;
+      });
+      reconcile(derivedGrid, nodes);
+      derivedEmpty.hidden = nodes.length > 0;
+    } catch {
+      // The page's own problem line reports an unreachable or refusing server.
+    }
+  }
+
+  async function remove() {
+    deleteButton.disabled = true;
+    try {
+      await api.deleteMedia(id);
+      announce(`Deleting ${assetName(asset)}.`);
+      location.hash = "#/media";
+    } catch (err) {
+      problem.textContent = messageOf(err);
+      problem.hidden = false;
+      deleteButton.disabled = false;
+    }
+  }
+
+  const tick = () => {
+    load();
+    loadDerived();
+  };
+  const timer = setInterval(tick, REFRESH_MS);
+  connection.addEventListener("reconnected", tick);
+  function stop() {
+    clearInterval(timer);
+    jobs.dispose();
+  }
+
+  root.replaceChildren(
+    h("p", { class: "crumbs" }, h("a", { href: "#/media" }, "← Media library")),
+    h("div", { class: "page-head" }, heading, badge, h("div", { class: "page-actions" }, deleteButton)),
+    problem,
+    h("div", { class: "asset-layout" },
+      h("div", { class: "asset-main" }, stage,
+        h("section", { class: "card", "aria-labelledby": "info-heading" }, h("h2", { id: "info-heading" }, "About"), infoBody),
+        h("section", { class: "card", "aria-labelledby": "asset-jobs-heading" },
+          h("h2", { id: "asset-jobs-heading" }, "Jobs"), jobs.el),
+        h("section", { class: "card", "aria-labelledby": "derived-heading" },
+          h("h2", { id: "derived-heading" }, "Derived assets"), derivedEmpty, derivedGrid)),
+      ops));
+  jobs.start();
+  tick();
+  return () => {
+    disposed = true;
+    stop();
+    connection.removeEventListener("reconnected", tick);
+    workspace?.player.destroy();
+    for (const panel of workspace?.panels || []) panel.dispose?.();
+    for (const card of derivedCards.values()) card.stop();
+    dialog?.remove();
+  };
+}

@@ -1,0 +1,288 @@
+// The media library: import from a URL, upload a file with progress, and a live grid of assets.
+
+import { Submission, api, uploadFile } from "./api.js";
+import { ACTIVE, assetName, duration, pipelineFieldset, resolution, setImage, size } from "./assets.js";
+import { connection } from "./connection.js";
+import { clearErrors, messageOf, showErrors, showLocalErrors } from "./errors.js";
+import { follow } from "./live.js";
+import {
+  MEDIA_STATES, announce, field, formError, formatBytes, formatPercent, h, progressBar, reconcile, setProgress,
+  shortId, stateBadge, updateBadge,
+} from "./ui.js";
+
+const REFRESH_MS = 2000;
+const PAGE_SIZE = 24;
+
+export class MediaCard {
+  constructor(asset) {
+    this.asset = null;
+    this.unfollow = null;
+    this.followed = null;
+    this.thumb = h("img", { class: "thumb", alt: "", loading: "lazy", decoding: "async" });
+    this.placeholder = h("span", { class: "thumb thumb-empty", "aria-hidden": "true" }, "▶");
+    this.title = h("span", { class: "media-title" });
+    this.badge = stateBadge(asset.state);
+    this.facts = h("span", { class: "media-facts" });
+    this.origin = h("span", { class: "media-origin" });
+    this.bar = progressBar("Processing progress");
+    this.stage = h("span", { class: "media-stage" });
+    this.progress = h("span", { class: "media-progress", hidden: true }, this.bar, this.stage);
+    this.link = h("a", { class: "media-link", href: `#/media/${asset.id}` },
+      h("span", { class: "thumb-frame" }, this.thumb, this.placeholder),
+      h("span", { class: "media-body" }, this.title, h("span", { class: "media-line" }, this.badge, this.facts),
+        this.origin, this.progress));
+    this.el = h("li", { class: "media-card", dataset: { mediaId: asset.id } }, this.link);
+    this.update(asset);
+  }
+
+  update(asset) {
+    this.asset = asset;
+    this.el.dataset.state = asset.state;
+    this.title.textContent = assetName(asset);
+    updateBadge(this.badge, asset.state);
+    this.facts.textContent = [duration(asset), resolution(asset), size(asset)].filter(Boolean).join(" · ");
+    this.origin.textContent = asset.parent_id ? `derived from ${shortId(asset.parent_id)}` : "";
+    this.origin.hidden = !asset.parent_id;
+    this.placeholder.hidden = Boolean(asset.thumbnail_url);
+    this.thumb.hidden = !asset.thumbnail_url;
+    setImage(this.thumb, asset.thumbnail_url);
+    this.thumb.alt = asset.thumbnail_url ? `Thumbnail of ${assetName(asset)}` : "";
+    this.watch();
+  }
+
+  /** While the asset is being made, show its latest job's progress. */
+  watch() {
+    const jobId = ACTIVE.has(this.asset.state) ? this.asset.jobs?.[this.asset.jobs.length - 1] : null;
+    if (jobId === this.followed) return;
+    this.stop();
+    this.followed = jobId;
+    this.progress.hidden = !jobId;
+    if (!jobId) return;
+    this.unfollow = follow(jobId, (job) => {
+      if (!job) return;
+      setProgress(this.bar, job.progress, `${formatPercent(job.progress)} ${job.stage}`);
+      this.stage.textContent = `${formatPercent(job.progress)} ${job.stage || job.state}`;
+    });
+  }
+
+  stop() {
+    this.unfollow?.();
+    this.unfollow = null;
+    this.followed = null;
+  }
+}
+
+function importForm(onCreated) {
+  const url = field({
+    label: "Video URL", name: "url", apiField: "url",
+    control: h("input", { type: "url", inputmode: "url", autocomplete: "off", placeholder: "https://…" }),
+    hint: "A direct file or a page yt-dlp understands.",
+  });
+  const pipeline = pipelineFieldset();
+  const button = h("button", { type: "submit", class: "btn btn-primary" }, "Import");
+  const summary = formError();
+  const result = h("p", { class: "form-result", role: "status" });
+  const submission = new Submission();
+  const form = h("form", { class: "card form", novalidate: true, "aria-labelledby": "import-heading" },
+    h("h2", { id: "import-heading" }, "Import from a URL"), url.wrapper, pipeline.fieldset, summary,
+    h("div", { class: "form-actions" }, button), result);
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    result.textContent = "";
+    const value = url.control.value.trim();
+    let message = "";
+    if (!value) message = "Enter the URL of a video (http:// or https://).";
+    else if (!URL.canParse?.(value) && !/^https?:\/\/\S+$/i.test(value)) message = "That is not a full URL; it must start with http:// or https://.";
+    if (showLocalErrors(form, message ? [{ control: url.control, message }] : [])) return;
+    const body = { url: value, pipeline: pipeline.values() };
+    button.disabled = true;
+    try {
+      const answer = await api.importMedia(body, submission.keyFor(body));
+      submission.done();
+      clearErrors(form);
+      url.control.value = "";
+      result.replaceChildren("Importing ", h("a", { href: `#/media/${answer.media.id}` }, assetName(answer.media)), "…");
+      announce(`Import started for ${assetName(answer.media)}.`);
+      onCreated(answer.media);
+    } catch (err) {
+      showErrors(form, err);
+    } finally {
+      button.disabled = false;
+    }
+  });
+  return form;
+}
+
+function uploadForm(onCreated) {
+  const file = field({
+    label: "Video or audio file", name: "file", apiField: "file filename",
+    control: h("input", { type: "file", accept: "video/*,audio/*,.mkv,.mov,.mp4,.webm,.m4a,.mp3,.wav" }),
+  });
+  const bar = progressBar("Upload progress");
+  const progressText = h("span", { class: "upload-text" });
+  const progress = h("div", { class: "upload-progress", hidden: true }, bar, progressText);
+  const button = h("button", { type: "submit", class: "btn btn-primary" }, "Upload");
+  const cancel = h("button", { type: "button", class: "btn", hidden: true }, "Cancel upload");
+  const summary = formError();
+  const result = h("p", { class: "form-result", role: "status" });
+  const form = h("form", { class: "card form", novalidate: true, "aria-labelledby": "upload-heading" },
+    h("h2", { id: "upload-heading" }, "Upload a file"), file.wrapper, progress, summary,
+    h("div", { class: "form-actions" }, button, cancel), result);
+  let controller = null;
+  cancel.addEventListener("click", () => controller?.abort());
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    result.textContent = "";
+    const chosen = file.control.files[0];
+    let message = "";
+    if (!chosen) message = "Choose a video or audio file to upload.";
+    else if (chosen.size === 0) message = `${chosen.name} is empty (0 bytes); choose another file.`;
+    if (showLocalErrors(form, message ? [{ control: file.control, message }] : [])) return;
+    controller = new AbortController();
+    button.disabled = true;
+    cancel.hidden = false;
+    progress.hidden = false;
+    const show = (loaded, total) => {
+      const percent = total ? (100 * loaded) / total : 0;
+      setProgress(bar, percent, `${formatPercent(percent)} uploaded`);
+      progressText.textContent = `${formatBytes(loaded)} of ${formatBytes(total)} (${formatPercent(percent)})`;
+    };
+    show(0, chosen.size);
+    try {
+      const answer = await uploadFile(chosen, { onProgress: show, signal: controller.signal });
+      show(chosen.size, chosen.size);
+      clearErrors(form);
+      file.control.value = "";
+      result.replaceChildren("Uploaded ", h("a", { href: `#/media/${answer.media.id}` }, assetName(answer.media)),
+        "; it is being processed.");
+      announce(`Uploaded ${assetName(answer.media)}.`);
+      onCreated(answer.media);
+    } catch (err) {
+      progress.hidden = true;
+      showErrors(form, err);
+    } finally {
+      controller = null;
+      button.disabled = false;
+      cancel.hidden = true;
+    }
+  });
+  return form;
+}
+
+export function mediaView(root) {
+  const cards = new Map();
+  const cursors = [null];
+  let nextCursor = null;
+  let loading = null;
+  let disposed = false;
+
+  const grid = h("ul", { class: "media-grid", "aria-label": "Media assets, newest first" });
+  const status = h("p", { class: "list-status", role: "status" }, "Loading media…");
+  const problem = h("p", { class: "list-error", role: "alert", hidden: true });
+  const emptySlot = h("div", { class: "empty-slot" });
+  const stateFilter = field({
+    label: "State", name: "media-state",
+    control: h("select", {}, h("option", { value: "" }, "All states"), MEDIA_STATES.map((s) => h("option", { value: s }, s))),
+  });
+  const prev = h("button", { type: "button", class: "btn", onclick: () => page(-1) }, "← Newer");
+  const next = h("button", { type: "button", class: "btn", onclick: () => page(1) }, "Older →");
+  const pageLabel = h("span", { class: "page-label" });
+  const pager = h("nav", { class: "pager", "aria-label": "Media pages", hidden: true }, prev, pageLabel, next);
+  stateFilter.control.addEventListener("change", () => {
+    cursors.splice(1);
+    load(true);
+  });
+
+  const created = (asset) => {
+    if (cursors.length !== 1 || cards.has(asset.id)) return;
+    const card = new MediaCard(asset);
+    cards.set(asset.id, card);
+    grid.prepend(card.el);
+    emptySlot.replaceChildren();
+  };
+
+  function page(step) {
+    if (step > 0 && nextCursor) cursors.push(nextCursor);
+    if (step < 0 && cursors.length > 1) cursors.pop();
+    load(true).then(() => grid.querySelector("a")?.focus());
+  }
+
+  async function load(force = false) {
+    if (disposed || (loading && !force)) return;
+    loading?.abort();
+    const controller = new AbortController();
+    loading = controller;
+    try {
+      const answer = await api.listMedia({ state: stateFilter.control.value, limit: PAGE_SIZE,
+        cursor: cursors[cursors.length - 1] }, controller.signal);
+      if (controller.signal.aborted || disposed) return;
+      show(answer);
+      problem.hidden = true;
+    } catch (err) {
+      if (err.name === "AbortError" || disposed) return;
+      if (!err.offline) {
+        problem.textContent = messageOf(err);
+        problem.hidden = false;
+      }
+    } finally {
+      status.textContent = "";
+      if (loading === controller) loading = null;
+    }
+  }
+
+  function show(answer) {
+    const nodes = answer.items.map((asset) => {
+      let card = cards.get(asset.id);
+      if (card) card.update(asset);
+      else {
+        card = new MediaCard(asset);
+        cards.set(asset.id, card);
+      }
+      return card.el;
+    });
+    const visible = new Set(answer.items.map((a) => a.id));
+    for (const [id, card] of cards) {
+      if (!visible.has(id)) {
+        card.stop();
+        cards.delete(id);
+      }
+    }
+    reconcile(grid, nodes);
+    nextCursor = answer.next_cursor;
+    prev.disabled = cursors.length === 1;
+    next.disabled = !nextCursor;
+    pager.hidden = cursors.length === 1 && !nextCursor;
+    pageLabel.textContent = `Page ${cursors.length}`;
+    const empty = answer.items.length === 0 && cursors.length === 1;
+    if (!empty) emptySlot.replaceChildren();
+    else if (stateFilter.control.value) emptySlot.replaceChildren(h("div", { class: "empty" }, h("p", {}, `No ${stateFilter.control.value} assets.`)));
+    else {
+      emptySlot.replaceChildren(h("div", { class: "empty" },
+        h("h3", {}, "No media yet"),
+        h("p", {}, "Bring in a video to get started: paste its URL into “Import from a URL”, or pick a file "
+          + "under “Upload a file”. Each asset is turned into an HLS stream and a thumbnail; then you can play it, "
+          + "mask regions, cut out ranges and analyse it from its page.")));
+    }
+  }
+
+  const onReconnect = () => load(true);
+  connection.addEventListener("reconnected", onReconnect);
+  const timer = setInterval(() => load(), REFRESH_MS);
+
+  root.replaceChildren(
+    h("div", { class: "page-head" }, h("h1", { tabindex: "-1" }, "Media library")),
+    h("div", { class: "media-forms" }, importForm(created), uploadForm(created)),
+    h("section", { class: "media-main", "aria-labelledby": "assets-heading" },
+      h("div", { class: "section-head" }, h("h2", { id: "assets-heading" }, "Assets"),
+        h("form", { class: "filters", role: "search", "aria-label": "Filter media", onsubmit: (e) => e.preventDefault() },
+          stateFilter.wrapper)),
+      status, problem, emptySlot, grid, pager));
+  load(true);
+  return () => {
+    disposed = true;
+    clearInterval(timer);
+    loading?.abort();
+    connection.removeEventListener("reconnected", onReconnect);
+    for (const card of cards.values()) card.stop();
+  };
+}

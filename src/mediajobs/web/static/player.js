@@ -1,0 +1,126 @@
+// The HLS player: a <video> fed by hls.js (Chromium has no native HLS), a rendition choice (auto by default),
+// and a canvas laid over the picture for drawing on it.
+
+import { auth } from "./api.js";
+import { field, h } from "./ui.js";
+
+let hlsModule = null;
+const loadHls = () => {
+  hlsModule ||= import("./vendor/hls.min.mjs").then((m) => m.default);
+  return hlsModule;
+};
+
+const mbps = (bits) => (bits ? `${(bits / 1e6).toFixed(bits < 1e6 ? 2 : 1)} Mbit/s` : "");
+
+export class Player {
+  constructor({ width, height }) {
+    this.source = { width, height };
+    this.hls = null;
+    this.url = null;
+    this.video = h("video", { class: "video", controls: true, playsinline: true, preload: "metadata" });
+    this.overlay = h("canvas", { class: "overlay", "aria-hidden": "true" });
+    this.empty = h("p", { class: "player-empty" }, "No stream yet.");
+    this.stage = h("div", { class: "player-stage" }, this.video, this.overlay, this.empty);
+    if (width && height) this.stage.style.aspectRatio = `${width} / ${height}`;
+    this.quality = field({ label: "Quality", name: "quality", control: h("select", { disabled: true },
+      h("option", { value: "-1" }, "Auto")) });
+    this.playing = h("span", { class: "hint playing-level", "aria-live": "polite" });
+    this.message = h("p", { class: "list-error", role: "alert", hidden: true });
+    this.quality.control.addEventListener("change", () => {
+      if (this.hls) this.hls.currentLevel = Number(this.quality.control.value);
+    });
+    this.el = h("div", { class: "player" }, this.stage,
+      h("div", { class: "player-bar" }, this.quality.wrapper, this.playing), this.message);
+  }
+
+  /** Play the asset's master playlist (once; later calls with the same URL do nothing). */
+  async load(hls) {
+    const url = hls?.master_url || null;
+    if (url === this.url) return;
+    this.destroy();
+    this.url = url;
+    this.empty.hidden = Boolean(url);
+    if (!url) return;
+    const Hls = await loadHls().catch(() => null);
+    if (this.url !== url) return;
+    if (Hls && Hls.isSupported()) {
+      const instance = new Hls({
+        xhrSetup: (xhr) => {
+          if (auth.key) xhr.setRequestHeader("Authorization", `Bearer ${auth.key}`);
+        },
+      });
+      this.hls = instance;
+      instance.on(Hls.Events.MANIFEST_PARSED, () => this.levels(instance));
+      instance.on(Hls.Events.LEVEL_SWITCHED, (_, data) => {
+        const level = instance.levels[data.level];
+        const mode = instance.autoLevelEnabled ? "Auto: " : "";
+        this.playing.textContent = level ? `${mode}playing ${level.height}p` : "";
+      });
+      instance.on(Hls.Events.ERROR, (_, data) => this.failed(instance, Hls, data));
+      instance.loadSource(url);
+      instance.attachMedia(this.video);
+    } else if (this.video.canPlayType("application/vnd.apple.mpegurl")) {
+      this.video.src = url;  // Safari plays HLS itself and picks the rendition itself
+    } else {
+      this.show("This browser cannot play HLS streams.");
+    }
+  }
+
+  levels(instance) {
+    const select = this.quality.control;
+    select.replaceChildren(h("option", { value: "-1" }, "Auto"),
+      instance.levels.map((level, index) => h("option", { value: String(index) },
+        `${level.height}p${level.bitrate ? ` (${mbps(level.bitrate)})` : ""}`)));
+    select.disabled = instance.levels.length < 2;
+    select.value = "-1";
+  }
+
+  failed(instance, Hls, data) {
+    if (!data.fatal) return;
+    if (data.type === Hls.ErrorTypes.MEDIA_ERROR) {
+      instance.recoverMediaError();
+      return;
+    }
+    this.show(`Playback failed (${data.details}). The stream may still be being made; reload the page to retry.`);
+  }
+
+  show(message) {
+    this.message.textContent = message;
+    this.message.hidden = !message;
+  }
+
+  /** Where the picture is drawn inside the element (letterboxing aside), in CSS pixels. */
+  frameRect() {
+    const box = this.video.getBoundingClientRect();
+    const width = this.source.width || this.video.videoWidth || box.width;
+    const height = this.source.height || this.video.videoHeight || box.height;
+    const scale = Math.min(box.width / width, box.height / height);
+    const w = width * scale;
+    const hgt = height * scale;
+    return { left: (box.width - w) / 2, top: (box.height - hgt) / 2, width: w, height: hgt, scale };
+  }
+
+  /** A point on the element (CSS px from its top-left) -> source pixels, clamped to the frame. */
+  toSource(x, y) {
+    const f = this.frameRect();
+    const sx = (x - f.left) / f.scale;
+    const sy = (y - f.top) / f.scale;
+    return {
+      x: Math.round(Math.max(0, Math.min(this.source.width, sx))),
+      y: Math.round(Math.max(0, Math.min(this.source.height, sy))),
+    };
+  }
+
+  /** A source-pixel rectangle -> CSS px on the element. */
+  toDisplay({ x, y, w, h: height }) {
+    const f = this.frameRect();
+    return { x: f.left + x * f.scale, y: f.top + y * f.scale, w: w * f.scale, h: height * f.scale };
+  }
+
+  destroy() {
+    this.hls?.destroy();
+    this.hls = null;
+    this.url = null;
+    this.video.removeAttribute("src");
+  }
+}

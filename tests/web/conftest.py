@@ -1,0 +1,92 @@
+"""A real browser (Debian's chromium, driven by Playwright) against a real API and worker."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import Browser, Page, Playwright, expect, sync_playwright
+
+from tests.servers import REPO, RedisServer, Stack, base_env
+
+SCREENSHOTS = REPO / "test-output" / "screenshots"
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+DESKTOP = {"width": 1280, "height": 900}
+PHONE = {"width": 390, "height": 844}
+
+expect.set_options(timeout=15_000)
+
+
+def stack_env(directory: Path, redis: RedisServer, db: int, **extra: str) -> dict[str, str]:
+    return base_env(
+        MEDIAJOBS_DATABASE_URL=f"sqlite:///{directory / 'mediajobs.db'}",
+        MEDIAJOBS_BROKER_URL=redis.url.replace("/0", f"/{db}"),
+        MEDIAJOBS_KIND_MODULES="tests.kinds",
+        MEDIAJOBS_HEARTBEAT_INTERVAL_S="0.5",
+        MEDIAJOBS_HEARTBEAT_TIMEOUT_S="3",
+        MEDIAJOBS_RETRY_BACKOFF_BASE_S="0.5",
+        MEDIAJOBS_TEMP_DIR=str(directory / "tmp"),
+        **extra,
+    )
+
+
+@pytest.fixture(scope="module")
+def web_stack(tmp_path_factory: pytest.TempPathFactory, redis_server: RedisServer) -> Iterator[Stack]:
+    """One API + worker for the module's browser tests (they share it to keep the run short)."""
+    directory = tmp_path_factory.mktemp("web")
+    stack = Stack(directory, stack_env(directory, redis_server, 12))
+    try:
+        stack.start_api()
+        stack.start_worker("io,cpu,default", 4)
+        yield stack
+    finally:
+        stack.stop()
+
+
+@pytest.fixture(scope="session")
+def pw() -> Iterator[Playwright]:
+    with sync_playwright() as p:
+        yield p
+
+
+@pytest.fixture(scope="session")
+def browser(pw: Playwright) -> Iterator[Browser]:
+    browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+    yield browser
+    browser.close()
+
+
+def open_page(browser: Browser, base_url: str, viewport: dict[str, int]) -> tuple[Page, list[str]]:
+    context = browser.new_context(base_url=base_url, viewport=viewport)  # type: ignore[arg-type]
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(f"{exc.name}: {exc.message}\n{exc.stack}"))
+    return page, errors
+
+
+@pytest.fixture
+def page(browser: Browser, web_stack: Stack) -> Iterator[Page]:
+    """A fresh desktop-width tab on the module's stack; an uncaught script error fails the test."""
+    page, errors = open_page(browser, web_stack.api_url, DESKTOP)
+    yield page
+    page.context.close()
+    assert not errors, "uncaught errors in the page:\n" + "\n".join(errors)
+
+
+@pytest.fixture
+def phone_page(browser: Browser, web_stack: Stack) -> Iterator[Page]:
+    page, errors = open_page(browser, web_stack.api_url, PHONE)
+    yield page
+    page.context.close()
+    assert not errors, "uncaught errors in the page:\n" + "\n".join(errors)
+
+
+def screenshot(page: Page, name: str) -> Path:
+    """Keep a full-page screenshot for a reviewer under test-output/screenshots/."""
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    path = SCREENSHOTS / f"{name}.png"
+    page.screenshot(path=str(path), full_page=True)
+    return path
