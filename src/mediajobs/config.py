@@ -42,6 +42,7 @@ class Settings(BaseSettings):
     heartbeat_timeout_s: float = 30.0
     maintenance_interval_s: float = 1.0
     republish_after_s: float = 600.0
+    hls_swap_grace_s: float = 30.0
     cancel_poll_interval_s: float = 0.25
     retry_backoff_base_s: float = 2.0
     retry_backoff_max_s: float = 300.0
@@ -50,7 +51,7 @@ class Settings(BaseSettings):
 
     # Worker sizing for `mediajobs up`: cpu-bound ffmpeg work and wide io/default pools.
     cpu_concurrency: int = Field(default=0, description="0: cores // 2, at least 1")
-    io_concurrency: int = Field(default=0, description="0: 2 × cores, at least 4")
+    io_concurrency: int = Field(default=0, description="0: 2 x cores, at least 4")
     ffmpeg_threads: int = Field(default=0, description="0: cores // cpu_concurrency")
 
     @field_validator("data_dir", mode="after")

@@ -34,8 +34,9 @@ def submit_form(page: Page) -> Locator:
 
 
 def field_error(form: Locator, label: str) -> Locator:
-    """The error slot next to the control labelled `label`."""
-    return form.locator(".field", has=form.get_by_label(label, exact=True)).locator(".field-error")
+    """The error slot next to the control labelled `label` (the UI names it "<control id>-error")."""
+    control_id = form.get_by_label(label, exact=True).get_attribute("id")
+    return form.locator(f"#{control_id}-error")
 
 
 def progress_of(locator: Locator) -> float:
@@ -125,14 +126,14 @@ def test_list_filters_by_state_and_kind_and_pages_to_older_jobs(page: Page, api:
     page.get_by_role("button", name="← Newer").click()
     expect(page.locator(".page-label")).to_have_text("Page 1")
 
-    page.get_by_role("searchbox", name="Kind").fill("test.sleep")
+    page.get_by_role("search", name="Filter jobs").get_by_label("Kind").fill("test.sleep")
     page.get_by_label("State", exact=True).select_option("succeeded")
     expect(row(page, sleeper)).to_be_visible()
     expect(row(page, adds[-1])).to_have_count(0)
     kinds = jobs.locator(".job-kind").evaluate_all("els => els.map(e => e.firstChild.textContent)")
     assert kinds and set(kinds) == {"test.sleep"}
     page.get_by_label("State", exact=True).select_option("failed")
-    page.get_by_role("searchbox", name="Kind").fill("no.such.kind")
+    page.get_by_role("search", name="Filter jobs").get_by_label("Kind").fill("no.such.kind")
     expect(page.get_by_text("No jobs match these filters.")).to_be_visible()
 
 

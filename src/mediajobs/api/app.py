@@ -29,14 +29,10 @@ WEB_DIR = Path(__file__).resolve().parent.parent / "web" / "static"
 
 
 def _storage_factory(settings: Settings) -> Callable[[], Any]:
-    cache: list[Any] = []
-
     def storage() -> Any:
-        if not cache:
-            from mediajobs.storage import open_storage
+        from mediajobs.media.assets import storage_for
 
-            cache.append(open_storage(settings))
-        return cache[0]
+        return storage_for(settings)
 
     return storage
 
@@ -61,7 +57,7 @@ def create_app(settings: Settings | None = None, *, maintenance: bool = True) ->
     app.state.db = db
     app.state.batch_writer = BatchWriter(db)
     app.state.storage = _storage_factory(settings)
-    app.state.metrics_registry = CollectorRegistry(auto_describe=True)
+    app.state.metrics_registry = CollectorRegistry(auto_describe=False)
     app.state.metrics_registry.register(EngineCollector(db, settings))
     problems.install(app)
     app.add_middleware(BodyLimit, max_bytes=settings.max_json_body_bytes, exempt_suffixes=("/media/uploads",))

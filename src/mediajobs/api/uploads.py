@@ -1,0 +1,116 @@
+"""Streaming an upload body into storage with flat memory: raw bodies and multipart/form-data alike."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+from fastapi import Request
+from python_multipart.multipart import MultipartParser, parse_options_header
+from starlette.concurrency import run_in_threadpool
+
+from mediajobs.api.problems import Problem, invalid
+from mediajobs.storage import ObjectWriter, Storage
+
+CHUNK = 1024 * 1024
+
+
+@dataclass
+class Stored:
+    key: str
+    size: int
+    filename: str
+    content_type: str
+
+
+async def _multipart_file(request: Request, boundary: bytes, meta: dict[str, str]) -> AsyncIterator[bytes]:
+    """The bytes of the form's `file` field, parsed as they arrive (nothing is spooled)."""
+    pending: list[bytes] = []
+    state = {"in_file": False, "seen_file": False, "header": b"", "headers": {}}
+
+    def on_part_begin() -> None:
+        state["headers"] = {}
+
+    def on_header_field(data: bytes, start: int, end: int) -> None:
+        state["header"] = data[start:end].lower()
+
+    def on_header_value(data: bytes, start: int, end: int) -> None:
+        state["headers"][state["header"]] = state["headers"].get(state["header"], b"") + data[start:end]  # type: ignore[index,union-attr]
+
+    def on_headers_finished() -> None:
+        headers: dict[bytes, bytes] = state["headers"]  # type: ignore[assignment]
+        _, options = parse_options_header(headers.get(b"content-disposition", b""))
+        is_file = options.get(b"name") == b"file" and not state["seen_file"]
+        state["in_file"] = is_file
+        if is_file:
+            state["seen_file"] = True
+            meta["filename"] = options.get(b"filename", b"").decode("utf-8", "replace")
+            meta["content_type"] = headers.get(b"content-type", b"").decode("latin-1")
+
+    def on_part_data(data: bytes, start: int, end: int) -> None:
+        if state["in_file"]:
+            pending.append(data[start:end])
+
+    def on_part_end() -> None:
+        state["in_file"] = False
+
+    parser = MultipartParser(boundary, {
+        "on_part_begin": on_part_begin, "on_header_field": on_header_field, "on_header_value": on_header_value,
+        "on_headers_finished": on_headers_finished, "on_part_data": on_part_data, "on_part_end": on_part_end,
+    })
+    async for chunk in request.stream():
+        parser.write(chunk)
+        if pending:
+            yield b"".join(pending)
+            pending.clear()
+    parser.finalize()
+    if pending:
+        yield b"".join(pending)
+    if not state["seen_file"]:
+        raise invalid(["file"], "the multipart form has no field named 'file'")
+
+
+async def store_upload(request: Request, storage: Storage, *, key_for: callable, max_bytes: int,  # type: ignore[valid-type]
+                       filename: str | None) -> Stored:
+    """Stream the request body to storage; 413 over `max_bytes`, 422 when empty; nothing is left on failure."""
+    length = request.headers.get("content-length")
+    if length and length.isdigit() and int(length) > max_bytes:
+        raise Problem(413, f"the upload of {int(length)} bytes is over the limit of {max_bytes} bytes "
+                           "(MEDIAJOBS_MAX_UPLOAD_BYTES)", slug="too-large")
+    content_type, options = parse_options_header(request.headers.get("content-type", ""))
+    meta = {"filename": filename or "", "content_type": content_type.decode("latin-1")}
+    if content_type == b"multipart/form-data":
+        boundary = options.get(b"boundary")
+        if not boundary:
+            raise invalid(["content-type"], "multipart/form-data needs a boundary")
+        body: AsyncIterator[bytes] = _multipart_file(request, boundary, meta)
+    else:
+        body = request.stream()
+    writer: ObjectWriter | None = None
+    buffered: list[bytes] = []
+    size = buffered_size = 0
+    try:
+        async for chunk in body:
+            size += len(chunk)
+            if size > max_bytes:
+                raise Problem(413, f"the upload is over the limit of {max_bytes} bytes (MEDIAJOBS_MAX_UPLOAD_BYTES)",
+                              slug="too-large")
+            buffered.append(chunk)
+            buffered_size += len(chunk)
+            if buffered_size >= CHUNK:
+                if writer is None:
+                    writer = storage.open_writer(key_for(filename or meta["filename"]))
+                await run_in_threadpool(writer.write, b"".join(buffered))
+                buffered, buffered_size = [], 0
+        if size == 0:
+            raise invalid(["body"], "the upload is empty; send the file's bytes as the body or a 'file' form field")
+        if writer is None:
+            writer = storage.open_writer(key_for(filename or meta["filename"]))
+        if buffered:
+            await run_in_threadpool(writer.write, b"".join(buffered))
+        await run_in_threadpool(writer.commit)
+    except BaseException:
+        if writer is not None:
+            await run_in_threadpool(writer.abort)
+        raise
+    return Stored(writer.key, size, filename or meta["filename"], meta["content_type"])

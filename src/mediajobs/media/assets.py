@@ -1,0 +1,156 @@
+"""Media asset records: where their files live, their public JSON and the moves between their states."""
+
+from __future__ import annotations
+
+import os
+import threading
+import uuid
+from typing import Any
+
+from sqlalchemy import and_, delete, or_, select, update
+
+from mediajobs.config import Settings
+from mediajobs.db.models import Job, Media, utcnow
+from mediajobs.db.session import Database
+from mediajobs.errors import NotFound
+from mediajobs.jobs.service import Page, decode_cursor, encode_cursor, parse_id
+from mediajobs.storage import Storage, open_storage
+
+PENDING, IMPORTING, PROCESSING, READY, FAILED, DELETING = (
+    "pending", "importing", "processing", "ready", "failed", "deleting",
+)
+STATES = (PENDING, IMPORTING, PROCESSING, READY, FAILED, DELETING)
+PIPELINE_STEPS = ("hls", "thumbnail")
+DEFAULT_PIPELINE = ["hls", "thumbnail"]
+
+
+def prefix(media_id: str) -> str:
+    """Every object of an asset lives under this prefix."""
+    return f"media/{media_id}/"
+
+
+def original_key(media_id: str, filename: str) -> str:
+    return f"{prefix(media_id)}original/{filename}"
+
+
+def safe_filename(name: str | None, default: str = "upload.bin") -> str:
+    """A storage-safe file name that keeps the extension (ffprobe and players like one)."""
+    base = (name or "").replace("\\", "/").rsplit("/", 1)[-1]
+    cleaned = "".join(c if c.isalnum() or c in "._-" else "_" for c in base).strip("._")
+    return cleaned[:120] or default
+
+
+_storages: dict[tuple[int, str], Storage] = {}
+_storage_lock = threading.Lock()
+
+
+def storage_for(settings: Settings) -> Storage:
+    """One Storage per process: boto3 clients must not cross a fork into Celery's pool children."""
+    key = (os.getpid(), settings.effective_storage_url)
+    with _storage_lock:
+        if key not in _storages:
+            _storages[key] = open_storage(settings)
+        return _storages[key]
+
+
+def new_media(*, source: dict[str, Any], state: str = PENDING, parent_id: str | None = None,
+              pipeline: list[str] | None = None, original: dict[str, Any] | None = None,
+              media_id: str | None = None) -> Media:
+    now = utcnow()
+    return Media(
+        id=media_id or str(uuid.uuid4()), state=state, source=source, parent_id=parent_id, original=original,
+        probe=None, hls=None, thumbnail=None, error=None, pipeline=pipeline if pipeline is not None else DEFAULT_PIPELINE,
+        extra={}, created_at=now, updated_at=now,
+    )
+
+
+def get_media(db: Database, media_id: str) -> Media:
+    canonical = parse_id(media_id)
+    if canonical is not None:
+        with db.read() as session:
+            media = session.get(Media, canonical)
+            if media is not None:
+                return media
+    raise NotFound(f"no media asset with id {media_id!r}")
+
+
+def find_media(db: Database, media_id: str) -> Media | None:
+    with db.read() as session:
+        return session.get(Media, media_id)
+
+
+def job_ids(db: Database, media_id: str) -> list[str]:
+    with db.read() as session:
+        return list(session.scalars(
+            select(Job.id).where(Job.media_id == media_id).order_by(Job.created_at, Job.id)
+        ))
+
+
+def unfinished_jobs(db: Database, media_id: str, *, excluding: str | None = None) -> list[Job]:
+    with db.read() as session:
+        query = select(Job).where(Job.media_id == media_id, Job.state.in_(("queued", "running", "retrying")))
+        if excluding:
+            query = query.where(Job.id != excluding)
+        return list(session.scalars(query))
+
+
+def list_media(db: Database, *, state: str | None, limit: int, cursor: str | None,
+               parent_id: str | None = None) -> Page:
+    query = select(Media)
+    if state:
+        query = query.where(Media.state == state)
+    if parent_id:
+        query = query.where(Media.parent_id == parent_id)
+    if cursor:
+        created_at, row_id = decode_cursor(cursor)
+        query = query.where(or_(Media.created_at < created_at,
+                                and_(Media.created_at == created_at, Media.id < row_id)))
+    query = query.order_by(Media.created_at.desc(), Media.id.desc()).limit(limit + 1)
+    with db.read() as session:
+        rows = list(session.scalars(query))
+    more = len(rows) > limit
+    rows = rows[:limit]
+    return Page(rows, encode_cursor(rows[-1].created_at, rows[-1].id) if more and rows else None)  # type: ignore[arg-type]
+
+
+def update_media(db: Database, media_id: str, *, only_from: tuple[str, ...] | None = None,
+                 **values: Any) -> bool:
+    """Change an asset's fields; with `only_from`, only while it is in one of those states."""
+    values.setdefault("updated_at", utcnow())
+    with db.write() as session:
+        query = update(Media).where(Media.id == media_id)
+        if only_from:
+            query = query.where(Media.state.in_(only_from))
+        return bool(session.execute(query.values(**values)).rowcount)  # type: ignore[attr-defined]
+
+
+def delete_record(db: Database, media_id: str) -> None:
+    with db.write() as session:
+        session.execute(delete(Media).where(Media.id == media_id))
+
+
+def file_url(base_url: str, media_id: str, path: str) -> str:
+    return f"{base_url.rstrip('/')}/api/v1/media/{media_id}/files/{path}"
+
+
+def public(media: Media, *, jobs: list[str], base_url: str) -> dict[str, Any]:
+    hls = None
+    if media.hls:
+        root = media.hls["path"]
+        hls = {
+            "master_url": file_url(base_url, media.id, f"{root}/{media.hls['master']}"),
+            "variants": [
+                {"height": v.get("height"), "width": v.get("width"), "bandwidth": v.get("bandwidth"),
+                 "url": file_url(base_url, media.id, f"{root}/{v['path']}")}
+                for v in media.hls.get("variants", [])
+            ],
+        }
+    stamp = lambda value: value.isoformat().replace("+00:00", "Z") if value else None  # noqa: E731
+    return {
+        "id": media.id, "state": media.state, "source": media.source, "parent_id": media.parent_id,
+        "original": media.original, "probe": media.probe, "hls": hls,
+        "thumbnail_url": file_url(base_url, media.id, media.thumbnail) if media.thumbnail else None,
+        "error": media.error, "jobs": jobs, "pipeline": media.pipeline,
+        "thumbnail_error": (media.extra or {}).get("thumbnail_error"),
+        "created_at": stamp(media.created_at), "updated_at": stamp(media.updated_at),
+    }
