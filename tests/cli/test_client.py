@@ -396,7 +396,7 @@ def test_media_import_wait_follows_the_import_and_its_pipeline(
     make_stack: MakeStack, make_clip: MakeClip, served: Served
 ) -> None:
     stack = make_stack(import_allow_private="true")
-    make_clip(directory=served.root, name="talk.mp4")
+    make_clip(name="talk.mp4").rename(served.root / "talk.mp4")
     result = mediajobs(
         stack.env,
         "media",

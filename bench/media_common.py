@@ -1,0 +1,227 @@
+"""Shared set-up for the media benchmarks: the source clip, bare ffmpeg runs, CPU accounting, the media API."""
+
+from __future__ import annotations
+
+import os
+import resource
+import subprocess
+import tempfile
+import time
+from collections import defaultdict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+from unittest import mock
+
+import httpx
+
+from mediajobs import process
+from mediajobs.config import Settings
+from tests.servers import Stack
+
+SOURCE_S = 20
+SOURCE_WIDTH, SOURCE_HEIGHT = 1920, 1080
+SOURCE_FPS = 30
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+POLL_S = 0.05
+TERMINAL_JOB_STATES = ("succeeded", "failed", "cancelled")
+
+
+@dataclass(frozen=True)
+class Run:
+    """What one measured piece of work cost: elapsed time and CPU time (user + system), in seconds."""
+
+    wall_s: float
+    cpu_s: float
+
+    def line(self, label: str) -> str:
+        return f"  {label:<58} wall {self.wall_s:6.2f} s   CPU {self.cpu_s:6.2f} s"
+
+
+@dataclass(frozen=True)
+class Command:
+    """One subprocess exactly as mediajobs would start it."""
+
+    argv: list[str]
+    cwd: Path | None = None
+
+
+def make_source(directory: Path) -> Path:
+    """A 20 s 1080p30 H.264/AAC clip from lavfi (testsrc2 picture, 440 Hz tone), like the tests' fixtures."""
+    out = directory / "source.mp4"
+    duration = str(SOURCE_S)
+    size = f"{SOURCE_WIDTH}x{SOURCE_HEIGHT}"
+    subprocess.run(
+        ["ffmpeg", "-nostdin", "-v", "error", "-y",
+         "-f", "lavfi", "-i", f"testsrc2=size={size}:rate={SOURCE_FPS}:duration={duration}",
+         "-f", "lavfi", "-i", f"sine=frequency=440:sample_rate=48000:duration={duration}",
+         "-c:v", "libx264", "-preset", "veryfast", "-pix_fmt", "yuv420p", "-c:a", "aac", "-b:a", "128k",
+         "-movflags", "+faststart", "-t", duration, str(out)],
+        check=True,
+    )  # fmt: skip
+    return out
+
+
+def job_threads() -> int:
+    """The ffmpeg thread count a worker uses with default settings, which is what the bench stack runs."""
+    # model_construct: the defaults alone, not this shell's MEDIAJOBS_* variables (base_env drops those too).
+    return Settings.model_construct().effective_ffmpeg_threads
+
+
+class _Captured(Exception):
+    """Stops a media function at its first subprocess, once the argv is recorded."""
+
+
+def capture(call: Callable[[], object]) -> Command:
+    """The first subprocess `call` starts, without starting it: the very argv and cwd the worker runs."""
+    seen: list[Command] = []
+
+    def record(args: Sequence[str], **kwargs: Any) -> process.Completed:
+        cwd = kwargs.get("cwd")
+        seen.append(Command([str(a) for a in args], Path(cwd) if cwd else None))
+        raise _Captured
+
+    with mock.patch.object(process, "run", record):
+        try:
+            call()
+        except _Captured:
+            pass
+    if not seen:
+        raise RuntimeError("the media function started no subprocess")
+    return seen[0]
+
+
+def option(argv: Sequence[str], name: str) -> str:
+    """The value following `name` in an argv, so baselines reuse the encoder settings mediajobs chose."""
+    return argv[list(argv).index(name) + 1]
+
+
+def children_cpu_s() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def self_cpu_s() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def run_commands(commands: Sequence[Command]) -> Run:
+    """Run `commands` side by side; wall time until the last one ends, CPU time of all of them.
+
+    RUSAGE_CHILDREN counts children once they are waited for. The bench's stack processes are children of
+    this process too, but they are only reaped when the stack stops, so they never leak into the delta.
+    """
+    cpu_before, started = children_cpu_s(), time.perf_counter()
+    procs = []
+    for c in commands:
+        log = tempfile.TemporaryFile()  # noqa: SIM115 - closed below; a file cannot fill up like a pipe
+        procs.append((subprocess.Popen(c.argv, cwd=c.cwd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                       stderr=log), log))
+    failures = []
+    for proc, log in procs:
+        if proc.wait() != 0:
+            log.seek(0)
+            failures.append(f"{proc.args}: {log.read()[-2000:].decode(errors='replace')}")
+        log.close()
+    if failures:
+        raise RuntimeError("a baseline command failed:\n" + "\n".join(failures))
+    return Run(time.perf_counter() - started, children_cpu_s() - cpu_before)
+
+
+def tree_cpu_s(roots: Sequence[int]) -> float:
+    """CPU seconds of `roots` and all their descendants, living or already reaped.
+
+    utime+stime is what a process used itself; cutime+cstime is what its waited-for children used. A Celery
+    pool child waits for its ffmpeg, so ffmpeg's CPU lands in the pool child's cutime once it ends, and a
+    live descendant is counted through its own utime+stime: no process is counted twice or missed.
+    """
+    parents: dict[int, list[int]] = defaultdict(list)
+    ticks: dict[int, int] = {}
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = Path(entry.path, "stat").read_text()
+        except OSError:
+            continue  # it ended between the listing and the read
+        # The command name may hold spaces and parentheses; the fields after the last ")" do not.
+        fields = stat[stat.rindex(")") + 2 :].split()
+        pid = int(entry.name)
+        parents[int(fields[1])].append(pid)
+        ticks[pid] = sum(int(f) for f in fields[11:15])  # utime, stime, cutime, cstime
+    total, todo = 0, list(roots)
+    while todo:
+        pid = todo.pop()
+        total += ticks.get(pid, 0)
+        todo.extend(parents.get(pid, []))
+    return total / CLK_TCK
+
+
+def stack_pids(s: Stack) -> list[int]:
+    return [p.pid for p in [s.api, *s.workers] if p is not None]
+
+
+class StackMeter:
+    """Wall time and the CPU time of the whole stack (API, worker, pool children, their ffmpeg) over a span."""
+
+    def __init__(self, s: Stack) -> None:
+        self.pids = stack_pids(s)
+        self.started = time.perf_counter()
+        self.cpu_before = tree_cpu_s(self.pids)
+
+    def stop(self) -> Run:
+        return Run(time.perf_counter() - self.started, tree_cpu_s(self.pids) - self.cpu_before)
+
+
+def upload_file(client: httpx.Client, path: Path) -> dict[str, Any]:
+    """POST the file as a raw body; the answer is {"media": ..., "job": ...}."""
+    with path.open("rb") as body:
+        r = client.post("/api/v1/media/uploads", params={"filename": path.name}, content=body,
+                        headers={"Content-Type": "video/mp4", "Content-Length": str(path.stat().st_size)},
+                        timeout=300)
+    if r.status_code != 202:
+        raise RuntimeError(f"upload answered {r.status_code}: {r.text}")
+    return dict(r.json())
+
+
+def wait_media(client: httpx.Client, media_id: str, *, timeout_s: float = 900) -> dict[str, Any]:
+    """Poll the asset until it is ready; a failed asset stops the benchmark with its error."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        media = client.get(f"/api/v1/media/{media_id}").json()
+        if media["state"] == "ready":
+            return dict(media)
+        if media["state"] == "failed":
+            raise RuntimeError(f"media {media_id} failed: {media.get('error')}")
+        time.sleep(POLL_S)
+    raise RuntimeError(f"media {media_id} not ready after {timeout_s:g} s")
+
+
+def wait_job(client: httpx.Client, job_id: str, *, timeout_s: float = 900) -> dict[str, Any]:
+    """Poll the job until it succeeds; any other end stops the benchmark with its error."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        job = client.get(f"/api/v1/jobs/{job_id}").json()
+        if job["state"] == "succeeded":
+            return dict(job)
+        if job["state"] in TERMINAL_JOB_STATES:
+            raise RuntimeError(f"job {job_id} ({job['kind']}) ended {job['state']}: {job.get('error')}")
+        time.sleep(POLL_S)
+    raise RuntimeError(f"job {job_id} not done after {timeout_s:g} s")
+
+
+def run_time_s(job: dict[str, Any]) -> float:
+    """How long the job ran in the worker, from its own started_at/finished_at."""
+    started, finished = job["started_at"], job["finished_at"]
+    return (datetime.fromisoformat(finished) - datetime.fromisoformat(started)).total_seconds()
+
+
+def jobs_of(client: httpx.Client, media: dict[str, Any]) -> list[dict[str, Any]]:
+    return [client.get(f"/api/v1/jobs/{job_id}").json() for job_id in media.get("jobs", [])]
+
+
+def ratio_line(label: str, value: float, aim: str) -> str:
+    return f"  {label:<58} {value:6.2f}   (aim {aim})"
