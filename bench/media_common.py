@@ -1,7 +1,8 @@
-"""Shared set-up for the media benchmarks: the source clip, bare ffmpeg runs, CPU accounting, the media API."""
+"""Shared set-up for the media benchmarks: a source clip, bare ffmpeg runs, CPU accounting, the media API."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import resource
 import subprocess
@@ -16,10 +17,10 @@ from typing import Any
 from unittest import mock
 
 import httpx
+from tests.servers import Stack
 
 from mediajobs import process
 from mediajobs.config import Settings
-from tests.servers import Stack
 
 SOURCE_S = 20
 SOURCE_WIDTH, SOURCE_HEIGHT = 1920, 1080
@@ -36,8 +37,15 @@ class Run:
     wall_s: float
     cpu_s: float
 
-    def line(self, label: str) -> str:
-        return f"  {label:<58} wall {self.wall_s:6.2f} s   CPU {self.cpu_s:6.2f} s"
+
+def best(runs: Sequence[Run]) -> Run:
+    """The least disturbed figures of repeated runs: on a shared machine noise only ever adds time."""
+    return Run(min(r.wall_s for r in runs), min(r.cpu_s for r in runs))
+
+
+def run_line(label: str, runs: Sequence[Run]) -> str:
+    b, walls = best(runs), ", ".join(f"{r.wall_s:.1f}" for r in runs)
+    return f"  {label:<58} wall {b.wall_s:6.2f} s   CPU {b.cpu_s:6.2f} s   (walls {walls})"
 
 
 @dataclass(frozen=True)
@@ -83,11 +91,8 @@ def capture(call: Callable[[], object]) -> Command:
         seen.append(Command([str(a) for a in args], Path(cwd) if cwd else None))
         raise _Captured
 
-    with mock.patch.object(process, "run", record):
-        try:
-            call()
-        except _Captured:
-            pass
+    with mock.patch.object(process, "run", record), contextlib.suppress(_Captured):
+        call()
     if not seen:
         raise RuntimeError("the media function started no subprocess")
     return seen[0]
@@ -115,17 +120,20 @@ def run_commands(commands: Sequence[Command]) -> Run:
     this process too, but they are only reaped when the stack stops, so they never leak into the delta.
     """
     cpu_before, started = children_cpu_s(), time.perf_counter()
-    procs = []
-    for c in commands:
-        log = tempfile.TemporaryFile()  # noqa: SIM115 - closed below; a file cannot fill up like a pipe
-        procs.append((subprocess.Popen(c.argv, cwd=c.cwd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                       stderr=log), log))
-    failures = []
-    for proc, log in procs:
-        if proc.wait() != 0:
-            log.seek(0)
-            failures.append(f"{proc.args}: {log.read()[-2000:].decode(errors='replace')}")
-        log.close()
+    with contextlib.ExitStack() as files:
+        # Logs in files, not pipes: a pipe nobody reads while another process is waited for can fill up.
+        logs = [files.enter_context(tempfile.TemporaryFile()) for _ in commands]
+        procs = [
+            subprocess.Popen(
+                c.argv, cwd=c.cwd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=log
+            )
+            for c, log in zip(commands, logs, strict=True)
+        ]
+        failures = []
+        for c, proc, log in zip(commands, procs, logs, strict=True):
+            if proc.wait() != 0:
+                log.seek(0)
+                failures.append(f"{' '.join(c.argv)}: {log.read()[-2000:].decode(errors='replace')}")
     if failures:
         raise RuntimeError("a baseline command failed:\n" + "\n".join(failures))
     return Run(time.perf_counter() - started, children_cpu_s() - cpu_before)
@@ -165,7 +173,7 @@ def stack_pids(s: Stack) -> list[int]:
 
 
 class StackMeter:
-    """Wall time and the CPU time of the whole stack (API, worker, pool children, their ffmpeg) over a span."""
+    """Wall time, and CPU time of the whole stack (API, worker, pool children, their ffmpeg), over a span."""
 
     def __init__(self, s: Stack) -> None:
         self.pids = stack_pids(s)
@@ -179,9 +187,13 @@ class StackMeter:
 def upload_file(client: httpx.Client, path: Path) -> dict[str, Any]:
     """POST the file as a raw body; the answer is {"media": ..., "job": ...}."""
     with path.open("rb") as body:
-        r = client.post("/api/v1/media/uploads", params={"filename": path.name}, content=body,
-                        headers={"Content-Type": "video/mp4", "Content-Length": str(path.stat().st_size)},
-                        timeout=300)
+        r = client.post(
+            "/api/v1/media/uploads",
+            params={"filename": path.name},
+            content=body,
+            headers={"Content-Type": "video/mp4", "Content-Length": str(path.stat().st_size)},
+            timeout=300,
+        )
     if r.status_code != 202:
         raise RuntimeError(f"upload answered {r.status_code}: {r.text}")
     return dict(r.json())

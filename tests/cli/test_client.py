@@ -433,6 +433,6 @@ def test_media_upload_streams_without_holding_the_file_in_memory(stack: Stack, t
         timeout=120,
         cwd=workdir(stack.env),
     )
-    code, peak_mib = map(int, result.stdout.split())
+    code, peak_mib = map(int, result.stdout.strip().splitlines()[-1].split())
     assert code == 0, result.stderr
     assert peak_mib < 120, f"the CLI peaked at {peak_mib} MiB uploading 300 MiB"

@@ -53,6 +53,11 @@ def long_clip(path: Path) -> None:
     _encode(path, f"testsrc2=s=640x360:r={FPS}:d=30", f"aevalsrc='{TONE}':s=48000:d=30", 30)
 
 
+def heavy_clip(path: Path) -> None:
+    """30 s of 1280x720 with a tone: analysis takes seconds, long enough for several progress blocks."""
+    _encode(path, f"testsrc2=s=1280x720:r={FPS}:d=30", f"aevalsrc='{TONE}':s=48000:d=30", 30)
+
+
 def counter_clip(path: Path, seconds: float = 8.0, beeps: Sequence[int] = (), audio: bool = True) -> None:
     """Each frame shows its index in binary; a 0.1 s 1 kHz beep starts exactly on each frame in `beeps`."""
     w, h = SIZE

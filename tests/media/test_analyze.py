@@ -14,7 +14,7 @@ from mediajobs.media.analyze import Findings, analyze
 from mediajobs.media.probe import probe
 from mediajobs.process import cancellable
 from tests.media.frames import ffmpeg, running_ffmpeg
-from tests.media.opsclips import TONE, analysis_clip, cached_clip, long_clip, pattern_clip, watching_progress
+from tests.media.opsclips import TONE, analysis_clip, cached_clip, heavy_clip, long_clip, pattern_clip, watching_progress
 
 
 @pytest.fixture(scope="module")
@@ -108,9 +108,12 @@ def test_findings_read_exponent_times_and_keep_only_the_last_loudness_summary() 
     assert findings.loudness == {"integrated_lufs": -23.9, "range_lu": 1.8, "true_peak_dbtp": -19.7}
 
 
-def test_progress_follows_ffmpeg_against_the_duration(long: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_progress_follows_ffmpeg_against_the_duration(
+    tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    heavy = cached_clip(tmp_path_factory, "heavy.mp4", heavy_clip)
     with watching_progress(monkeypatch, expected_s=30.0) as log:
-        analyze(long, probe(long), threads=1, on_progress=log.fraction)
+        analyze(heavy, probe(heavy), threads=1, on_progress=log.fraction)
     log.assert_faithful()
 
 

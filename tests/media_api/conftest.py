@@ -72,7 +72,7 @@ class MediaStack:
     cache: dict[str, Any] = field(default_factory=dict)
 
     def client(self) -> httpx.Client:
-        return self.stack.client(timeout=30)
+        return httpx.Client(base_url=self.stack.api_url, timeout=30)
 
     @property
     def temp_dir(self) -> Path:
@@ -167,17 +167,24 @@ def stack_pool(tmp_path_factory: pytest.TempPathFactory, request: pytest.Fixture
     pool.stop()
 
 
+def main_stack(pool: StackPool, storage: str) -> MediaStack:
+    """The shared stack of one storage backend.
+
+    Imports from 127.0.0.1 are allowed (the test HTTP server), and superseded HLS versions are removed
+    one second after a reprocess swaps them out instead of after the default grace period.
+    """
+    return pool.get(f"main-{storage}", storage, import_allow_private="true", hls_swap_grace_s="1")
+
+
 @pytest.fixture(params=STORAGES)
 def media_stack(request: pytest.FixtureRequest, stack_pool: StackPool) -> MediaStack:
-    """The shared stack of one storage backend (imports from 127.0.0.1 allowed, for the test HTTP server)."""
-    storage: str = request.param
-    return stack_pool.get(f"main-{storage}", storage, import_allow_private="true")
+    return main_stack(stack_pool, request.param)
 
 
 @pytest.fixture
 def file_stack(stack_pool: StackPool) -> MediaStack:
     """The shared stack on local storage, for behaviour that does not depend on the backend."""
-    return stack_pool.get("main-file", "file", import_allow_private="true")
+    return main_stack(stack_pool, "file")
 
 
 @pytest.fixture
@@ -201,6 +208,8 @@ CLIPS: dict[str, dict[str, Any]] = {
     "long": {"duration": 16.0, "width": 1280, "height": 720, "fps": 25},
     # About 2 MB: served slowly (640 KiB/s) it keeps an import busy for a few seconds.
     "medium": {"duration": 10.0, "width": 640, "height": 360, "fps": 25},
+    # 1080p: masking it takes seconds, time enough to cancel the mask job while ffmpeg runs.
+    "big": {"duration": 12.0, "width": 1920, "height": 1080, "fps": 25},
 }
 
 

@@ -5,8 +5,9 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
-from playwright.sync_api import Browser, Page, Playwright, expect, sync_playwright
+from playwright.sync_api import Browser, Locator, Page, Playwright, expect, sync_playwright
 
 from tests.servers import REPO, RedisServer, Stack, base_env
 
@@ -33,11 +34,12 @@ def stack_env(directory: Path, redis: RedisServer, db: int, **extra: str) -> dic
     )
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def web_stack(tmp_path_factory: pytest.TempPathFactory, redis_server: RedisServer) -> Iterator[Stack]:
-    """One API + worker for the module's browser tests (they share it to keep the run short)."""
+    """One API + worker shared by the browser tests, to keep the run short."""
     directory = tmp_path_factory.mktemp("web")
-    stack = Stack(directory, stack_env(directory, redis_server, 12))
+    # Private addresses allowed: the import test serves its clip from 127.0.0.1.
+    stack = Stack(directory, stack_env(directory, redis_server, 12, MEDIAJOBS_IMPORT_ALLOW_PRIVATE="true"))
     try:
         stack.start_api()
         stack.start_worker("io,cpu,default", 4)
@@ -68,6 +70,12 @@ def open_page(browser: Browser, base_url: str, viewport: dict[str, int]) -> tupl
 
 
 @pytest.fixture
+def api(web_stack: Stack) -> Iterator[httpx.Client]:
+    with web_stack.client() as client:
+        yield client
+
+
+@pytest.fixture
 def page(browser: Browser, web_stack: Stack) -> Iterator[Page]:
     """A fresh desktop-width tab on the module's stack; an uncaught script error fails the test."""
     page, errors = open_page(browser, web_stack.api_url, DESKTOP)
@@ -90,3 +98,18 @@ def screenshot(page: Page, name: str) -> Path:
     path = SCREENSHOTS / f"{name}.png"
     page.screenshot(path=str(path), full_page=True)
     return path
+
+
+def field_error(form: Locator, label: str) -> Locator:
+    """The error slot next to the control labelled `label` (the UI names it "<control id>-error")."""
+    control_id = form.get_by_label(label, exact=True).get_attribute("id")
+    return form.locator(f"#{control_id}-error")
+
+
+def unlabeled_controls(page: Page) -> list[str]:
+    """Visible form controls and buttons that a screen reader could not name."""
+    return page.evaluate("""() => [...document.querySelectorAll('input, select, textarea, button')]
+        .filter(el => !el.closest('[hidden]'))
+        .filter(el => !(el.labels && el.labels.length) && !el.getAttribute('aria-label')
+                      && !(el.tagName === 'BUTTON' && el.textContent.trim()))
+        .map(el => el.outerHTML)""")  # type: ignore[no-any-return]

@@ -14,15 +14,18 @@ from playwright.sync_api import Browser, Locator, Page, expect
 
 from tests.conftest import submit, wait_state
 from tests.servers import RedisServer, Stack
-from tests.web.conftest import DESKTOP, PHONE, open_page, screenshot, stack_env
+from tests.web.conftest import (
+    DESKTOP,
+    PHONE,
+    field_error,
+    open_page,
+    screenshot,
+    stack_env,
+    unlabeled_controls,
+)
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture
-def api(web_stack: Stack) -> Iterator[httpx.Client]:
-    with web_stack.client() as client:
-        yield client
+PRIORITY = "Priority (0–9, optional)"  # noqa: RUF001 - the label's own en dash
 
 
 def row(page: Page, job_id: str) -> Locator:
@@ -31,12 +34,6 @@ def row(page: Page, job_id: str) -> Locator:
 
 def submit_form(page: Page) -> Locator:
     return page.get_by_role("form", name="Submit a job")
-
-
-def field_error(form: Locator, label: str) -> Locator:
-    """The error slot next to the control labelled `label` (the UI names it "<control id>-error")."""
-    control_id = form.get_by_label(label, exact=True).get_attribute("id")
-    return form.locator(f"#{control_id}-error")
 
 
 def progress_of(locator: Locator) -> float:
@@ -57,8 +54,8 @@ def test_long_task_progress_bar_moves_live_to_100_percent(page: Page) -> None:
     bar = job.get_by_role("progressbar")
 
     expect(job).to_have_attribute("data-state", "running", timeout=10_000)
-    page.wait_for_function("el => +el.getAttribute('aria-valuenow') > 10 && +el.getAttribute('aria-valuenow') < 60",
-                           arg=bar.element_handle(), timeout=10_000)
+    page.wait_for_function("el => el.ariaValueNow > 10 && el.ariaValueNow < 60", arg=bar.element_handle(),
+                           timeout=10_000)
     expect(job.locator(".job-stage")).to_have_text(re.compile(r"Stage \d/5"))
     expect(job.locator(".job-eta")).to_have_text(re.compile(r"about .+ left"))
     first = progress_of(job)
@@ -166,9 +163,9 @@ def test_empty_and_invalid_job_form_values_show_errors_next_to_their_fields(page
 
     kind.fill("test.add")
     params.fill('{"x": 1, "y": 2}')
-    form.get_by_label("Priority (0–9, optional)").fill("12")
+    form.get_by_label(PRIORITY).fill("12")
     submit_button.click()
-    expect(field_error(form, "Priority (0–9, optional)")).to_contain_text("less than or equal to 9")
+    expect(field_error(form, PRIORITY)).to_contain_text("less than or equal to 9")
     expect(form.locator(".form-error")).to_be_hidden()
 
 
@@ -206,8 +203,8 @@ def test_server_outage_shows_reconnecting_and_recovers_without_duplicate_rows(
 
     web_stack.start_api()
     expect(banner).to_be_hidden(timeout=10_000)
-    page.wait_for_function(f"el => +el.getAttribute('aria-valuenow') > {before}",
-                           arg=row(page, long["id"]).get_by_role("progressbar").element_handle(), timeout=10_000)
+    bar = row(page, long["id"]).get_by_role("progressbar").element_handle()
+    page.wait_for_function(f"el => +el.getAttribute('aria-valuenow') > {before}", arg=bar, timeout=10_000)
     page.wait_for_timeout(2_500)  # two list refreshes after the return: still one row per job
     ids = jobs.evaluate_all("els => els.map(e => e.dataset.jobId)")
     assert len(ids) == len(set(ids)) == count
@@ -264,15 +261,10 @@ def test_api_key_prompt_unlocks_an_empty_dashboard_and_progress_follows_by_polli
 
 
 def test_every_control_has_a_label_and_the_job_form_works_from_the_keyboard(page: Page) -> None:
-    unlabeled = """() => [...document.querySelectorAll('input, select, textarea, button')]
-        .filter(el => !el.closest('[hidden]'))
-        .filter(el => !(el.labels && el.labels.length) && !el.getAttribute('aria-label')
-                      && !(el.tagName === 'BUTTON' && el.textContent.trim()))
-        .map(el => el.outerHTML)"""
     for route in ("/", "/#/media"):
         page.goto(route)
         expect(page.locator(".list-status:not(:empty)")).to_have_count(0)
-        assert page.evaluate(unlabeled) == [], route
+        assert unlabeled_controls(page) == [], route
 
     page.goto("/")
     kind = submit_form(page).get_by_label("Kind", exact=True)
@@ -294,7 +286,8 @@ def test_pages_fit_a_phone_screen_without_sideways_scrolling(phone_page: Page, a
     job = submit(api, "test.long_task", {"seconds": 3})
     page = phone_page
     fits = "document.documentElement.scrollWidth <= window.innerWidth"
-    for route, name in (("/", "jobs-phone"), (f"/#/jobs/{job['id']}", "job-detail-phone"), ("/#/media", "media-phone")):
+    pages = (("/", "jobs-phone"), (f"/#/jobs/{job['id']}", "job-detail-phone"), ("/#/media", "media-phone"))
+    for route, name in pages:
         page.goto(route)
         expect(page.get_by_role("heading", level=1)).to_be_visible()
         expect(page.locator(".list-status:not(:empty), .job-detail[hidden]")).to_have_count(0)

@@ -20,8 +20,9 @@ const number = (value, digits = 1) => (value === null || value === undefined || 
   ? "—" : Number(value).toFixed(digits));
 
 export class AnalysisPanel {
-  constructor({ asset, player, timeline }) {
+  constructor({ asset, player, timeline, onJob }) {
     this.asset = asset;
+    this.onJob = onJob;
     this.video = player.video;
     this.timeline = timeline;
     this.submission = new Submission();
@@ -61,6 +62,7 @@ export class AnalysisPanel {
       });
       this.jobSlot.replaceChildren(tracked.el);
       announce("Analysis started.");
+      this.onJob?.(answer.job);
     } catch (err) {
       this.error.textContent = messageOf(err);
       this.error.hidden = false;

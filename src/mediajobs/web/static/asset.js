@@ -23,8 +23,9 @@ function facts(asset) {
   const rows = [
     ["ID", h("code", {}, asset.id)],
     ["State", asset.state],
-    ["Source", asset.source?.url ? h("a", { href: asset.source.url, rel: "noreferrer noopener", target: "_blank" }, asset.source.url)
-      : asset.source?.type || ""],
+    ["Source", /^https?:\/\//i.test(asset.source?.url || "")
+      ? h("a", { href: asset.source.url, rel: "noreferrer noopener", target: "_blank" }, asset.source.url)
+      : asset.source?.url || asset.source?.type || ""],
     ["Derived from", asset.parent_id ? h("a", { href: `#/media/${asset.parent_id}` }, shortId(asset.parent_id)) : ""],
     ["Duration", duration(asset)],
     ["Resolution", resolution(asset)],
@@ -43,7 +44,7 @@ function facts(asset) {
   return [list];
 }
 
-function reprocessForm(asset) {
+function reprocessForm(asset, onJob) {
   const pipeline = pipelineFieldset("Rebuild");
   const button = h("button", { type: "submit", class: "btn" }, "Reprocess");
   const slot = h("div", { class: "op-job" });
@@ -63,6 +64,7 @@ function reprocessForm(asset) {
       clearErrors(form);
       slot.replaceChildren(trackedJob(answer.job, { mediaId: asset.id }).el);
       announce("Reprocessing started.");
+      onJob(answer.job);
     } catch (err) {
       showErrors(form, err);
     } finally {
@@ -106,9 +108,13 @@ export function assetView(root, { id }) {
     empty: () => h("p", { class: "hint" }, "No jobs for this asset.") });
   let dialog = null;
 
+  // A job started from this page: the asset's own jobs join the list at once, a new copy joins "Derived".
   const onJob = (job) => {
-    if (job.media_id && job.media_id !== id) derivedIds.add(job.media_id);
-    loadDerived();
+    if (job.media_id === id) jobs.prepend(job);
+    else if (job.media_id) {
+      derivedIds.add(job.media_id);
+      loadDerived();
+    }
   };
 
   function build(current) {
@@ -119,9 +125,9 @@ export function assetView(root, { id }) {
     const panels = [];
     if (width && height) panels.push(new MaskPanel({ asset: current, player, onJob }));
     panels.push(new CutPanel({ asset: current, player, timeline, onJob }));
-    const analysis = new AnalysisPanel({ asset: current, player, timeline });
+    const analysis = new AnalysisPanel({ asset: current, player, timeline, onJob });
     stage.replaceChildren(player.el, timeline.el);
-    ops.replaceChildren(...panels.map((p) => p.form), analysis.el, reprocessForm(current));
+    ops.replaceChildren(...panels.map((p) => p.form), analysis.el, reprocessForm(current, onJob));
     analysis.latest();
     workspace = { player, panels };
     return true;
@@ -133,6 +139,7 @@ export function assetView(root, { id }) {
     heading.textContent = assetName(current);
     document.title = `${assetName(current)} · mediajobs`;
     updateBadge(badge, current.state);
+    deleteButton.disabled = current.state === "deleting";
     infoBody.replaceChildren(...facts(current));
     if (first) {
       dialog = deleteDialog(current, remove);
@@ -162,7 +169,8 @@ export function assetView(root, { id }) {
 
   async function loadDerived() {
     try {
-      const page = await api.listMedia({ limit: DERIVED_SCAN });
+      // parent_id narrows the list where the server supports it; the filter below keeps it right where not.
+      const page = await api.listMedia({ parent_id: id, limit: DERIVED_SCAN });
       for (const item of page.items) if (item.parent_id === id) derivedIds.add(item.id);
       const items = page.items.filter((item) => derivedIds.has(item.id));
       const known = new Set(items.map((item) => item.id));
@@ -210,14 +218,14 @@ export function assetView(root, { id }) {
     h("p", { class: "crumbs" }, h("a", { href: "#/media" }, "← Media library")),
     h("div", { class: "page-head" }, heading, badge, h("div", { class: "page-actions" }, deleteButton)),
     problem,
-    h("div", { class: "asset-layout" },
-      h("div", { class: "asset-main" }, stage,
+    // Player, then operations, then the rest: on a phone the drawing tools stay next to the picture.
+    h("div", { class: "asset-layout" }, stage, ops,
+      h("div", { class: "asset-info" },
         h("section", { class: "card", "aria-labelledby": "info-heading" }, h("h2", { id: "info-heading" }, "About"), infoBody),
         h("section", { class: "card", "aria-labelledby": "asset-jobs-heading" },
           h("h2", { id: "asset-jobs-heading" }, "Jobs"), jobs.el),
         h("section", { class: "card", "aria-labelledby": "derived-heading" },
-          h("h2", { id: "derived-heading" }, "Derived assets"), derivedEmpty, derivedGrid)),
-      ops));
+          h("h2", { id: "derived-heading" }, "Derived assets"), derivedEmpty, derivedGrid))));
   jobs.start();
   tick();
   return () => {

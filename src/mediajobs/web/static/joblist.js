@@ -85,7 +85,7 @@ export class JobList {
     } catch (err) {
       if (err.name === "AbortError" || this.disposed) return;
       if (!err.offline) {
-        this.problem.textContent = messageOf(err);
+        this.problem.textContent = `Could not load the jobs: ${messageOf(err)}`;
         this.problem.hidden = false;
       }
       this.status.textContent = "";

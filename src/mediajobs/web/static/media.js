@@ -221,7 +221,7 @@ export function mediaView(root) {
     } catch (err) {
       if (err.name === "AbortError" || disposed) return;
       if (!err.offline) {
-        problem.textContent = messageOf(err);
+        problem.textContent = `Could not load the media library: ${messageOf(err)}`;
         problem.hidden = false;
       }
     } finally {

@@ -69,7 +69,7 @@ export class Player {
   levels(instance) {
     const select = this.quality.control;
     select.replaceChildren(h("option", { value: "-1" }, "Auto"),
-      instance.levels.map((level, index) => h("option", { value: String(index) },
+      ...instance.levels.map((level, index) => h("option", { value: String(index) },
         `${level.height}p${level.bitrate ? ` (${mbps(level.bitrate)})` : ""}`)));
     select.disabled = instance.levels.length < 2;
     select.value = "-1";

@@ -20,7 +20,13 @@ export class Timeline {
     this.bars = h("div", { class: "timeline-bars" }, this.track, this.playhead);
     this.el = h("div", { class: "timeline" }, this.labels, this.bars);
 
-    this.track.addEventListener("pointerdown", (event) => this.seek(this.timeAt(event)));
+    this.track.addEventListener("pointerdown", (event) => {
+      this.track.setPointerCapture(event.pointerId);
+      this.seek(this.timeAt(event));
+    });
+    this.track.addEventListener("pointermove", (event) => {
+      if (this.track.hasPointerCapture(event.pointerId)) this.seek(this.timeAt(event));
+    });
     this.track.addEventListener("keydown", (event) => this.key(event));
     for (const name of ["timeupdate", "seeked", "loadedmetadata"]) video.addEventListener(name, () => this.position());
     this.position();

@@ -23,12 +23,6 @@ function append(el, children) {
   }
 }
 
-export function clear(el, ...children) {
-  el.replaceChildren();
-  append(el, children);
-  return el;
-}
-
 let uid = 0;
 export const uniqueId = (prefix) => `${prefix}-${++uid}`;
 

@@ -1,0 +1,151 @@
+"""Importing media from URLs served by a real HTTP server on 127.0.0.1."""
+
+from __future__ import annotations
+
+from urllib.parse import quote
+
+import httpx
+import pytest
+
+from tests.media.conftest import Served
+from tests.media_api.conftest import (
+    Clips,
+    MediaStack,
+    StackPool,
+    all_media_ids,
+    check_plays,
+    error_code,
+    fetch,
+    import_url,
+    problem,
+    wait_job,
+    wait_media,
+)
+from tests.servers import wait_for
+
+LIMIT_BYTES = 1_500_000
+
+
+def _url(source: Served, case: str) -> str:
+    if case == "redirect":
+        return source.url(f"redirect?to={quote(source.url('small.mp4'), safe='')}")
+    return source.url({"direct-mp4": "small.mp4", "hls": "hls/index.m3u8", "chunked": "chunked/small.mp4"}[case])
+
+
+@pytest.mark.parametrize("case", ["direct-mp4", "hls", "redirect", "chunked"])
+def test_import_becomes_ready(file_stack: MediaStack, file_api: httpx.Client, source: Served, case: str) -> None:
+    url = _url(source, case)
+    created = import_url(file_api, url)
+    media_id = created["media"]["id"]
+    assert created["media"]["state"] in ("pending", "importing")
+    assert created["media"]["source"] == {"type": "url", "url": url} or created["media"]["source"]["url"] == url
+    assert created["job"]["media_id"] == media_id
+
+    media = wait_media(file_api, media_id, "ready", "failed")
+    assert media["state"] == "ready", media
+    assert abs(media["probe"]["duration"] - 4.0) < 0.15, media["probe"]
+    assert (media["probe"]["width"], media["probe"]["height"]) == (640, 360)
+    if case != "hls":
+        assert media["original"]["size"] == (source.root / "small.mp4").stat().st_size
+    assert created["job"]["id"] in media["jobs"] and len(media["jobs"]) >= 2, media["jobs"]
+    imported = wait_job(file_api, created["job"]["id"], "succeeded", "failed")
+    assert imported["state"] == "succeeded", imported
+    for job_id in media["jobs"]:
+        assert wait_job(file_api, job_id, "succeeded", "failed")["state"] == "succeeded"
+    check_plays(file_api, media)
+    assert any(k.startswith(f"media/{media_id}/original/") for k in file_stack.stored.keys(f"media/{media_id}/"))
+    file_stack.assert_temp_empty()
+
+
+def test_import_runs_only_the_requested_pipeline(file_api: httpx.Client, source: Served) -> None:
+    created = import_url(file_api, source.url("small.mp4"), pipeline=["thumbnail"])
+    media = wait_media(file_api, created["media"]["id"], "ready", "failed")
+    assert media["state"] == "ready", media
+    assert media["hls"] is None
+    assert fetch(file_api, media["thumbnail_url"]).content[:3] == b"\xff\xd8\xff"
+
+
+@pytest.mark.parametrize(("path", "code"), [
+    ("status/404", "source_unreachable"),
+    ("missing.mp4", "source_unreachable"),
+    ("page.html", "unsupported_media"),
+])
+def test_import_of_a_bad_source_fails_with_a_specific_code(file_stack: MediaStack, file_api: httpx.Client,
+                                                           source: Served, path: str, code: str) -> None:
+    created = import_url(file_api, source.url(path))
+    media = wait_media(file_api, created["media"]["id"], "ready", "failed")
+    assert media["state"] == "failed", media
+    job = wait_job(file_api, created["job"]["id"], "succeeded", "failed", "cancelled")
+    assert job["state"] == "failed" and job["error"]["code"] == code, job
+    assert job["error"]["message"]
+    assert error_code(media) == code, media
+    assert file_stack.stored.keys(f"media/{media['id']}/") == []
+    file_stack.assert_temp_empty()
+
+
+def test_import_over_the_size_limit_fails_with_too_large(stack_pool: StackPool, source: Served) -> None:
+    limited = stack_pool.get("limited", "file", max_upload_bytes=str(LIMIT_BYTES), import_allow_private="true")
+    assert (source.root / "medium.mp4").stat().st_size > LIMIT_BYTES
+    with limited.client() as api:
+        for path in ("medium.mp4", "chunked/medium.mp4"):  # with and without a Content-Length
+            created = import_url(api, source.url(path))
+            media = wait_media(api, created["media"]["id"], "ready", "failed")
+            assert media["state"] == "failed", media
+            job = wait_job(api, created["job"]["id"], "succeeded", "failed", "cancelled")
+            assert job["error"]["code"] == "too_large", job
+            assert error_code(media) == "too_large", media
+            assert limited.stored.keys(f"media/{media['id']}/") == []
+        limited.assert_temp_empty()
+
+
+@pytest.mark.parametrize("url", ["ftp://x", "http://", "not a url", "file:///etc/passwd", "", "http://:80/a.mp4"])
+def test_import_of_an_invalid_url_is_refused(file_api: httpx.Client, url: str) -> None:
+    before = all_media_ids(file_api)
+    body = problem(file_api.post("/api/v1/media/imports", json={"url": url}), 422)
+    assert any("url" in str(e.get("field", "")) for e in body.get("errors") or []), body
+    assert all_media_ids(file_api) == before
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "localhost", "[::1]", "10.1.2.3", "169.254.169.254", "0.0.0.0"])
+def test_import_from_a_private_address_is_refused_unless_allowed(stack_pool: StackPool, source: Served,
+                                                                 host: str) -> None:
+    strict = stack_pool.get("strict", "file", workers=0)
+    with strict.client() as api:
+        before = all_media_ids(api)
+        body = problem(api.post("/api/v1/media/imports", json={"url": f"http://{host}:{source.port}/small.mp4"}),
+                       422)
+        assert any("url" in str(e.get("field", "")) for e in body.get("errors") or []), body
+        assert all_media_ids(api) == before
+
+
+def test_import_with_the_same_idempotency_key_creates_one_asset(file_api: httpx.Client, source: Served) -> None:
+    headers = {"Idempotency-Key": "import-once-1f3c"}
+    body = {"url": source.url("small.mp4")}
+    first = file_api.post("/api/v1/media/imports", json=body, headers=headers)
+    second = file_api.post("/api/v1/media/imports", json=body, headers=headers)
+    assert first.status_code == second.status_code == 202
+    assert first.json()["media"]["id"] == second.json()["media"]["id"]
+    assert first.json()["job"]["id"] == second.json()["job"]["id"]
+    wait_media(file_api, first.json()["media"]["id"], "ready", "failed")
+
+
+def test_import_interrupted_by_a_killed_worker_does_not_stay_importing(stack_pool: StackPool,
+                                                                        source: Served, clips: Clips) -> None:
+    crash = stack_pool.get("crash", "file", import_allow_private="true")
+    with crash.client() as api:
+        # /slow/ serves 32 KiB every 50 ms: the ~2 MB clip keeps the download busy for a few seconds.
+        created = import_url(api, source.url("slow/medium.mp4"))
+        media_id = created["media"]["id"]
+        wait_media(api, media_id, "importing", "processing", "ready", "failed", timeout_s=30)
+        wait_for(lambda: api.get(f"/api/v1/jobs/{created['job']['id']}").json()["progress"] > 0, timeout_s=10,
+                 message="the download to start")
+        assert api.get(f"/api/v1/media/{media_id}").json()["state"] == "importing"
+        crash.stack.kill_worker(crash.stack.workers[0])
+        crash.stack.start_worker("io,cpu,default", 2)
+        media = wait_media(api, media_id, "ready", "failed", timeout_s=90)
+        job = wait_job(api, created["job"]["id"], "succeeded", "failed", "cancelled", timeout_s=30)
+        if media["state"] == "failed":
+            assert error_code(media) == "worker_lost" and job["error"]["code"] == "worker_lost", (media, job)
+        else:
+            assert job["state"] == "succeeded" and job["attempt"] == 2, job
+            assert media["probe"]["duration"] == pytest.approx(10.0, abs=0.15)

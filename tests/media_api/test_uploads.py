@@ -1,0 +1,210 @@
+"""Uploading media: the pipeline's results, limits, unusable files, and transcoding progress over SSE."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.media_api.conftest import (
+    JSON,
+    Clips,
+    MediaStack,
+    StackPool,
+    all_media_ids,
+    check_plays,
+    error_code,
+    fetch,
+    get_media,
+    problem,
+    upload,
+    wait_job,
+    wait_media,
+)
+
+LIMIT_BYTES = 1_500_000  # over one 1 MiB buffer: a too-large upload has begun writing when it is refused
+
+
+@pytest.fixture
+def limited(stack_pool: StackPool) -> MediaStack:
+    return stack_pool.get("limited", "file", max_upload_bytes=str(LIMIT_BYTES), import_allow_private="true")
+
+
+@pytest.mark.parametrize("multipart", [False, True], ids=["raw", "multipart"])
+def test_upload_becomes_ready_with_probe_hls_and_thumbnail(media_stack: MediaStack, api: httpx.Client,
+                                                           clips: Clips, multipart: bool) -> None:
+    clip = clips["small"]
+    created = upload(api, clip, multipart=multipart, filename="holiday.mp4")
+    media_id = created["media"]["id"]
+    assert created["media"]["state"] == "processing"
+    assert created["media"]["source"]["type"] == "upload"
+    assert created["job"]["media_id"] == media_id
+    assert created["job"]["id"] in created["media"]["jobs"]
+
+    media = wait_media(api, media_id, "ready", "failed")
+    assert media["state"] == "ready", media
+    assert media["error"] is None
+    assert media["original"]["size"] == clip.stat().st_size
+    assert media["original"]["filename"] == "holiday.mp4"
+    assert media["original"]["content_type"] == "video/mp4"
+    probe = media["probe"]
+    assert abs(probe["duration"] - 4.0) < 0.1, probe
+    assert (probe["width"], probe["height"], probe["fps"]) == (640, 360, 25.0), probe
+    assert (probe["video_codec"], probe["audio_codec"]) == ("h264", "aac"), probe
+    # Only rungs no taller than the source: a 360p source gets one 360p variant, nothing upscaled.
+    assert [v["height"] for v in media["hls"]["variants"]] == [360], media["hls"]
+    assert media["hls"]["variants"][0]["bandwidth"] > 0
+    assert wait_job(api, created["job"]["id"], "succeeded", "failed")["state"] == "succeeded"
+
+    thumbnail = fetch(api, media["thumbnail_url"])
+    assert thumbnail.headers["content-type"].startswith("image/jpeg")
+    assert thumbnail.content[:3] == b"\xff\xd8\xff"
+    check_plays(api, media)
+
+    keys = media_stack.stored.keys(f"media/{media_id}/")
+    assert f"media/{media_id}/original/holiday.mp4" in keys, keys
+    assert any(k.endswith("/master.m3u8") and k.startswith(f"media/{media_id}/hls/") for k in keys), keys
+    assert any(k.endswith("/360p/index.m3u8") for k in keys), keys
+    assert any(k.startswith(f"media/{media_id}/thumbnail/") and k.endswith(".jpg") for k in keys), keys
+    media_stack.assert_temp_empty()
+
+
+def test_master_url_and_files_point_at_the_files_route(api: httpx.Client, media_stack: MediaStack,
+                                                       clips: Clips) -> None:
+    media = wait_media(api, upload(api, clips["small"])["media"]["id"], "ready", "failed")
+    prefix = f"{media_stack.stack.api_url}/api/v1/media/{media['id']}/files/"
+    assert media["hls"]["master_url"].startswith(prefix), media["hls"]
+    assert all(v["url"].startswith(prefix) for v in media["hls"]["variants"]), media["hls"]
+    assert media["thumbnail_url"].startswith(prefix), media["thumbnail_url"]
+    # Playlists are always answered by the API itself (never a redirect), so relative URIs resolve there.
+    master = api.get(media["hls"]["master_url"])
+    assert master.status_code == 200 and master.text.startswith("#EXTM3U")
+    variant = api.get(media["hls"]["variants"][0]["url"])
+    assert variant.status_code == 200 and "#EXTINF:" in variant.text
+
+
+def _chunks(path: Path, size: int = 256 * 1024) -> Iterator[bytes]:
+    with path.open("rb") as f:
+        while chunk := f.read(size):
+            yield chunk
+
+
+@pytest.mark.parametrize("how", ["content-length", "chunked", "multipart"])
+def test_upload_over_the_limit_is_refused_and_stores_nothing(limited: MediaStack, clips: Clips,
+                                                             how: str) -> None:
+    clip = clips["medium"]
+    assert clip.stat().st_size > LIMIT_BYTES
+    with limited.client() as api:
+        before_ids, before_keys = all_media_ids(api), limited.stored.keys()
+        if how == "content-length":
+            response = api.post("/api/v1/media/uploads?filename=big.mp4", content=clip.read_bytes())
+        elif how == "chunked":  # no Content-Length: the limit must hold while streaming
+            response = api.post("/api/v1/media/uploads?filename=big.mp4", content=_chunks(clip))
+        else:
+            with clip.open("rb") as f:
+                response = api.post("/api/v1/media/uploads", files={"file": ("big.mp4", f, "video/mp4")})
+        body = problem(response, 413)
+        assert str(LIMIT_BYTES) in body["detail"], body
+        assert all_media_ids(api) == before_ids
+        assert limited.stored.keys() == before_keys
+        assert api.get("/readyz").status_code == 200
+
+
+@pytest.mark.parametrize("multipart", [False, True], ids=["raw", "multipart"])
+def test_empty_upload_is_refused(file_stack: MediaStack, file_api: httpx.Client, multipart: bool) -> None:
+    before_ids, before_keys = all_media_ids(file_api), file_stack.stored.keys("media/")
+    if multipart:
+        response = file_api.post("/api/v1/media/uploads", files={"file": ("empty.mp4", b"", "video/mp4")})
+    else:
+        response = file_api.post("/api/v1/media/uploads?filename=empty.mp4", content=b"")
+    problem(response, 422)
+    assert all_media_ids(file_api) == before_ids
+    assert file_stack.stored.keys("media/") == before_keys
+
+
+def _unusable(clips: Clips, case: str) -> Path:
+    if case == "text-named-mp4":
+        return clips.file("notes.mp4", b"These are meeting notes, not a video.\n" * 200)
+    if case == "truncated-mp4":
+        data = clips["small"].read_bytes()
+        return clips.file("truncated.mp4", data[: len(data) // 2])
+    return clips.file("noise.mp4", bytes(range(256)) * 400)
+
+
+@pytest.mark.parametrize("case", ["text-named-mp4", "truncated-mp4", "random-bytes"])
+def test_unusable_upload_fails_with_unsupported_media_and_leaves_no_temp_files(
+    file_stack: MediaStack, file_api: httpx.Client, clips: Clips, case: str
+) -> None:
+    created = upload(file_api, _unusable(clips, case))
+    media = wait_media(file_api, created["media"]["id"], "ready", "failed")
+    assert media["state"] == "failed", media
+    assert error_code(media) == "unsupported_media", media
+    assert media["hls"] is None and media["thumbnail_url"] is None
+    job = wait_job(file_api, created["job"]["id"], "succeeded", "failed", "cancelled")
+    assert job["state"] == "failed" and job["error"]["code"] == "unsupported_media", job
+    assert job["error"]["message"], job
+    assert job["attempt"] == 1, "an unusable file is a permanent failure, not retried"
+    file_stack.assert_temp_empty()
+    # The worker is still healthy: the next job runs.
+    follow = file_api.post("/api/v1/jobs", json={"kind": "test.add", "params": {"x": 2, "y": 3}}).json()
+    assert wait_job(file_api, follow["id"], "succeeded", "failed", timeout_s=30)["result"] == 5
+
+
+def _events(api: httpx.Client, job_id: str) -> list[tuple[float, JSON]]:
+    """Every `job` event of the job's SSE stream, with the monotonic time it arrived, until the stream ends."""
+    events: list[tuple[float, JSON]] = []
+    timeout = httpx.Timeout(10.0, read=10.0)
+    with api.stream("GET", f"/api/v1/jobs/{job_id}/events", timeout=timeout) as response:
+        assert response.status_code == 200
+        assert response.headers["content-type"].startswith("text/event-stream")
+        name, data = "message", []
+        for line in response.iter_lines():
+            if line == "":
+                if name == "job" and data:
+                    events.append((time.monotonic(), json.loads("\n".join(data))))
+                name, data = "message", []
+            elif line.startswith("event:"):
+                name = line.removeprefix("event:").strip()
+            elif line.startswith("data:"):
+                data.append(line.removeprefix("data:").lstrip())
+    return events
+
+
+def test_transcoding_progress_streams_over_sse(file_stack: MediaStack, file_api: httpx.Client,
+                                               clips: Clips) -> None:
+    created = upload(file_api, clips["long"])
+    events = _events(file_api, created["job"]["id"])
+    jobs = [job for _, job in events]
+    assert jobs and jobs[-1]["state"] == "succeeded", jobs[-1:]
+    running = [(at, job) for at, job in events if job["state"] == "running"]
+    assert len(running) >= 3, f"only {len(running)} running events"
+
+    progress = [job["progress"] for _, job in running]
+    assert progress == sorted(progress), f"progress went backwards: {progress}"
+    assert all(0 <= p <= 100 for p in progress)
+    assert len({p for p in progress if 0 < p < 100}) >= 3, f"too few progress updates: {progress}"
+    times = [at for at, _ in running]
+    gaps = [b - a for a, b in zip(times, times[1:], strict=False)]
+    assert max(gaps, default=0) <= 3.0, f"no update for {max(gaps):.1f} s while running"
+    assert any(job["eta_seconds"] is not None and job["eta_seconds"] >= 0 for _, job in running), \
+        "eta_seconds was never set"
+    stages = {job["stage"] for _, job in running}
+    assert any("transcod" in stage.lower() for stage in stages), stages
+
+    media = wait_media(file_api, created["media"]["id"], "ready", "failed")
+    assert media["state"] == "ready"
+    assert sorted(v["height"] for v in media["hls"]["variants"]) == [360, 480, 720]
+    file_stack.assert_temp_empty()
+
+
+def test_processing_asset_lists_its_process_job(file_api: httpx.Client, clips: Clips) -> None:
+    created = upload(file_api, clips["small"])
+    media = get_media(file_api, created["media"]["id"])
+    assert media["jobs"] == [created["job"]["id"]]
+    jobs = file_api.get("/api/v1/jobs", params={"media_id": media["id"]}).json()["items"]
+    assert [j["id"] for j in jobs] == [created["job"]["id"]]
+    wait_media(file_api, media["id"], "ready", "failed")
