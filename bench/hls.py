@@ -96,22 +96,15 @@ def main() -> None:
                 run, process_run_s = through_mediajobs(s, client, src)
                 job.append(run)
                 process_s.append(process_run_s)
-        report(best(single), best(split), best(job), single, split, job, min(process_s))
+        report(single, split, job, min(process_s))
 
 
-def report(
-    single: Run,
-    split: Run,
-    job: Run,
-    singles: list[Run],
-    splits: list[Run],
-    jobs: list[Run],
-    process_s: float,
-) -> None:
+def report(singles: list[Run], splits: list[Run], jobs: list[Run], process_s: float) -> None:
     print(run_line("(b) bare ffmpeg, one process for all renditions", singles))
     print(run_line("(c) bare ffmpeg, one process per rendition, side by side", splits))
     print(run_line("(a) mediajobs POST upload → ready (upload+probe+HLS+thumb)", jobs))
     print(f"  {'    of which the media.process job ran (best)':<58} {process_s:6.2f} s")
+    single, split, job = best(singles), best(splits), best(jobs)
     print(ratio_line("ratio job wall / one-process ffmpeg wall", job.wall_s / single.wall_s, "≤ 1.10"))
     print(ratio_line("ratio one-process CPU / per-rendition CPU", single.cpu_s / split.cpu_s, "≤ 0.90"))
     print(ratio_line("(info) ratio job CPU / one-process ffmpeg CPU", job.cpu_s / single.cpu_s, "-"))

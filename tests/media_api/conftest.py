@@ -9,6 +9,7 @@ from __future__ import annotations
 import http.client
 import json
 import os
+import re
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -39,18 +40,18 @@ class Stored:
     Local temp files and unfinished S3 multipart uploads count: "nothing stored" means nothing at all.
     """
 
-    def __init__(self, *, root: Path | None = None, bucket: str | None = None, endpoint_url: str | None = None,
-                 prefix: str = "") -> None:
+    def __init__(self, *, root: Path | None = None, bucket: str | None = None,
+                 endpoint_url: str | None = None, prefix: str = "") -> None:
         self.root = root
         self.bucket = bucket
         self.prefix = prefix
-        self._s3 = boto3.client("s3", endpoint_url=endpoint_url, **CREDENTIALS) if bucket else None
+        self._s3: Any = boto3.client("s3", endpoint_url=endpoint_url, **CREDENTIALS) if bucket else None
 
     def keys(self, under: str = "") -> list[str]:
         if self.root is not None:
             base = self.root / under if under else self.root
-            found = [(Path(d) / f).relative_to(self.root).as_posix() for d, _, files in os.walk(base) for f in files]
-            return sorted(found)
+            paths = (Path(d) / f for d, _, files in os.walk(base) for f in files)
+            return sorted(p.relative_to(self.root).as_posix() for p in paths)
         full = f"{self.prefix}/{under}" if self.prefix else under
         strip = len(f"{self.prefix}/") if self.prefix else 0
         found = []
@@ -113,7 +114,8 @@ class StackPool:
             self.stacks[name] = self._start(name, storage, workers, concurrency, env)
         return self.stacks[name]
 
-    def _start(self, name: str, storage: str, workers: int, concurrency: int, env: dict[str, str]) -> MediaStack:
+    def _start(self, name: str, storage: str, workers: int, concurrency: int,
+               env: dict[str, str]) -> MediaStack:
         if self.redis is None:
             self.redis = RedisServer(self.tmp.mktemp("media-redis")).start()
         directory = self.tmp.mktemp(f"media-{name}")
@@ -140,8 +142,8 @@ class StackPool:
             values.update(AWS_ENV)
             stored = Stored(bucket=bucket, endpoint_url=endpoint, prefix=S3_PREFIX)
         stack_env = base_env(**values)
-        for variable in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_CONFIG_FILE", "AWS_SHARED_CREDENTIALS_FILE"):
-            stack_env.pop(variable, None)
+        for variable in ("PROFILE", "SESSION_TOKEN", "CONFIG_FILE", "SHARED_CREDENTIALS_FILE"):
+            stack_env.pop(f"AWS_{variable}", None)
         stack = Stack(directory, stack_env)
         media_stack = MediaStack(name, storage, stack, stored)
         try:
@@ -161,7 +163,8 @@ class StackPool:
 
 
 @pytest.fixture(scope="session")
-def stack_pool(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest) -> Iterator[StackPool]:
+def stack_pool(tmp_path_factory: pytest.TempPathFactory,
+               request: pytest.FixtureRequest) -> Iterator[StackPool]:
     pool = StackPool(tmp_path_factory, request)
     yield pool
     pool.stop()
@@ -205,7 +208,7 @@ CLIPS: dict[str, dict[str, Any]] = {
     # The everyday asset: small enough that the whole pipeline takes about a second.
     "small": {"duration": 4.0, "width": 640, "height": 360, "fps": 25},
     # Long enough to watch a transcode progress (three rungs: 720p, 480p, 360p) or to cancel one.
-    "long": {"duration": 16.0, "width": 1280, "height": 720, "fps": 25},
+    "long": {"duration": 12.0, "width": 1280, "height": 720, "fps": 25},
     # About 2 MB: served slowly (640 KiB/s) it keeps an import busy for a few seconds.
     "medium": {"duration": 10.0, "width": 640, "height": 360, "fps": 25},
     # 1080p: masking it takes seconds, time enough to cancel the mask job while ffmpeg runs.
@@ -386,7 +389,7 @@ def check_plays(api: httpx.Client, media: JSON) -> None:
 def raw_get(base_url: str, path: str) -> tuple[int, bytes]:
     """GET `path` exactly as written: no client-side normalisation of '..' or percent-escapes."""
     parts = urlsplit(base_url)
-    conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=10)
+    conn = http.client.HTTPConnection(parts.hostname or "127.0.0.1", parts.port, timeout=10)
     try:
         conn.request("GET", path)
         response = conn.getresponse()
@@ -404,9 +407,13 @@ def problem(response: httpx.Response, status: int) -> JSON:
 
 
 def names_field(body: JSON, *names: str) -> bool:
-    """Whether a 422 problem names one of `names` in its field errors (or, failing that, its detail)."""
-    fields = " ".join(str(e.get("field", e.get("loc", ""))) for e in body.get("errors") or [])
-    return any(name in fields or name in body["detail"] for name in names)
+    """Whether a 422 problem names one of `names`: a segment of an error's field, or a word of its message."""
+    for error in body.get("errors") or []:
+        segments = str(error.get("field", "")).split(".")
+        message = str(error.get("message", ""))
+        if any(name in segments or re.search(rf"\b{re.escape(name)}\b", message) for name in names):
+            return True
+    return False
 
 
 def error_code(thing: JSON) -> str | None:

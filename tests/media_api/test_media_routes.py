@@ -38,7 +38,8 @@ def test_delete_removes_the_record_and_every_stored_object(media_stack: MediaSta
     # Nothing of any other asset went with it.
     assert [k for k in media_stack.stored.keys("media/") if not k.startswith(prefix)] == others
     problem(api.get(media["hls"]["master_url"]), 404)
-    assert media["id"] not in {m["id"] for m in api.get("/api/v1/media", params={"limit": 500}).json()["items"]}
+    listed = api.get("/api/v1/media", params={"limit": 500}).json()["items"]
+    assert media["id"] not in {m["id"] for m in listed}
 
 
 def test_delete_twice_and_delete_of_an_unknown_asset(file_api: httpx.Client, clips: Clips) -> None:

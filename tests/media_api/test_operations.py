@@ -65,7 +65,8 @@ def _snapshot(stack: MediaStack, api: httpx.Client, media_id: str) -> tuple[Any,
 
 
 def test_mask_makes_a_derived_asset_and_leaves_the_source_untouched(file_stack: MediaStack,
-                                                                    file_api: httpx.Client, clips: Clips) -> None:
+                                                                    file_api: httpx.Client,
+                                                                    clips: Clips) -> None:
     source = ready_asset(file_stack, clips)
     before = _snapshot(file_stack, file_api, source["id"])
     regions = [{"x": 10, "y": 10, "w": 200, "h": 120, "start": 0.0, "end": None, "style": "blur"},
@@ -102,7 +103,8 @@ def test_remove_frames_shortens_the_derived_asset_by_the_removed_time(file_stack
 
 
 def test_analyze_reports_scenes_black_silence_freezes_and_loudness(file_stack: MediaStack,
-                                                                   file_api: httpx.Client, clips: Clips) -> None:
+                                                                   file_api: httpx.Client,
+                                                                   clips: Clips) -> None:
     source = ready_asset(file_stack, clips)
     before_ids = all_media_ids(file_api)
     job = _operate(file_api, source["id"], "analyze")

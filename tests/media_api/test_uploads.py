@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import time
 from collections.abc import Iterator
@@ -155,13 +156,13 @@ def test_unusable_upload_fails_with_unsupported_media_and_leaves_no_temp_files(
 
 
 def _events(api: httpx.Client, job_id: str) -> list[tuple[float, JSON]]:
-    """Every `job` event of the job's SSE stream, with the monotonic time it arrived, until the stream ends."""
+    """Every `job` event of the job's SSE stream, with the (monotonic) time it arrived, until it ends."""
     events: list[tuple[float, JSON]] = []
     timeout = httpx.Timeout(10.0, read=10.0)
     with api.stream("GET", f"/api/v1/jobs/{job_id}/events", timeout=timeout) as response:
         assert response.status_code == 200
         assert response.headers["content-type"].startswith("text/event-stream")
-        name, data = "message", []
+        name, data = "message", list[str]()
         for line in response.iter_lines():
             if line == "":
                 if name == "job" and data:
@@ -188,7 +189,7 @@ def test_transcoding_progress_streams_over_sse(file_stack: MediaStack, file_api:
     assert all(0 <= p <= 100 for p in progress)
     assert len({p for p in progress if 0 < p < 100}) >= 3, f"too few progress updates: {progress}"
     times = [at for at, _ in running]
-    gaps = [b - a for a, b in zip(times, times[1:], strict=False)]
+    gaps = [b - a for a, b in itertools.pairwise(times)]
     assert max(gaps, default=0) <= 3.0, f"no update for {max(gaps):.1f} s while running"
     assert any(job["eta_seconds"] is not None and job["eta_seconds"] >= 0 for _, job in running), \
         "eta_seconds was never set"
@@ -208,3 +209,32 @@ def test_processing_asset_lists_its_process_job(file_api: httpx.Client, clips: C
     jobs = file_api.get("/api/v1/jobs", params={"media_id": media["id"]}).json()["items"]
     assert [j["id"] for j in jobs] == [created["job"]["id"]]
     wait_media(file_api, media["id"], "ready", "failed")
+
+
+def test_upload_with_the_same_idempotency_key_creates_one_asset(file_stack: MediaStack,
+                                                                 file_api: httpx.Client,
+                                                                 clips: Clips) -> None:
+    headers = {"Idempotency-Key": "upload-once-77ab", "Content-Type": "video/mp4"}
+    data = clips["small"].read_bytes()
+    before = all_media_ids(file_api)
+    first = file_api.post("/api/v1/media/uploads?filename=once.mp4", content=data, headers=headers)
+    second = file_api.post("/api/v1/media/uploads?filename=once.mp4", content=data, headers=headers)
+    assert first.status_code == second.status_code == 202, (first.text, second.text)
+    assert first.json()["media"]["id"] == second.json()["media"]["id"]
+    assert all_media_ids(file_api) - before == {first.json()["media"]["id"]}
+    wait_media(file_api, first.json()["media"]["id"], "ready", "failed")
+    stored_assets = {k.split("/")[1] for k in file_stack.stored.keys("media/")}
+    assert stored_assets <= before | {first.json()["media"]["id"]}
+
+
+def test_original_is_served_with_byte_ranges(file_stack: MediaStack, file_api: httpx.Client,
+                                             clips: Clips) -> None:
+    media = wait_media(file_api, upload(file_api, clips["small"])["media"]["id"], "ready", "failed")
+    url = f"/api/v1/media/{media['id']}/files/original/{media['original']['filename']}"
+    data = clips["small"].read_bytes()
+    part = file_api.get(url, headers={"Range": "bytes=100-199"})
+    assert part.status_code == 206, part.text
+    assert part.content == data[100:200]
+    assert part.headers["content-range"] == f"bytes 100-199/{len(data)}"
+    assert part.headers["content-type"] == "video/mp4"
+    assert file_api.get(url, headers={"Range": f"bytes={len(data) + 10}-"}).status_code == 416

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import functools
 import http.server
-import importlib.util
 import re
 import subprocess
 import threading
@@ -19,11 +18,7 @@ from playwright.sync_api import Locator, Page, expect
 from tests.servers import Stack, wait_for
 from tests.web.conftest import field_error, screenshot, unlabeled_controls
 
-pytestmark = [
-    pytest.mark.slow,
-    pytest.mark.skipif(importlib.util.find_spec("mediajobs.api.routes.media") is None,
-                       reason="the media API (mediajobs.api.routes.media) has not landed yet"),
-]
+pytestmark = pytest.mark.slow
 
 SIZE = "640x360"
 

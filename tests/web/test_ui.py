@@ -199,6 +199,7 @@ def test_server_outage_shows_reconnecting_and_recovers_without_duplicate_rows(
     web_stack.api.wait(timeout=10)
     expect(banner).to_be_visible(timeout=8_000)
     expect(banner).to_contain_text("reconnecting")
+    screenshot(page, "jobs-reconnecting-desktop")
     before = progress_of(row(page, long["id"]))
 
     web_stack.start_api()

@@ -7,12 +7,13 @@ delivery, the reaper and a late worker, a cancel and a finish) cannot both win.
 from __future__ import annotations
 
 import base64
+import functools
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import and_, bindparam, or_, select, update
 from sqlalchemy.orm import Session
 
 from mediajobs.db.models import Job, utcnow
@@ -98,22 +99,41 @@ def _update(session: Session, job_id: str, *conditions: Any, **values: Any) -> b
     return bool(result.rowcount)  # type: ignore[attr-defined]
 
 
-def _update_returning(session: Session, job_id: str, *conditions: Any, **values: Any) -> Job | None:
-    """The conditional update and the updated row in one statement (UPDATE … RETURNING)."""
+_TABLE = Job.__table__
+
+
+@functools.lru_cache(maxsize=64)
+def _move_statement(names: tuple[str, ...]) -> Any:
+    """UPDATE jobs … WHERE id, state IN, attempt … RETURNING *, built once per set of columns.
+
+    The worker runs this twice per job; building the statement anew each time cost more than executing it.
+    """
+    columns = _TABLE.c
+    return (
+        update(_TABLE)
+        .where(columns.id == bindparam("w_id"), columns.state.in_(bindparam("w_states", expanding=True)),
+               columns.attempt == bindparam("w_attempt"))
+        .values({name: bindparam(f"v_{name}", type_=columns[name].type) for name in names})
+        .returning(*columns)
+    )
+
+
+def _move(session: Session, job_id: str, attempt: int, from_states: tuple[str, ...], **values: Any) -> Job | None:
+    """A conditional move of one job and the row as it is afterwards, in one statement."""
     values.setdefault("updated_at", utcnow())
-    statement = update(Job).where(Job.id == job_id, *conditions).values(**values).returning(Job)
-    return session.scalars(statement, execution_options={"synchronize_session": False}).one_or_none()
+    names = tuple(sorted(values))
+    params = {"w_id": job_id, "w_states": list(from_states), "w_attempt": attempt,
+              **{f"v_{name}": values[name] for name in names}}
+    row = session.execute(_move_statement(names), params).first()
+    return Job(**row._mapping) if row is not None else None
 
 
 def start(db: Database, *, job_id: str, attempt: int, worker: str) -> Job | None:
     """queued → running for this attempt; None if the job was cancelled, already started or superseded."""
     now = utcnow()
     with db.write() as session:
-        return _update_returning(
-            session, job_id, Job.state == states.QUEUED, Job.attempt == attempt,
-            state=states.RUNNING, started_at=now, heartbeat_at=now, worker=worker, progress=0.0,
-            stage="", eta_seconds=None, error=None,
-        )
+        return _move(session, job_id, attempt, (states.QUEUED,), state=states.RUNNING, started_at=now,
+                     heartbeat_at=now, worker=worker, progress=0.0, stage="", eta_seconds=None, error=None)
 
 
 def report_progress(db: Database, *, job_id: str, attempt: int, progress: float, stage: str,
@@ -140,7 +160,7 @@ def finish(db: Database, *, job_id: str, attempt: int, state: str, result: Any =
     if state == states.SUCCEEDED:
         values.update(result=result, progress=100.0)
     with db.write() as session:
-        return _update_returning(session, job_id, Job.state.in_(from_states), Job.attempt == attempt, **values)
+        return _move(session, job_id, attempt, from_states, **values)
 
 
 def schedule_retry(db: Database, *, job_id: str, attempt: int, error: dict[str, str], delay_s: float) -> bool:

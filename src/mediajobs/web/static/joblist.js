@@ -1,4 +1,4 @@
-// A live, paginated list of jobs: the page is re-read every 2 s (new jobs, state changes), and the jobs that
+// A live, paginated list of jobs: the page is re-read every 1.5 s (new jobs, state changes), and the jobs that
 // are still running are followed through live.js so their bars move between reads. Rows are keyed by job id,
 // so however often the page is re-read, or the server comes and goes, no job is shown twice.
 
@@ -9,7 +9,7 @@ import { JobRow } from "./jobrow.js";
 import { follow, resume } from "./live.js";
 import { TERMINAL, h, reconcile } from "./ui.js";
 
-const REFRESH_MS = 2000;
+const REFRESH_MS = 1500;
 
 export class JobList {
   /**
