@@ -22,11 +22,16 @@ def redis_server() -> Iterator[RedisServer]:
 
 
 @contextmanager
-def stack(broker_url: str, *, queues: str = "io,cpu,default", concurrency: int = 4, **env: str) -> Iterator[Stack]:
+def stack(
+    broker_url: str, *, queues: str = "io,cpu,default", concurrency: int = 4, **env: str
+) -> Iterator[Stack]:
     with tempfile.TemporaryDirectory(prefix="mj-bench-") as d:
         directory = Path(d)
-        values = {"MEDIAJOBS_BROKER_URL": broker_url, "MEDIAJOBS_DATA_DIR": str(directory / "data"),
-                  **{f"MEDIAJOBS_{k.upper()}": v for k, v in env.items()}}
+        values = {
+            "MEDIAJOBS_BROKER_URL": broker_url,
+            "MEDIAJOBS_DATA_DIR": str(directory / "data"),
+            **{f"MEDIAJOBS_{k.upper()}": v for k, v in env.items()},
+        }
         s = Stack(directory, base_env(**values))
         try:
             s.start_api()

@@ -22,7 +22,7 @@ LATENCY_CLIENTS = 100
 LATENCY_JOBS = 2000
 CONCURRENCY = 4
 
-RAW_CELERY = '''
+RAW_CELERY = """
 import os
 from celery import Celery
 app = Celery("raw", broker=os.environ["RAW_BROKER"], backend=os.environ["RAW_BROKER"])
@@ -31,7 +31,7 @@ app.conf.update(worker_prefetch_multiplier=1, task_acks_late=True, worker_hijack
 @app.task(name="raw.add")
 def add(x, y):
     return x + y
-'''
+"""
 
 
 async def submit_many(api_url: str, count: int, clients: int) -> list[float]:
@@ -41,6 +41,7 @@ async def submit_many(api_url: str, count: int, clients: int) -> list[float]:
         queue.put_nowait(i)
     limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
     async with httpx.AsyncClient(base_url=api_url, limits=limits, timeout=30) as client:
+
         async def worker() -> None:
             while not queue.empty():
                 i = queue.get_nowait()
@@ -56,7 +57,10 @@ async def submit_many(api_url: str, count: int, clients: int) -> list[float]:
 def count_done(db_url: str) -> int:
     engine = create_engine(db_url)
     with engine.connect() as conn:
-        return int(conn.execute(text("SELECT count(*) FROM jobs WHERE state IN ('succeeded','failed')")).scalar() or 0)
+        return int(
+            conn.execute(text("SELECT count(*) FROM jobs WHERE state IN ('succeeded','failed')")).scalar()
+            or 0
+        )
 
 
 def mediajobs_throughput(broker_url: str) -> tuple[float, list[float], list[float]]:
@@ -79,12 +83,16 @@ def mediajobs_throughput(broker_url: str) -> tuple[float, list[float], list[floa
         start_latencies = []
         with httpx.Client(base_url=s.api_url) as client:
             for i in range(100):
-                job = client.post("/api/v1/jobs", json={"kind": "test.add", "params": {"x": i, "y": 1}}).json()
+                job = client.post(
+                    "/api/v1/jobs", json={"kind": "test.add", "params": {"x": i, "y": 1}}
+                ).json()
                 while (done := client.get(f"/api/v1/jobs/{job['id']}").json())["started_at"] is None:
                     time.sleep(0.005)
                 start_latencies.append(
-                    (datetime.fromisoformat(done["started_at"]) - datetime.fromisoformat(done["created_at"]))
-                    .total_seconds()
+                    (
+                        datetime.fromisoformat(done["started_at"])
+                        - datetime.fromisoformat(done["created_at"])
+                    ).total_seconds()
                 )
         return throughput, submit_latencies, start_latencies
 
@@ -94,9 +102,26 @@ def raw_celery_throughput(broker_url: str) -> float:
         module = Path(d) / "rawbench.py"
         module.write_text(RAW_CELERY)
         worker = subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", "rawbench", "worker", "-c", str(CONCURRENCY), "-P", "prefork",
-             "--without-gossip", "--without-mingle", "--without-heartbeat", "-l", "WARNING"],
-            cwd=d, env={"PYTHONPATH": d, "PATH": "/usr/bin:/bin", "RAW_BROKER": broker_url}, stdout=subprocess.DEVNULL,
+            [
+                sys.executable,
+                "-m",
+                "celery",
+                "-A",
+                "rawbench",
+                "worker",
+                "-c",
+                str(CONCURRENCY),
+                "-P",
+                "prefork",
+                "--without-gossip",
+                "--without-mingle",
+                "--without-heartbeat",
+                "-l",
+                "WARNING",
+            ],
+            cwd=d,
+            env={"PYTHONPATH": d, "PATH": "/usr/bin:/bin", "RAW_BROKER": broker_url},
+            stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
         try:
@@ -124,8 +149,10 @@ def main() -> None:
         ours, submit_lat, start_lat = mediajobs_throughput(redis.url.replace("/0", "/2"))
         print(f"  mediajobs (HTTP submit → succeeded)   {ours:8.1f} jobs/s")
         print(f"  ratio mediajobs / raw Celery          {ours / raw:8.2f}   (aim ≥ 0.5)")
-        print(f"  submit latency, {LATENCY_CLIENTS} clients: p50 {percentile(submit_lat, 50) * 1000:.1f} ms, "
-              f"p99 {percentile(submit_lat, 99) * 1000:.1f} ms   (aim p99 < 25 ms)")
+        print(
+            f"  submit latency, {LATENCY_CLIENTS} clients: p50 {percentile(submit_lat, 50) * 1000:.1f} ms, "
+            f"p99 {percentile(submit_lat, 99) * 1000:.1f} ms   (aim p99 < 25 ms)"
+        )
         print(f"  enqueue → start latency: p50 {median(start_lat) * 1000:.1f} ms   (aim < 10 ms)")
 
 

@@ -38,14 +38,22 @@ MakeStack = Callable[..., Stack]
 
 
 @pytest.fixture
-def make_stack(tmp_path_factory: pytest.TempPathFactory, redis_server: RedisServer,
-               request: pytest.FixtureRequest) -> Iterator[MakeStack]:
+def make_stack(
+    tmp_path_factory: pytest.TempPathFactory, redis_server: RedisServer, request: pytest.FixtureRequest
+) -> Iterator[MakeStack]:
     """Factory: a fresh API (+ workers) on its own database; everything is stopped afterwards."""
     stacks: list[Stack] = []
 
-    def make(backend: str = "sqlite", *, workers: int = 1, queues: str = "io,cpu,default",
-             concurrency: int = 2, broker_url: str | None = None, extra_env: dict[str, str] | None = None,
-             **env: str) -> Stack:
+    def make(
+        backend: str = "sqlite",
+        *,
+        workers: int = 1,
+        queues: str = "io,cpu,default",
+        concurrency: int = 2,
+        broker_url: str | None = None,
+        extra_env: dict[str, str] | None = None,
+        **env: str,
+    ) -> Stack:
         directory = tmp_path_factory.mktemp("stack")
         values = {
             "MEDIAJOBS_DATABASE_URL": database_url(backend, directory, request),
@@ -71,8 +79,9 @@ def make_stack(tmp_path_factory: pytest.TempPathFactory, redis_server: RedisServ
 
 
 @pytest.fixture(scope="session")
-def _shared_stacks(tmp_path_factory: pytest.TempPathFactory, redis_server: RedisServer,
-                   request: pytest.FixtureRequest) -> Iterator[dict[str, Stack]]:
+def _shared_stacks(
+    tmp_path_factory: pytest.TempPathFactory, redis_server: RedisServer, request: pytest.FixtureRequest
+) -> Iterator[dict[str, Stack]]:
     stacks: dict[str, Stack] = {}
     yield stacks
     for stack in stacks.values():
@@ -80,8 +89,12 @@ def _shared_stacks(tmp_path_factory: pytest.TempPathFactory, redis_server: Redis
 
 
 @pytest.fixture(params=BACKENDS)
-def stack(request: pytest.FixtureRequest, _shared_stacks: dict[str, Stack], redis_server: RedisServer,
-          tmp_path_factory: pytest.TempPathFactory) -> Stack:
+def stack(
+    request: pytest.FixtureRequest,
+    _shared_stacks: dict[str, Stack],
+    redis_server: RedisServer,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Stack:
     """A running API + worker shared by the tests of one database backend."""
     backend: str = request.param
     if backend not in _shared_stacks:
@@ -110,7 +123,9 @@ def api(stack: Stack) -> Iterator[httpx.Client]:
         yield client
 
 
-def submit(client: httpx.Client, kind: str, params: dict[str, Any] | None = None, **extra: Any) -> dict[str, Any]:
+def submit(
+    client: httpx.Client, kind: str, params: dict[str, Any] | None = None, **extra: Any
+) -> dict[str, Any]:
     response = client.post("/api/v1/jobs", json={"kind": kind, "params": params or {}, **extra})
     assert response.status_code == 202, response.text
     return response.json()  # type: ignore[no-any-return]
@@ -121,5 +136,9 @@ def wait_state(client: httpx.Client, job_id: str, *states: str, timeout_s: float
         job = client.get(f"/api/v1/jobs/{job_id}").json()
         return job if job["state"] in states else None
 
-    return wait_for(check, timeout_s=timeout_s, interval_s=0.1,  # type: ignore[return-value]
-                    message=f"job {job_id} to be {'/'.join(states)}")
+    return wait_for(
+        check,
+        timeout_s=timeout_s,
+        interval_s=0.1,  # type: ignore[return-value]
+        message=f"job {job_id} to be {'/'.join(states)}",
+    )

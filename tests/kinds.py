@@ -29,14 +29,20 @@ def _record_pid(pidfile: str) -> process.LineCallback:
 def run_subprocess(ctx: JobContext, params: SubprocessParams) -> str:
     """Run a long child process (a stand-in for ffmpeg), recording its pid."""
     ctx.progress(1, "Running a child process")
-    process.run(["sh", "-c", 'echo $$; exec sleep "$0"', str(params.seconds)], on_stdout=_record_pid(params.pidfile))
+    process.run(
+        ["sh", "-c", 'echo $$; exec sleep "$0"', str(params.seconds)], on_stdout=_record_pid(params.pidfile)
+    )
     return "finished"
 
 
-@job_kind("tests.slow_subprocess", params=SubprocessParams, queue="cpu", soft_time_limit_s=1.5, time_limit_s=10)
+@job_kind(
+    "tests.slow_subprocess", params=SubprocessParams, queue="cpu", soft_time_limit_s=1.5, time_limit_s=10
+)
 def slow_subprocess(ctx: JobContext, params: SubprocessParams) -> str:
     """Like tests.subprocess, with a soft time limit of 1.5 s."""
-    process.run(["sh", "-c", 'echo $$; exec sleep "$0"', str(params.seconds)], on_stdout=_record_pid(params.pidfile))
+    process.run(
+        ["sh", "-c", 'echo $$; exec sleep "$0"', str(params.seconds)], on_stdout=_record_pid(params.pidfile)
+    )
     return "finished"
 
 

@@ -26,8 +26,13 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def wait_for(predicate: Callable[[], object], *, timeout_s: float = 20.0, interval_s: float = 0.05,
-             message: str = "condition") -> object:
+def wait_for(
+    predicate: Callable[[], object],
+    *,
+    timeout_s: float = 20.0,
+    interval_s: float = 0.05,
+    message: str = "condition",
+) -> object:
     """Poll until `predicate()` is truthy; the outcome, not a fixed sleep, decides."""
     deadline = time.monotonic() + timeout_s
     last_exc: Exception | None = None
@@ -59,9 +64,23 @@ class RedisServer:
     def start(self) -> RedisServer:
         self.directory.mkdir(parents=True, exist_ok=True)
         self.proc = subprocess.Popen(
-            [_binary("redis-server"), "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-             "--appendonly", "yes", "--dir", str(self.directory), "--maxmemory-policy", "noeviction"],
-            stdout=subprocess.DEVNULL, start_new_session=True,
+            [
+                _binary("redis-server"),
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "yes",
+                "--dir",
+                str(self.directory),
+                "--maxmemory-policy",
+                "noeviction",
+            ],
+            stdout=subprocess.DEVNULL,
+            start_new_session=True,
         )
         wait_for(self.ping, message=f"redis-server on {self.port}")
         return self
@@ -98,15 +117,28 @@ class PostgresServer:
             os.chown(self.directory, pw.pw_uid, pw.pw_gid)
         data = self.directory / "data"
         self._run([_binary("initdb"), "-D", str(data), "-A", "trust", "-U", "mediajobs", "--no-sync"])
-        self._run([_binary("pg_ctl"), "-D", str(data), "-w", "-l", str(self.directory / "log"), "-o",
-                   f"-p {self.port} -k {self.directory} -c listen_addresses=127.0.0.1 -c fsync=off "
-                   "-c max_connections=300", "start"])
+        self._run(
+            [
+                _binary("pg_ctl"),
+                "-D",
+                str(data),
+                "-w",
+                "-l",
+                str(self.directory / "log"),
+                "-o",
+                f"-p {self.port} -k {self.directory} -c listen_addresses=127.0.0.1 -c fsync=off "
+                "-c max_connections=300",
+                "start",
+            ]
+        )
         return self
 
     def create_database(self, name: str) -> str:
         import psycopg
 
-        with psycopg.connect(f"postgresql://mediajobs@127.0.0.1:{self.port}/postgres", autocommit=True) as conn:
+        with psycopg.connect(
+            f"postgresql://mediajobs@127.0.0.1:{self.port}/postgres", autocommit=True
+        ) as conn:
             conn.execute(f'CREATE DATABASE "{name}"')
         return f"postgresql://mediajobs:secret-pw@127.0.0.1:{self.port}/{name}"
 
@@ -130,7 +162,11 @@ class Stack:
     def __init__(self, directory: Path, env: dict[str, str]) -> None:
         self.directory = directory
         self.port = free_port()
-        self.env = {**env, "MEDIAJOBS_PORT": str(self.port), "MEDIAJOBS_API_URL": f"http://127.0.0.1:{self.port}"}
+        self.env = {
+            **env,
+            "MEDIAJOBS_PORT": str(self.port),
+            "MEDIAJOBS_API_URL": f"http://127.0.0.1:{self.port}",
+        }
         self.env.setdefault("MEDIAJOBS_DATA_DIR", str(directory / "data"))
         self.api_url = f"http://127.0.0.1:{self.port}"
         self.api: subprocess.Popen[bytes] | None = None
@@ -140,22 +176,40 @@ class Stack:
     def _spawn(self, name: str, args: list[str]) -> subprocess.Popen[bytes]:
         log = open(self.directory / f"{name}.log", "ab")  # noqa: SIM115 - closed in stop()
         self._logs.append(log)
-        return subprocess.Popen([sys.executable, "-m", "mediajobs", *args], env=self.env, stdout=log,
-                                stderr=subprocess.STDOUT, start_new_session=True, cwd=self.directory)
+        return subprocess.Popen(
+            [sys.executable, "-m", "mediajobs", *args],
+            env=self.env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            cwd=self.directory,
+        )
 
     def start_api(self) -> None:
-        subprocess.run([sys.executable, "-m", "mediajobs", "migrate"], env=self.env, check=True,
-                       cwd=self.directory, stdout=subprocess.DEVNULL)
+        subprocess.run(
+            [sys.executable, "-m", "mediajobs", "migrate"],
+            env=self.env,
+            check=True,
+            cwd=self.directory,
+            stdout=subprocess.DEVNULL,
+        )
         self.api = self._spawn("api", ["api", "--no-migrate"])
-        wait_for(lambda: httpx.get(f"{self.api_url}/healthz", timeout=1).status_code == 200,
-                 message="the API to answer /healthz")
+        wait_for(
+            lambda: httpx.get(f"{self.api_url}/healthz", timeout=1).status_code == 200,
+            message="the API to answer /healthz",
+        )
 
     def start_worker(self, queues: str = "io,cpu,default", concurrency: int = 2) -> subprocess.Popen[bytes]:
-        proc = self._spawn(f"worker-{len(self.workers)}",
-                           ["worker", "--queues", queues, "--concurrency", str(concurrency), "--no-migrate"])
+        proc = self._spawn(
+            f"worker-{len(self.workers)}",
+            ["worker", "--queues", queues, "--concurrency", str(concurrency), "--no-migrate"],
+        )
         self.workers.append(proc)
-        wait_for(lambda: b"ready." in (self.directory / f"worker-{len(self.workers) - 1}.log").read_bytes(),
-                 timeout_s=30, message="the worker to be ready")
+        wait_for(
+            lambda: b"ready." in (self.directory / f"worker-{len(self.workers) - 1}.log").read_bytes(),
+            timeout_s=30,
+            message="the worker to be ready",
+        )
         return proc
 
     def kill_worker(self, proc: subprocess.Popen[bytes]) -> None:
@@ -176,10 +230,8 @@ class Stack:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(proc.pid, signal.SIGTERM)
         for proc in procs:
-            try:
+            with contextlib.suppress(subprocess.TimeoutExpired):
                 proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                pass
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(proc.pid, signal.SIGKILL)
             with contextlib.suppress(subprocess.TimeoutExpired):

@@ -9,7 +9,12 @@ from mediajobs.config import Settings, mask_url
 
 def test_defaults_live_in_the_data_dir(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.chdir(tmp_path)
-    for name in ("MEDIAJOBS_DATABASE_URL", "MEDIAJOBS_STORAGE_URL", "MEDIAJOBS_BROKER_URL", "MEDIAJOBS_DATA_DIR"):
+    for name in (
+        "MEDIAJOBS_DATABASE_URL",
+        "MEDIAJOBS_STORAGE_URL",
+        "MEDIAJOBS_BROKER_URL",
+        "MEDIAJOBS_DATA_DIR",
+    ):
         monkeypatch.delenv(name, raising=False)
     settings = Settings()
     data = tmp_path / "mediajobs-data"

@@ -10,8 +10,9 @@ from tests.servers import Stack
 
 
 def doctor(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "mediajobs", "doctor"], env=env, capture_output=True, text=True,
-                          timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "mediajobs", "doctor"], env=env, capture_output=True, text=True, timeout=120
+    )
 
 
 @pytest.mark.parametrize("stack", ["postgresql"], indirect=True)

@@ -28,8 +28,9 @@ def read_pid(path: Path) -> int:
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
-def test_cancel_kills_the_subprocess_within_two_seconds(make_stack: MakeStack, tmp_path: Path,
-                                                        backend: str) -> None:
+def test_cancel_kills_the_subprocess_within_two_seconds(
+    make_stack: MakeStack, tmp_path: Path, backend: str
+) -> None:
     stack = make_stack(backend)
     with stack.client() as api:
         pidfile = tmp_path / "child.pid"
@@ -42,7 +43,11 @@ def test_cancel_kills_the_subprocess_within_two_seconds(make_stack: MakeStack, t
         assert time.monotonic() - asked <= 2.0
         done = wait_state(api, job["id"], "cancelled", timeout_s=5)
         assert done["error"]["code"] == "cancelled"
-    assert not any((Path(stack.env["MEDIAJOBS_TEMP_DIR"])).glob("*")) if Path(stack.env["MEDIAJOBS_TEMP_DIR"]).exists() else True
+    assert (
+        not any((Path(stack.env["MEDIAJOBS_TEMP_DIR"])).glob("*"))
+        if Path(stack.env["MEDIAJOBS_TEMP_DIR"]).exists()
+        else True
+    )
 
 
 def test_queued_job_is_cancelled_at_once_and_never_starts(make_stack: MakeStack, tmp_path: Path) -> None:
@@ -60,7 +65,9 @@ def test_queued_job_is_cancelled_at_once_and_never_starts(make_stack: MakeStack,
         assert not marker.exists()
 
 
-def test_soft_time_limit_fails_with_timeout_and_leaves_no_process(make_stack: MakeStack, tmp_path: Path) -> None:
+def test_soft_time_limit_fails_with_timeout_and_leaves_no_process(
+    make_stack: MakeStack, tmp_path: Path
+) -> None:
     stack = make_stack()
     with stack.client() as api:
         pidfile = tmp_path / "child.pid"
@@ -115,14 +122,17 @@ def test_jobs_accepted_while_the_broker_is_down_run_when_it_returns(
             done = wait_state(api, job["id"], "succeeded", timeout_s=60)
             assert done["result"] == 42
             # The worker consumes again after the outage: a new job runs too.
-            assert wait_state(api, submit(api, "test.add", {"x": 1, "y": 2})["id"], "succeeded")["result"] == 3
+            assert (
+                wait_state(api, submit(api, "test.add", {"x": 1, "y": 2})["id"], "succeeded")["result"] == 3
+            )
     finally:
         broker.stop()
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
-def test_job_of_a_killed_worker_is_requeued_and_finished_by_another(make_stack: MakeStack, tmp_path: Path,
-                                                                     backend: str) -> None:
+def test_job_of_a_killed_worker_is_requeued_and_finished_by_another(
+    make_stack: MakeStack, tmp_path: Path, backend: str
+) -> None:
     stack = make_stack(backend)
     runs = tmp_path / "runs.txt"
     with stack.client() as api:
@@ -136,7 +146,9 @@ def test_job_of_a_killed_worker_is_requeued_and_finished_by_another(make_stack: 
     assert [line.split()[1] for line in runs.read_text().splitlines()] == ["1", "2"]
 
 
-def test_killed_worker_on_the_last_attempt_fails_with_worker_lost(make_stack: MakeStack, tmp_path: Path) -> None:
+def test_killed_worker_on_the_last_attempt_fails_with_worker_lost(
+    make_stack: MakeStack, tmp_path: Path
+) -> None:
     stack = make_stack()
     with stack.client() as api:
         job = submit(api, "tests.count", {"path": str(tmp_path / "runs"), "seconds": 30}, max_attempts=1)
@@ -156,7 +168,9 @@ def test_api_keys_require_a_valid_bearer_token(make_stack: MakeStack) -> None:
             assert response.status_code == 401
             assert response.headers["content-type"] == "application/problem+json"
             assert response.headers["www-authenticate"].startswith("Bearer")
-        assert api.post("/api/v1/jobs", json={"kind": "test.add", "params": {"x": 1, "y": 1}}).status_code == 401
+        assert (
+            api.post("/api/v1/jobs", json={"kind": "test.add", "params": {"x": 1, "y": 1}}).status_code == 401
+        )
         ok = api.get("/api/v1/jobs", headers={"Authorization": f"Bearer {key}"})
         assert ok.status_code == 200
         assert api.get("/healthz").status_code == 200

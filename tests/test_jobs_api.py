@@ -170,9 +170,21 @@ def test_bad_input_gets_specific_4xx_problems(api: httpx.Client) -> None:
     assert [e["field"] for e in body["errors"]] == ["params.y"]  # type: ignore[union-attr]
     body = problem(api.post("/api/v1/jobs", json={"params": {}}), 422)
     assert body["errors"][0]["field"] == "kind"  # type: ignore[index]
-    problem(api.post("/api/v1/jobs", json={"kind": "test.add", "params": {"x": 1, "y": 1}, "priority": 12}), 422)
-    problem(api.post("/api/v1/jobs", content=b'{"kind": "test.add", ', headers={"content-type": "application/json"}), 400)
-    problem(api.post("/api/v1/jobs", content=b"x" * (2 * 1024 * 1024), headers={"content-type": "application/json"}), 413)
+    problem(
+        api.post("/api/v1/jobs", json={"kind": "test.add", "params": {"x": 1, "y": 1}, "priority": 12}), 422
+    )
+    problem(
+        api.post(
+            "/api/v1/jobs", content=b'{"kind": "test.add", ', headers={"content-type": "application/json"}
+        ),
+        400,
+    )
+    problem(
+        api.post(
+            "/api/v1/jobs", content=b"x" * (2 * 1024 * 1024), headers={"content-type": "application/json"}
+        ),
+        413,
+    )
     problem(api.get("/api/v1/jobs/not-a-uuid"), 404)
     problem(api.get(f"/api/v1/jobs/{uuid.uuid4()}"), 404)
     problem(api.delete(f"/api/v1/jobs/{uuid.uuid4()}"), 404)

@@ -26,8 +26,11 @@ def alive(pid: int) -> bool:
 
 def test_run_streams_lines_to_the_callback_in_order() -> None:
     lines: list[str] = []
-    result = process.run(["sh", "-c", "for i in 1 2 3; do echo line $i; done; echo oops >&2"],
-                         on_stdout=lines.append, capture_stdout=True)
+    result = process.run(
+        ["sh", "-c", "for i in 1 2 3; do echo line $i; done; echo oops >&2"],
+        on_stdout=lines.append,
+        capture_stdout=True,
+    )
     assert lines == ["line 1", "line 2", "line 3"]
     assert result.stdout == "line 1\nline 2\nline 3"
     assert result.stderr_tail == "oops"
@@ -57,7 +60,7 @@ def test_cancel_kills_the_whole_process_group() -> None:
 
 
 def test_timeout_kills_the_child_and_says_so() -> None:
-    with pytest.raises(JobTimeout, match="longer than 0.3 s"):
+    with pytest.raises(JobTimeout, match=r"longer than 0\.3 s"):
         process.run(["sleep", "30"], timeout_s=0.3)
 
 
@@ -76,8 +79,7 @@ def test_exception_in_a_callback_kills_the_child() -> None:
 def test_child_dies_with_its_parent_even_on_sigkill(tmp_path: Path) -> None:
     pidfile = tmp_path / "pid"
     code = (
-        "from mediajobs import process\n"
-        f"process.run(['sh', '-c', 'echo $$ > {pidfile}; exec sleep 300'])\n"
+        f"from mediajobs import process\nprocess.run(['sh', '-c', 'echo $$ > {pidfile}; exec sleep 300'])\n"
     )
     parent = subprocess.Popen([sys.executable, "-c", code])
     child = int(wait_for(lambda: pidfile.exists() and pidfile.read_text().strip(), message="child pid"))  # type: ignore[arg-type]

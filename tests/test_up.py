@@ -39,35 +39,63 @@ def alive(pid: int) -> bool:
 
 def test_up_runs_the_stack_restarts_dead_parts_and_stops_cleanly(tmp_path: Path) -> None:
     port = free_port()
-    env = base_env(MEDIAJOBS_DATA_DIR=str(tmp_path / "data"), MEDIAJOBS_PORT=str(port),
-                   MEDIAJOBS_MANAGED_BROKER_PORT=str(free_port()), MEDIAJOBS_IO_CONCURRENCY="2")
+    env = base_env(
+        MEDIAJOBS_DATA_DIR=str(tmp_path / "data"),
+        MEDIAJOBS_PORT=str(port),
+        MEDIAJOBS_MANAGED_BROKER_PORT=str(free_port()),
+        MEDIAJOBS_IO_CONCURRENCY="2",
+    )
     log_path = tmp_path / "up.log"
     with open(log_path, "wb") as log:
-        up = subprocess.Popen([sys.executable, "-m", "mediajobs", "up"], env=env, stdout=log,
-                              stderr=subprocess.STDOUT, cwd=tmp_path)
+        up = subprocess.Popen(
+            [sys.executable, "-m", "mediajobs", "up"],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            cwd=tmp_path,
+        )
     api = f"http://127.0.0.1:{port}"
     try:
-        wait_for(lambda: httpx.get(f"{api}/healthz", timeout=1).status_code == 200, timeout_s=40,
-                 message="the API started by `up`")
+        wait_for(
+            lambda: httpx.get(f"{api}/healthz", timeout=1).status_code == 200,
+            timeout_s=40,
+            message="the API started by `up`",
+        )
         job = httpx.post(f"{api}/api/v1/jobs", json={"kind": "test.add", "params": {"x": 40, "y": 2}}).json()
-        wait_for(lambda: httpx.get(f"{api}/api/v1/jobs/{job['id']}").json()["state"] == "succeeded",
-                 timeout_s=40, message="the job to succeed")
+        wait_for(
+            lambda: httpx.get(f"{api}/api/v1/jobs/{job['id']}").json()["state"] == "succeeded",
+            timeout_s=40,
+            message="the job to succeed",
+        )
         assert (tmp_path / "data" / "redis").is_dir()
         assert (tmp_path / "data" / "mediajobs.db").exists()
 
         # Kill the API: `up` notices, says so and starts it again.
-        api_pid = next(p for p in descendants(up.pid) if b" api" in Path(f"/proc/{p}/cmdline").read_bytes().replace(b"\0", b" "))
+        api_pid = next(
+            p
+            for p in descendants(up.pid)
+            if b" api" in Path(f"/proc/{p}/cmdline").read_bytes().replace(b"\0", b" ")
+        )
         os.kill(api_pid, signal.SIGKILL)
-        wait_for(lambda: "api exited with code -9; restarting" in log_path.read_text(), timeout_s=10,
-                 message="the restart to be logged")
-        wait_for(lambda: httpx.get(f"{api}/healthz", timeout=1).status_code == 200, timeout_s=30,
-                 message="the API to come back")
+        wait_for(
+            lambda: "api exited with code -9; restarting" in log_path.read_text(),
+            timeout_s=10,
+            message="the restart to be logged",
+        )
+        wait_for(
+            lambda: httpx.get(f"{api}/healthz", timeout=1).status_code == 200,
+            timeout_s=30,
+            message="the API to come back",
+        )
 
         # A fast job runs while a cpu job occupies the cpu pool.
         slow = httpx.post(f"{api}/api/v1/jobs", json={"kind": "test.sleep", "params": {"seconds": 30}}).json()
         quick = httpx.post(f"{api}/api/v1/jobs", json={"kind": "test.add", "params": {"x": 1, "y": 1}}).json()
-        wait_for(lambda: httpx.get(f"{api}/api/v1/jobs/{quick['id']}").json()["state"] == "succeeded",
-                 timeout_s=20, message="the quick job")
+        wait_for(
+            lambda: httpx.get(f"{api}/api/v1/jobs/{quick['id']}").json()["state"] == "succeeded",
+            timeout_s=20,
+            message="the quick job",
+        )
         httpx.delete(f"{api}/api/v1/jobs/{slow['id']}")
         family = descendants(up.pid)
         assert len(family) >= 4  # redis, api, two workers (and their pool children)

@@ -71,7 +71,6 @@ class Settings(BaseSettings):
     def managed_broker(self) -> bool:
         return not self.broker_url
 
-
     @property
     def effective_broker_url(self) -> str:
         return self.broker_url or f"redis://127.0.0.1:{self.managed_broker_port}/0"

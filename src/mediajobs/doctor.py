@@ -30,7 +30,9 @@ def check_broker(settings: Settings) -> str:
     client = redis.Redis.from_url(settings.effective_broker_url, socket_connect_timeout=2, socket_timeout=2)
     info = client.info("server")
     policy = client.config_get("maxmemory-policy").get("maxmemory-policy", "?")
-    note = "" if policy == "noeviction" else f" (WARNING: maxmemory-policy {policy}; a broker wants noeviction)"
+    note = (
+        "" if policy == "noeviction" else f" (WARNING: maxmemory-policy {policy}; a broker wants noeviction)"
+    )
     return f"redis {info.get('redis_version')} reachable{note}"
 
 
@@ -56,8 +58,10 @@ def check_queues(settings: Settings) -> str:
     consumed = {q["name"] for queues in replies.values() for q in queues}
     missing = [q for q in QUEUES if q not in consumed]
     if missing:
-        raise RuntimeError(f"no worker consumes {', '.join(missing)} ({len(replies)} worker(s) answered); "
-                           "start `mediajobs worker --queues " + ",".join(missing) + "`")
+        raise RuntimeError(
+            f"no worker consumes {', '.join(missing)} ({len(replies)} worker(s) answered); "
+            "start `mediajobs worker --queues " + ",".join(missing) + "`"
+        )
     return f"{len(replies)} worker(s) consume {', '.join(sorted(consumed))}"
 
 

@@ -62,9 +62,13 @@ class EngineCollector(Collector):
         )
         by_kind: dict[str, list[float]] = {}
         for kind, started, ended in finished:
+            if started is None or ended is None:
+                continue
             by_kind.setdefault(kind, []).append((ended - started).total_seconds())
         for kind, values in by_kind.items():
-            buckets = [(str(b) if b != float("inf") else "+Inf", sum(v <= b for v in values)) for b in BUCKETS]
+            buckets = [
+                (str(b) if b != float("inf") else "+Inf", sum(v <= b for v in values)) for b in BUCKETS
+            ]
             durations.add_metric([kind], buckets, sum(values))
         yield durations
         depth = GaugeMetricFamily("mediajobs_queue_depth", "Messages waiting in the broker", labels=["queue"])

@@ -20,11 +20,12 @@ from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass
-from typing import IO, Protocol
+from typing import IO, Any, Protocol
 
 from mediajobs.errors import JobCancelled, JobTimeout, ProcessFailed
 
 _PR_SET_PDEATHSIG = 1
+_prctl: Any
 try:
     _prctl = ctypes.CDLL("libc.so.6", use_errno=True).prctl
 except OSError:  # not Linux/glibc: no parent-death signal, the process group still gets killed

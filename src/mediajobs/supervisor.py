@@ -47,16 +47,36 @@ class Supervisor:
         python = [sys.executable, "-m", "mediajobs"]
         if settings.managed_broker:
             self.env["MEDIAJOBS_BROKER_URL"] = settings.effective_broker_url
-            self.redis = Part("redis", self._redis_argv())
+            self.redis: Part | None = Part("redis", self._redis_argv())
         else:
             self.redis = None
         self.env["MEDIAJOBS_DATA_DIR"] = str(settings.data_dir)
         self.parts = [
             Part("api", [*python, "api", "--no-migrate"]),
-            Part("worker[cpu]", [*python, "worker", "--queues", "cpu", "--no-migrate",
-                                 "--concurrency", str(settings.effective_cpu_concurrency)]),
-            Part("worker[io,default]", [*python, "worker", "--queues", "io,default", "--no-migrate",
-                                        "--concurrency", str(settings.effective_io_concurrency)]),
+            Part(
+                "worker[cpu]",
+                [
+                    *python,
+                    "worker",
+                    "--queues",
+                    "cpu",
+                    "--no-migrate",
+                    "--concurrency",
+                    str(settings.effective_cpu_concurrency),
+                ],
+            ),
+            Part(
+                "worker[io,default]",
+                [
+                    *python,
+                    "worker",
+                    "--queues",
+                    "io,default",
+                    "--no-migrate",
+                    "--concurrency",
+                    str(settings.effective_io_concurrency),
+                ],
+            ),
         ]
 
     def _redis_argv(self) -> list[str]:
@@ -66,11 +86,28 @@ class Supervisor:
         redis_dir = self.settings.data_dir / "redis"
         redis_dir.mkdir(parents=True, exist_ok=True)
         return [
-            binary, "--bind", "127.0.0.1", "--port", str(self.settings.managed_broker_port),
-            "--dir", str(redis_dir), "--appendonly", "yes", "--appendfsync", "everysec", "--save", "",
+            binary,
+            "--bind",
+            "127.0.0.1",
+            "--port",
+            str(self.settings.managed_broker_port),
+            "--dir",
+            str(redis_dir),
+            "--appendonly",
+            "yes",
+            "--appendfsync",
+            "everysec",
+            "--save",
+            "",
             # As a broker Redis must never evict a message to make room.
-            "--maxmemory-policy", "noeviction", "--protected-mode", "yes", "--daemonize", "no",
-            "--logfile", str(redis_dir / "redis.log"),
+            "--maxmemory-policy",
+            "noeviction",
+            "--protected-mode",
+            "yes",
+            "--daemonize",
+            "no",
+            "--logfile",
+            str(redis_dir / "redis.log"),
         ]
 
     def _start(self, part: Part) -> None:
@@ -86,8 +123,10 @@ class Supervisor:
                 client.ping()
                 return
             time.sleep(0.1)
-        raise SystemExit(f"the managed redis-server did not answer on port {self.settings.managed_broker_port} "
-                         f"within {timeout_s:g} s; see {self.settings.data_dir / 'redis' / 'redis.log'}")
+        raise SystemExit(
+            f"the managed redis-server did not answer on port {self.settings.managed_broker_port} "
+            f"within {timeout_s:g} s; see {self.settings.data_dir / 'redis' / 'redis.log'}"
+        )
 
     def run(self) -> int:
         self.settings.data_dir.mkdir(parents=True, exist_ok=True)
@@ -100,8 +139,11 @@ class Supervisor:
             migrate(get_db(self.settings.effective_database_url))
             for part in self.parts:
                 self._start(part)
-            log.info("mediajobs is up: http://%s:%d/ (Ctrl-C stops everything)", self.settings.host,
-                     self.settings.port)
+            log.info(
+                "mediajobs is up: http://%s:%d/ (Ctrl-C stops everything)",
+                self.settings.host,
+                self.settings.port,
+            )
             while not self.stopping.wait(0.5):
                 self._keep_alive()
         finally:

@@ -14,7 +14,15 @@ from mediajobs.media.analyze import Findings, analyze
 from mediajobs.media.probe import probe
 from mediajobs.process import cancellable
 from tests.media.frames import ffmpeg, running_ffmpeg
-from tests.media.opsclips import TONE, analysis_clip, cached_clip, heavy_clip, long_clip, pattern_clip, watching_progress
+from tests.media.opsclips import (
+    TONE,
+    analysis_clip,
+    cached_clip,
+    heavy_clip,
+    long_clip,
+    pattern_clip,
+    watching_progress,
+)
 
 
 @pytest.fixture(scope="module")

@@ -40,8 +40,14 @@ class Stored:
     Local temp files and unfinished S3 multipart uploads count: "nothing stored" means nothing at all.
     """
 
-    def __init__(self, *, root: Path | None = None, bucket: str | None = None,
-                 endpoint_url: str | None = None, prefix: str = "") -> None:
+    def __init__(
+        self,
+        *,
+        root: Path | None = None,
+        bucket: str | None = None,
+        endpoint_url: str | None = None,
+        prefix: str = "",
+    ) -> None:
         self.root = root
         self.bucket = bucket
         self.prefix = prefix
@@ -87,8 +93,12 @@ class MediaStack:
     def assert_temp_empty(self, timeout_s: float = 10) -> None:
         """Jobs clean their temp dirs as they end; give the worker a moment after the state change."""
         try:
-            wait_for(lambda: not self.temp_leftovers(), timeout_s=timeout_s, interval_s=0.1,
-                     message="the worker temp dir to be empty")
+            wait_for(
+                lambda: not self.temp_leftovers(),
+                timeout_s=timeout_s,
+                interval_s=0.1,
+                message="the worker temp dir to be empty",
+            )
         except AssertionError:
             raise AssertionError(f"left in {self.temp_dir}: {self.temp_leftovers()[:20]}") from None
 
@@ -108,14 +118,16 @@ class StackPool:
         self.stacks: dict[str, MediaStack] = {}
         self.redis: RedisServer | None = None
 
-    def get(self, name: str, storage: str = "file", *, workers: int = 1, concurrency: int = 2,
-            **env: str) -> MediaStack:
+    def get(
+        self, name: str, storage: str = "file", *, workers: int = 1, concurrency: int = 2, **env: str
+    ) -> MediaStack:
         if name not in self.stacks:
             self.stacks[name] = self._start(name, storage, workers, concurrency, env)
         return self.stacks[name]
 
-    def _start(self, name: str, storage: str, workers: int, concurrency: int,
-               env: dict[str, str]) -> MediaStack:
+    def _start(
+        self, name: str, storage: str, workers: int, concurrency: int, env: dict[str, str]
+    ) -> MediaStack:
         if self.redis is None:
             self.redis = RedisServer(self.tmp.mktemp("media-redis")).start()
         directory = self.tmp.mktemp(f"media-{name}")
@@ -163,8 +175,9 @@ class StackPool:
 
 
 @pytest.fixture(scope="session")
-def stack_pool(tmp_path_factory: pytest.TempPathFactory,
-               request: pytest.FixtureRequest) -> Iterator[StackPool]:
+def stack_pool(
+    tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest
+) -> Iterator[StackPool]:
     pool = StackPool(tmp_path_factory, request)
     yield pool
     pool.stop()
@@ -230,6 +243,42 @@ class Clips:
                 generate_clip(out, **CLIPS[name])
         return out
 
+    def noisy(self) -> Path:
+        """A 4 s 640x360 clip of film grain: incompressible, so ~10 MB, more than one 8 MiB S3 part."""
+        out = self.directory / "noisy.mp4"
+        with self._lock:
+            if not out.exists():
+                args = [
+                    "ffmpeg",
+                    "-nostdin",
+                    "-v",
+                    "error",
+                    "-y",
+                    "-f",
+                    "lavfi",
+                    "-i",
+                    "testsrc2=size=640x360:rate=25:duration=4",
+                    "-f",
+                    "lavfi",
+                    "-i",
+                    "sine=frequency=440:sample_rate=48000:duration=4",
+                    "-vf",
+                    "noise=alls=60:allf=t",
+                    "-c:v",
+                    "libx264",
+                    "-preset",
+                    "ultrafast",
+                    "-pix_fmt",
+                    "yuv420p",
+                    "-c:a",
+                    "aac",
+                    "-t",
+                    "4",
+                    str(out),
+                ]
+                process.run(args)
+        return out
+
     def file(self, name: str, data: bytes) -> Path:
         out = self.directory / name
         out.write_bytes(data)
@@ -273,16 +322,26 @@ def source(tmp_path_factory: pytest.TempPathFactory, clips: Clips) -> Iterator[S
 # --- API helpers ---------------------------------------------------------------------------------------
 
 
-def upload(api: httpx.Client, path: Path, *, multipart: bool = False, filename: str | None = None,
-           content_type: str = "video/mp4") -> JSON:
+def upload(
+    api: httpx.Client,
+    path: Path,
+    *,
+    multipart: bool = False,
+    filename: str | None = None,
+    content_type: str = "video/mp4",
+) -> JSON:
     """Upload a file (raw body streamed from disk, or multipart field `file`); returns {"media", "job"}."""
     name = filename or path.name
     with path.open("rb") as f:
         if multipart:
             response = api.post("/api/v1/media/uploads", files={"file": (name, f, content_type)})
         else:
-            response = api.post("/api/v1/media/uploads", params={"filename": name}, content=f,
-                                headers={"Content-Type": content_type})
+            response = api.post(
+                "/api/v1/media/uploads",
+                params={"filename": name},
+                content=f,
+                headers={"Content-Type": content_type},
+            )
     assert response.status_code == 202, response.text
     body: JSON = response.json()
     assert set(body) >= {"media", "job"}, body
@@ -309,15 +368,23 @@ def wait_media(api: httpx.Client, media_id: str, *states: str, timeout_s: float 
         return media if media["state"] in states else None
 
     try:
-        return wait_for(check, timeout_s=timeout_s, interval_s=0.1,  # type: ignore[return-value]
-                        message=f"media {media_id} to be {'/'.join(states)}")
+        return wait_for(
+            check,
+            timeout_s=timeout_s,
+            interval_s=0.1,  # type: ignore[return-value]
+            message=f"media {media_id} to be {'/'.join(states)}",
+        )
     except AssertionError as exc:
         raise AssertionError(f"{exc}; it is {json.dumps(get_media(api, media_id))}") from None
 
 
 def wait_gone(api: httpx.Client, media_id: str, timeout_s: float = 30) -> None:
-    wait_for(lambda: api.get(f"/api/v1/media/{media_id}").status_code == 404, timeout_s=timeout_s,
-             interval_s=0.1, message=f"media {media_id} to answer 404")
+    wait_for(
+        lambda: api.get(f"/api/v1/media/{media_id}").status_code == 404,
+        timeout_s=timeout_s,
+        interval_s=0.1,
+        message=f"media {media_id} to answer 404",
+    )
 
 
 def wait_job(api: httpx.Client, job_id: str, *states: str, timeout_s: float = 60) -> JSON:
@@ -326,8 +393,12 @@ def wait_job(api: httpx.Client, job_id: str, *states: str, timeout_s: float = 60
         return job if job["state"] in states else None
 
     try:
-        return wait_for(check, timeout_s=timeout_s, interval_s=0.1,  # type: ignore[return-value]
-                        message=f"job {job_id} to be {'/'.join(states)}")
+        return wait_for(
+            check,
+            timeout_s=timeout_s,
+            interval_s=0.1,  # type: ignore[return-value]
+            message=f"job {job_id} to be {'/'.join(states)}",
+        )
     except AssertionError as exc:
         raise AssertionError(f"{exc}; it is {api.get(f'/api/v1/jobs/{job_id}').text}") from None
 
@@ -375,8 +446,9 @@ def check_plays(api: httpx.Client, media: JSON) -> None:
     for info in stream_infs:
         for attribute in ("BANDWIDTH=", "RESOLUTION=", "CODECS="):
             assert attribute in info, f"{attribute} missing in {info!r}"
-    for uri in playlist_uris(text):
-        variant_url = urljoin(master_url, uri)
+    listed = [urljoin(master_url, uri) for uri in playlist_uris(text)]
+    assert sorted(listed) == sorted(v["url"] for v in media["hls"]["variants"]), (listed, media["hls"])
+    for variant_url in listed:
         variant = fetch(api, variant_url)
         assert variant.text.startswith("#EXTM3U") and "#EXTINF:" in variant.text, variant.text[:300]
         segments = playlist_uris(variant.text)

@@ -37,8 +37,9 @@ def _url(source: Served, case: str) -> str:
 
 
 @pytest.mark.parametrize("case", ["direct-mp4", "hls", "redirect", "chunked"])
-def test_import_becomes_ready(file_stack: MediaStack, file_api: httpx.Client, source: Served,
-                              case: str) -> None:
+def test_import_becomes_ready(
+    file_stack: MediaStack, file_api: httpx.Client, source: Served, case: str
+) -> None:
     url = _url(source, case)
     created = import_url(file_api, url)
     media_id = created["media"]["id"]
@@ -71,13 +72,17 @@ def test_import_runs_only_the_requested_pipeline(file_api: httpx.Client, source:
     assert fetch(file_api, media["thumbnail_url"]).content[:3] == b"\xff\xd8\xff"
 
 
-@pytest.mark.parametrize(("path", "code"), [
-    ("status/404", "source_unreachable"),
-    ("missing.mp4", "source_unreachable"),
-    ("page.html", "unsupported_media"),
-])
-def test_import_of_a_bad_source_fails_with_a_specific_code(file_stack: MediaStack, file_api: httpx.Client,
-                                                           source: Served, path: str, code: str) -> None:
+@pytest.mark.parametrize(
+    ("path", "code"),
+    [
+        ("status/404", "source_unreachable"),
+        ("missing.mp4", "source_unreachable"),
+        ("page.html", "unsupported_media"),
+    ],
+)
+def test_import_of_a_bad_source_fails_with_a_specific_code(
+    file_stack: MediaStack, file_api: httpx.Client, source: Served, path: str, code: str
+) -> None:
     created = import_url(file_api, source.url(path))
     media = wait_media(file_api, created["media"]["id"], "ready", "failed")
     assert media["state"] == "failed", media
@@ -90,8 +95,9 @@ def test_import_of_a_bad_source_fails_with_a_specific_code(file_stack: MediaStac
 
 
 def test_import_over_the_size_limit_fails_with_too_large(stack_pool: StackPool, source: Served) -> None:
-    limited = stack_pool.get("limited", "file", max_upload_bytes=str(LIMIT_BYTES),
-                             import_allow_private="true")
+    limited = stack_pool.get(
+        "limited", "file", max_upload_bytes=str(LIMIT_BYTES), import_allow_private="true"
+    )
     assert (source.root / "medium.mp4").stat().st_size > LIMIT_BYTES
     with limited.client() as api:
         for path in ("medium.mp4", "chunked/medium.mp4"):  # with and without a Content-Length
@@ -105,7 +111,9 @@ def test_import_over_the_size_limit_fails_with_too_large(stack_pool: StackPool, 
         limited.assert_temp_empty()
 
 
-@pytest.mark.parametrize("url", ["ftp://x", "http://", "not a url", "file:///etc/passwd", "", "http://:80/a.mp4"])
+@pytest.mark.parametrize(
+    "url", ["ftp://x", "http://", "not a url", "file:///etc/passwd", "", "http://:80/a.mp4"]
+)
 def test_import_of_an_invalid_url_is_refused(file_api: httpx.Client, url: str) -> None:
     before = all_media_ids(file_api)
     body = problem(file_api.post("/api/v1/media/imports", json={"url": url}), 422)
@@ -117,19 +125,22 @@ PRIVATE_HOSTS = ["127.0.0.1", "localhost", "[::1]", "10.1.2.3", "169.254.169.254
 
 
 @pytest.mark.parametrize("host", PRIVATE_HOSTS)
-def test_import_from_a_private_address_is_refused_unless_allowed(stack_pool: StackPool, source: Served,
-                                                                 host: str) -> None:
+def test_import_from_a_private_address_is_refused_unless_allowed(
+    stack_pool: StackPool, source: Served, host: str
+) -> None:
     strict = stack_pool.get("strict", "file", workers=0)
     with strict.client() as api:
         before = all_media_ids(api)
-        body = problem(api.post("/api/v1/media/imports", json={"url": f"http://{host}:{source.port}/small.mp4"}),
-                       422)
+        body = problem(
+            api.post("/api/v1/media/imports", json={"url": f"http://{host}:{source.port}/small.mp4"}), 422
+        )
         assert any("url" in str(e.get("field", "")) for e in body.get("errors") or []), body
         assert all_media_ids(api) == before
 
 
-def test_import_with_the_same_idempotency_key_creates_one_asset(file_api: httpx.Client,
-                                                                 source: Served) -> None:
+def test_import_with_the_same_idempotency_key_creates_one_asset(
+    file_api: httpx.Client, source: Served
+) -> None:
     headers = {"Idempotency-Key": "import-once-1f3c"}
     body = {"url": source.url("small.mp4")}
     first = file_api.post("/api/v1/media/imports", json=body, headers=headers)
@@ -189,12 +200,16 @@ def test_temp_files_of_a_killed_worker_are_reclaimed_once_its_job_ends(
     crash.assert_temp_empty(timeout_s=15)
 
 
-def test_delete_during_an_import_cancels_it_and_stores_nothing(file_stack: MediaStack, file_api: httpx.Client,
-                                                               source: Served) -> None:
+def test_delete_during_an_import_cancels_it_and_stores_nothing(
+    file_stack: MediaStack, file_api: httpx.Client, source: Served
+) -> None:
     created = import_url(file_api, source.url("slow/medium.mp4"))
     media_id, job_id = created["media"]["id"], created["job"]["id"]
-    wait_for(lambda: file_api.get(f"/api/v1/jobs/{job_id}").json()["progress"] > 0, timeout_s=15,
-             message="the download to start")
+    wait_for(
+        lambda: file_api.get(f"/api/v1/jobs/{job_id}").json()["progress"] > 0,
+        timeout_s=15,
+        message="the download to start",
+    )
     assert file_api.delete(f"/api/v1/media/{media_id}").status_code == 202
     job = wait_job(file_api, job_id, "cancelled", "succeeded", "failed", timeout_s=15)
     assert job["state"] == "cancelled", job

@@ -22,8 +22,9 @@ from tests.media_api.conftest import (
 from tests.servers import wait_for
 
 
-def test_delete_removes_the_record_and_every_stored_object(media_stack: MediaStack, api: httpx.Client,
-                                                           clips: Clips) -> None:
+def test_delete_removes_the_record_and_every_stored_object(
+    media_stack: MediaStack, api: httpx.Client, clips: Clips
+) -> None:
     media = wait_media(api, upload(api, clips["small"])["media"]["id"], "ready", "failed")
     assert media["state"] == "ready"
     prefix = f"media/{media['id']}/"
@@ -53,12 +54,17 @@ def test_delete_twice_and_delete_of_an_unknown_asset(file_api: httpx.Client, cli
     problem(file_api.get("/api/v1/media/not-a-uuid"), 404)
 
 
-def test_delete_while_processing_cancels_the_job(media_stack: MediaStack, api: httpx.Client,
-                                                 clips: Clips) -> None:
+def test_delete_while_processing_cancels_the_job(
+    media_stack: MediaStack, api: httpx.Client, clips: Clips
+) -> None:
     created = upload(api, clips["long"])
     job_id = created["job"]["id"]
-    wait_for(lambda: api.get(f"/api/v1/jobs/{job_id}").json()["progress"] >= 3, timeout_s=30, interval_s=0.05,
-             message="the transcode to start")
+    wait_for(
+        lambda: api.get(f"/api/v1/jobs/{job_id}").json()["progress"] >= 3,
+        timeout_s=30,
+        interval_s=0.05,
+        message="the transcode to start",
+    )
     assert api.get(f"/api/v1/jobs/{job_id}").json()["state"] == "running"
 
     assert api.delete(f"/api/v1/media/{created['media']['id']}").status_code == 202
@@ -75,8 +81,9 @@ def test_delete_while_processing_cancels_the_job(media_stack: MediaStack, api: h
 
 def test_files_route_serves_an_assets_files(api: httpx.Client, media_stack: MediaStack, clips: Clips) -> None:
     media = ready_asset(media_stack, clips)
-    original = api.get(f"/api/v1/media/{media['id']}/files/original/{media['original']['filename']}",
-                       follow_redirects=True)
+    original = api.get(
+        f"/api/v1/media/{media['id']}/files/original/{media['original']['filename']}", follow_redirects=True
+    )
     assert original.status_code == 200
     assert original.content == clips["small"].read_bytes()
     problem(api.get(f"/api/v1/media/{media['id']}/files/original/nope.mp4"), 404)
@@ -102,8 +109,9 @@ TRAVERSALS = [
 
 
 @pytest.mark.parametrize("path", TRAVERSALS)
-def test_files_route_refuses_paths_outside_the_assets_prefix(media_stack: MediaStack, clips: Clips,
-                                                             path: str) -> None:
+def test_files_route_refuses_paths_outside_the_assets_prefix(
+    media_stack: MediaStack, clips: Clips, path: str
+) -> None:
     mine = ready_asset(media_stack, clips)
     other = ready_asset(media_stack, clips, "medium")
     filename = other["original"]["filename"]
@@ -114,8 +122,9 @@ def test_files_route_refuses_paths_outside_the_assets_prefix(media_stack: MediaS
     assert b"root:" not in body
 
 
-def test_list_filters_by_state_and_pages_with_a_cursor(file_stack: MediaStack, file_api: httpx.Client,
-                                                       clips: Clips) -> None:
+def test_list_filters_by_state_and_pages_with_a_cursor(
+    file_stack: MediaStack, file_api: httpx.Client, clips: Clips
+) -> None:
     uploads = [upload(file_api, clips["small"]) for _ in range(3)]
     broken = upload(file_api, clips.file("broken.mp4", b"definitely not a video\n" * 100))
     ready_ids = {wait_media(file_api, u["media"]["id"], "ready", "failed")["id"] for u in uploads}

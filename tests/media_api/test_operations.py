@@ -60,18 +60,26 @@ def _derived(api: httpx.Client, source: JSON, operation: str, body: JSON) -> tup
 
 def _snapshot(stack: MediaStack, api: httpx.Client, media_id: str) -> tuple[Any, ...]:
     media = get_media(api, media_id)
-    return (media["state"], media["original"], media["probe"], media["hls"], media["thumbnail_url"],
-            stack.stored.keys(f"media/{media_id}/"))
+    return (
+        media["state"],
+        media["original"],
+        media["probe"],
+        media["hls"],
+        media["thumbnail_url"],
+        stack.stored.keys(f"media/{media_id}/"),
+    )
 
 
-def test_mask_makes_a_derived_asset_and_leaves_the_source_untouched(file_stack: MediaStack,
-                                                                    file_api: httpx.Client,
-                                                                    clips: Clips) -> None:
+def test_mask_makes_a_derived_asset_and_leaves_the_source_untouched(
+    file_stack: MediaStack, file_api: httpx.Client, clips: Clips
+) -> None:
     source = ready_asset(file_stack, clips)
     before = _snapshot(file_stack, file_api, source["id"])
-    regions = [{"x": 10, "y": 10, "w": 200, "h": 120, "start": 0.0, "end": None, "style": "blur"},
-               {"x": 400, "y": 200, "w": 100, "h": 100, "start": 1.0, "end": 3.0, "style": "pixelate"},
-               {"x": 500, "y": 0, "w": 140, "h": 60, "start": 0.5, "end": None, "style": "black"}]
+    regions = [
+        {"x": 10, "y": 10, "w": 200, "h": 120, "start": 0.0, "end": None, "style": "blur"},
+        {"x": 400, "y": 200, "w": 100, "h": 100, "start": 1.0, "end": 3.0, "style": "pixelate"},
+        {"x": 500, "y": 0, "w": 140, "h": 60, "start": 0.5, "end": None, "style": "black"},
+    ]
     _, derived = _derived(file_api, source, "mask", {"regions": regions})
 
     probe, parent_probe = derived["probe"], source["probe"]
@@ -86,9 +94,9 @@ def test_mask_makes_a_derived_asset_and_leaves_the_source_untouched(file_stack: 
     file_stack.assert_temp_empty()
 
 
-def test_remove_frames_shortens_the_derived_asset_by_the_removed_time(file_stack: MediaStack,
-                                                                      file_api: httpx.Client,
-                                                                      clips: Clips) -> None:
+def test_remove_frames_shortens_the_derived_asset_by_the_removed_time(
+    file_stack: MediaStack, file_api: httpx.Client, clips: Clips
+) -> None:
     source = ready_asset(file_stack, clips)
     before = _snapshot(file_stack, file_api, source["id"])
     ranges = [{"start": 0.5, "end": 1.0}, {"start": 2.0, "end": 2.5}]
@@ -102,9 +110,9 @@ def test_remove_frames_shortens_the_derived_asset_by_the_removed_time(file_stack
     file_stack.assert_temp_empty()
 
 
-def test_analyze_reports_scenes_black_silence_freezes_and_loudness(file_stack: MediaStack,
-                                                                   file_api: httpx.Client,
-                                                                   clips: Clips) -> None:
+def test_analyze_reports_scenes_black_silence_freezes_and_loudness(
+    file_stack: MediaStack, file_api: httpx.Client, clips: Clips
+) -> None:
     source = ready_asset(file_stack, clips)
     before_ids = all_media_ids(file_api)
     job = _operate(file_api, source["id"], "analyze")
@@ -131,8 +139,9 @@ def _version(url: str) -> str:
     return url.split("/files/hls/", 1)[1].split("/", 1)[0]
 
 
-def test_reprocess_swaps_in_a_new_version_and_removes_the_old_one(media_stack: MediaStack, api: httpx.Client,
-                                                                  clips: Clips) -> None:
+def test_reprocess_swaps_in_a_new_version_and_removes_the_old_one(
+    media_stack: MediaStack, api: httpx.Client, clips: Clips
+) -> None:
     media = wait_media(api, upload(api, clips["small"])["media"]["id"], "ready", "failed")
     old_version = _version(media["hls"]["master_url"])
     old_thumbnail = media["thumbnail_url"]
@@ -148,15 +157,22 @@ def test_reprocess_swaps_in_a_new_version_and_removes_the_old_one(media_stack: M
     check_plays(api, after)
 
     old_prefix = f"media/{media['id']}/hls/{old_version}/"
-    wait_for(lambda: media_stack.stored.keys(old_prefix) == [], timeout_s=20,
-             message=f"the superseded version {old_prefix} to be removed")
+    wait_for(
+        lambda: media_stack.stored.keys(old_prefix) == [],
+        timeout_s=20,
+        message=f"the superseded version {old_prefix} to be removed",
+    )
     problem(api.get(media["hls"]["master_url"]), 404)
     if after["thumbnail_url"] != old_thumbnail:
-        wait_for(lambda: api.get(old_thumbnail, follow_redirects=True).status_code == 404, timeout_s=10,
-                 message="the superseded thumbnail to be removed")
+        wait_for(
+            lambda: api.get(old_thumbnail, follow_redirects=True).status_code == 404,
+            timeout_s=10,
+            message="the superseded thumbnail to be removed",
+        )
     keys = media_stack.stored.keys(f"media/{media['id']}/hls/")
-    assert keys and all(k.startswith(f"media/{media['id']}/hls/{_version(after['hls']['master_url'])}/")
-                        for k in keys), keys
+    assert keys and all(
+        k.startswith(f"media/{media['id']}/hls/{_version(after['hls']['master_url'])}/") for k in keys
+    ), keys
     check_plays(api, after)
 
 
@@ -188,12 +204,17 @@ INVALID = [
 ]
 
 
-@pytest.mark.parametrize(("operation", "body", "fields"), INVALID,
-                         ids=[f"{op}-{i}" for i, (op, _, _) in enumerate(INVALID)])
-def test_operation_with_invalid_input_is_refused_naming_the_field(file_stack: MediaStack,
-                                                                  file_api: httpx.Client, clips: Clips,
-                                                                  operation: str, body: JSON,
-                                                                  fields: tuple[str, ...]) -> None:
+@pytest.mark.parametrize(
+    ("operation", "body", "fields"), INVALID, ids=[f"{op}-{i}" for i, (op, _, _) in enumerate(INVALID)]
+)
+def test_operation_with_invalid_input_is_refused_naming_the_field(
+    file_stack: MediaStack,
+    file_api: httpx.Client,
+    clips: Clips,
+    operation: str,
+    body: JSON,
+    fields: tuple[str, ...],
+) -> None:
     source = ready_asset(file_stack, clips)
     before_ids, before_jobs = all_media_ids(file_api), get_media(file_api, source["id"])["jobs"]
     answer = problem(file_api.post(f"/api/v1/media/{source['id']}/{operation}", json=body), 422)
@@ -202,12 +223,17 @@ def test_operation_with_invalid_input_is_refused_naming_the_field(file_stack: Me
     assert get_media(file_api, source["id"])["jobs"] == before_jobs
 
 
-OPERATIONS = [("mask", {"regions": [REGION]}), ("remove-frames", {"ranges": [{"start": 1.0, "end": 2.0}]}),
-              ("analyze", {}), ("reprocess", {})]
+OPERATIONS = [
+    ("mask", {"regions": [REGION]}),
+    ("remove-frames", {"ranges": [{"start": 1.0, "end": 2.0}]}),
+    ("analyze", {}),
+    ("reprocess", {}),
+]
 
 
-def test_operations_on_an_asset_that_is_not_ready_conflict(file_stack: MediaStack, file_api: httpx.Client,
-                                                           clips: Clips) -> None:
+def test_operations_on_an_asset_that_is_not_ready_conflict(
+    file_stack: MediaStack, file_api: httpx.Client, clips: Clips
+) -> None:
     failed = upload(file_api, clips.file("not-video.mp4", b"plain text, not a video\n" * 100))
     assert wait_media(file_api, failed["media"]["id"], "failed", "ready")["state"] == "failed"
     processing = upload(file_api, clips["long"])  # a 720p transcode takes seconds: still processing below
@@ -230,8 +256,9 @@ def test_operations_on_a_deleted_or_unknown_asset_are_not_found(file_api: httpx.
             problem(file_api.post(f"/api/v1/media/{media_id}/{operation}", json=body), 404)
 
 
-def test_cancelling_a_mask_job_removes_the_derived_asset(file_stack: MediaStack, file_api: httpx.Client,
-                                                         clips: Clips, source: Served) -> None:
+def test_cancelling_a_mask_job_removes_the_derived_asset(
+    file_stack: MediaStack, file_api: httpx.Client, clips: Clips, source: Served
+) -> None:
     shutil.copyfile(clips["big"], source.root / "big.mp4")
     created = import_url(file_api, source.url("big.mp4"), pipeline=["thumbnail"])  # no ladder: ready sooner
     parent = wait_media(file_api, created["media"]["id"], "ready", "failed", timeout_s=90)
@@ -241,8 +268,12 @@ def test_cancelling_a_mask_job_removes_the_derived_asset(file_stack: MediaStack,
     full_frame = {"x": 0, "y": 0, "w": 1920, "h": 1080, "start": 0.0, "end": None, "style": "blur"}
     job = _operate(file_api, parent["id"], "mask", {"regions": [full_frame]})
     derived_id = job["media_id"]
-    wait_for(lambda: file_api.get(f"/api/v1/jobs/{job['id']}").json()["progress"] > 1, timeout_s=30,
-             interval_s=0.05, message="ffmpeg to start masking")
+    wait_for(
+        lambda: file_api.get(f"/api/v1/jobs/{job['id']}").json()["progress"] > 1,
+        timeout_s=30,
+        interval_s=0.05,
+        message="ffmpeg to start masking",
+    )
     running = file_api.get(f"/api/v1/jobs/{job['id']}").json()
     assert running["state"] == "running" and running["progress"] < 90, running
 

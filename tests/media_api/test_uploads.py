@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import json
 import time
@@ -27,7 +28,8 @@ from tests.media_api.conftest import (
     wait_media,
 )
 
-LIMIT_BYTES = 1_500_000  # over one 1 MiB buffer: a too-large upload has begun writing when it is refused
+LIMIT_BYTES = 1_500_000
+TERMINAL = ("succeeded", "failed", "cancelled")  # over one 1 MiB buffer: a too-large upload has begun writing when it is refused
 
 
 @pytest.fixture
@@ -36,8 +38,9 @@ def limited(stack_pool: StackPool) -> MediaStack:
 
 
 @pytest.mark.parametrize("multipart", [False, True], ids=["raw", "multipart"])
-def test_upload_becomes_ready_with_probe_hls_and_thumbnail(media_stack: MediaStack, api: httpx.Client,
-                                                           clips: Clips, multipart: bool) -> None:
+def test_upload_becomes_ready_with_probe_hls_and_thumbnail(
+    media_stack: MediaStack, api: httpx.Client, clips: Clips, multipart: bool
+) -> None:
     clip = clips["small"]
     created = upload(api, clip, multipart=multipart, filename="holiday.mp4")
     media_id = created["media"]["id"]
@@ -65,6 +68,7 @@ def test_upload_becomes_ready_with_probe_hls_and_thumbnail(media_stack: MediaSta
     assert thumbnail.headers["content-type"].startswith("image/jpeg")
     assert thumbnail.content[:3] == b"\xff\xd8\xff"
     check_plays(api, media)
+    assert "RESOLUTION=640x360" in fetch(api, media["hls"]["master_url"]).text
 
     keys = media_stack.stored.keys(f"media/{media_id}/")
     assert f"media/{media_id}/original/holiday.mp4" in keys, keys
@@ -74,8 +78,9 @@ def test_upload_becomes_ready_with_probe_hls_and_thumbnail(media_stack: MediaSta
     media_stack.assert_temp_empty()
 
 
-def test_master_url_and_files_point_at_the_files_route(api: httpx.Client, media_stack: MediaStack,
-                                                       clips: Clips) -> None:
+def test_master_url_and_files_point_at_the_files_route(
+    api: httpx.Client, media_stack: MediaStack, clips: Clips
+) -> None:
     media = wait_media(api, upload(api, clips["small"])["media"]["id"], "ready", "failed")
     prefix = f"{media_stack.stack.api_url}/api/v1/media/{media['id']}/files/"
     assert media["hls"]["master_url"].startswith(prefix), media["hls"]
@@ -88,6 +93,43 @@ def test_master_url_and_files_point_at_the_files_route(api: httpx.Client, media_
     assert variant.status_code == 200 and "#EXTINF:" in variant.text
 
 
+def test_large_upload_is_streamed_to_storage_intact(
+    media_stack: MediaStack, api: httpx.Client, clips: Clips
+) -> None:
+    clip = clips.noisy()
+    assert clip.stat().st_size > 8 * 1024 * 1024
+    response = api.post(
+        "/api/v1/media/uploads?filename=grain.mp4",
+        content=_chunks(clip),
+        headers={"Content-Type": "video/mp4"},
+    )
+    assert response.status_code == 202, response.text
+    media = wait_media(api, response.json()["media"]["id"], "ready", "failed")
+    assert media["state"] == "ready", media
+    assert media["original"]["size"] == clip.stat().st_size
+    stored = fetch(api, f"{media_stack.stack.api_url}/api/v1/media/{media['id']}/files/original/grain.mp4")
+    assert hashlib.sha256(stored.content).digest() == hashlib.sha256(clip.read_bytes()).digest()
+    assert not [k for k in media_stack.stored.keys("media/") if "unfinished" in k or ".mjtmp-" in k]
+
+
+@pytest.mark.parametrize("filename", ["../../../../tmp/evil.mp4", "nested/dir/clip.mp4", "..", "%2e%2e",
+                                      "été vidéo.mp4", "a\\b.mp4"])
+@pytest.mark.parametrize("multipart", [False, True], ids=["raw", "multipart"])
+def test_upload_filename_cannot_place_the_original_outside_the_asset(file_stack: MediaStack,
+                                                                     file_api: httpx.Client, clips: Clips,
+                                                                     filename: str, multipart: bool) -> None:
+    before = file_stack.stored.keys()
+    # Not a video: the asset fails fast, and only where its original was stored matters here.
+    created = upload(file_api, clips.file("plain.txt", b"not a video\n" * 50), multipart=multipart,
+                     filename=filename)
+    media_id = created["media"]["id"]
+    new = sorted(set(file_stack.stored.keys()) - set(before))
+    assert len(new) == 1 and new[0].startswith(f"media/{media_id}/original/"), new
+    assert "/" not in new[0].removeprefix(f"media/{media_id}/original/"), new
+    assert not (file_stack.stored.root.parent / "evil.mp4").exists()  # type: ignore[union-attr]
+    wait_media(file_api, media_id, "failed", "ready")
+
+
 def _chunks(path: Path, size: int = 256 * 1024) -> Iterator[bytes]:
     with path.open("rb") as f:
         while chunk := f.read(size):
@@ -95,8 +137,9 @@ def _chunks(path: Path, size: int = 256 * 1024) -> Iterator[bytes]:
 
 
 @pytest.mark.parametrize("how", ["content-length", "chunked", "multipart"])
-def test_upload_over_the_limit_is_refused_and_stores_nothing(limited: MediaStack, clips: Clips,
-                                                             how: str) -> None:
+def test_upload_over_the_limit_is_refused_and_stores_nothing(
+    limited: MediaStack, clips: Clips, how: str
+) -> None:
     clip = clips["medium"]
     assert clip.stat().st_size > LIMIT_BYTES
     with limited.client() as api:
@@ -166,6 +209,7 @@ def _events(api: httpx.Client, job_id: str) -> list[tuple[float, JSON]]:
         for line in response.iter_lines():
             if line == "":
                 if name == "job" and data:
+                    assert not events or events[-1][1]["state"] not in TERMINAL, "the stream went on after the end"
                     events.append((time.monotonic(), json.loads("\n".join(data))))
                 name, data = "message", []
             elif line.startswith("event:"):
@@ -175,8 +219,9 @@ def _events(api: httpx.Client, job_id: str) -> list[tuple[float, JSON]]:
     return events
 
 
-def test_transcoding_progress_streams_over_sse(file_stack: MediaStack, file_api: httpx.Client,
-                                               clips: Clips) -> None:
+def test_transcoding_progress_streams_over_sse(
+    file_stack: MediaStack, file_api: httpx.Client, clips: Clips
+) -> None:
     created = upload(file_api, clips["long"])
     events = _events(file_api, created["job"]["id"])
     jobs = [job for _, job in events]
@@ -191,8 +236,9 @@ def test_transcoding_progress_streams_over_sse(file_stack: MediaStack, file_api:
     times = [at for at, _ in running]
     gaps = [b - a for a, b in itertools.pairwise(times)]
     assert max(gaps, default=0) <= 3.0, f"no update for {max(gaps):.1f} s while running"
-    assert any(job["eta_seconds"] is not None and job["eta_seconds"] >= 0 for _, job in running), \
+    assert any(job["eta_seconds"] is not None and job["eta_seconds"] >= 0 for _, job in running), (
         "eta_seconds was never set"
+    )
     stages = {job["stage"] for _, job in running}
     assert any("transcod" in stage.lower() for stage in stages), stages
 
@@ -211,9 +257,9 @@ def test_processing_asset_lists_its_process_job(file_api: httpx.Client, clips: C
     wait_media(file_api, media["id"], "ready", "failed")
 
 
-def test_upload_with_the_same_idempotency_key_creates_one_asset(file_stack: MediaStack,
-                                                                 file_api: httpx.Client,
-                                                                 clips: Clips) -> None:
+def test_upload_with_the_same_idempotency_key_creates_one_asset(
+    file_stack: MediaStack, file_api: httpx.Client, clips: Clips
+) -> None:
     headers = {"Idempotency-Key": "upload-once-77ab", "Content-Type": "video/mp4"}
     data = clips["small"].read_bytes()
     before = all_media_ids(file_api)
@@ -227,8 +273,9 @@ def test_upload_with_the_same_idempotency_key_creates_one_asset(file_stack: Medi
     assert stored_assets <= before | {first.json()["media"]["id"]}
 
 
-def test_original_is_served_with_byte_ranges(file_stack: MediaStack, file_api: httpx.Client,
-                                             clips: Clips) -> None:
+def test_original_is_served_with_byte_ranges(
+    file_stack: MediaStack, file_api: httpx.Client, clips: Clips
+) -> None:
     media = wait_media(file_api, upload(file_api, clips["small"])["media"]["id"], "ready", "failed")
     url = f"/api/v1/media/{media['id']}/files/original/{media['original']['filename']}"
     data = clips["small"].read_bytes()

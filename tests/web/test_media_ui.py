@@ -31,9 +31,24 @@ def ffmpeg(*args: str) -> None:
 def clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """4 s of testsrc with a 440 Hz tone, 640x360."""
     path = tmp_path_factory.mktemp("clips") / "clip.mp4"
-    ffmpeg("-f", "lavfi", "-i", f"testsrc=size={SIZE}:rate=25:duration=4",
-           "-f", "lavfi", "-i", "sine=frequency=440:duration=4",
-           "-c:v", "libx264", "-pix_fmt", "yuv420p", "-c:a", "aac", "-shortest", str(path))
+    ffmpeg(
+        "-f",
+        "lavfi",
+        "-i",
+        f"testsrc=size={SIZE}:rate=25:duration=4",
+        "-f",
+        "lavfi",
+        "-i",
+        "sine=frequency=440:duration=4",
+        "-c:v",
+        "libx264",
+        "-pix_fmt",
+        "yuv420p",
+        "-c:a",
+        "aac",
+        "-shortest",
+        str(path),
+    )
     return path
 
 
@@ -41,20 +56,55 @@ def clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def eventful_clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """4 s with something to find: a cut to black at 2 s, a cut back at 3 s, silence from 1 s to 2 s."""
     path = tmp_path_factory.mktemp("clips") / "eventful.mp4"
-    ffmpeg("-f", "lavfi", "-i", f"testsrc=size={SIZE}:rate=25:duration=2",
-           "-f", "lavfi", "-i", f"color=black:size={SIZE}:rate=25:duration=1",
-           "-f", "lavfi", "-i", f"testsrc2=size={SIZE}:rate=25:duration=1",
-           "-f", "lavfi", "-i", "sine=frequency=440:sample_rate=44100:duration=1",
-           "-f", "lavfi", "-i", "anullsrc=r=44100:cl=mono:d=1",
-           "-f", "lavfi", "-i", "sine=frequency=660:sample_rate=44100:duration=2",
-           "-filter_complex", "[0:v][1:v][2:v]concat=n=3:v=1:a=0[v];[3:a][4:a][5:a]concat=n=3:v=0:a=1[a]",
-           "-map", "[v]", "-map", "[a]", "-c:v", "libx264", "-pix_fmt", "yuv420p", "-c:a", "aac", str(path))
+    ffmpeg(
+        "-f",
+        "lavfi",
+        "-i",
+        f"testsrc=size={SIZE}:rate=25:duration=2",
+        "-f",
+        "lavfi",
+        "-i",
+        f"color=black:size={SIZE}:rate=25:duration=1",
+        "-f",
+        "lavfi",
+        "-i",
+        f"testsrc2=size={SIZE}:rate=25:duration=1",
+        "-f",
+        "lavfi",
+        "-i",
+        "sine=frequency=440:sample_rate=44100:duration=1",
+        "-f",
+        "lavfi",
+        "-i",
+        "anullsrc=r=44100:cl=mono:d=1",
+        "-f",
+        "lavfi",
+        "-i",
+        "sine=frequency=660:sample_rate=44100:duration=2",
+        "-filter_complex",
+        "[0:v][1:v][2:v]concat=n=3:v=1:a=0[v];[3:a][4:a][5:a]concat=n=3:v=0:a=1[a]",
+        "-map",
+        "[v]",
+        "-map",
+        "[a]",
+        "-c:v",
+        "libx264",
+        "-pix_fmt",
+        "yuv420p",
+        "-c:a",
+        "aac",
+        str(path),
+    )
     return path
 
 
 def upload(api: httpx.Client, path: Path) -> dict[str, Any]:
-    response = api.post("/api/v1/media/uploads", params={"filename": path.name}, content=path.read_bytes(),
-                        headers={"Content-Type": "video/mp4"})
+    response = api.post(
+        "/api/v1/media/uploads",
+        params={"filename": path.name},
+        content=path.read_bytes(),
+        headers={"Content-Type": "video/mp4"},
+    )
     assert response.status_code == 202, response.text
     return response.json()["media"]  # type: ignore[no-any-return]
 
@@ -65,8 +115,12 @@ def wait_ready(api: httpx.Client, media_id: str, timeout_s: float = 60) -> dict[
         assert media["state"] != "failed", media
         return media if media["state"] == "ready" else None
 
-    return wait_for(ready, timeout_s=timeout_s, interval_s=0.2,  # type: ignore[return-value]
-                    message=f"media {media_id} to be ready")
+    return wait_for(
+        ready,
+        timeout_s=timeout_s,
+        interval_s=0.2,  # type: ignore[return-value]
+        message=f"media {media_id} to be ready",
+    )
 
 
 @pytest.fixture(scope="module")
@@ -126,7 +180,9 @@ def test_uploaded_clip_shows_upload_progress_then_plays_in_the_player(page: Page
 
 
 def test_drawing_a_mask_on_the_paused_frame_creates_a_derived_asset(
-    page: Page, api: httpx.Client, asset: dict[str, Any],
+    page: Page,
+    api: httpx.Client,
+    asset: dict[str, Any],
 ) -> None:
     open_asset(page, asset["id"])
     mask = page.get_by_role("form", name="Mask regions")
@@ -139,8 +195,10 @@ def test_drawing_a_mask_on_the_paused_frame_creates_a_derived_asset(
     page.mouse.up()
 
     region = mask.get_by_role("group", name="Region 1")
-    shown = {key: int(region.get_by_label(label).input_value())
-             for key, label in (("x", "X (px)"), ("y", "Y (px)"), ("w", "Width (px)"), ("h", "Height (px)"))}
+    shown = {
+        key: int(region.get_by_label(label).input_value())
+        for key, label in (("x", "X (px)"), ("y", "Y (px)"), ("w", "Width (px)"), ("h", "Height (px)"))
+    }
     # A quarter of the way in, a quarter of the frame across: source pixels, whatever the display size.
     expected = {"x": 160, "y": 90, "w": 160, "h": 90}
     assert all(abs(shown[k] - expected[k]) <= 3 for k in expected), shown
@@ -158,7 +216,9 @@ def test_drawing_a_mask_on_the_paused_frame_creates_a_derived_asset(
 
 
 def test_ranges_marked_on_the_timeline_are_cut_into_a_derived_asset(
-    page: Page, api: httpx.Client, asset: dict[str, Any],
+    page: Page,
+    api: httpx.Client,
+    asset: dict[str, Any],
 ) -> None:
     video = open_asset(page, asset["id"])
     cut = page.get_by_role("form", name="Remove frames")
@@ -197,7 +257,8 @@ def test_ranges_marked_on_the_timeline_are_cut_into_a_derived_asset(
 
 
 def test_analysis_shows_cuts_black_silence_and_loudness_on_the_timeline(
-    page: Page, asset: dict[str, Any],
+    page: Page,
+    asset: dict[str, Any],
 ) -> None:
     open_asset(page, asset["id"])
     panel = page.get_by_role("region", name="Analysis")
@@ -287,8 +348,11 @@ def test_deleting_an_asset_asks_first_then_removes_it(page: Page, api: httpx.Cli
     page.get_by_role("button", name="Delete…").click()
     dialog.get_by_role("button", name="Delete asset").click()
     expect(page).to_have_url(re.compile(r"#/media$"))
-    wait_for(lambda: api.get(f"/api/v1/media/{media['id']}").status_code == 404, timeout_s=30,
-             message="the asset to be gone")
+    wait_for(
+        lambda: api.get(f"/api/v1/media/{media['id']}").status_code == 404,
+        timeout_s=30,
+        message="the asset to be gone",
+    )
 
 
 def test_media_pages_fit_a_phone_screen(phone_page: Page, asset: dict[str, Any]) -> None:

@@ -54,14 +54,16 @@ def test_long_task_progress_bar_moves_live_to_100_percent(page: Page) -> None:
     bar = job.get_by_role("progressbar")
 
     expect(job).to_have_attribute("data-state", "running", timeout=10_000)
-    page.wait_for_function("el => el.ariaValueNow > 10 && el.ariaValueNow < 60", arg=bar.element_handle(),
-                           timeout=10_000)
+    page.wait_for_function(
+        "el => el.ariaValueNow > 10 && el.ariaValueNow < 60", arg=bar.element_handle(), timeout=10_000
+    )
     expect(job.locator(".job-stage")).to_have_text(re.compile(r"Stage \d/5"))
     expect(job.locator(".job-eta")).to_have_text(re.compile(r"about .+ left"))
     first = progress_of(job)
     screenshot(page, "jobs-desktop")
-    page.wait_for_function(f"el => +el.getAttribute('aria-valuenow') > {first}", arg=bar.element_handle(),
-                           timeout=5_000)
+    page.wait_for_function(
+        f"el => +el.getAttribute('aria-valuenow') > {first}", arg=bar.element_handle(), timeout=5_000
+    )
 
     expect(bar).to_have_attribute("aria-valuenow", "100", timeout=15_000)
     expect(job.locator(".job-percent")).to_have_text("100 %")
@@ -184,7 +186,9 @@ def test_media_forms_show_errors_next_to_their_fields_for_empty_values(page: Pag
 
 
 def test_server_outage_shows_reconnecting_and_recovers_without_duplicate_rows(
-    page: Page, web_stack: Stack, api: httpx.Client,
+    page: Page,
+    web_stack: Stack,
+    api: httpx.Client,
 ) -> None:
     long = submit(api, "test.long_task", {"seconds": 20})
     wait_state(api, long["id"], "running")
@@ -225,7 +229,8 @@ def keyed_stack(tmp_path: Path, redis_server: RedisServer) -> Iterator[Stack]:
 
 
 def test_api_key_prompt_unlocks_an_empty_dashboard_and_progress_follows_by_polling(
-    browser: Browser, keyed_stack: Stack,
+    browser: Browser,
+    keyed_stack: Stack,
 ) -> None:
     page, errors = open_page(browser, keyed_stack.api_url, DESKTOP)
     streams: list[str] = []

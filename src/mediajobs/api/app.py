@@ -50,7 +50,9 @@ def create_app(settings: Settings | None = None, *, maintenance: bool = True) ->
             loop.stop()
 
     app = FastAPI(
-        title="mediajobs", version="1", lifespan=lifespan,
+        title="mediajobs",
+        version="1",
+        lifespan=lifespan,
         description="Background media jobs with live progress: import, HLS, masking, cutting, analysis.",
     )
     app.state.settings = settings

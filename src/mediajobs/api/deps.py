@@ -34,6 +34,9 @@ def require_api_key(request: Request) -> None:
     token = token.strip()
     if scheme.lower() == "bearer" and token and any(hmac.compare_digest(token, key) for key in keys):
         return
-    detail = ("missing Authorization header; send 'Authorization: Bearer <key>' with one of MEDIAJOBS_API_KEYS"
-              if not header else "invalid API key; send 'Authorization: Bearer <key>' with a configured key")
+    detail = (
+        "missing Authorization header; send 'Authorization: Bearer <key>' with one of MEDIAJOBS_API_KEYS"
+        if not header
+        else "invalid API key; send 'Authorization: Bearer <key>' with a configured key"
+    )
     raise Problem(401, detail, slug="unauthorized", headers={"WWW-Authenticate": 'Bearer realm="mediajobs"'})

@@ -36,12 +36,17 @@ def replay(db: Database, scope: str, key: str | None) -> JSONResponse | None:
         return JSONResponse(row.body, status_code=row.status_code, headers=headers)
 
 
-def remember(session: Session, scope: str, key: str | None, *, status: int, body: Any, location: str | None) -> None:
+def remember(
+    session: Session, scope: str, key: str | None, *, status: int, body: Any, location: str | None
+) -> None:
     if key is None:
         return
     stale = session.get(IdempotencyKey, (scope, key))
     if stale is not None:  # expired (replay() found none live); the key may be used afresh
         session.delete(stale)
         session.flush()
-    session.add(IdempotencyKey(scope=scope, key=key, status_code=status, body=body, location=location,
-                               created_at=utcnow()))
+    session.add(
+        IdempotencyKey(
+            scope=scope, key=key, status_code=status, body=body, location=location, created_at=utcnow()
+        )
+    )

@@ -24,7 +24,9 @@ class BodyLimit:
         for name, value in scope.get("headers", []):
             if name == b"content-length" and value.isdigit() and int(value) > limit:
                 response = problem_response(
-                    413, f"request body of {int(value)} bytes is over the limit of {limit} bytes", slug="too-large"
+                    413,
+                    f"request body of {int(value)} bytes is over the limit of {limit} bytes",
+                    slug="too-large",
                 )
                 await response(scope, receive, send)
                 return

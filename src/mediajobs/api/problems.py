@@ -20,8 +20,15 @@ PROBLEM_JSON = "application/problem+json"
 class Problem(Exception):
     """An HTTP error answer with a specific detail (and field errors for 422)."""
 
-    def __init__(self, status: int, detail: str, *, errors: list[dict[str, Any]] | None = None,
-                 slug: str | None = None, headers: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        status: int,
+        detail: str,
+        *,
+        errors: list[dict[str, Any]] | None = None,
+        slug: str | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
         super().__init__(detail)
         self.status = status
         self.detail = detail
@@ -39,9 +46,15 @@ def invalid(loc: list[str | int], message: str) -> Problem:
     return Problem(422, f"{'.'.join(str(p) for p in loc)}: {message}", errors=[field_error(loc, message)])
 
 
-def problem_response(status: int, detail: str, *, errors: list[dict[str, Any]] | None = None,
-                     slug: str | None = None, headers: dict[str, str] | None = None,
-                     extra: dict[str, Any] | None = None) -> JSONResponse:
+def problem_response(
+    status: int,
+    detail: str,
+    *,
+    errors: list[dict[str, Any]] | None = None,
+    slug: str | None = None,
+    headers: dict[str, str] | None = None,
+    extra: dict[str, Any] | None = None,
+) -> JSONResponse:
     title = HTTPStatus(status).phrase if status in HTTPStatus._value2member_map_ else "Error"
     body: dict[str, Any] = {
         "type": f"urn:mediajobs:problem:{slug}" if slug else "about:blank",
@@ -65,7 +78,12 @@ def _validation_errors(exc: RequestValidationError) -> list[dict[str, Any]]:
         if err.get("type") == "json_invalid":
             where = ["body"]
             message = f"the body is not valid JSON ({err.get('ctx', {}).get('error', 'syntax error')})"
-        errors.append({**field_error(where or ["body"], message, err.get("type", "value_error")), "in": loc[0] if loc else "body"})
+        errors.append(
+            {
+                **field_error(where or ["body"], message, err.get("type", "value_error")),
+                "in": loc[0] if loc else "body",
+            }
+        )
     return errors
 
 

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
+from typing import Any
 
 from fastapi import Request
 from python_multipart.multipart import MultipartParser, parse_options_header
@@ -26,7 +27,7 @@ class Stored:
 async def _multipart_file(request: Request, boundary: bytes, meta: dict[str, str]) -> AsyncIterator[bytes]:
     """The bytes of the form's `file` field, parsed as they arrive (nothing is spooled)."""
     pending: list[bytes] = []
-    state = {"in_file": False, "seen_file": False, "header": b"", "headers": {}}
+    state: dict[str, Any] = {"in_file": False, "seen_file": False, "header": b"", "headers": {}}
 
     def on_part_begin() -> None:
         state["headers"] = {}
@@ -54,10 +55,17 @@ async def _multipart_file(request: Request, boundary: bytes, meta: dict[str, str
     def on_part_end() -> None:
         state["in_file"] = False
 
-    parser = MultipartParser(boundary, {
-        "on_part_begin": on_part_begin, "on_header_field": on_header_field, "on_header_value": on_header_value,
-        "on_headers_finished": on_headers_finished, "on_part_data": on_part_data, "on_part_end": on_part_end,
-    })
+    parser = MultipartParser(
+        boundary,
+        {
+            "on_part_begin": on_part_begin,
+            "on_header_field": on_header_field,
+            "on_header_value": on_header_value,
+            "on_headers_finished": on_headers_finished,
+            "on_part_data": on_part_data,
+            "on_part_end": on_part_end,
+        },
+    )
     async for chunk in request.stream():
         parser.write(chunk)
         if pending:
@@ -70,13 +78,23 @@ async def _multipart_file(request: Request, boundary: bytes, meta: dict[str, str
         raise invalid(["file"], "the multipart form has no field named 'file'")
 
 
-async def store_upload(request: Request, storage: Storage, *, key_for: callable, max_bytes: int,  # type: ignore[valid-type]
-                       filename: str | None) -> Stored:
-    """Stream the request body to storage; 413 over `max_bytes`, 422 when empty; nothing is left on failure."""
+async def store_upload(
+    request: Request,
+    storage: Storage,
+    *,
+    key_for: Callable[[str], str],
+    max_bytes: int,
+    filename: str | None,
+) -> Stored:
+    """Stream the body to storage: 413 over `max_bytes`, 422 when empty, nothing left on failure."""
     length = request.headers.get("content-length")
     if length and length.isdigit() and int(length) > max_bytes:
-        raise Problem(413, f"the upload of {int(length)} bytes is over the limit of {max_bytes} bytes "
-                           "(MEDIAJOBS_MAX_UPLOAD_BYTES)", slug="too-large")
+        raise Problem(
+            413,
+            f"the upload of {int(length)} bytes is over the limit of {max_bytes} bytes "
+            "(MEDIAJOBS_MAX_UPLOAD_BYTES)",
+            slug="too-large",
+        )
     content_type, options = parse_options_header(request.headers.get("content-type", ""))
     meta = {"filename": filename or "", "content_type": content_type.decode("latin-1")}
     if content_type == b"multipart/form-data":
@@ -93,8 +111,11 @@ async def store_upload(request: Request, storage: Storage, *, key_for: callable,
         async for chunk in body:
             size += len(chunk)
             if size > max_bytes:
-                raise Problem(413, f"the upload is over the limit of {max_bytes} bytes (MEDIAJOBS_MAX_UPLOAD_BYTES)",
-                              slug="too-large")
+                raise Problem(
+                    413,
+                    f"the upload is over the limit of {max_bytes} bytes (MEDIAJOBS_MAX_UPLOAD_BYTES)",
+                    slug="too-large",
+                )
             buffered.append(chunk)
             buffered_size += len(chunk)
             if buffered_size >= CHUNK:
@@ -103,7 +124,9 @@ async def store_upload(request: Request, storage: Storage, *, key_for: callable,
                 await run_in_threadpool(writer.write, b"".join(buffered))
                 buffered, buffered_size = [], 0
         if size == 0:
-            raise invalid(["body"], "the upload is empty; send the file's bytes as the body or a 'file' form field")
+            raise invalid(
+                ["body"], "the upload is empty; send the file's bytes as the body or a 'file' form field"
+            )
         if writer is None:
             writer = storage.open_writer(key_for(filename or meta["filename"]))
         if buffered:

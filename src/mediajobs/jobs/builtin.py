@@ -55,8 +55,10 @@ def long_task(ctx: JobContext, params: LongTaskParams) -> dict[str, object]:
     for index, name in enumerate(STAGES):
         for step in range(steps_per_stage):
             done = index * steps_per_stage + step
-            ctx.progress(100.0 * done / (len(STAGES) * steps_per_stage),
-                         f"Stage {index + 1}/{len(STAGES)}: {name} (step {step + 1}/{steps_per_stage})")
+            ctx.progress(
+                100.0 * done / (len(STAGES) * steps_per_stage),
+                f"Stage {index + 1}/{len(STAGES)}: {name} (step {step + 1}/{steps_per_stage})",
+            )
             ctx.sleep(tick)
     ctx.progress(100.0, "Done")
     return {"stages": list(STAGES)}

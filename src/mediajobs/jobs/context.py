@@ -25,8 +25,17 @@ log = logging.getLogger(__name__)
 class JobContext:
     """Handed to every job handler as its first argument."""
 
-    def __init__(self, *, db: Database, settings: Settings, job_id: str, attempt: int, kind: str,
-                 media_id: str | None, max_attempts: int) -> None:
+    def __init__(
+        self,
+        *,
+        db: Database,
+        settings: Settings,
+        job_id: str,
+        attempt: int,
+        kind: str,
+        media_id: str | None,
+        max_attempts: int,
+    ) -> None:
         self.db = db
         self.settings = settings
         self.job_id = job_id
@@ -47,7 +56,7 @@ class JobContext:
         return self.attempt >= self.max_attempts
 
     def progress(self, percent: float, stage: str | None = None, *, eta_seconds: float | None = None) -> None:
-        """Report progress (0–100, kept monotonic within the attempt) and optionally a new stage text."""
+        """Report progress (0-100, kept monotonic within the attempt) and optionally a new stage text."""
         self.check_cancelled()
         percent = max(self._progress, min(100.0, float(percent)))
         stage_changed = stage is not None and stage != self._stage
@@ -62,8 +71,14 @@ class JobContext:
             self._last_write = now
         if eta_seconds is None:
             eta_seconds = self._estimate_eta(percent, now)
-        service.report_progress(self.db, job_id=self.job_id, attempt=self.attempt, progress=round(percent, 2),
-                                stage=self._stage, eta_seconds=eta_seconds)
+        service.report_progress(
+            self.db,
+            job_id=self.job_id,
+            attempt=self.attempt,
+            progress=round(percent, 2),
+            stage=self._stage,
+            eta_seconds=eta_seconds,
+        )
 
     def stage(self, text: str) -> None:
         self.progress(self._progress, text)

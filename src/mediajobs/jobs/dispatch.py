@@ -40,7 +40,10 @@ class Message:
     def of(cls, job: Job) -> Message:
         kind = registry.get(job.kind) if job.kind in registry else None
         return cls(
-            job_id=job.id, attempt=job.attempt, queue=job.queue, priority=job.priority,
+            job_id=job.id,
+            attempt=job.attempt,
+            queue=job.queue,
+            priority=job.priority,
             soft_time_limit_s=kind.soft_time_limit_s if kind else None,
             time_limit_s=kind.time_limit_s if kind else job.time_limit_s,
         )
@@ -51,9 +54,13 @@ def publish(message: Message) -> None:
     from mediajobs.worker.app import TASK_NAME, get_celery
 
     get_celery().send_task(
-        TASK_NAME, args=[message.job_id, message.attempt], queue=message.queue,
-        priority=9 - message.priority, soft_time_limit=message.soft_time_limit_s,
-        time_limit=message.time_limit_s, retry=False,
+        TASK_NAME,
+        args=[message.job_id, message.attempt],
+        queue=message.queue,
+        priority=9 - message.priority,
+        soft_time_limit=message.soft_time_limit_s,
+        time_limit=message.time_limit_s,
+        retry=False,
     )
 
 
@@ -87,8 +94,12 @@ class Publisher:
             try:
                 service.set_published(self.db, failed, published=False)
             except Exception:
-                log.warning("could not return %d jobs to the outbox; the relay republishes them after "
-                            "republish_after_s", len(failed), exc_info=True)
+                log.warning(
+                    "could not return %d jobs to the outbox; the relay republishes them after "
+                    "republish_after_s",
+                    len(failed),
+                    exc_info=True,
+                )
 
 
 _publishers: dict[int, Publisher] = {}
@@ -103,11 +114,23 @@ def publisher_for(db: Database) -> Publisher:
         return pub
 
 
-def create_and_publish(db: Database, *, kind: str, params: dict[str, Any], priority: int | None = None,
-                       max_attempts: int | None = None, media_id: str | None = None) -> Job:
+def create_and_publish(
+    db: Database,
+    *,
+    kind: str,
+    params: dict[str, Any],
+    priority: int | None = None,
+    max_attempts: int | None = None,
+    media_id: str | None = None,
+) -> Job:
     """Record a job, then hand it to the publisher; the row is committed before any message exists."""
-    job = service.new_job(kind=registry.get(kind), params=params, priority=priority,
-                          max_attempts=max_attempts, media_id=media_id)
+    job = service.new_job(
+        kind=registry.get(kind),
+        params=params,
+        priority=priority,
+        max_attempts=max_attempts,
+        media_id=media_id,
+    )
     with db.write() as session:
         session.add(job)
     publisher_for(db).submit(Message.of(job))
@@ -125,18 +148,22 @@ def relay(db: Database, *, republish_after_s: float = 600.0, limit: int = 500) -
         )
     stale = now - timedelta(seconds=republish_after_s)
     with db.read() as session:
-        pending = list(session.scalars(
-            select(Job)
-            .where(Job.state == states.QUEUED, or_(Job.published_at.is_(None), Job.published_at < stale))
-            .order_by(Job.priority.desc(), Job.created_at)
-            .limit(limit)
-        ))
+        pending = list(
+            session.scalars(
+                select(Job)
+                .where(Job.state == states.QUEUED, or_(Job.published_at.is_(None), Job.published_at < stale))
+                .order_by(Job.priority.desc(), Job.created_at)
+                .limit(limit)
+            )
+        )
     sent: list[tuple[str, int]] = []
     for job in pending:
         try:
             publish(Message.of(job))
         except Exception as exc:
-            log.warning("relay: broker unavailable (%s); %d jobs wait in the outbox", exc, len(pending) - len(sent))
+            log.warning(
+                "relay: broker unavailable (%s); %d jobs wait in the outbox", exc, len(pending) - len(sent)
+            )
             break
         sent.append((job.id, job.attempt))
     service.set_published(db, sent, published=True)

@@ -20,32 +20,59 @@ def reap(db: Database, *, heartbeat_timeout_s: float) -> int:
     now = utcnow()
     cutoff = now - timedelta(seconds=heartbeat_timeout_s)
     with db.read() as session:
-        stale = list(session.scalars(
-            select(Job).where(Job.state == states.RUNNING, Job.heartbeat_at < cutoff).limit(200)
-        ))
+        stale = list(
+            session.scalars(
+                select(Job).where(Job.state == states.RUNNING, Job.heartbeat_at < cutoff).limit(200)
+            )
+        )
     handled = 0
     for job in stale:
         ended: Job | None = None
         if job.cancel_requested:
-            ended = service.finish(db, job_id=job.id, attempt=job.attempt, state=states.CANCELLED,
-                                   error={"code": "cancelled", "message": "cancelled; its worker vanished"})
-        elif job.started_at and job.time_limit_s and job.started_at + timedelta(seconds=job.time_limit_s) < now:
-            ended = service.finish(db, job_id=job.id, attempt=job.attempt, state=states.FAILED, error={
-                "code": "timeout", "message": f"ran past its time limit of {job.time_limit_s:g} s"})
+            ended = service.finish(
+                db,
+                job_id=job.id,
+                attempt=job.attempt,
+                state=states.CANCELLED,
+                error={"code": "cancelled", "message": "cancelled; its worker vanished"},
+            )
+        elif (
+            job.started_at and job.time_limit_s and job.started_at + timedelta(seconds=job.time_limit_s) < now
+        ):
+            ended = service.finish(
+                db,
+                job_id=job.id,
+                attempt=job.attempt,
+                state=states.FAILED,
+                error={"code": "timeout", "message": f"ran past its time limit of {job.time_limit_s:g} s"},
+            )
         elif job.attempt < job.max_attempts:
             with db.write() as session:
-                lost = {"code": "worker_lost",
-                        "message": f"attempt {job.attempt} lost its worker ({job.worker}); re-queued"}
+                lost = {
+                    "code": "worker_lost",
+                    "message": f"attempt {job.attempt} lost its worker ({job.worker}); re-queued",
+                }
                 if service.requeue(session, job, error=lost):
                     handled += 1
-                    log.warning("reaper: job %s lost its worker %s; re-queued as attempt %d",
-                                job.id, job.worker, job.attempt + 1)
+                    log.warning(
+                        "reaper: job %s lost its worker %s; re-queued as attempt %d",
+                        job.id,
+                        job.worker,
+                        job.attempt + 1,
+                    )
             continue
         else:
-            ended = service.finish(db, job_id=job.id, attempt=job.attempt, state=states.FAILED, error={
-                "code": "worker_lost",
-                "message": f"its worker ({job.worker}) vanished on the last attempt ({job.attempt} of "
-                           f"{job.max_attempts})"})
+            ended = service.finish(
+                db,
+                job_id=job.id,
+                attempt=job.attempt,
+                state=states.FAILED,
+                error={
+                    "code": "worker_lost",
+                    "message": f"its worker ({job.worker}) vanished on the last attempt ({job.attempt} of "
+                    f"{job.max_attempts})",
+                },
+            )
         if ended is not None:
             handled += 1
             log.warning("reaper: job %s ended %s (%s)", job.id, ended.state, (ended.error or {}).get("code"))
@@ -55,4 +82,6 @@ def reap(db: Database, *, heartbeat_timeout_s: float) -> int:
 
 def purge_idempotency_keys(db: Database, *, max_age_s: float = 86400) -> None:
     with db.write() as session:
-        session.execute(delete(IdempotencyKey).where(IdempotencyKey.created_at < utcnow() - timedelta(seconds=max_age_s)))
+        session.execute(
+            delete(IdempotencyKey).where(IdempotencyKey.created_at < utcnow() - timedelta(seconds=max_age_s))
+        )

@@ -1,4 +1,4 @@
-"""The registry of job kinds: what a kind is called, where it runs, what it accepts and how long it may take."""
+"""The registry of job kinds: their names, queues, params and time limits."""
 
 from __future__ import annotations
 

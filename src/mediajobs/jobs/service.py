@@ -31,14 +31,34 @@ def parse_id(value: str) -> str | None:
         return None
 
 
-def new_job(*, kind: Kind, params: dict[str, Any], priority: int | None = None,
-            max_attempts: int | None = None, media_id: str | None = None) -> Job:
+def new_job(
+    *,
+    kind: Kind,
+    params: dict[str, Any],
+    priority: int | None = None,
+    max_attempts: int | None = None,
+    media_id: str | None = None,
+) -> Job:
     now = utcnow()
     return Job(
-        id=str(uuid.uuid4()), kind=kind.name, state=states.QUEUED, params=params, progress=0.0, stage="",
-        eta_seconds=None, attempt=1, max_attempts=max_attempts or kind.max_attempts, queue=kind.queue,
-        priority=kind.priority if priority is None else priority, media_id=media_id, result=None, error=None,
-        cancel_requested=False, created_at=now, updated_at=now, time_limit_s=kind.time_limit_s,
+        id=str(uuid.uuid4()),
+        kind=kind.name,
+        state=states.QUEUED,
+        params=params,
+        progress=0.0,
+        stage="",
+        eta_seconds=None,
+        attempt=1,
+        max_attempts=max_attempts or kind.max_attempts,
+        queue=kind.queue,
+        priority=kind.priority if priority is None else priority,
+        media_id=media_id,
+        result=None,
+        error=None,
+        cancel_requested=False,
+        created_at=now,
+        updated_at=now,
+        time_limit_s=kind.time_limit_s,
         # Claimed by the fast path, which publishes right after the commit and clears this if it cannot.
         published_at=now,
     )
@@ -56,7 +76,7 @@ def get_job(db: Database, job_id: str) -> Job:
 
 @dataclass
 class Page:
-    items: list[Job]
+    items: list[Any]
     next_cursor: str | None
 
 
@@ -73,8 +93,15 @@ def decode_cursor(cursor: str) -> tuple[datetime, str]:
         raise ValueError("cursor is not one this API returned; start again without it") from exc
 
 
-def list_jobs(db: Database, *, state: str | None = None, kind: str | None = None, media_id: str | None = None,
-              limit: int = 50, cursor: str | None = None) -> Page:
+def list_jobs(
+    db: Database,
+    *,
+    state: str | None = None,
+    kind: str | None = None,
+    media_id: str | None = None,
+    limit: int = 50,
+    cursor: str | None = None,
+) -> Page:
     query = select(Job)
     if state:
         query = query.where(Job.state == state)
@@ -84,7 +111,9 @@ def list_jobs(db: Database, *, state: str | None = None, kind: str | None = None
         query = query.where(Job.media_id == media_id)
     if cursor:
         created_at, row_id = decode_cursor(cursor)
-        query = query.where(or_(Job.created_at < created_at, and_(Job.created_at == created_at, Job.id < row_id)))
+        query = query.where(
+            or_(Job.created_at < created_at, and_(Job.created_at == created_at, Job.id < row_id))
+        )
     query = query.order_by(Job.created_at.desc(), Job.id.desc()).limit(limit + 1)
     with db.read() as session:
         rows = list(session.scalars(query))
@@ -99,7 +128,7 @@ def _update(session: Session, job_id: str, *conditions: Any, **values: Any) -> b
     return bool(result.rowcount)  # type: ignore[attr-defined]
 
 
-_TABLE = Job.__table__
+_TABLE: Any = Job.__table__
 
 
 @functools.lru_cache(maxsize=64)
@@ -111,19 +140,28 @@ def _move_statement(names: tuple[str, ...]) -> Any:
     columns = _TABLE.c
     return (
         update(_TABLE)
-        .where(columns.id == bindparam("w_id"), columns.state.in_(bindparam("w_states", expanding=True)),
-               columns.attempt == bindparam("w_attempt"))
+        .where(
+            columns.id == bindparam("w_id"),
+            columns.state.in_(bindparam("w_states", expanding=True)),
+            columns.attempt == bindparam("w_attempt"),
+        )
         .values({name: bindparam(f"v_{name}", type_=columns[name].type) for name in names})
         .returning(*columns)
     )
 
 
-def _move(session: Session, job_id: str, attempt: int, from_states: tuple[str, ...], **values: Any) -> Job | None:
+def _move(
+    session: Session, job_id: str, attempt: int, from_states: tuple[str, ...], **values: Any
+) -> Job | None:
     """A conditional move of one job and the row as it is afterwards, in one statement."""
     values.setdefault("updated_at", utcnow())
     names = tuple(sorted(values))
-    params = {"w_id": job_id, "w_states": list(from_states), "w_attempt": attempt,
-              **{f"v_{name}": values[name] for name in names}}
+    params = {
+        "w_id": job_id,
+        "w_states": list(from_states),
+        "w_attempt": attempt,
+        **{f"v_{name}": values[name] for name in names},
+    }
     row = session.execute(_move_statement(names), params).first()
     return Job(**row._mapping) if row is not None else None
 
@@ -132,15 +170,36 @@ def start(db: Database, *, job_id: str, attempt: int, worker: str) -> Job | None
     """queued → running for this attempt; None if the job was cancelled, already started or superseded."""
     now = utcnow()
     with db.write() as session:
-        return _move(session, job_id, attempt, (states.QUEUED,), state=states.RUNNING, started_at=now,
-                     heartbeat_at=now, worker=worker, progress=0.0, stage="", eta_seconds=None, error=None)
+        return _move(
+            session,
+            job_id,
+            attempt,
+            (states.QUEUED,),
+            state=states.RUNNING,
+            started_at=now,
+            heartbeat_at=now,
+            worker=worker,
+            progress=0.0,
+            stage="",
+            eta_seconds=None,
+            error=None,
+        )
 
 
-def report_progress(db: Database, *, job_id: str, attempt: int, progress: float, stage: str,
-                    eta_seconds: float | None) -> None:
+def report_progress(
+    db: Database, *, job_id: str, attempt: int, progress: float, stage: str, eta_seconds: float | None
+) -> None:
     with db.write() as session:
-        _update(session, job_id, Job.state == states.RUNNING, Job.attempt == attempt,
-                progress=progress, stage=stage[:500], eta_seconds=eta_seconds, heartbeat_at=utcnow())
+        _update(
+            session,
+            job_id,
+            Job.state == states.RUNNING,
+            Job.attempt == attempt,
+            progress=progress,
+            stage=stage[:500],
+            eta_seconds=eta_seconds,
+            heartbeat_at=utcnow(),
+        )
 
 
 def heartbeat(db: Database, *, job_id: str, attempt: int) -> None:
@@ -153,8 +212,16 @@ def cancel_requested(db: Database, *, job_id: str) -> bool:
         return bool(session.scalar(select(Job.cancel_requested).where(Job.id == job_id)))
 
 
-def finish(db: Database, *, job_id: str, attempt: int, state: str, result: Any = None,
-           error: dict[str, str] | None = None, from_states: tuple[str, ...] = (states.RUNNING,)) -> Job | None:
+def finish(
+    db: Database,
+    *,
+    job_id: str,
+    attempt: int,
+    state: str,
+    result: Any = None,
+    error: dict[str, str] | None = None,
+    from_states: tuple[str, ...] = (states.RUNNING,),
+) -> Job | None:
     """Move the job to a terminal state; None if someone else already moved it."""
     values: dict[str, Any] = {"state": state, "finished_at": utcnow(), "eta_seconds": None, "error": error}
     if state == states.SUCCEEDED:
@@ -167,18 +234,37 @@ def schedule_retry(db: Database, *, job_id: str, attempt: int, error: dict[str, 
     """running → retrying as the next attempt, to be published by the relay after `delay_s`."""
     with db.write() as session:
         return _update(
-            session, job_id, Job.state == states.RUNNING, Job.attempt == attempt,
-            state=states.RETRYING, attempt=attempt + 1, run_after=utcnow() + timedelta(seconds=delay_s),
-            published_at=None, error=error, eta_seconds=None, worker=None,
+            session,
+            job_id,
+            Job.state == states.RUNNING,
+            Job.attempt == attempt,
+            state=states.RETRYING,
+            attempt=attempt + 1,
+            run_after=utcnow() + timedelta(seconds=delay_s),
+            published_at=None,
+            error=error,
+            eta_seconds=None,
+            worker=None,
         )
 
 
 def requeue(session: Session, job: Job, *, error: dict[str, str] | None) -> bool:
     """running → queued as the next attempt (after its worker vanished)."""
     return _update(
-        session, job.id, Job.state == states.RUNNING, Job.attempt == job.attempt,
-        state=states.QUEUED, attempt=job.attempt + 1, published_at=None, run_after=None, worker=None,
-        started_at=None, progress=0.0, stage="", eta_seconds=None, error=error,
+        session,
+        job.id,
+        Job.state == states.RUNNING,
+        Job.attempt == job.attempt,
+        state=states.QUEUED,
+        attempt=job.attempt + 1,
+        published_at=None,
+        run_after=None,
+        worker=None,
+        started_at=None,
+        progress=0.0,
+        stage="",
+        eta_seconds=None,
+        error=error,
     )
 
 
@@ -188,11 +274,24 @@ def request_cancel(db: Database, job_id: str) -> tuple[Job, bool]:
     now = utcnow()
     error = {"code": "cancelled", "message": "cancelled by request before it started"}
     with db.write() as session:
-        if _update(session, job.id, Job.state.in_((states.QUEUED, states.RETRYING)),
-                   state=states.CANCELLED, cancel_requested=True, finished_at=now, eta_seconds=None, error=error):
+        if _update(
+            session,
+            job.id,
+            Job.state.in_((states.QUEUED, states.RETRYING)),
+            state=states.CANCELLED,
+            cancel_requested=True,
+            finished_at=now,
+            eta_seconds=None,
+            error=error,
+        ):
             return session.get(Job, job.id) or job, True
-        if _update(session, job.id, Job.state == states.RUNNING, Job.cancel_requested.is_(False),
-                   cancel_requested=True):
+        if _update(
+            session,
+            job.id,
+            Job.state == states.RUNNING,
+            Job.cancel_requested.is_(False),
+            cancel_requested=True,
+        ):
             return session.get(Job, job.id) or job, True
         current = session.get(Job, job.id) or job
         return current, current.state not in states.TERMINAL
@@ -205,10 +304,24 @@ def retry(db: Database, job_id: str) -> Job:
         raise Conflict(f"job {job.id} is {job.state}; only failed or cancelled jobs can be retried")
     with db.write() as session:
         won = _update(
-            session, job.id, Job.state == job.state, Job.attempt == job.attempt,
-            state=states.QUEUED, attempt=job.attempt + 1, max_attempts=max(job.max_attempts, job.attempt + 1),
-            progress=0.0, stage="", eta_seconds=None, result=None, error=None, cancel_requested=False,
-            started_at=None, finished_at=None, published_at=utcnow(), run_after=None, worker=None,
+            session,
+            job.id,
+            Job.state == job.state,
+            Job.attempt == job.attempt,
+            state=states.QUEUED,
+            attempt=job.attempt + 1,
+            max_attempts=max(job.max_attempts, job.attempt + 1),
+            progress=0.0,
+            stage="",
+            eta_seconds=None,
+            result=None,
+            error=None,
+            cancel_requested=False,
+            started_at=None,
+            finished_at=None,
+            published_at=utcnow(),
+            run_after=None,
+            worker=None,
         )
         if not won:
             raise Conflict(f"job {job.id} changed while retrying it; look at it again")

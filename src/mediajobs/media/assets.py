@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import threading
 import uuid
+from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import and_, delete, or_, select, update
@@ -17,7 +18,12 @@ from mediajobs.jobs.service import Page, decode_cursor, encode_cursor, parse_id
 from mediajobs.storage import Storage, open_storage
 
 PENDING, IMPORTING, PROCESSING, READY, FAILED, DELETING = (
-    "pending", "importing", "processing", "ready", "failed", "deleting",
+    "pending",
+    "importing",
+    "processing",
+    "ready",
+    "failed",
+    "deleting",
 )
 STATES = (PENDING, IMPORTING, PROCESSING, READY, FAILED, DELETING)
 PIPELINE_STEPS = ("hls", "thumbnail")
@@ -53,14 +59,30 @@ def storage_for(settings: Settings) -> Storage:
         return _storages[key]
 
 
-def new_media(*, source: dict[str, Any], state: str = PENDING, parent_id: str | None = None,
-              pipeline: list[str] | None = None, original: dict[str, Any] | None = None,
-              media_id: str | None = None) -> Media:
+def new_media(
+    *,
+    source: dict[str, Any],
+    state: str = PENDING,
+    parent_id: str | None = None,
+    pipeline: Sequence[str] | None = None,
+    original: dict[str, Any] | None = None,
+    media_id: str | None = None,
+) -> Media:
     now = utcnow()
     return Media(
-        id=media_id or str(uuid.uuid4()), state=state, source=source, parent_id=parent_id, original=original,
-        probe=None, hls=None, thumbnail=None, error=None, pipeline=pipeline if pipeline is not None else DEFAULT_PIPELINE,
-        extra={}, created_at=now, updated_at=now,
+        id=media_id or str(uuid.uuid4()),
+        state=state,
+        source=source,
+        parent_id=parent_id,
+        original=original,
+        probe=None,
+        hls=None,
+        thumbnail=None,
+        error=None,
+        pipeline=list(pipeline) if pipeline is not None else DEFAULT_PIPELINE,
+        extra={},
+        created_at=now,
+        updated_at=now,
     )
 
 
@@ -81,9 +103,9 @@ def find_media(db: Database, media_id: str) -> Media | None:
 
 def job_ids(db: Database, media_id: str) -> list[str]:
     with db.read() as session:
-        return list(session.scalars(
-            select(Job.id).where(Job.media_id == media_id).order_by(Job.created_at, Job.id)
-        ))
+        return list(
+            session.scalars(select(Job.id).where(Job.media_id == media_id).order_by(Job.created_at, Job.id))
+        )
 
 
 def unfinished_jobs(db: Database, media_id: str, *, excluding: str | None = None) -> list[Job]:
@@ -94,8 +116,9 @@ def unfinished_jobs(db: Database, media_id: str, *, excluding: str | None = None
         return list(session.scalars(query))
 
 
-def list_media(db: Database, *, state: str | None, limit: int, cursor: str | None,
-               parent_id: str | None = None) -> Page:
+def list_media(
+    db: Database, *, state: str | None, limit: int, cursor: str | None, parent_id: str | None = None
+) -> Page:
     query = select(Media)
     if state:
         query = query.where(Media.state == state)
@@ -103,18 +126,20 @@ def list_media(db: Database, *, state: str | None, limit: int, cursor: str | Non
         query = query.where(Media.parent_id == parent_id)
     if cursor:
         created_at, row_id = decode_cursor(cursor)
-        query = query.where(or_(Media.created_at < created_at,
-                                and_(Media.created_at == created_at, Media.id < row_id)))
+        query = query.where(
+            or_(Media.created_at < created_at, and_(Media.created_at == created_at, Media.id < row_id))
+        )
     query = query.order_by(Media.created_at.desc(), Media.id.desc()).limit(limit + 1)
     with db.read() as session:
         rows = list(session.scalars(query))
     more = len(rows) > limit
     rows = rows[:limit]
-    return Page(rows, encode_cursor(rows[-1].created_at, rows[-1].id) if more and rows else None)  # type: ignore[arg-type]
+    return Page(rows, encode_cursor(rows[-1].created_at, rows[-1].id) if more and rows else None)
 
 
-def update_media(db: Database, media_id: str, *, only_from: tuple[str, ...] | None = None,
-                 **values: Any) -> bool:
+def update_media(
+    db: Database, media_id: str, *, only_from: tuple[str, ...] | None = None, **values: Any
+) -> bool:
     """Change an asset's fields; with `only_from`, only while it is in one of those states."""
     values.setdefault("updated_at", utcnow())
     with db.write() as session:
@@ -140,17 +165,29 @@ def public(media: Media, *, jobs: list[str], base_url: str) -> dict[str, Any]:
         hls = {
             "master_url": file_url(base_url, media.id, f"{root}/{media.hls['master']}"),
             "variants": [
-                {"height": v.get("height"), "width": v.get("width"), "bandwidth": v.get("bandwidth"),
-                 "url": file_url(base_url, media.id, f"{root}/{v['path']}")}
+                {
+                    "height": v.get("height"),
+                    "width": v.get("width"),
+                    "bandwidth": v.get("bandwidth"),
+                    "url": file_url(base_url, media.id, f"{root}/{v['path']}"),
+                }
                 for v in media.hls.get("variants", [])
             ],
         }
     stamp = lambda value: value.isoformat().replace("+00:00", "Z") if value else None  # noqa: E731
     return {
-        "id": media.id, "state": media.state, "source": media.source, "parent_id": media.parent_id,
-        "original": media.original, "probe": media.probe, "hls": hls,
+        "id": media.id,
+        "state": media.state,
+        "source": media.source,
+        "parent_id": media.parent_id,
+        "original": media.original,
+        "probe": media.probe,
+        "hls": hls,
         "thumbnail_url": file_url(base_url, media.id, media.thumbnail) if media.thumbnail else None,
-        "error": media.error, "jobs": jobs, "pipeline": media.pipeline,
+        "error": media.error,
+        "jobs": jobs,
+        "pipeline": media.pipeline,
         "thumbnail_error": (media.extra or {}).get("thumbnail_error"),
-        "created_at": stamp(media.created_at), "updated_at": stamp(media.updated_at),
+        "created_at": stamp(media.created_at),
+        "updated_at": stamp(media.updated_at),
     }

@@ -29,7 +29,7 @@ HOUR = 3600.0
 
 
 class Phase:
-    """Maps a step's 0..1 fraction onto a slice of the job's 0–100 % with one stage text."""
+    """Maps a step's 0..1 fraction onto a slice of the job's 0-100 % with one stage text."""
 
     def __init__(self, ctx: JobContext, start: float, end: float, stage: str) -> None:
         self.ctx, self.start, self.end, self.stage = ctx, start, end, stage
@@ -75,7 +75,7 @@ class ImportParams(BaseModel):
 
 
 def _media_ended(job: Job) -> None:
-    """A media job ended: an asset whose pipeline stopped short is failed (or, if it has a stream, stays ready)."""
+    """A media job ended short: its asset fails, or stays ready when it already has a stream."""
     if job.state == states.SUCCEEDED or job.media_id is None:
         return
     db = get_db(get_settings().effective_database_url)
@@ -84,32 +84,62 @@ def _media_ended(job: Job) -> None:
         return
     error = job.error or {"code": "internal", "message": "the job ended without a result"}
     if media.hls and media.state == assets.PROCESSING:
-        assets.update_media(db, media.id, only_from=(assets.PROCESSING,), state=assets.READY,
-                            extra={**(media.extra or {}), "last_error": error})
+        assets.update_media(
+            db,
+            media.id,
+            only_from=(assets.PROCESSING,),
+            state=assets.READY,
+            extra={**(media.extra or {}), "last_error": error},
+        )
         return
-    assets.update_media(db, media.id, only_from=(assets.PENDING, assets.IMPORTING, assets.PROCESSING),
-                        state=assets.FAILED, error=error)
+    assets.update_media(
+        db,
+        media.id,
+        only_from=(assets.PENDING, assets.IMPORTING, assets.PROCESSING),
+        state=assets.FAILED,
+        error=error,
+    )
 
 
-@job_kind("media.import", params=ImportParams, queue="io", soft_time_limit_s=4 * HOUR, public=False,
-          on_end=_media_ended)
+@job_kind(
+    "media.import",
+    params=ImportParams,
+    queue="io",
+    soft_time_limit_s=4 * HOUR,
+    public=False,
+    on_end=_media_ended,
+)
 def import_media(ctx: JobContext, params: ImportParams) -> dict[str, Any]:
     """Download the source with yt-dlp, store it, then hand it to the processing pipeline."""
     media = _media(ctx)
-    assets.update_media(ctx.db, media.id, only_from=(assets.PENDING, assets.IMPORTING), state=assets.IMPORTING)
+    assets.update_media(
+        ctx.db, media.id, only_from=(assets.PENDING, assets.IMPORTING), state=assets.IMPORTING
+    )
     ctx.progress(0, "Resolving the URL")
 
     def on_download(done: int, total: int | None, speed: float | None, eta: float | None) -> None:
         percent = 90.0 * done / total if total else 0.0
         ctx.progress(percent, f"Downloading {_mb(done)} of {_mb(total)} at {_mb(speed)}/s", eta_seconds=eta)
 
-    got = ytdlp.download(params.url, ctx.temp_dir / "download", max_bytes=ctx.settings.max_upload_bytes,
-                         allow_private=ctx.settings.import_allow_private, on_progress=on_download)
+    got = ytdlp.download(
+        params.url,
+        ctx.temp_dir / "download",
+        max_bytes=ctx.settings.max_upload_bytes,
+        allow_private=ctx.settings.import_allow_private,
+        on_progress=on_download,
+    )
     ctx.progress(90, "Storing the original")
     original = _store_original(ctx, media.id, got.path, got.filename)
     info = probe(got.path)
-    assets.update_media(ctx.db, media.id, only_from=(assets.IMPORTING,), state=assets.PROCESSING,
-                        original=original, probe=info.public(), source={**media.source, "title": got.title})
+    assets.update_media(
+        ctx.db,
+        media.id,
+        only_from=(assets.IMPORTING,),
+        state=assets.PROCESSING,
+        original=original,
+        probe=info.public(),
+        source={**media.source, "title": got.title},
+    )
     ctx.progress(100, "Imported")
     job_id = ctx.enqueue("media.process", {"pipeline": media.pipeline or []})
     return {"media_id": media.id, "size": original["size"], "process_job": job_id}
@@ -121,13 +151,21 @@ class ProcessParams(BaseModel):
     reprocess: bool = False
 
 
-@job_kind("media.process", params=ProcessParams, queue="cpu", soft_time_limit_s=6 * HOUR, public=False,
-          on_end=_media_ended)
+@job_kind(
+    "media.process",
+    params=ProcessParams,
+    queue="cpu",
+    soft_time_limit_s=6 * HOUR,
+    public=False,
+    on_end=_media_ended,
+)
 def process_media(ctx: JobContext, params: ProcessParams) -> dict[str, Any]:
     """Probe the original, build the HLS ladder and the thumbnail, then swap them in."""
     media = _media(ctx)
     if not params.reprocess:
-        assets.update_media(ctx.db, media.id, only_from=(assets.PENDING, assets.PROCESSING), state=assets.PROCESSING)
+        assets.update_media(
+            ctx.db, media.id, only_from=(assets.PENDING, assets.PROCESSING), state=assets.PROCESSING
+        )
     src = _fetch_original(ctx, media)
     ctx.progress(2, "Probing")
     info = probe(src)
@@ -139,30 +177,49 @@ def process_media(ctx: JobContext, params: ProcessParams) -> dict[str, Any]:
     if "thumbnail" in params.pipeline:
         thumbnail, thumbnail_error = _thumbnail(ctx, media.id, src, info, version, work)
     ctx.check_cancelled()
-    old = [p for p, new in ((media.hls and media.hls["path"], hls and hls["path"]),
-                            (media.thumbnail, thumbnail)) if p and p != new]
-    assets.update_media(ctx.db, media.id, only_from=(assets.PROCESSING, assets.READY), state=assets.READY,
-                        probe=info.public(), hls=hls, thumbnail=thumbnail, error=None,
-                        extra={**(media.extra or {}), "thumbnail_error": thumbnail_error})
+    old = [
+        p
+        for p, new in ((media.hls and media.hls["path"], hls and hls["path"]), (media.thumbnail, thumbnail))
+        if p and p != new
+    ]
+    assets.update_media(
+        ctx.db,
+        media.id,
+        only_from=(assets.PROCESSING, assets.READY),
+        state=assets.READY,
+        probe=info.public(),
+        hls=hls,
+        thumbnail=thumbnail,
+        error=None,
+        extra={**(media.extra or {}), "thumbnail_error": thumbnail_error},
+    )
     if old:
         # Players that loaded the old playlists keep fetching its segments for a while: remove them later.
-        ctx.enqueue("media.cleanup", {"paths": old, "not_before": time.time() + ctx.settings.hls_swap_grace_s})
+        ctx.enqueue(
+            "media.cleanup", {"paths": old, "not_before": time.time() + ctx.settings.hls_swap_grace_s}
+        )
     ctx.progress(100, "Ready")
     return {"media_id": media.id, "hls": hls, "thumbnail": thumbnail, "thumbnail_error": thumbnail_error}
 
 
 def _hls(ctx: JobContext, media_id: str, src: Path, info: Probe, version: str, out: Path) -> dict[str, Any]:
     names = ", ".join(r.name for r in plan_ladder(info)) or "audio"
-    result = transcode_hls(src, out, info, threads=ctx.settings.effective_ffmpeg_threads,
-                           on_progress=Phase(ctx, 3, 92, f"Transcoding to HLS ({names})"))
+    result = transcode_hls(
+        src,
+        out,
+        info,
+        threads=ctx.settings.effective_ffmpeg_threads,
+        on_progress=Phase(ctx, 3, 92, f"Transcoding to HLS ({names})"),
+    )
     ctx.progress(92, "Uploading the HLS stream")
     path = f"hls/{version}"
     assets.storage_for(ctx.settings).put_dir(f"{assets.prefix(media_id)}{path}/", out)
     return {"path": path, "master": result.master, "variants": result.variants}
 
 
-def _thumbnail(ctx: JobContext, media_id: str, src: Path, info: Probe, version: str,
-               work: Path) -> tuple[str | None, dict[str, str] | None]:
+def _thumbnail(
+    ctx: JobContext, media_id: str, src: Path, info: Probe, version: str, work: Path
+) -> tuple[str | None, dict[str, str] | None]:
     """A thumbnail, or the reason there is none; it never fails the asset."""
     ctx.progress(96, "Making the thumbnail")
     try:
@@ -170,8 +227,9 @@ def _thumbnail(ctx: JobContext, media_id: str, src: Path, info: Probe, version: 
             raise PermanentError("the source has no video stream", code="no_video")
         local = make_thumbnail(src, work / "thumbnail.jpg", info)
         path = f"thumbnail/{version}.jpg"
-        assets.storage_for(ctx.settings).put_file(f"{assets.prefix(media_id)}{path}", local,
-                                                  content_type="image/jpeg")
+        assets.storage_for(ctx.settings).put_file(
+            f"{assets.prefix(media_id)}{path}", local, content_type="image/jpeg"
+        )
         return path, None
     except MediajobsError as exc:
         if exc.code == "cancelled":
@@ -186,8 +244,9 @@ class CleanupParams(BaseModel):
     not_before: float = 0.0
 
 
-@job_kind("media.cleanup", params=CleanupParams, queue="io", soft_time_limit_s=HOUR, max_attempts=8,
-          public=False)
+@job_kind(
+    "media.cleanup", params=CleanupParams, queue="io", soft_time_limit_s=HOUR, max_attempts=8, public=False
+)
 def cleanup_media(ctx: JobContext, params: CleanupParams) -> dict[str, int]:
     """Remove superseded derived files (after a grace period for players still using them)."""
     wait = params.not_before - time.time()

@@ -1,4 +1,4 @@
-"""Job kinds for operations on a ready asset: mask, remove frames (both make a derived asset), analyze, delete."""
+"""Job kinds for operations on a ready asset: mask and remove frames (new assets), analyze, delete."""
 
 from __future__ import annotations
 
@@ -41,8 +41,9 @@ def _derived_ended(job: Job) -> None:
     if job.state == states.CANCELLED:
         remove_asset(job.media_id)
         return
-    assets.update_media(db, job.media_id, only_from=(assets.PENDING, assets.PROCESSING), state=assets.FAILED,
-                        error=job.error)
+    assets.update_media(
+        db, job.media_id, only_from=(assets.PENDING, assets.PROCESSING), state=assets.FAILED, error=job.error
+    )
 
 
 class RegionParams(BaseModel):
@@ -81,16 +82,29 @@ def _finish_derived(ctx: JobContext, derived: Any, out: Path, filename: str) -> 
     return {"media_id": derived.id, "process_job": job_id}
 
 
-@job_kind("media.mask", params=MaskParams, queue="cpu", soft_time_limit_s=6 * HOUR, public=False,
-          on_end=_derived_ended)
+@job_kind(
+    "media.mask",
+    params=MaskParams,
+    queue="cpu",
+    soft_time_limit_s=6 * HOUR,
+    public=False,
+    on_end=_derived_ended,
+)
 def mask_media(ctx: JobContext, params: MaskParams) -> dict[str, Any]:
     """Blur, black out or pixelate regions into a new asset."""
     derived, src, info = _derive(ctx, params.source_id)
-    regions = clip_regions([Region(**r.model_dump()) for r in params.regions], info.width or 0,
-                           info.height or 0, info.duration)
+    regions = clip_regions(
+        [Region(**r.model_dump()) for r in params.regions], info.width or 0, info.height or 0, info.duration
+    )
     out = ctx.temp_dir / "masked.mp4"
-    apply_mask(src, out, info, regions, threads=ctx.settings.effective_ffmpeg_threads,
-               on_progress=Phase(ctx, 1, 95, f"Masking {len(regions)} region(s)"))
+    apply_mask(
+        src,
+        out,
+        info,
+        regions,
+        threads=ctx.settings.effective_ffmpeg_threads,
+        on_progress=Phase(ctx, 1, 95, f"Masking {len(regions)} region(s)"),
+    )
     return _finish_derived(ctx, derived, out, "masked.mp4")
 
 
@@ -106,15 +120,26 @@ class CutParams(BaseModel):
     ranges: list[RangeParams]
 
 
-@job_kind("media.remove_frames", params=CutParams, queue="cpu", soft_time_limit_s=6 * HOUR, public=False,
-          on_end=_derived_ended)
+@job_kind(
+    "media.remove_frames",
+    params=CutParams,
+    queue="cpu",
+    soft_time_limit_s=6 * HOUR,
+    public=False,
+    on_end=_derived_ended,
+)
 def remove_frames_media(ctx: JobContext, params: CutParams) -> dict[str, Any]:
     """Cut time ranges out into a new asset."""
     derived, src, info = _derive(ctx, params.source_id)
     out = ctx.temp_dir / "cut.mp4"
-    remove_frames(src, out, info, [(r.start, r.end) for r in params.ranges],
-                  threads=ctx.settings.effective_ffmpeg_threads,
-                  on_progress=Phase(ctx, 1, 95, f"Removing {len(params.ranges)} range(s)"))
+    remove_frames(
+        src,
+        out,
+        info,
+        [(r.start, r.end) for r in params.ranges],
+        threads=ctx.settings.effective_ffmpeg_threads,
+        on_progress=Phase(ctx, 1, 95, f"Removing {len(params.ranges)} range(s)"),
+    )
     return _finish_derived(ctx, derived, out, "cut.mp4")
 
 
@@ -127,17 +152,21 @@ def analyze_media(ctx: JobContext, params: NoParams) -> dict[str, Any]:
     """Scenes, black, silence, freezes and loudness of the original."""
     src = _fetch_original(ctx, _media(ctx))
     info = probe(src)
-    return analyze(src, info, threads=ctx.settings.effective_ffmpeg_threads,
-                   on_progress=Phase(ctx, 2, 99, "Analyzing scenes, black, silence, freezes and loudness"))
+    return analyze(
+        src,
+        info,
+        threads=ctx.settings.effective_ffmpeg_threads,
+        on_progress=Phase(ctx, 2, 99, "Analyzing scenes, black, silence, freezes and loudness"),
+    )
 
 
 @job_kind("media.delete", params=NoParams, queue="io", soft_time_limit_s=HOUR, max_attempts=10, public=False)
 def delete_media(ctx: JobContext, params: NoParams) -> dict[str, Any]:
-    """Stop the asset's jobs, remove every object under its prefix, then its record (and its derived files)."""
+    """Stop the asset's jobs, remove every object under its prefix, then its record."""
     assert ctx.media_id is not None
     ctx.progress(5, "Stopping the asset's jobs")
     deadline = time.monotonic() + 60
-    while (pending := assets.unfinished_jobs(ctx.db, ctx.media_id, excluding=ctx.job_id)):
+    while pending := assets.unfinished_jobs(ctx.db, ctx.media_id, excluding=ctx.job_id):
         for job in pending:
             service.request_cancel(ctx.db, job.id)
         if time.monotonic() > deadline:

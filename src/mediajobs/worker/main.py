@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import logging
 import os
@@ -25,10 +26,8 @@ _maintenance: list[Maintenance] = []
 @worker_process_init.connect
 def _child_init(**_: Any) -> None:
     # A pool child must not outlive its worker: an orphan would keep heartbeating a job nobody supervises.
-    try:
+    with contextlib.suppress(OSError):
         ctypes.CDLL("libc.so.6").prctl(1, signal.SIGKILL)
-    except OSError:
-        pass
 
 
 @worker_ready.connect
@@ -47,18 +46,35 @@ def parse_queues(value: str) -> list[str]:
     queues = [q.strip() for q in value.split(",") if q.strip()]
     unknown = [q for q in queues if q not in QUEUES]
     if unknown or not queues:
-        raise ValueError(f"unknown queue(s) {', '.join(unknown) or '(none)'}; choose from {', '.join(QUEUES)}")
+        raise ValueError(
+            f"unknown queue(s) {', '.join(unknown) or '(none)'}; choose from {', '.join(QUEUES)}"
+        )
     return queues
 
 
-def run_worker(*, queues: list[str], concurrency: int, loglevel: str = "INFO", migrate_first: bool = True) -> None:
+def run_worker(
+    *, queues: list[str], concurrency: int, loglevel: str = "INFO", migrate_first: bool = True
+) -> None:
     settings = get_settings()
     if migrate_first:
         migrate(get_db(settings.effective_database_url))
     app = get_celery()
     name = f"{'+'.join(queues)}.{os.getpid()}@{socket.gethostname()}"
-    app.worker_main([
-        "worker", "--queues", ",".join(queues), "--concurrency", str(concurrency), "--pool", "prefork",
-        "--hostname", name, "--loglevel", loglevel, "--without-gossip", "--without-mingle",
-        "--without-heartbeat",
-    ])
+    app.worker_main(
+        [
+            "worker",
+            "--queues",
+            ",".join(queues),
+            "--concurrency",
+            str(concurrency),
+            "--pool",
+            "prefork",
+            "--hostname",
+            name,
+            "--loglevel",
+            loglevel,
+            "--without-gossip",
+            "--without-mingle",
+            "--without-heartbeat",
+        ]
+    )

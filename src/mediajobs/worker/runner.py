@@ -48,10 +48,21 @@ def run_job(job_id: str, attempt: int) -> None:
     db = get_db(settings.effective_database_url)
     job = service.start(db, job_id=job_id, attempt=attempt, worker=worker_name())
     if job is None:
-        log.info("job %s attempt %d is not queued any more (cancelled, done or a duplicate); skipped", job_id, attempt)
+        log.info(
+            "job %s attempt %d is not queued any more (cancelled, done or a duplicate); skipped",
+            job_id,
+            attempt,
+        )
         return
-    ctx = JobContext(db=db, settings=settings, job_id=job.id, attempt=job.attempt, kind=job.kind,
-                     media_id=job.media_id, max_attempts=job.max_attempts)
+    ctx = JobContext(
+        db=db,
+        settings=settings,
+        job_id=job.id,
+        attempt=job.attempt,
+        kind=job.kind,
+        media_id=job.media_id,
+        max_attempts=job.max_attempts,
+    )
     watcher = _watcher()
     watcher.add(ctx)
     try:
@@ -66,13 +77,17 @@ def _execute(ctx: JobContext, job: Job) -> tuple[str, Any, MediajobsError | None
     """Run the handler; returns (state, result, error) without touching the row."""
     try:
         if job.kind not in registry:
-            raise MediajobsError(f"job kind {job.kind!r} is not registered in this worker "
-                                 "(check MEDIAJOBS_KIND_MODULES is the same for API and workers)")
+            raise MediajobsError(
+                f"job kind {job.kind!r} is not registered in this worker "
+                "(check MEDIAJOBS_KIND_MODULES is the same for API and workers)"
+            )
         kind: Kind = registry.get(job.kind)
         try:
             params = kind.params.model_validate(job.params)
         except ValidationError as exc:
-            raise MediajobsError(f"stored params are invalid: {exc.errors()[0]['msg']}", code="invalid_params") from exc
+            raise MediajobsError(
+                f"stored params are invalid: {exc.errors()[0]['msg']}", code="invalid_params"
+            ) from exc
         with process.cancellable(ctx.cancel_event):
             result = kind.handler(ctx, params)
         if ctx.cancel_event.is_set():

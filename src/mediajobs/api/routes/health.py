@@ -29,7 +29,9 @@ def check_parts(request: Request) -> dict[str, str]:
     except Exception as exc:
         checks["database"] = f"unreachable: {type(exc).__name__}: {str(exc).splitlines()[0][:200]}"
     try:
-        client = redis.Redis.from_url(settings.effective_broker_url, socket_connect_timeout=1, socket_timeout=1)
+        client = redis.Redis.from_url(
+            settings.effective_broker_url, socket_connect_timeout=1, socket_timeout=1
+        )
         client.ping()
         client.close()
         checks["broker"] = "ok"
@@ -49,8 +51,9 @@ def readyz(request: Request) -> Any:
     failing = [name for name, result in checks.items() if result != "ok"]
     if failing:
         detail = "; ".join(f"{name} {checks[name]}" for name in failing)
-        return problem_response(503, f"not ready: {detail}", slug="not-ready",
-                                extra={"checks": checks, "failing": failing})
+        return problem_response(
+            503, f"not ready: {detail}", slug="not-ready", extra={"checks": checks, "failing": failing}
+        )
     return JSONResponse({"status": "ok", "checks": checks})
 
 

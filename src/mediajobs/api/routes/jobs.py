@@ -34,21 +34,33 @@ def validate_params(kind_name: str, params: dict[str, Any]) -> None:
     except ValidationError as exc:
         errors = [field_error(["params", *err["loc"]], err["msg"], err["type"]) for err in exc.errors()]
         detail = "; ".join(f"{e['field']}: {e['message']}" for e in errors)
-        raise Problem(422, f"invalid params for {kind_name}: {detail}", errors=errors, slug="validation") from exc
+        raise Problem(
+            422, f"invalid params for {kind_name}: {detail}", errors=errors, slug="validation"
+        ) from exc
 
 
-@router.post("", status_code=202, response_model=JobPublic,
-             responses={422: {"description": "unknown kind or invalid params"}})
+@router.post(
+    "",
+    status_code=202,
+    response_model=JobPublic,
+    responses={422: {"description": "unknown kind or invalid params"}},
+)
 async def create_job(
-    body: JobCreate, db: DbDep, request: Request,
+    body: JobCreate,
+    db: DbDep,
+    request: Request,
     idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key")] = None,
 ) -> JSONResponse:
     key = idempotency.check_key(idempotency_key)
     if key is not None and (replayed := await run_in_threadpool(idempotency.replay, db, SCOPE, key)):
         return replayed
     validate_params(body.kind, body.params)
-    job = service.new_job(kind=registry.get(body.kind), params=body.params, priority=body.priority,
-                          max_attempts=body.max_attempts)
+    job = service.new_job(
+        kind=registry.get(body.kind),
+        params=body.params,
+        priority=body.priority,
+        max_attempts=body.max_attempts,
+    )
     answer, location = public(job), f"/api/v1/jobs/{job.id}"
 
     def insert(session: Session) -> None:
@@ -103,7 +115,10 @@ def retry_job(job_id: str, db: DbDep) -> JSONResponse:
     return JSONResponse(public(job), status_code=202, headers={"Location": f"/api/v1/jobs/{job.id}"})
 
 
-@router.get("/{job_id}/events", response_class=StreamingResponse,
-            responses={200: {"content": {"text/event-stream": {}}}})
+@router.get(
+    "/{job_id}/events",
+    response_class=StreamingResponse,
+    responses={200: {"content": {"text/event-stream": {}}}},
+)
 async def follow_job(job_id: str, db: DbDep, request: Request) -> StreamingResponse:
     return await job_events(request, db, job_id)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Header, Query, Request
@@ -40,7 +41,7 @@ def _jobs_by_media(db: Database, ids: list[str]) -> dict[str, list[str]]:
             for media_id, job_id in session.execute(
                 select(Job.media_id, Job.id).where(Job.media_id.in_(ids)).order_by(Job.created_at, Job.id)
             ):
-                found[media_id].append(job_id)
+                found[str(media_id)].append(job_id)
     return found
 
 
@@ -48,8 +49,17 @@ def _public(request: Request, db: Database, media: Any) -> dict[str, Any]:
     return assets.public(media, jobs=_jobs_by_media(db, [media.id])[media.id], base_url=str(request.base_url))
 
 
-def _create(db: Database, *, media: Any | None, kind: str, params: dict[str, Any], media_id: str,
-            scope: str | None = None, key: str | None = None, answer: Any = None) -> Any:
+def _create(
+    db: Database,
+    *,
+    media: Any | None,
+    kind: str,
+    params: dict[str, Any],
+    media_id: str,
+    scope: str | None = None,
+    key: str | None = None,
+    answer: Any = None,
+) -> Any:
     """Record (asset and) job in one transaction, then publish the job."""
     job = service.new_job(kind=registry.get(kind), params=params, media_id=media_id)
     with db.write() as session:
@@ -58,8 +68,9 @@ def _create(db: Database, *, media: Any | None, kind: str, params: dict[str, Any
         session.add(job)
         if answer is not None:
             session.flush()
-            idempotency.remember(session, scope or "", key, status=202, body=answer(job),
-                                 location=f"/api/v1/media/{media_id}")
+            idempotency.remember(
+                session, scope or "", key, status=202, body=answer(job), location=f"/api/v1/media/{media_id}"
+            )
     publisher_for(db).submit(Message.of(job))
     return job
 
@@ -71,8 +82,13 @@ class ImportCreate(BaseModel):
 
 
 @router.post("/imports", status_code=202)
-def import_media(body: ImportCreate, request: Request, db: DbDep, settings: SettingsDep,
-                 idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key")] = None) -> JSONResponse:
+def import_media(
+    body: ImportCreate,
+    request: Request,
+    db: DbDep,
+    settings: SettingsDep,
+    idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key")] = None,
+) -> JSONResponse:
     scope, key = "POST /api/v1/media/imports", idempotency.check_key(idempotency_key)
     if (replayed := idempotency.replay(db, scope, key)) is not None:
         return replayed
@@ -84,8 +100,16 @@ def import_media(body: ImportCreate, request: Request, db: DbDep, settings: Sett
         pass  # DNS may recover; the import job checks again and fails with a specific code if not
     media = assets.new_media(source={"type": "url", "url": body.url}, pipeline=body.pipeline)
     answer = lambda job: {"media": _answer_media(request, media, [job.id]), "job": job_public(job)}  # noqa: E731
-    job = _create(db, media=media, kind="media.import", params={"url": body.url}, media_id=media.id,
-                  scope=scope, key=key, answer=answer)
+    job = _create(
+        db,
+        media=media,
+        kind="media.import",
+        params={"url": body.url},
+        media_id=media.id,
+        scope=scope,
+        key=key,
+        answer=answer,
+    )
     return JSONResponse(answer(job), status_code=202, headers={"Location": f"/api/v1/media/{media.id}"})
 
 
@@ -94,9 +118,14 @@ def _answer_media(request: Request, media: Any, jobs: list[str]) -> dict[str, An
 
 
 @router.post("/uploads", status_code=202)
-async def upload_media(request: Request, db: DbDep, settings: SettingsDep, filename: str | None = None,
-                       pipeline: str | None = None,
-                       idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key")] = None) -> JSONResponse:
+async def upload_media(
+    request: Request,
+    db: DbDep,
+    settings: SettingsDep,
+    filename: str | None = None,
+    pipeline: str | None = None,
+    idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key")] = None,
+) -> JSONResponse:
     scope, key = "POST /api/v1/media/uploads", idempotency.check_key(idempotency_key)
     if (replayed := await run_in_threadpool(idempotency.replay, db, scope, key)) is not None:
         return replayed
@@ -106,22 +135,44 @@ async def upload_media(request: Request, db: DbDep, settings: SettingsDep, filen
     media = assets.new_media(source={"type": "upload"}, state=assets.PROCESSING, pipeline=steps)
     storage = request.app.state.storage()
     stored = await store_upload(
-        request, storage, max_bytes=settings.max_upload_bytes, filename=filename,
+        request,
+        storage,
+        max_bytes=settings.max_upload_bytes,
+        filename=filename,
         key_for=lambda name: assets.original_key(media.id, assets.safe_filename(name)),
     )
-    media.original = {"size": stored.size, "content_type": stored.content_type or "application/octet-stream",
-                      "filename": stored.filename or None, "key": stored.key}
+    media.original = {
+        "size": stored.size,
+        "content_type": stored.content_type or "application/octet-stream",
+        "filename": stored.filename or None,
+        "key": stored.key,
+    }
     media.source = {"type": "upload", "filename": stored.filename or None}
     answer = lambda job: {"media": _answer_media(request, media, [job.id]), "job": job_public(job)}  # noqa: E731
-    job = await run_in_threadpool(lambda: _create(db, media=media, kind="media.process",
-                                                  params={"pipeline": steps}, media_id=media.id, scope=scope,
-                                                  key=key, answer=answer))
+    job = await run_in_threadpool(
+        lambda: _create(
+            db,
+            media=media,
+            kind="media.process",
+            params={"pipeline": steps},
+            media_id=media.id,
+            scope=scope,
+            key=key,
+            answer=answer,
+        )
+    )
     return JSONResponse(answer(job), status_code=202, headers={"Location": f"/api/v1/media/{media.id}"})
 
 
 @router.get("")
-def list_media(request: Request, db: DbDep, state: str | None = None, parent_id: str | None = None,
-               limit: Annotated[int, Query(ge=1, le=500)] = 50, cursor: str | None = None) -> dict[str, Any]:
+def list_media(
+    request: Request,
+    db: DbDep,
+    state: str | None = None,
+    parent_id: str | None = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    cursor: str | None = None,
+) -> dict[str, Any]:
     if state is not None and state not in assets.STATES:
         raise invalid(["state"], f"unknown state {state!r}; one of {', '.join(assets.STATES)}")
     try:
@@ -130,8 +181,10 @@ def list_media(request: Request, db: DbDep, state: str | None = None, parent_id:
         raise invalid(["cursor"], str(exc)) from exc
     jobs = _jobs_by_media(db, [m.id for m in page.items])
     base = str(request.base_url)
-    return {"items": [assets.public(m, jobs=jobs[m.id], base_url=base) for m in page.items],
-            "next_cursor": page.next_cursor}
+    return {
+        "items": [assets.public(m, jobs=jobs[m.id], base_url=base) for m in page.items],
+        "next_cursor": page.next_cursor,
+    }
 
 
 @router.get("/{media_id}")
@@ -144,16 +197,17 @@ def delete_media(media_id: str, request: Request, db: DbDep) -> JSONResponse:
     media = assets.get_media(db, media_id)
     if media.state != assets.DELETING:
         assets.update_media(db, media.id, state=assets.DELETING)
-        for job in assets.unfinished_jobs(db, media.id):
-            cancelled, changed = service.request_cancel(db, job.id)
+        for pending in assets.unfinished_jobs(db, media.id):
+            cancelled, changed = service.request_cancel(db, pending.id)
             if changed and cancelled.state == "cancelled":
                 run_end_hook(cancelled)
-        job = _create(db, media=None, kind="media.delete", params={}, media_id=media.id)
+        job: Job | None = _create(db, media=None, kind="media.delete", params={}, media_id=media.id)
     else:
         job = next(iter(assets.unfinished_jobs(db, media.id)), None)
     media = assets.find_media(db, media.id) or media
-    return JSONResponse({"media": _public(request, db, media), "job": job_public(job) if job else None},
-                        status_code=202)
+    return JSONResponse(
+        {"media": _public(request, db, media), "job": job_public(job) if job else None}, status_code=202
+    )
 
 
 PLAYLIST = "application/vnd.apple.mpegurl"
@@ -178,7 +232,9 @@ def get_file(media_id: str, path: str, request: Request, db: DbDep) -> Response:
     return _stream(storage, key, info.size, info.content_type, request.headers.get("range"))
 
 
-def _stream(storage: Any, key: str, size: int, content_type: str | None, range_header: str | None) -> Response:
+def _stream(
+    storage: Any, key: str, size: int, content_type: str | None, range_header: str | None
+) -> Response:
     headers = {"Accept-Ranges": "bytes", "Cache-Control": "public, max-age=3600"}
     media_type = content_type or "application/octet-stream"
     match = re.fullmatch(r"bytes=(\d*)-(\d*)", (range_header or "").strip())
@@ -188,10 +244,15 @@ def _stream(storage: Any, key: str, size: int, content_type: str | None, range_h
         try:
             stream = storage.open_reader(key, start=start, end=min(end, size - 1))
         except (InvalidRange, ObjectNotFound) as exc:
-            return Response(status_code=416, headers={"Content-Range": f"bytes */{size}"}) if isinstance(
-                exc, InvalidRange) else Response(status_code=404)
+            return (
+                Response(status_code=416, headers={"Content-Range": f"bytes */{size}"})
+                if isinstance(exc, InvalidRange)
+                else Response(status_code=404)
+            )
         end = min(end, size - 1)
-        headers.update({"Content-Range": f"bytes {start}-{end}/{size}", "Content-Length": str(end - start + 1)})
+        headers.update(
+            {"Content-Range": f"bytes {start}-{end}/{size}", "Content-Length": str(end - start + 1)}
+        )
         return StreamingResponse(stream, status_code=206, media_type=media_type, headers=headers)
     headers["Content-Length"] = str(size)
     return StreamingResponse(storage.open_reader(key), media_type=media_type, headers=headers)
@@ -246,7 +307,9 @@ class ReprocessCreate(BaseModel):
 def _ready_source(db: Database, media_id: str) -> Any:
     media = assets.get_media(db, media_id)
     if media.state != assets.READY:
-        raise Problem(409, f"media {media.id} is {media.state}; operations need a ready asset", slug="conflict")
+        raise Problem(
+            409, f"media {media.id} is {media.state}; operations need a ready asset", slug="conflict"
+        )
     if not media.probe:
         raise Problem(409, f"media {media.id} has no probe data; reprocess it first", slug="conflict")
     return media
@@ -258,13 +321,27 @@ def _param_problem(exc: InvalidParams, field: str) -> Problem:
     return Problem(422, str(exc), errors=[field_error(loc, str(exc))], slug="validation")
 
 
-def _derive(request: Request, db: Database, source: Any, *, kind: str, params: dict[str, Any],
-            pipeline: list[str] | None, description: dict[str, Any]) -> JSONResponse:
-    derived = assets.new_media(source={"parent_id": source.id, **description}, parent_id=source.id,
-                               pipeline=pipeline)
-    job = _create(db, media=derived, kind=kind, params={"source_id": source.id, **params}, media_id=derived.id)
-    return JSONResponse({"job": job_public(job), "media": _answer_media(request, derived, [job.id])},
-                        status_code=202, headers={"Location": f"/api/v1/jobs/{job.id}"})
+def _derive(
+    request: Request,
+    db: Database,
+    source: Any,
+    *,
+    kind: str,
+    params: dict[str, Any],
+    pipeline: Sequence[str] | None,
+    description: dict[str, Any],
+) -> JSONResponse:
+    derived = assets.new_media(
+        source={"parent_id": source.id, **description}, parent_id=source.id, pipeline=pipeline
+    )
+    job = _create(
+        db, media=derived, kind=kind, params={"source_id": source.id, **params}, media_id=derived.id
+    )
+    return JSONResponse(
+        {"job": job_public(job), "media": _answer_media(request, derived, [job.id])},
+        status_code=202,
+        headers={"Location": f"/api/v1/jobs/{job.id}"},
+    )
 
 
 @router.post("/{media_id}/mask", status_code=202)
@@ -279,8 +356,15 @@ def mask(media_id: str, body: MaskCreate, request: Request, db: DbDep) -> JSONRe
     except InvalidParams as exc:
         raise _param_problem(exc, "regions") from exc
     regions_json = [r.model_dump() for r in body.regions]
-    return _derive(request, db, source, kind="media.mask", params={"regions": regions_json},
-                   pipeline=body.pipeline, description={"type": "mask", "regions": regions_json})
+    return _derive(
+        request,
+        db,
+        source,
+        kind="media.mask",
+        params={"regions": regions_json},
+        pipeline=body.pipeline,
+        description={"type": "mask", "regions": regions_json},
+    )
 
 
 @router.post("/{media_id}/remove-frames", status_code=202)
@@ -292,21 +376,41 @@ def remove_frames(media_id: str, body: RemoveFramesCreate, request: Request, db:
     except InvalidParams as exc:
         raise _param_problem(exc, "ranges") from exc
     ranges_json = [r.model_dump() for r in body.ranges]
-    return _derive(request, db, source, kind="media.remove_frames", params={"ranges": ranges_json},
-                   pipeline=body.pipeline, description={"type": "remove_frames", "ranges": ranges_json})
+    return _derive(
+        request,
+        db,
+        source,
+        kind="media.remove_frames",
+        params={"ranges": ranges_json},
+        pipeline=body.pipeline,
+        description={"type": "remove_frames", "ranges": ranges_json},
+    )
 
 
 @router.post("/{media_id}/analyze", status_code=202)
 def analyze(media_id: str, db: DbDep) -> JSONResponse:
     source = _ready_source(db, media_id)
     job = _create(db, media=None, kind="media.analyze", params={}, media_id=source.id)
-    return JSONResponse({"job": job_public(job)}, status_code=202, headers={"Location": f"/api/v1/jobs/{job.id}"})
+    return JSONResponse(
+        {"job": job_public(job)}, status_code=202, headers={"Location": f"/api/v1/jobs/{job.id}"}
+    )
 
 
 @router.post("/{media_id}/reprocess", status_code=202)
 def reprocess(media_id: str, db: DbDep, body: ReprocessCreate | None = None) -> JSONResponse:
     source = _ready_source(db, media_id)
-    steps = (body.pipeline if body and body.pipeline is not None else None) or source.pipeline or assets.DEFAULT_PIPELINE
-    job = _create(db, media=None, kind="media.process", params={"pipeline": steps, "reprocess": True},
-                  media_id=source.id)
-    return JSONResponse({"job": job_public(job)}, status_code=202, headers={"Location": f"/api/v1/jobs/{job.id}"})
+    steps = (
+        (body.pipeline if body and body.pipeline is not None else None)
+        or source.pipeline
+        or assets.DEFAULT_PIPELINE
+    )
+    job = _create(
+        db,
+        media=None,
+        kind="media.process",
+        params={"pipeline": steps, "reprocess": True},
+        media_id=source.id,
+    )
+    return JSONResponse(
+        {"job": job_public(job)}, status_code=202, headers={"Location": f"/api/v1/jobs/{job.id}"}
+    )
