@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from fastapi import Depends, FastAPI
-from fastapi.responses import FileResponse
+from fastapi.responses import FileResponse, Response
 from fastapi.staticfiles import StaticFiles
 from prometheus_client import CollectorRegistry
 
@@ -35,6 +35,15 @@ def _storage_factory(settings: Settings) -> Callable[[], Any]:
         return storage_for(settings)
 
     return storage
+
+
+class RevalidatedStaticFiles(StaticFiles):
+    """The UI's modules are revalidated on every load, so an upgrade never mixes old and new files."""
+
+    def file_response(self, *args: Any, **kwargs: Any) -> Response:
+        response = super().file_response(*args, **kwargs)
+        response.headers["Cache-Control"] = "no-cache"
+        return response
 
 
 def create_app(settings: Settings | None = None, *, maintenance: bool = True) -> FastAPI:
@@ -75,7 +84,7 @@ def create_app(settings: Settings | None = None, *, maintenance: bool = True) ->
         app.include_router(media.router, dependencies=auth)
 
     if WEB_DIR.is_dir() and (WEB_DIR / "index.html").exists():
-        app.mount("/ui", StaticFiles(directory=WEB_DIR, html=True), name="ui")
+        app.mount("/ui", RevalidatedStaticFiles(directory=WEB_DIR, html=True), name="ui")
 
         @app.get("/", include_in_schema=False)
         def index() -> FileResponse:
