@@ -18,6 +18,7 @@ test: system-test $(DEV_STAMP)
 	if [ $$rc -eq 5 ]; then echo "pytest collected no tests: failing the run"; exit 1; fi; exit $$rc
 
 bench: system-up $(DEV_STAMP)
+	$(PY) -m pip install -q -c requirements.lock -e '.[dev,bench]'
 	$(PY) -m bench
 
 lint: $(DEV_STAMP)

@@ -16,6 +16,7 @@ from bench.media_common import (
     SOURCE_S,
     SOURCE_WIDTH,
     Command,
+    Noise,
     Run,
     StackMeter,
     best,
@@ -24,9 +25,11 @@ from bench.media_common import (
     jobs_of,
     make_source,
     ratio_line,
+    redis_pids,
     run_commands,
     run_line,
     run_time_s,
+    stack_pids,
     upload_file,
     wait_job,
     wait_media,
@@ -88,6 +91,7 @@ def main() -> None:
             stack(redis.url, concurrency=WORKER_CONCURRENCY) as s,
             s.client() as client,
         ):
+            noise = Noise([*stack_pids(s), *redis_pids(redis)])
             # Interleaved rounds, the idle stack up throughout: a load spike on this shared machine then
             # hits one round of every variant rather than all rounds of one.
             for _ in range(ROUNDS):
@@ -96,7 +100,9 @@ def main() -> None:
                 run, process_run_s = through_mediajobs(s, client, src)
                 job.append(run)
                 process_s.append(process_run_s)
+            contention = noise.line()
         report(single, split, job, min(process_s))
+        print(contention)
 
 
 def report(singles: list[Run], splits: list[Run], jobs: list[Run], process_s: float) -> None:

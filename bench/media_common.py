@@ -17,7 +17,7 @@ from typing import Any
 from unittest import mock
 
 import httpx
-from tests.servers import Stack
+from tests.servers import RedisServer, Stack
 
 from mediajobs import process
 from mediajobs.config import Settings
@@ -172,6 +172,10 @@ def stack_pids(s: Stack) -> list[int]:
     return [p.pid for p in [s.api, *s.workers] if p is not None]
 
 
+def redis_pids(redis: RedisServer) -> list[int]:
+    return [redis.proc.pid] if redis.proc is not None else []
+
+
 class StackMeter:
     """Wall time, and CPU time of the whole stack (API, worker, pool children, their ffmpeg), over a span."""
 
@@ -182,6 +186,39 @@ class StackMeter:
 
     def stop(self) -> Run:
         return Run(time.perf_counter() - self.started, tree_cpu_s(self.pids) - self.cpu_before)
+
+
+def _machine_cpu_s() -> tuple[float, float]:
+    """(busy, stolen) CPU seconds of the whole machine since boot, from the first line of /proc/stat."""
+    fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:9]]
+    user, nice, system, _idle, _iowait, irq, softirq, steal = fields
+    return (user + nice + system + irq + softirq) / CLK_TCK, steal / CLK_TCK
+
+
+class Noise:
+    """How many cores the rest of the machine took over a span: the contention behind a run's figures.
+
+    Other processes = the machine's busy time minus ours (this process, its reaped children, and the
+    process trees of `pids`, which are not reaped until the end); steal = time the hypervisor gave away.
+    """
+
+    def __init__(self, pids: Sequence[int]) -> None:
+        self.pids = pids
+        self.started = time.perf_counter()
+        self.busy, self.steal = _machine_cpu_s()
+        self.ours = self._ours()
+
+    def _ours(self) -> float:
+        return self_cpu_s() + children_cpu_s() + tree_cpu_s(self.pids)
+
+    def line(self) -> str:
+        wall = time.perf_counter() - self.started
+        busy, steal = _machine_cpu_s()
+        others = (busy - self.busy) - (self._ours() - self.ours)
+        return (
+            f"  machine noise while measuring: other processes kept {others / wall:.2f} of "
+            f"{os.cpu_count()} cores busy, the hypervisor stole {(steal - self.steal) / wall:.2f}"
+        )
 
 
 def upload_file(client: httpx.Client, path: Path) -> dict[str, Any]:

@@ -192,6 +192,14 @@ def main_stack(pool: StackPool, storage: str) -> MediaStack:
     return pool.get(f"main-{storage}", storage, import_allow_private="true", hls_swap_grace_s="1")
 
 
+LIMIT_BYTES = 1_500_000  # over one 1 MiB buffer: a too-large upload has begun writing when it is refused
+
+
+def limited_file_stack(pool: StackPool) -> MediaStack:
+    """A stack on local storage whose MEDIAJOBS_MAX_UPLOAD_BYTES is LIMIT_BYTES."""
+    return pool.get("limited-file", "file", max_upload_bytes=str(LIMIT_BYTES), import_allow_private="true")
+
+
 @pytest.fixture(params=STORAGES)
 def media_stack(request: pytest.FixtureRequest, stack_pool: StackPool) -> MediaStack:
     return main_stack(stack_pool, request.param)
@@ -277,6 +285,16 @@ class Clips:
                     str(out),
                 ]
                 process.run(args)
+        return out
+
+    def stream_only(self, kind: str) -> Path:
+        """A 4 s clip with only an audio (`audio`, .m4a) or only a video (`video`, .mp4) stream."""
+        out = self.directory / ("song.m4a" if kind == "audio" else "silent.mp4")
+        with self._lock:
+            if not out.exists():
+                generate_clip(
+                    out, duration=4.0, width=640, height=360, audio=kind == "audio", video=kind == "video"
+                )
         return out
 
     def file(self, name: str, data: bytes) -> Path:
@@ -434,7 +452,7 @@ def playlist_uris(text: str) -> list[str]:
     return uris
 
 
-def check_plays(api: httpx.Client, media: JSON) -> None:
+def check_plays(api: httpx.Client, media: JSON, *, video: bool = True) -> None:
     """The master playlist, every variant playlist and a segment of each are fetchable through their URLs."""
     master_url = media["hls"]["master_url"]
     master = fetch(api, master_url)
@@ -444,7 +462,7 @@ def check_plays(api: httpx.Client, media: JSON) -> None:
     stream_infs = [line for line in text.splitlines() if line.startswith("#EXT-X-STREAM-INF:")]
     assert len(stream_infs) == len(media["hls"]["variants"]), text
     for info in stream_infs:
-        for attribute in ("BANDWIDTH=", "RESOLUTION=", "CODECS="):
+        for attribute in ("BANDWIDTH=", "CODECS=", *(["RESOLUTION="] if video else [])):
             assert attribute in info, f"{attribute} missing in {info!r}"
     listed = [urljoin(master_url, uri) for uri in playlist_uris(text)]
     assert sorted(listed) == sorted(v["url"] for v in media["hls"]["variants"]), (listed, media["hls"])

@@ -11,6 +11,7 @@ import pytest
 from tests.media.conftest import Served
 from tests.media_api.conftest import (
     JSON,
+    LIMIT_BYTES,
     MediaStack,
     StackPool,
     all_media_ids,
@@ -19,14 +20,13 @@ from tests.media_api.conftest import (
     fetch,
     get_media,
     import_url,
+    limited_file_stack,
     problem,
     wait_gone,
     wait_job,
     wait_media,
 )
 from tests.servers import wait_for
-
-LIMIT_BYTES = 1_500_000
 
 
 def _url(source: Served, case: str) -> str:
@@ -95,9 +95,7 @@ def test_import_of_a_bad_source_fails_with_a_specific_code(
 
 
 def test_import_over_the_size_limit_fails_with_too_large(stack_pool: StackPool, source: Served) -> None:
-    limited = stack_pool.get(
-        "limited", "file", max_upload_bytes=str(LIMIT_BYTES), import_allow_private="true"
-    )
+    limited = limited_file_stack(stack_pool)
     assert (source.root / "medium.mp4").stat().st_size > LIMIT_BYTES
     with limited.client() as api:
         for path in ("medium.mp4", "chunked/medium.mp4"):  # with and without a Content-Length

@@ -285,3 +285,30 @@ def test_cancelling_a_mask_job_removes_the_derived_asset(
     assert file_stack.stored.keys(f"media/{derived_id}/") == []
     file_stack.assert_temp_empty()
     assert _snapshot(file_stack, file_api, parent["id"]) == before
+
+
+@pytest.mark.parametrize(("operation", "body"), OPERATIONS, ids=[op for op, _ in OPERATIONS])
+def test_operation_with_the_same_idempotency_key_creates_the_work_once(
+    file_stack: MediaStack, file_api: httpx.Client, clips: Clips, operation: str, body: JSON
+) -> None:
+    # An asset of its own: a repeated reprocess would swap the shared asset's stream under other tests.
+    key = f"{operation}-once-{uuid.uuid4().hex[:8]}"
+    source = file_stack.cache.get("idempotency-source")
+    if source is None:
+        source = wait_media(file_api, upload(file_api, clips["small"])["media"]["id"], "ready", "failed")
+        file_stack.cache["idempotency-source"] = source
+    before_ids = all_media_ids(file_api)
+    url = f"/api/v1/media/{source['id']}/{operation}"
+    first = file_api.post(url, json=body, headers={"Idempotency-Key": key})
+    second = file_api.post(url, json=body, headers={"Idempotency-Key": key})
+    assert first.status_code == second.status_code == 202, (first.text, second.text)
+    jobs = [first.json()["job"], second.json()["job"]]
+    try:
+        assert jobs[0]["id"] == jobs[1]["id"], "the repeated POST created a second job"
+        assert len(all_media_ids(file_api) - before_ids) == (
+            1 if operation in ("mask", "remove-frames") else 0
+        )
+    finally:
+        for job in jobs:
+            wait_job(file_api, job["id"], "succeeded", "failed", "cancelled")
+        wait_media(file_api, source["id"], "ready", "failed")

@@ -7,6 +7,7 @@ import itertools
 import json
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -14,6 +15,8 @@ import pytest
 
 from tests.media_api.conftest import (
     JSON,
+    LIMIT_BYTES,
+    STORAGES,
     Clips,
     MediaStack,
     StackPool,
@@ -22,19 +25,33 @@ from tests.media_api.conftest import (
     error_code,
     fetch,
     get_media,
+    limited_file_stack,
     problem,
     upload,
     wait_job,
     wait_media,
 )
 
-LIMIT_BYTES = 1_500_000
-TERMINAL = ("succeeded", "failed", "cancelled")  # over one 1 MiB buffer: a too-large upload has begun writing when it is refused
+S3_LIMIT_BYTES = 10_000_000
+TERMINAL = ("succeeded", "failed", "cancelled")
 
 
-@pytest.fixture
-def limited(stack_pool: StackPool) -> MediaStack:
-    return stack_pool.get("limited", "file", max_upload_bytes=str(LIMIT_BYTES), import_allow_private="true")
+@dataclass
+class Limited:
+    """A stack with a small MEDIAJOBS_MAX_UPLOAD_BYTES, and a clip over it."""
+
+    stack: MediaStack
+    limit_bytes: int
+    clip: Path
+
+
+@pytest.fixture(params=STORAGES)
+def limited(request: pytest.FixtureRequest, stack_pool: StackPool, clips: Clips) -> Limited:
+    if request.param == "file":
+        return Limited(limited_file_stack(stack_pool), LIMIT_BYTES, clips["medium"])
+    # On S3 the limit sits past the first 8 MiB part, so a refused upload has a multipart upload to abort.
+    stack = stack_pool.get("limited-s3", "s3", max_upload_bytes=str(S3_LIMIT_BYTES))
+    return Limited(stack, S3_LIMIT_BYTES, clips.noisy())
 
 
 @pytest.mark.parametrize("multipart", [False, True], ids=["raw", "multipart"])
@@ -52,6 +69,8 @@ def test_upload_becomes_ready_with_probe_hls_and_thumbnail(
     media = wait_media(api, media_id, "ready", "failed")
     assert media["state"] == "ready", media
     assert media["error"] is None
+    for stamp in (media["created_at"], media["updated_at"]):
+        assert stamp.endswith(("Z", "+00:00")), stamp
     assert media["original"]["size"] == clip.stat().st_size
     assert media["original"]["filename"] == "holiday.mp4"
     assert media["original"]["content_type"] == "video/mp4"
@@ -76,6 +95,48 @@ def test_upload_becomes_ready_with_probe_hls_and_thumbnail(
     assert any(k.endswith("/360p/index.m3u8") for k in keys), keys
     assert any(k.startswith(f"media/{media_id}/thumbnail/") and k.endswith(".jpg") for k in keys), keys
     media_stack.assert_temp_empty()
+
+
+def test_audio_only_upload_becomes_ready_with_an_audio_stream_and_no_thumbnail(
+    file_api: httpx.Client, clips: Clips
+) -> None:
+    created = upload(file_api, clips.stream_only("audio"), content_type="audio/mp4")
+    media = wait_media(file_api, created["media"]["id"], "ready", "failed")
+    assert media["state"] == "ready", media
+    assert media["probe"]["audio_codec"] == "aac" and media["probe"]["video_codec"] is None, media["probe"]
+    assert media["probe"]["width"] is None and media["probe"]["height"] is None
+    assert media["thumbnail_url"] is None
+    assert len(media["hls"]["variants"]) == 1
+    check_plays(file_api, media, video=False)
+
+
+def test_video_without_audio_becomes_ready(file_api: httpx.Client, clips: Clips) -> None:
+    created = upload(file_api, clips.stream_only("video"))
+    media = wait_media(file_api, created["media"]["id"], "ready", "failed")
+    assert media["state"] == "ready", media
+    assert media["probe"]["audio_codec"] is None and media["probe"]["video_codec"] == "h264"
+    assert [v["height"] for v in media["hls"]["variants"]] == [360]
+    check_plays(file_api, media)
+    assert fetch(file_api, media["thumbnail_url"]).content[:3] == b"\xff\xd8\xff"
+
+
+GENERIC_TYPES = [None, "application/x-www-form-urlencoded", "application/octet-stream"]
+
+
+@pytest.mark.parametrize("content_type", GENERIC_TYPES)
+def test_raw_upload_without_a_media_type_is_typed_from_its_file(
+    file_api: httpx.Client, clips: Clips, content_type: str | None
+) -> None:
+    # `curl --data-binary @clip.mp4` sends application/x-www-form-urlencoded; other clients send nothing.
+    headers = {"Content-Type": content_type} if content_type else {}
+    response = file_api.post(
+        "/api/v1/media/uploads?filename=typed.mp4", content=clips["small"].read_bytes(), headers=headers
+    )
+    assert response.status_code == 202, response.text
+    media = wait_media(file_api, response.json()["media"]["id"], "ready", "failed")
+    assert media["original"]["content_type"] == "video/mp4", media["original"]
+    served = file_api.get(f"/api/v1/media/{media['id']}/files/original/typed.mp4")
+    assert served.headers["content-type"] == "video/mp4"
 
 
 def test_master_url_and_files_point_at_the_files_route(
@@ -112,16 +173,19 @@ def test_large_upload_is_streamed_to_storage_intact(
     assert not [k for k in media_stack.stored.keys("media/") if "unfinished" in k or ".mjtmp-" in k]
 
 
-@pytest.mark.parametrize("filename", ["../../../../tmp/evil.mp4", "nested/dir/clip.mp4", "..", "%2e%2e",
-                                      "été vidéo.mp4", "a\\b.mp4"])
+@pytest.mark.parametrize(
+    "filename",
+    ["../../../../tmp/evil.mp4", "nested/dir/clip.mp4", "..", "%2e%2e", "été vidéo.mp4", "a\\b.mp4"],
+)
 @pytest.mark.parametrize("multipart", [False, True], ids=["raw", "multipart"])
-def test_upload_filename_cannot_place_the_original_outside_the_asset(file_stack: MediaStack,
-                                                                     file_api: httpx.Client, clips: Clips,
-                                                                     filename: str, multipart: bool) -> None:
+def test_upload_filename_cannot_place_the_original_outside_the_asset(
+    file_stack: MediaStack, file_api: httpx.Client, clips: Clips, filename: str, multipart: bool
+) -> None:
     before = file_stack.stored.keys()
     # Not a video: the asset fails fast, and only where its original was stored matters here.
-    created = upload(file_api, clips.file("plain.txt", b"not a video\n" * 50), multipart=multipart,
-                     filename=filename)
+    created = upload(
+        file_api, clips.file("plain.txt", b"not a video\n" * 50), multipart=multipart, filename=filename
+    )
     media_id = created["media"]["id"]
     new = sorted(set(file_stack.stored.keys()) - set(before))
     assert len(new) == 1 and new[0].startswith(f"media/{media_id}/original/"), new
@@ -137,13 +201,11 @@ def _chunks(path: Path, size: int = 256 * 1024) -> Iterator[bytes]:
 
 
 @pytest.mark.parametrize("how", ["content-length", "chunked", "multipart"])
-def test_upload_over_the_limit_is_refused_and_stores_nothing(
-    limited: MediaStack, clips: Clips, how: str
-) -> None:
-    clip = clips["medium"]
-    assert clip.stat().st_size > LIMIT_BYTES
-    with limited.client() as api:
-        before_ids, before_keys = all_media_ids(api), limited.stored.keys()
+def test_upload_over_the_limit_is_refused_and_stores_nothing(limited: Limited, how: str) -> None:
+    clip, stack = limited.clip, limited.stack
+    assert clip.stat().st_size > limited.limit_bytes
+    with stack.client() as api:
+        before_ids, before_keys = all_media_ids(api), stack.stored.keys()
         if how == "content-length":
             response = api.post("/api/v1/media/uploads?filename=big.mp4", content=clip.read_bytes())
         elif how == "chunked":  # no Content-Length: the limit must hold while streaming
@@ -152,9 +214,10 @@ def test_upload_over_the_limit_is_refused_and_stores_nothing(
             with clip.open("rb") as f:
                 response = api.post("/api/v1/media/uploads", files={"file": ("big.mp4", f, "video/mp4")})
         body = problem(response, 413)
-        assert str(LIMIT_BYTES) in body["detail"], body
+        assert str(limited.limit_bytes) in body["detail"], body
         assert all_media_ids(api) == before_ids
-        assert limited.stored.keys() == before_keys
+        # Nothing at all: no object, no temp file, no unfinished multipart upload holding parts.
+        assert stack.stored.keys() == before_keys
         assert api.get("/readyz").status_code == 200
 
 
@@ -209,7 +272,8 @@ def _events(api: httpx.Client, job_id: str) -> list[tuple[float, JSON]]:
         for line in response.iter_lines():
             if line == "":
                 if name == "job" and data:
-                    assert not events or events[-1][1]["state"] not in TERMINAL, "the stream went on after the end"
+                    ended = bool(events) and events[-1][1]["state"] in TERMINAL
+                    assert not ended, "the stream went on after the terminal state"
                     events.append((time.monotonic(), json.loads("\n".join(data))))
                 name, data = "message", []
             elif line.startswith("event:"):
