@@ -9,23 +9,20 @@ import httpx
 import pytest
 
 from tests.media.conftest import Served
-from tests.media_api.conftest import (
+from tests.media_api.helpers import (
     JSON,
-    LIMIT_BYTES,
-    MediaStack,
-    StackPool,
     all_media_ids,
     check_plays,
     error_code,
     fetch,
     get_media,
     import_url,
-    limited_file_stack,
     problem,
     wait_gone,
     wait_job,
     wait_media,
 )
+from tests.media_api.stacks import LIMIT_BYTES, MediaStack, StackPool, limited_file_stack
 from tests.servers import wait_for
 
 
@@ -203,11 +200,13 @@ def test_delete_during_an_import_cancels_it_and_stores_nothing(
 ) -> None:
     created = import_url(file_api, source.url("slow/medium.mp4"))
     media_id, job_id = created["media"]["id"], created["job"]["id"]
-    wait_for(
-        lambda: file_api.get(f"/api/v1/jobs/{job_id}").json()["progress"] > 0,
-        timeout_s=15,
-        message="the download to start",
-    )
+
+    def downloading() -> bool:
+        # The slow route is chunked (no Content-Length), so the stage, not the percentage, shows the download.
+        job = file_api.get(f"/api/v1/jobs/{job_id}").json()
+        return bool(job["stage"].startswith("Downloading") and job["progress"] < 90)
+
+    wait_for(downloading, timeout_s=15, message="the download to be under way")
     assert file_api.delete(f"/api/v1/media/{media_id}").status_code == 202
     job = wait_job(file_api, job_id, "cancelled", "succeeded", "failed", timeout_s=15)
     assert job["state"] == "cancelled", job

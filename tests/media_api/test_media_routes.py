@@ -7,9 +7,8 @@ import uuid
 import httpx
 import pytest
 
-from tests.media_api.conftest import (
-    Clips,
-    MediaStack,
+from tests.media_api.clips import Clips
+from tests.media_api.helpers import (
     get_media,
     problem,
     raw_get,
@@ -19,6 +18,7 @@ from tests.media_api.conftest import (
     wait_job,
     wait_media,
 )
+from tests.media_api.stacks import MediaStack
 from tests.servers import wait_for
 
 

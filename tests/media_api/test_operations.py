@@ -10,10 +10,9 @@ import httpx
 import pytest
 
 from tests.media.conftest import Served
-from tests.media_api.conftest import (
+from tests.media_api.clips import Clips
+from tests.media_api.helpers import (
     JSON,
-    Clips,
-    MediaStack,
     all_media_ids,
     check_plays,
     get_media,
@@ -26,6 +25,7 @@ from tests.media_api.conftest import (
     wait_job,
     wait_media,
 )
+from tests.media_api.stacks import MediaStack
 from tests.servers import wait_for
 
 FRAME_S = 1 / 25

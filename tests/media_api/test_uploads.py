@@ -13,24 +13,20 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.media_api.conftest import (
+from tests.media_api.clips import Clips
+from tests.media_api.helpers import (
     JSON,
-    LIMIT_BYTES,
-    STORAGES,
-    Clips,
-    MediaStack,
-    StackPool,
     all_media_ids,
     check_plays,
     error_code,
     fetch,
     get_media,
-    limited_file_stack,
     problem,
     upload,
     wait_job,
     wait_media,
 )
+from tests.media_api.stacks import LIMIT_BYTES, STORAGES, MediaStack, StackPool, limited_file_stack
 
 S3_LIMIT_BYTES = 10_000_000
 TERMINAL = ("succeeded", "failed", "cancelled")

@@ -7,6 +7,7 @@ told to stop within a fraction of a second even while it waits on a subprocess.
 from __future__ import annotations
 
 import logging
+import os
 import shutil
 import tempfile
 import threading
@@ -104,7 +105,9 @@ class JobContext:
         if self._temp_dir is None:
             root = self.settings.effective_temp_dir
             root.mkdir(parents=True, exist_ok=True)
-            self._temp_dir = Path(tempfile.mkdtemp(prefix=f"job-{self.job_id[:8]}-", dir=root))
+            # The pid in the name lets a sweep tell the directories of dead workers from live ones.
+            prefix = f"job-{self.job_id[:8]}-{os.getpid()}-"
+            self._temp_dir = Path(tempfile.mkdtemp(prefix=prefix, dir=root))
         return self._temp_dir
 
     def cleanup(self) -> None:
@@ -118,6 +121,21 @@ class JobContext:
 
         job = create_and_publish(self.db, kind=kind, params=params, media_id=media_id or self.media_id)
         return job.id
+
+
+def sweep_temp_dirs(root: Path) -> int:
+    """Remove job temp directories whose worker process is gone (killed mid-job); returns how many."""
+    removed = 0
+    if not root.is_dir():
+        return removed
+    for path in root.glob("job-*-*-*"):
+        pid = path.name.split("-")[2]
+        if not pid.isdigit() or int(pid) == os.getpid():
+            continue
+        if not Path(f"/proc/{pid}").exists():
+            shutil.rmtree(path, ignore_errors=True)
+            removed += 1
+    return removed
 
 
 class Watcher:

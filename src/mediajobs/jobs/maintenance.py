@@ -8,6 +8,7 @@ import time
 
 from mediajobs.config import Settings
 from mediajobs.db.session import Database
+from mediajobs.jobs.context import sweep_temp_dirs
 from mediajobs.jobs.dispatch import relay
 from mediajobs.jobs.reaper import purge_idempotency_keys, reap
 
@@ -17,9 +18,11 @@ log = logging.getLogger(__name__)
 class Maintenance:
     """Relay every `maintenance_interval_s`, reap every few seconds, purge old idempotency keys hourly."""
 
-    def __init__(self, db: Database, settings: Settings) -> None:
+    def __init__(self, db: Database, settings: Settings, *, sweep_temp: bool = False) -> None:
         self.db = db
         self.settings = settings
+        # Only workers write job temp directories, so only they sweep the ones dead workers left.
+        self.sweep_temp = sweep_temp
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="mediajobs-maintenance", daemon=True)
 
@@ -37,6 +40,11 @@ class Maintenance:
         if now - last.get("reap", 0.0) >= reap_every:
             last["reap"] = now
             reap(self.db, heartbeat_timeout_s=self.settings.heartbeat_timeout_s)
+        if self.sweep_temp and now - last.get("sweep", 0.0) >= reap_every:
+            last["sweep"] = now
+            swept = sweep_temp_dirs(self.settings.effective_temp_dir)
+            if swept:
+                log.info("removed %d temp director(ies) left by dead workers", swept)
         if now - last.get("purge", 0.0) >= 3600:
             last["purge"] = now
             purge_idempotency_keys(self.db)

@@ -180,7 +180,7 @@ def public(media: Media, *, jobs: list[str], base_url: str) -> dict[str, Any]:
         "state": media.state,
         "source": media.source,
         "parent_id": media.parent_id,
-        "original": media.original,
+        "original": {k: v for k, v in media.original.items() if k != "key"} if media.original else None,
         "probe": media.probe,
         "hls": hls,
         "thumbnail_url": file_url(base_url, media.id, media.thumbnail) if media.thumbnail else None,

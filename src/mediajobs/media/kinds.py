@@ -131,6 +131,7 @@ def import_media(ctx: JobContext, params: ImportParams) -> dict[str, Any]:
     ctx.progress(90, "Storing the original")
     original = _store_original(ctx, media.id, got.path, got.filename)
     info = probe(got.path)
+    ctx.check_cancelled()
     assets.update_media(
         ctx.db,
         media.id,

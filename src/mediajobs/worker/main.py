@@ -33,7 +33,9 @@ def _child_init(**_: Any) -> None:
 @worker_ready.connect
 def _start_maintenance(**_: Any) -> None:
     settings = get_settings()
-    _maintenance.append(Maintenance(get_db(settings.effective_database_url), settings).start())
+    _maintenance.append(
+        Maintenance(get_db(settings.effective_database_url), settings, sweep_temp=True).start()
+    )
 
 
 @worker_shutdown.connect

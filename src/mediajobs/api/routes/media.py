@@ -28,7 +28,7 @@ from mediajobs.media import assets
 from mediajobs.media.cut import merge_ranges
 from mediajobs.media.mask import Region, clip_regions
 from mediajobs.media.urlguard import check_url
-from mediajobs.storage import InvalidKey, InvalidRange, ObjectNotFound, join_key
+from mediajobs.storage import InvalidKey, InvalidRange, ObjectNotFound, content_type_for, join_key
 
 router = APIRouter(prefix="/api/v1/media", tags=["media"])
 Step = Literal["hls", "thumbnail"]
@@ -59,8 +59,9 @@ def _create(
     scope: str | None = None,
     key: str | None = None,
     answer: Any = None,
+    location: str | None = None,
 ) -> Any:
-    """Record (asset and) job in one transaction, then publish the job."""
+    """Record (asset and) job in one transaction with the idempotency key's answer, then publish the job."""
     job = service.new_job(kind=registry.get(kind), params=params, media_id=media_id)
     with db.write() as session:
         if media is not None:
@@ -69,10 +70,34 @@ def _create(
         if answer is not None:
             session.flush()
             idempotency.remember(
-                session, scope or "", key, status=202, body=answer(job), location=f"/api/v1/media/{media_id}"
+                session,
+                scope or "",
+                key,
+                status=202,
+                body=answer(job),
+                location=location or f"/api/v1/jobs/{job.id}",
             )
     publisher_for(db).submit(Message.of(job))
     return job
+
+
+IdempotencyHeader = Annotated[str | None, Header(alias="Idempotency-Key")]
+
+
+def _replay(request: Request, db: Database, key: str | None) -> tuple[str, str | None, JSONResponse | None]:
+    """(scope, key, the first answer if this key was used on this URL within 24 h)."""
+    scope, key = f"POST {request.url.path}", idempotency.check_key(key)
+    return scope, key, idempotency.replay(db, scope, key)
+
+
+def _job_answer(
+    db: Database, *, kind: str, params: dict[str, Any], media_id: str, scope: str, key: str | None
+) -> JSONResponse:
+    answer = lambda job: {"job": job_public(job)}  # noqa: E731
+    job = _create(
+        db, media=None, kind=kind, params=params, media_id=media_id, scope=scope, key=key, answer=answer
+    )
+    return JSONResponse(answer(job), status_code=202, headers={"Location": f"/api/v1/jobs/{job.id}"})
 
 
 class ImportCreate(BaseModel):
@@ -109,6 +134,7 @@ def import_media(
         scope=scope,
         key=key,
         answer=answer,
+        location=f"/api/v1/media/{media.id}",
     )
     return JSONResponse(answer(job), status_code=202, headers={"Location": f"/api/v1/media/{media.id}"})
 
@@ -143,7 +169,7 @@ async def upload_media(
     )
     media.original = {
         "size": stored.size,
-        "content_type": stored.content_type or "application/octet-stream",
+        "content_type": _media_type(stored.content_type, stored.key),
         "filename": stored.filename or None,
         "key": stored.key,
     }
@@ -159,9 +185,19 @@ async def upload_media(
             scope=scope,
             key=key,
             answer=answer,
+            location=f"/api/v1/media/{media.id}",
         )
     )
     return JSONResponse(answer(job), status_code=202, headers={"Location": f"/api/v1/media/{media.id}"})
+
+
+# What clients send when they do not know (curl --data-binary sends a form type): the name says more.
+GENERIC_TYPES = ("", "application/octet-stream", "application/x-www-form-urlencoded", "multipart/form-data")
+
+
+def _media_type(sent: str | None, key: str) -> str:
+    sent = (sent or "").split(";")[0].strip().lower()
+    return content_type_for(key) if sent in GENERIC_TYPES else sent
 
 
 @router.get("")
@@ -330,22 +366,33 @@ def _derive(
     params: dict[str, Any],
     pipeline: Sequence[str] | None,
     description: dict[str, Any],
+    scope: str,
+    key: str | None,
 ) -> JSONResponse:
     derived = assets.new_media(
         source={"parent_id": source.id, **description}, parent_id=source.id, pipeline=pipeline
     )
+    answer = lambda job: {"job": job_public(job), "media": _answer_media(request, derived, [job.id])}  # noqa: E731
     job = _create(
-        db, media=derived, kind=kind, params={"source_id": source.id, **params}, media_id=derived.id
+        db,
+        media=derived,
+        kind=kind,
+        params={"source_id": source.id, **params},
+        media_id=derived.id,
+        scope=scope,
+        key=key,
+        answer=answer,
     )
-    return JSONResponse(
-        {"job": job_public(job), "media": _answer_media(request, derived, [job.id])},
-        status_code=202,
-        headers={"Location": f"/api/v1/jobs/{job.id}"},
-    )
+    return JSONResponse(answer(job), status_code=202, headers={"Location": f"/api/v1/jobs/{job.id}"})
 
 
 @router.post("/{media_id}/mask", status_code=202)
-def mask(media_id: str, body: MaskCreate, request: Request, db: DbDep) -> JSONResponse:
+def mask(
+    media_id: str, body: MaskCreate, request: Request, db: DbDep, idempotency_key: IdempotencyHeader = None
+) -> JSONResponse:
+    scope, key, replayed = _replay(request, db, idempotency_key)
+    if replayed is not None:
+        return replayed
     source = _ready_source(db, media_id)
     probe = source.probe
     if not probe.get("width") or not probe.get("height"):
@@ -364,11 +411,22 @@ def mask(media_id: str, body: MaskCreate, request: Request, db: DbDep) -> JSONRe
         params={"regions": regions_json},
         pipeline=body.pipeline,
         description={"type": "mask", "regions": regions_json},
+        scope=scope,
+        key=key,
     )
 
 
 @router.post("/{media_id}/remove-frames", status_code=202)
-def remove_frames(media_id: str, body: RemoveFramesCreate, request: Request, db: DbDep) -> JSONResponse:
+def remove_frames(
+    media_id: str,
+    body: RemoveFramesCreate,
+    request: Request,
+    db: DbDep,
+    idempotency_key: IdempotencyHeader = None,
+) -> JSONResponse:
+    scope, key, replayed = _replay(request, db, idempotency_key)
+    if replayed is not None:
+        return replayed
     source = _ready_source(db, media_id)
     ranges = [(r.start, r.end) for r in body.ranges]
     try:
@@ -384,33 +442,44 @@ def remove_frames(media_id: str, body: RemoveFramesCreate, request: Request, db:
         params={"ranges": ranges_json},
         pipeline=body.pipeline,
         description={"type": "remove_frames", "ranges": ranges_json},
+        scope=scope,
+        key=key,
     )
 
 
 @router.post("/{media_id}/analyze", status_code=202)
-def analyze(media_id: str, db: DbDep) -> JSONResponse:
+def analyze(
+    media_id: str, request: Request, db: DbDep, idempotency_key: IdempotencyHeader = None
+) -> JSONResponse:
+    scope, key, replayed = _replay(request, db, idempotency_key)
+    if replayed is not None:
+        return replayed
     source = _ready_source(db, media_id)
-    job = _create(db, media=None, kind="media.analyze", params={}, media_id=source.id)
-    return JSONResponse(
-        {"job": job_public(job)}, status_code=202, headers={"Location": f"/api/v1/jobs/{job.id}"}
-    )
+    return _job_answer(db, kind="media.analyze", params={}, media_id=source.id, scope=scope, key=key)
 
 
 @router.post("/{media_id}/reprocess", status_code=202)
-def reprocess(media_id: str, db: DbDep, body: ReprocessCreate | None = None) -> JSONResponse:
+def reprocess(
+    media_id: str,
+    request: Request,
+    db: DbDep,
+    body: ReprocessCreate | None = None,
+    idempotency_key: IdempotencyHeader = None,
+) -> JSONResponse:
+    scope, key, replayed = _replay(request, db, idempotency_key)
+    if replayed is not None:
+        return replayed
     source = _ready_source(db, media_id)
     steps = (
         (body.pipeline if body and body.pipeline is not None else None)
         or source.pipeline
         or assets.DEFAULT_PIPELINE
     )
-    job = _create(
+    return _job_answer(
         db,
-        media=None,
         kind="media.process",
         params={"pipeline": steps, "reprocess": True},
         media_id=source.id,
-    )
-    return JSONResponse(
-        {"job": job_public(job)}, status_code=202, headers={"Location": f"/api/v1/jobs/{job.id}"}
+        scope=scope,
+        key=key,
     )

@@ -99,6 +99,8 @@ export function assetView(root, { id }) {
   const badge = stateBadge("…");
   const problem = h("p", { class: "list-error", role: "alert", hidden: true });
   const deleteButton = h("button", { type: "button", class: "btn btn-danger", onclick: () => dialog?.showModal() }, "Delete…");
+  // Enabled once the asset (and so its confirmation dialog) has loaded: an early click would do nothing.
+  deleteButton.disabled = true;
   const infoBody = h("div");
   const stage = h("div", { class: "asset-stage" }, h("p", { class: "hint" }, "Loading…"));
   const ops = h("div", { class: "asset-ops" });
