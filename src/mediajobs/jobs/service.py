@@ -6,17 +6,16 @@ delivery, the reaper and a late worker, a cancel and a finish) cannot both win.
 
 from __future__ import annotations
 
-import base64
 import functools
 import uuid
-from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import and_, bindparam, or_, select, update
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.orm import Session
 
 from mediajobs.db.models import Job, utcnow
+from mediajobs.db.pages import Page, newest_first
 from mediajobs.db.session import Database
 from mediajobs.errors import Conflict, NotFound
 from mediajobs.jobs import states
@@ -74,25 +73,6 @@ def get_job(db: Database, job_id: str) -> Job:
     raise NotFound(f"no job with id {job_id!r}")
 
 
-@dataclass
-class Page:
-    items: list[Any]
-    next_cursor: str | None
-
-
-def encode_cursor(created_at: datetime, row_id: str) -> str:
-    return base64.urlsafe_b64encode(f"{created_at.isoformat()}|{row_id}".encode()).decode().rstrip("=")
-
-
-def decode_cursor(cursor: str) -> tuple[datetime, str]:
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-        stamp, row_id = raw.split("|", 1)
-        return datetime.fromisoformat(stamp), row_id
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise ValueError("cursor is not one this API returned; start again without it") from exc
-
-
 def list_jobs(
     db: Database,
     *,
@@ -109,17 +89,7 @@ def list_jobs(
         query = query.where(Job.kind == kind)
     if media_id:
         query = query.where(Job.media_id == media_id)
-    if cursor:
-        created_at, row_id = decode_cursor(cursor)
-        query = query.where(
-            or_(Job.created_at < created_at, and_(Job.created_at == created_at, Job.id < row_id))
-        )
-    query = query.order_by(Job.created_at.desc(), Job.id.desc()).limit(limit + 1)
-    with db.read() as session:
-        rows = list(session.scalars(query))
-    more = len(rows) > limit
-    rows = rows[:limit]
-    return Page(rows, encode_cursor(rows[-1].created_at, rows[-1].id) if more and rows else None)
+    return newest_first(db, query, Job, limit=limit, cursor=cursor)
 
 
 def _update(session: Session, job_id: str, *conditions: Any, **values: Any) -> bool:

@@ -8,13 +8,14 @@ import uuid
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import and_, delete, or_, select, update
+from sqlalchemy import delete, select, update
 
 from mediajobs.config import Settings
 from mediajobs.db.models import Job, Media, utcnow
+from mediajobs.db.pages import Page, newest_first
 from mediajobs.db.session import Database
 from mediajobs.errors import NotFound
-from mediajobs.jobs.service import Page, decode_cursor, encode_cursor, parse_id
+from mediajobs.jobs.service import parse_id
 from mediajobs.storage import Storage, open_storage
 
 PENDING, IMPORTING, PROCESSING, READY, FAILED, DELETING = (
@@ -124,17 +125,7 @@ def list_media(
         query = query.where(Media.state == state)
     if parent_id:
         query = query.where(Media.parent_id == parent_id)
-    if cursor:
-        created_at, row_id = decode_cursor(cursor)
-        query = query.where(
-            or_(Media.created_at < created_at, and_(Media.created_at == created_at, Media.id < row_id))
-        )
-    query = query.order_by(Media.created_at.desc(), Media.id.desc()).limit(limit + 1)
-    with db.read() as session:
-        rows = list(session.scalars(query))
-    more = len(rows) > limit
-    rows = rows[:limit]
-    return Page(rows, encode_cursor(rows[-1].created_at, rows[-1].id) if more and rows else None)
+    return newest_first(db, query, Media, limit=limit, cursor=cursor)
 
 
 def update_media(
