@@ -10,7 +10,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Any
 
-from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.orm import Session, sessionmaker
 
 
@@ -71,6 +71,12 @@ class Database:
     def write(self) -> Iterator[Session]:
         with self._sqlite_writer_lock(), self._writer.begin() as session:
             yield session
+
+    @contextmanager
+    def write_connection(self) -> Iterator[Connection]:
+        """A Core connection in a write transaction, for hot paths where a Session's bookkeeping shows."""
+        with self._sqlite_writer_lock(), self.write_engine.begin() as conn:
+            yield conn
 
     @contextmanager
     def _sqlite_writer_lock(self) -> Iterator[None]:

@@ -11,7 +11,7 @@ import uuid
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import bindparam, select, update
+from sqlalchemy import Connection, bindparam, select, update
 from sqlalchemy.orm import Session
 
 from mediajobs.db.models import Job, utcnow
@@ -92,7 +92,7 @@ def list_jobs(
     return newest_first(db, query, Job, limit=limit, cursor=cursor)
 
 
-def _update(session: Session, job_id: str, *conditions: Any, **values: Any) -> bool:
+def _update(session: Session | Connection, job_id: str, *conditions: Any, **values: Any) -> bool:
     values.setdefault("updated_at", utcnow())
     result = session.execute(update(Job).where(Job.id == job_id, *conditions).values(**values))
     return bool(result.rowcount)  # type: ignore[attr-defined]
@@ -121,7 +121,7 @@ def _move_statement(names: tuple[str, ...]) -> Any:
 
 
 def _move(
-    session: Session, job_id: str, attempt: int, from_states: tuple[str, ...], **values: Any
+    session: Session | Connection, job_id: str, attempt: int, from_states: tuple[str, ...], **values: Any
 ) -> Job | None:
     """A conditional move of one job and the row as it is afterwards, in one statement."""
     values.setdefault("updated_at", utcnow())
@@ -139,9 +139,9 @@ def _move(
 def start(db: Database, *, job_id: str, attempt: int, worker: str) -> Job | None:
     """queued → running for this attempt; None if the job was cancelled, already started or superseded."""
     now = utcnow()
-    with db.write() as session:
+    with db.write_connection() as conn:
         return _move(
-            session,
+            conn,
             job_id,
             attempt,
             (states.QUEUED,),
@@ -159,7 +159,7 @@ def start(db: Database, *, job_id: str, attempt: int, worker: str) -> Job | None
 def report_progress(
     db: Database, *, job_id: str, attempt: int, progress: float, stage: str, eta_seconds: float | None
 ) -> None:
-    with db.write() as session:
+    with db.write_connection() as session:
         _update(
             session,
             job_id,
@@ -173,7 +173,7 @@ def report_progress(
 
 
 def heartbeat(db: Database, *, job_id: str, attempt: int) -> None:
-    with db.write() as session:
+    with db.write_connection() as session:
         _update(session, job_id, Job.state == states.RUNNING, Job.attempt == attempt, heartbeat_at=utcnow())
 
 
@@ -196,8 +196,8 @@ def finish(
     values: dict[str, Any] = {"state": state, "finished_at": utcnow(), "eta_seconds": None, "error": error}
     if state == states.SUCCEEDED:
         values.update(result=result, progress=100.0)
-    with db.write() as session:
-        return _move(session, job_id, attempt, from_states, **values)
+    with db.write_connection() as conn:
+        return _move(conn, job_id, attempt, from_states, **values)
 
 
 def schedule_retry(db: Database, *, job_id: str, attempt: int, error: dict[str, str], delay_s: float) -> bool:
