@@ -214,7 +214,8 @@ class Noise:
     def line(self) -> str:
         wall = time.perf_counter() - self.started
         busy, steal = _machine_cpu_s()
-        others = (busy - self.busy) - (self._ours() - self.ours)
+        # Clock-tick rounding can take a few hundredths below zero on an idle machine.
+        others = max(0.0, (busy - self.busy) - (self._ours() - self.ours))
         return (
             f"  machine noise while measuring: other processes kept {others / wall:.2f} of "
             f"{os.cpu_count()} cores busy, the hypervisor stole {(steal - self.steal) / wall:.2f}"
