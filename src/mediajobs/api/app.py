@@ -16,7 +16,7 @@ from prometheus_client import CollectorRegistry
 from mediajobs.api import problems
 from mediajobs.api.deps import require_api_key
 from mediajobs.api.limits import BodyLimit
-from mediajobs.api.routes import health, jobs
+from mediajobs.api.routes import health, jobs, media, media_files, media_ops
 from mediajobs.config import Settings, get_settings
 from mediajobs.db.batch import BatchWriter
 from mediajobs.db.session import get_db
@@ -76,12 +76,8 @@ def create_app(settings: Settings | None = None, *, maintenance: bool = True) ->
     app.include_router(health.router)
     auth = [Depends(require_api_key)]
     app.include_router(jobs.router, dependencies=auth)
-    try:
-        from mediajobs.api.routes import media
-    except ImportError:
-        media = None  # type: ignore[assignment]
-    if media is not None:
-        app.include_router(media.router, dependencies=auth)
+    for router in (media.router, media_files.router, media_ops.router):
+        app.include_router(router, dependencies=auth)
 
     if WEB_DIR.is_dir() and (WEB_DIR / "index.html").exists():
         app.mount("/ui", RevalidatedStaticFiles(directory=WEB_DIR, html=True), name="ui")
