@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import re
 import threading
 import time
@@ -177,11 +178,9 @@ class _Handler(SimpleHTTPRequestHandler):
             self.wfile.write(f.read(end - start + 1))
 
 
-@pytest.fixture
-def served(tmp_path: Path) -> Iterator[Served]:
-    """A threaded HTTP server on an ephemeral port serving tmp_path/www."""
-    root = tmp_path / "www"
-    root.mkdir()
+@contextlib.contextmanager
+def serve_directory(root: Path) -> Iterator[Served]:
+    """A threaded HTTP server on an ephemeral port serving `root` (with the special routes)."""
 
     def handler(*args: Any, **kwargs: Any) -> _Handler:
         return _Handler(*args, directory=str(root), **kwargs)
@@ -196,3 +195,12 @@ def served(tmp_path: Path) -> Iterator[Served]:
         server.shutdown()
         server.server_close()
         thread.join(timeout=5)
+
+
+@pytest.fixture
+def served(tmp_path: Path) -> Iterator[Served]:
+    """A threaded HTTP server on an ephemeral port serving tmp_path/www."""
+    root = tmp_path / "www"
+    root.mkdir()
+    with serve_directory(root) as server:
+        yield server

@@ -6,16 +6,13 @@ ffmpeg clip a fraction of one); tests isolate themselves by creating their own a
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator
-from http.server import ThreadingHTTPServer
-from typing import Any
 
 import httpx
 import pytest
 
 from mediajobs import process
-from tests.media.conftest import Served, _Handler
+from tests.media.conftest import Served, serve_directory
 from tests.media_api.clips import Clips
 from tests.media_api.stacks import STORAGES, MediaStack, StackPool, main_stack
 from tests.storage.moto_server import moto_endpoint
@@ -73,17 +70,5 @@ def source(tmp_path_factory: pytest.TempPathFactory, clips: Clips) -> Iterator[S
     args = ["ffmpeg", "-nostdin", "-v", "error", "-i", str(clips["small"]), "-c", "copy", "-f", "hls"]
     process.run([*args, "-hls_time", "1", "-hls_playlist_type", "vod", str(root / "hls" / "index.m3u8")])
     (root / "page.html").write_text("<!doctype html><html><body><h1>Not a video</h1></body></html>\n")
-
-    def handler(*a: Any, **kw: Any) -> _Handler:
-        return _Handler(*a, directory=str(root), **kw)
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    server.daemon_threads = True
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    try:
-        yield Served(root=root, port=server.server_address[1])
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=5)
+    with serve_directory(root) as server:
+        yield server
