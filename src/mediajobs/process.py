@@ -69,6 +69,14 @@ def kill_group(proc: subprocess.Popen[bytes], *, grace_s: float = 0.5) -> None:
     proc.wait()
 
 
+def _stop_if_cancelled(
+    proc: subprocess.Popen[bytes], cancel: CancelSignal | None, program: str, grace_s: float
+) -> None:
+    if cancel is not None and cancel.is_set():
+        kill_group(proc, grace_s=grace_s)
+        raise JobCancelled(f"{os.path.basename(program)} stopped: the job was cancelled")
+
+
 def _pump(stream: IO[bytes], name: str, lines: queue.Queue[tuple[str, str | None]]) -> None:
     try:
         for raw in iter(stream.readline, b""):
@@ -120,9 +128,7 @@ def run(
     open_streams = 2
     try:
         while open_streams:
-            if cancel is not None and cancel.is_set():
-                kill_group(proc, grace_s=grace_s)
-                raise JobCancelled(f"{os.path.basename(argv[0])} stopped: the job was cancelled")
+            _stop_if_cancelled(proc, cancel, argv[0], grace_s)
             if deadline is not None and time.monotonic() > deadline:
                 kill_group(proc, grace_s=grace_s)
                 raise JobTimeout(f"{os.path.basename(argv[0])} ran longer than {timeout_s:g} s")
@@ -142,9 +148,7 @@ def run(
                 if on_stderr is not None:
                     on_stderr(line)
         while proc.poll() is None:
-            if cancel is not None and cancel.is_set():
-                kill_group(proc, grace_s=grace_s)
-                raise JobCancelled(f"{os.path.basename(argv[0])} stopped: the job was cancelled")
+            _stop_if_cancelled(proc, cancel, argv[0], grace_s)
             time.sleep(0.02)
     finally:
         if proc.poll() is None:

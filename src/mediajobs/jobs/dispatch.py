@@ -13,11 +13,13 @@ from __future__ import annotations
 import logging
 import queue
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import or_, select, update
+from sqlalchemy.orm import Session
 
 from mediajobs.db.models import Job, utcnow
 from mediajobs.db.session import Database
@@ -122,8 +124,12 @@ def create_and_publish(
     priority: int | None = None,
     max_attempts: int | None = None,
     media_id: str | None = None,
+    with_job: Callable[[Session, Job], None] | None = None,
 ) -> Job:
-    """Record a job, then hand it to the publisher; the row is committed before any message exists."""
+    """Record a job, then hand it to the publisher; the row is committed before any message exists.
+
+    `with_job(session, job)` adds what must commit in the same transaction (an asset, an idempotency key).
+    """
     job = service.new_job(
         kind=registry.get(kind),
         params=params,
@@ -133,6 +139,8 @@ def create_and_publish(
     )
     with db.write() as session:
         session.add(job)
+        if with_job is not None:
+            with_job(session, job)
     publisher_for(db).submit(Message.of(job))
     return job
 

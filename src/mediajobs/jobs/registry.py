@@ -116,6 +116,7 @@ def job_kind(
     return register
 
 
+BUILTIN_MODULES = ("mediajobs.jobs.builtin", "mediajobs.media.kinds", "mediajobs.media.operations")
 _loaded = False
 
 
@@ -123,12 +124,8 @@ def load_kinds(extra_modules: str = "") -> Registry:
     """Import the built-in kinds and the application's kind modules (MEDIAJOBS_KIND_MODULES)."""
     global _loaded
     if not _loaded:
-        importlib.import_module("mediajobs.jobs.builtin")
-        try:
-            importlib.import_module("mediajobs.media.kinds")
-        except ModuleNotFoundError as exc:
-            if exc.name != "mediajobs.media.kinds":
-                raise
+        for module in BUILTIN_MODULES:
+            importlib.import_module(module)
         _loaded = True
     for module in filter(None, (m.strip() for m in extra_modules.split(","))):
         importlib.import_module(module)

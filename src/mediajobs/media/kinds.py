@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
 import logging
 import time
 import uuid
@@ -39,7 +38,7 @@ class Phase:
         self.ctx.progress(self.start + (self.end - self.start) * fraction, self.stage)
 
 
-def _media(ctx: JobContext) -> Any:
+def require_media(ctx: JobContext) -> Any:
     assert ctx.media_id is not None
     media = assets.find_media(ctx.db, ctx.media_id)
     if media is None or media.state == assets.DELETING:
@@ -47,7 +46,7 @@ def _media(ctx: JobContext) -> Any:
     return media
 
 
-def _fetch_original(ctx: JobContext, media: Any) -> Path:
+def fetch_original(ctx: JobContext, media: Any) -> Path:
     if not media.original:
         raise PermanentError(f"media asset {media.id} has no original file", code="not_found")
     name = media.original["key"].rsplit("/", 1)[-1]
@@ -58,7 +57,7 @@ def _fetch_original(ctx: JobContext, media: Any) -> Path:
     return local
 
 
-def _store_original(ctx: JobContext, media_id: str, path: Path, filename: str) -> dict[str, Any]:
+def store_original(ctx: JobContext, media_id: str, path: Path, filename: str) -> dict[str, Any]:
     key = assets.original_key(media_id, assets.safe_filename(filename))
     content_type = content_type_for(key)
     assets.storage_for(ctx.settings).put_file(key, path, content_type=content_type)
@@ -111,7 +110,7 @@ def _media_ended(job: Job) -> None:
 )
 def import_media(ctx: JobContext, params: ImportParams) -> dict[str, Any]:
     """Download the source with yt-dlp, store it, then hand it to the processing pipeline."""
-    media = _media(ctx)
+    media = require_media(ctx)
     assets.update_media(
         ctx.db, media.id, only_from=(assets.PENDING, assets.IMPORTING), state=assets.IMPORTING
     )
@@ -129,7 +128,7 @@ def import_media(ctx: JobContext, params: ImportParams) -> dict[str, Any]:
         on_progress=on_download,
     )
     ctx.progress(90, "Storing the original")
-    original = _store_original(ctx, media.id, got.path, got.filename)
+    original = store_original(ctx, media.id, got.path, got.filename)
     info = probe(got.path)
     ctx.check_cancelled()
     assets.update_media(
@@ -162,12 +161,12 @@ class ProcessParams(BaseModel):
 )
 def process_media(ctx: JobContext, params: ProcessParams) -> dict[str, Any]:
     """Probe the original, build the HLS ladder and the thumbnail, then swap them in."""
-    media = _media(ctx)
+    media = require_media(ctx)
     if not params.reprocess:
         assets.update_media(
             ctx.db, media.id, only_from=(assets.PENDING, assets.PROCESSING), state=assets.PROCESSING
         )
-    src = _fetch_original(ctx, media)
+    src = fetch_original(ctx, media)
     ctx.progress(2, "Probing")
     info = probe(src)
     version = uuid.uuid4().hex[:10]
@@ -264,7 +263,3 @@ def cleanup_media(ctx: JobContext, params: CleanupParams) -> dict[str, int]:
             storage.delete(key)
             removed += 1
     return {"removed": removed}
-
-
-# The operations on ready assets live in their own module; importing this one registers every media kind.
-importlib.import_module("mediajobs.media.operations")

@@ -19,7 +19,7 @@ from mediajobs.jobs.registry import job_kind
 from mediajobs.media import assets
 from mediajobs.media.analyze import analyze
 from mediajobs.media.cut import remove_frames
-from mediajobs.media.kinds import HOUR, Phase, _fetch_original, _media, _store_original
+from mediajobs.media.kinds import HOUR, Phase, fetch_original, require_media, store_original
 from mediajobs.media.mask import Region, apply_mask, clip_regions
 from mediajobs.media.probe import Probe, probe
 
@@ -64,18 +64,18 @@ class MaskParams(BaseModel):
 
 
 def _derive(ctx: JobContext, source_id: str) -> tuple[Any, Path, Probe]:
-    derived = _media(ctx)
+    derived = require_media(ctx)
     source = assets.find_media(ctx.db, source_id)
     if source is None or source.state == assets.DELETING:
         raise PermanentError(f"the source asset {source_id} was deleted", code="not_found")
     assets.update_media(ctx.db, derived.id, only_from=(assets.PENDING,), state=assets.PROCESSING)
-    src = _fetch_original(ctx, source)
+    src = fetch_original(ctx, source)
     return derived, src, probe(src)
 
 
 def _finish_derived(ctx: JobContext, derived: Any, out: Path, filename: str) -> dict[str, Any]:
     ctx.progress(96, "Storing the result")
-    original = _store_original(ctx, derived.id, out, filename)
+    original = store_original(ctx, derived.id, out, filename)
     assets.update_media(ctx.db, derived.id, original=original, probe=probe(out).public())
     job_id = ctx.enqueue("media.process", {"pipeline": derived.pipeline or []})
     ctx.progress(100, "Done; building the stream")
@@ -150,7 +150,7 @@ class NoParams(BaseModel):
 @job_kind("media.analyze", params=NoParams, queue="cpu", soft_time_limit_s=6 * HOUR, public=False)
 def analyze_media(ctx: JobContext, params: NoParams) -> dict[str, Any]:
     """Scenes, black, silence, freezes and loudness of the original."""
-    src = _fetch_original(ctx, _media(ctx))
+    src = fetch_original(ctx, require_media(ctx))
     info = probe(src)
     return analyze(
         src,

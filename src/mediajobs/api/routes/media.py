@@ -8,6 +8,7 @@ from fastapi import APIRouter, Header, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
 from mediajobs.api import idempotency
@@ -18,9 +19,8 @@ from mediajobs.db.models import Job
 from mediajobs.db.session import Database
 from mediajobs.errors import ForbiddenAddress, InvalidUrl, SourceUnreachable, TransientError
 from mediajobs.jobs import service
-from mediajobs.jobs.dispatch import Message, publisher_for
+from mediajobs.jobs.dispatch import create_and_publish
 from mediajobs.jobs.lifecycle import run_end_hook
-from mediajobs.jobs.registry import registry
 from mediajobs.jobs.schemas import public as job_public
 from mediajobs.media import assets
 from mediajobs.media.urlguard import check_url
@@ -58,23 +58,16 @@ def record_and_publish(
     location: str | None = None,
 ) -> Any:
     """Record (asset and) job in one transaction with the idempotency key's answer, then publish the job."""
-    job = service.new_job(kind=registry.get(kind), params=params, media_id=media_id)
-    with db.write() as session:
+
+    def with_job(session: Session, job: Job) -> None:
         if media is not None:
             session.add(media)
-        session.add(job)
         if answer is not None:
             session.flush()
-            idempotency.remember(
-                session,
-                scope or "",
-                key,
-                status=202,
-                body=answer(job),
-                location=location or f"/api/v1/jobs/{job.id}",
-            )
-    publisher_for(db).submit(Message.of(job))
-    return job
+            where = location or f"/api/v1/jobs/{job.id}"
+            idempotency.remember(session, scope or "", key, status=202, body=answer(job), location=where)
+
+    return create_and_publish(db, kind=kind, params=params, media_id=media_id, with_job=with_job)
 
 
 IdempotencyHeader = Annotated[str | None, Header(alias="Idempotency-Key")]
