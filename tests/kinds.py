@@ -27,8 +27,9 @@ def _record_pid(pidfile: str) -> process.LineCallback:
 
 @job_kind("tests.subprocess", params=SubprocessParams, queue="cpu", soft_time_limit_s=600)
 def run_subprocess(ctx: JobContext, params: SubprocessParams) -> str:
-    """Run a long child process (a stand-in for ffmpeg), recording its pid."""
+    """Run a long child process (a stand-in for ffmpeg) in the job's temp dir, recording its pid."""
     ctx.progress(1, "Running a child process")
+    (ctx.temp_dir / "partial-output").write_bytes(b"x" * 1024)
     process.run(
         ["sh", "-c", 'echo $$; exec sleep "$0"', str(params.seconds)], on_stdout=_record_pid(params.pidfile)
     )

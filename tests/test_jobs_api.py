@@ -3,6 +3,7 @@ from __future__ import annotations
 import json
 import time
 import uuid
+from pathlib import Path
 
 import httpx
 
@@ -27,7 +28,6 @@ def test_add_job_is_accepted_then_succeeds_with_the_sum(api: httpx.Client) -> No
 
 
 def test_list_filters_and_cursor_pagination_cover_every_job_once(api: httpx.Client) -> None:
-    marker = uuid.uuid4().hex
     ids = [submit(api, "test.add", {"x": i, "y": 0.5})["id"] for i in range(7)]
     submit(api, "test.sleep", {"seconds": 0})
     for job_id in ids:
@@ -49,7 +49,7 @@ def test_list_filters_and_cursor_pagination_cover_every_job_once(api: httpx.Clie
     assert set(ids) <= set(seen)
     # Newest first: our seven appear in reverse submission order.
     ours = [i for i in seen if i in ids]
-    assert ours == list(reversed(ids)), marker
+    assert ours == list(reversed(ids))
 
 
 def test_idempotency_key_returns_the_first_answer_and_creates_nothing_new(api: httpx.Client) -> None:
@@ -102,8 +102,8 @@ def test_handler_bug_fails_with_internal_code(api: httpx.Client) -> None:
     assert "ZeroDivisionError" in done["error"]["message"]
 
 
-def test_transient_errors_are_retried_with_backoff_until_success(api: httpx.Client, tmp_path: object) -> None:
-    counter = f"/tmp/mj-flaky-{uuid.uuid4().hex}"
+def test_transient_errors_are_retried_with_backoff_until_success(api: httpx.Client, tmp_path: Path) -> None:
+    counter = str(tmp_path / "runs")
     job = submit(api, "tests.flaky", {"fail_times": 2, "counter": counter})
     retrying = wait_state(api, job["id"], "retrying", "succeeded")
     assert retrying["state"] == "retrying"
@@ -113,8 +113,8 @@ def test_transient_errors_are_retried_with_backoff_until_success(api: httpx.Clie
     assert done["attempt"] == 3 and done["result"] == 3
 
 
-def test_transient_errors_fail_after_max_attempts(api: httpx.Client) -> None:
-    counter = f"/tmp/mj-flaky-{uuid.uuid4().hex}"
+def test_transient_errors_fail_after_max_attempts(api: httpx.Client, tmp_path: Path) -> None:
+    counter = str(tmp_path / "runs")
     job = submit(api, "tests.flaky", {"fail_times": 5, "counter": counter}, max_attempts=2)
     done = wait_state(api, job["id"], "failed", "succeeded")
     assert done["attempt"] == 2
