@@ -28,6 +28,21 @@ class Settings(BaseSettings):
     port: int = 8000
     api_keys: str = ""
     import_allow_private: bool = False
+    # Test-only: addresses (CIDRs, comma-separated) that count as public for import checks.
+    import_public_cidrs: str = ""
+    # Ports imports may connect to ("*" for any).
+    import_allowed_ports: str = "80,443"
+    # Host header values the API answers to (comma-separated); loopback names and `host` always count.
+    allowed_hosts: str = ""
+    # Largest source accepted: duration in seconds, and width x height of its picture.
+    max_duration_s: float = 6 * 3600.0
+    max_pixels: int = 4096 * 2304
+    # Memory (address space) every ffmpeg/ffprobe/yt-dlp child may use.
+    child_memory_bytes: int = 4 * 1024**3
+    # Lifetime of signed playback URLs (and of S3 redirects) when auth is on.
+    playback_token_ttl_s: int = 6 * 3600
+    # When set, /metrics is served on this port (loopback) instead of behind the API token.
+    metrics_port: int = 0
     max_upload_bytes: int = 10 * 1024**3
     api_url: str = "http://127.0.0.1:8000"
     # The CLI's bearer token; when unset it uses the first of `api_keys`.
@@ -76,8 +91,20 @@ class Settings(BaseSettings):
         return self.broker_url or f"redis://127.0.0.1:{self.managed_broker_port}/0"
 
     @property
+    def api_key_list(self) -> list[str]:
+        """The API keys in the order given (the first signs playback tokens)."""
+        return [k.strip() for k in self.api_keys.split(",") if k.strip()]
+
+    @property
     def api_key_set(self) -> frozenset[str]:
-        return frozenset(k.strip() for k in self.api_keys.split(",") if k.strip())
+        return frozenset(self.api_key_list)
+
+    @property
+    def allowed_host_set(self) -> frozenset[str]:
+        """Host header names (without port) the API answers to."""
+        names = {"localhost", "127.0.0.1", "::1", self.host.strip("[]")}
+        names |= {h.strip().strip("[]").lower() for h in self.allowed_hosts.split(",") if h.strip()}
+        return frozenset(n for n in names if n and n not in ("0.0.0.0", "::"))
 
     @property
     def effective_temp_dir(self) -> Path:
@@ -111,6 +138,11 @@ class Settings(BaseSettings):
             "port": str(self.port),
             "api_keys": f"{len(self.api_key_set)} key(s) set" if self.api_key_set else "(none: no auth)",
             "import_allow_private": str(self.import_allow_private).lower(),
+            "import_public_cidrs": self.import_public_cidrs or "(none)",
+            "import_allowed_ports": self.import_allowed_ports,
+            "allowed_hosts": ", ".join(sorted(self.allowed_host_set)),
+            "max_duration_s": f"{self.max_duration_s:g}",
+            "max_pixels": str(self.max_pixels),
             "max_upload_bytes": str(self.max_upload_bytes),
             "kind_modules": self.kind_modules or "(none)",
             "cpu_concurrency": str(self.effective_cpu_concurrency),

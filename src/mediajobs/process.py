@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from typing import IO, Any, Protocol
 
 from mediajobs.errors import JobCancelled, JobTimeout, ProcessFailed
+from mediajobs.sandbox import Limits, without_network
 
 _PR_SET_PDEATHSIG = 1
 _prctl: Any
@@ -38,6 +39,8 @@ class CancelSignal(Protocol):
 
 # The job runner sets this, so every subprocess a job starts is cancellable without passing it along.
 current_cancel: ContextVar[CancelSignal | None] = ContextVar("current_cancel", default=None)
+# Likewise the resource limits every subprocess of a job runs under (the memory cap from the settings).
+current_limits: ContextVar[Limits | None] = ContextVar("current_limits", default=None)
 
 LineCallback = Callable[[str], None]
 
@@ -52,9 +55,14 @@ class Completed:
     stderr_tail: str
 
 
-def _die_with_parent() -> None:
-    if _prctl is not None:
-        _prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+def _child_setup(limits: Limits | None) -> Callable[[], None]:
+    def setup() -> None:
+        if _prctl is not None:
+            _prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+        if limits is not None:
+            limits.apply()
+
+    return setup
 
 
 def kill_group(proc: subprocess.Popen[bytes], *, grace_s: float = 0.5) -> None:
@@ -100,10 +108,21 @@ def run(
     env: dict[str, str] | None = None,
     stderr_tail_lines: int = 40,
     grace_s: float = 0.5,
+    limits: Limits | None = None,
+    network: bool = True,
 ) -> Completed:
-    """Run `args` (a list, never a shell string) to completion, killable at any moment."""
+    """Run `args` (a list, never a shell string) to completion, killable at any moment.
+
+    `limits` (merged with the job's `current_limits`) bound the child's memory and CPU time; with
+    `network=False` it runs without any network where the machine allows it (see `sandbox`).
+    """
     argv = [str(a) for a in args]
+    program = argv[0]
     cancel = cancel if cancel is not None else current_cancel.get()
+    outer = current_limits.get()
+    effective = limits.merged(outer) if limits is not None else outer
+    if not network:
+        argv = without_network(argv)
     proc = subprocess.Popen(
         argv,
         stdin=subprocess.DEVNULL,
@@ -112,7 +131,7 @@ def run(
         cwd=cwd,
         env=env,
         start_new_session=True,
-        preexec_fn=_die_with_parent,
+        preexec_fn=_child_setup(effective),
     )
     lines: queue.Queue[tuple[str, str | None]] = queue.Queue()
     assert proc.stdout is not None and proc.stderr is not None
@@ -128,10 +147,10 @@ def run(
     open_streams = 2
     try:
         while open_streams:
-            _stop_if_cancelled(proc, cancel, argv[0], grace_s)
+            _stop_if_cancelled(proc, cancel, program, grace_s)
             if deadline is not None and time.monotonic() > deadline:
                 kill_group(proc, grace_s=grace_s)
-                raise JobTimeout(f"{os.path.basename(argv[0])} ran longer than {timeout_s:g} s")
+                raise JobTimeout(f"{os.path.basename(program)} ran longer than {timeout_s:g} s")
             try:
                 name, line = lines.get(timeout=0.05)
             except queue.Empty:
@@ -148,7 +167,7 @@ def run(
                 if on_stderr is not None:
                     on_stderr(line)
         while proc.poll() is None:
-            _stop_if_cancelled(proc, cancel, argv[0], grace_s)
+            _stop_if_cancelled(proc, cancel, program, grace_s)
             time.sleep(0.02)
     finally:
         if proc.poll() is None:
@@ -164,7 +183,7 @@ def run(
     result = Completed(argv, proc.returncode, "\n".join(stdout), "\n".join(tail))
     if check and proc.returncode != 0:
         raise ProcessFailed(
-            f"{os.path.basename(argv[0])} exited with {proc.returncode}: {last_words(result.stderr_tail)}"
+            f"{os.path.basename(program)} exited with {proc.returncode}: {last_words(result.stderr_tail)}"
         )
     return result
 
@@ -178,10 +197,12 @@ def last_words(stderr_tail: str, limit: int = 400) -> str:
 
 
 @contextlib.contextmanager
-def cancellable(cancel: CancelSignal | None) -> Iterator[None]:
-    """Make `cancel` the signal every `run` inside the block obeys."""
+def cancellable(cancel: CancelSignal | None, limits: Limits | None = None) -> Iterator[None]:
+    """Make `cancel` the signal, and `limits` the resource limits, every `run` inside the block obeys."""
     token = current_cancel.set(cancel)
+    limits_token = current_limits.set(limits)
     try:
         yield
     finally:
+        current_limits.reset(limits_token)
         current_cancel.reset(token)

@@ -20,6 +20,7 @@ from mediajobs.jobs import service, states
 from mediajobs.jobs.context import JobContext, Watcher
 from mediajobs.jobs.lifecycle import run_end_hook
 from mediajobs.jobs.registry import Kind, registry
+from mediajobs.sandbox import Limits
 
 log = logging.getLogger(__name__)
 
@@ -88,7 +89,8 @@ def _execute(ctx: JobContext, job: Job) -> tuple[str, Any, MediajobsError | None
             raise MediajobsError(
                 f"stored params are invalid: {exc.errors()[0]['msg']}", code="invalid_params"
             ) from exc
-        with process.cancellable(ctx.cancel_event):
+        limits = Limits(memory_bytes=ctx.settings.child_memory_bytes or None)
+        with process.cancellable(ctx.cancel_event, limits):
             result = kind.handler(ctx, params)
         if ctx.cancel_event.is_set():
             return states.CANCELLED, None, JobCancelled("cancelled by request; its work has stopped")
