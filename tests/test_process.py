@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 
 from mediajobs import process
-from mediajobs.errors import JobCancelled, JobTimeout, ProcessFailed
+from mediajobs.errors import JobCancelled, JobTimeout, ProcessFailed, ResourceLimit
+from mediajobs.sandbox import Limits
 from tests.servers import wait_for
 
 
@@ -94,3 +95,46 @@ def test_current_cancel_applies_without_passing_it() -> None:
     cancel.set()
     with process.cancellable(cancel), pytest.raises(JobCancelled):
         process.run(["sleep", "30"])
+
+
+def test_child_over_its_memory_cap_is_reported_as_a_resource_limit() -> None:
+    grab = [sys.executable, "-c", "x = bytearray(1024 * 1024 * 1024)"]
+
+    with pytest.raises(ResourceLimit, match="ran out of memory under its limit of 256 MiB") as caught:
+        process.run(grab, limits=Limits(memory_bytes=256 * 2**20))
+    assert caught.value.code == "resource_limit"
+
+
+def test_job_memory_cap_reaches_every_child_and_ffmpeg_says_so() -> None:
+    # x264 fails its allocations under the cap; ffmpeg prints "malloc of size ... failed" and exits 1.
+    encode = ["ffmpeg", "-nostdin", "-v", "error", "-f", "lavfi", "-i", "testsrc2=size=3840x2160:duration=1"]
+    encode += ["-c:v", "libx264", "-preset", "medium", "-f", "null", "-"]
+
+    with (
+        process.cancellable(None, Limits(memory_bytes=400 * 2**20)),
+        pytest.raises(ResourceLimit, match="memory"),
+    ):
+        process.run(encode)
+
+
+def test_child_over_its_cpu_time_is_reported_as_a_resource_limit() -> None:
+    spin = [sys.executable, "-c", "while True: pass"]
+
+    with pytest.raises(ResourceLimit, match="used its whole CPU-time allowance of 1 s"):
+        process.run(spin, limits=Limits(cpu_s=1), timeout_s=60)
+
+
+def test_ffmpeg_stopping_itself_at_its_cpu_limit_is_reported_as_a_resource_limit() -> None:
+    # ffmpeg catches SIGXCPU, closes its output cleanly and exits 255: only its CPU time tells why.
+    encode = ["ffmpeg", "-nostdin", "-v", "error", "-f", "lavfi", "-i", "testsrc2=size=1280x720:duration=600"]
+    encode += ["-c:v", "libx264", "-preset", "medium", "-threads", "1", "-f", "null", "-"]
+
+    with pytest.raises(
+        ResourceLimit, match="ffmpeg was stopped: it used its whole CPU-time allowance of 1 s"
+    ):
+        process.run(encode, limits=Limits(cpu_s=1), timeout_s=60)
+
+
+def test_a_failure_under_limits_that_no_limit_caused_stays_a_process_failure() -> None:
+    with pytest.raises(ProcessFailed, match="exited with 3"):
+        process.run(["sh", "-c", "exit 3"], limits=Limits(memory_bytes=2**30, cpu_s=60))

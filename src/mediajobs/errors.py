@@ -98,3 +98,9 @@ class InvalidUrl(PermanentError):
     """The URL is not an http(s) URL with a host."""
 
     code = "invalid_url"
+
+
+class ResourceLimit(PermanentError):
+    """A child process was stopped by its memory or CPU-time limit."""
+
+    code = "resource_limit"

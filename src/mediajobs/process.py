@@ -12,6 +12,7 @@ import contextlib
 import ctypes
 import os
 import queue
+import re
 import signal
 import subprocess
 import threading
@@ -22,7 +23,7 @@ from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import IO, Any, Protocol
 
-from mediajobs.errors import JobCancelled, JobTimeout, ProcessFailed
+from mediajobs.errors import JobCancelled, JobTimeout, ProcessFailed, ResourceLimit
 from mediajobs.sandbox import Limits, without_network
 
 _PR_SET_PDEATHSIG = 1
@@ -43,6 +44,13 @@ current_cancel: ContextVar[CancelSignal | None] = ContextVar("current_cancel", d
 current_limits: ContextVar[Limits | None] = ContextVar("current_limits", default=None)
 
 LineCallback = Callable[[str], None]
+
+# How ffmpeg, x264, the dynamic loader and Python say an allocation failed under RLIMIT_AS.
+_OUT_OF_MEMORY = re.compile(
+    r"cannot allocate memory|out of memory|memoryerror|malloc of size \d+ failed|failed to allocate"
+    r"|failed to map segment|bad_alloc|\benomem\b",
+    re.IGNORECASE,
+)
 
 
 @dataclass
@@ -113,8 +121,9 @@ def run(
 ) -> Completed:
     """Run `args` (a list, never a shell string) to completion, killable at any moment.
 
-    `limits` (merged with the job's `current_limits`) bound the child's memory and CPU time; with
-    `network=False` it runs without any network where the machine allows it (see `sandbox`).
+    `limits` (merged with the job's `current_limits`) bound the child's memory and CPU time, and a child
+    stopped by one raises ResourceLimit whatever `check` says; with `network=False` it runs without any
+    network where the machine allows it (see `sandbox`).
     """
     argv = [str(a) for a in args]
     program = argv[0]
@@ -145,6 +154,7 @@ def run(
     tail: deque[str] = deque(maxlen=stderr_tail_lines)
     deadline = time.monotonic() + timeout_s if timeout_s else None
     open_streams = 2
+    cpu_used_s: float | None = None
     try:
         while open_streams:
             _stop_if_cancelled(proc, cancel, program, grace_s)
@@ -166,9 +176,7 @@ def run(
                 tail.append(line)
                 if on_stderr is not None:
                     on_stderr(line)
-        while proc.poll() is None:
-            _stop_if_cancelled(proc, cancel, program, grace_s)
-            time.sleep(0.02)
+        cpu_used_s = _reap(proc, cancel, program, grace_s)
     finally:
         if proc.poll() is None:
             kill_group(proc, grace_s=grace_s)
@@ -181,11 +189,49 @@ def run(
         for stream in (proc.stdout, proc.stderr):
             stream.close()
     result = Completed(argv, proc.returncode, "\n".join(stdout), "\n".join(tail))
+    hit = _limit_hit(effective, proc.returncode, cpu_used_s, result.stderr_tail)
+    if hit is not None:
+        raise ResourceLimit(f"{os.path.basename(program)} was stopped: {hit}")
     if check and proc.returncode != 0:
         raise ProcessFailed(
             f"{os.path.basename(program)} exited with {proc.returncode}: {last_words(result.stderr_tail)}"
         )
     return result
+
+
+def _reap(
+    proc: subprocess.Popen[bytes], cancel: CancelSignal | None, program: str, grace_s: float
+) -> float | None:
+    """Wait for the child to exit and reap it with wait4, for the CPU seconds it used (None if unknown)."""
+    while proc.returncode is None:
+        _stop_if_cancelled(proc, cancel, program, grace_s)
+        try:
+            pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
+        except ChildProcessError:  # reaped elsewhere: Popen knows the status
+            proc.poll()
+            return None
+        if pid:
+            proc.returncode = os.waitstatus_to_exitcode(status)
+            return float(usage.ru_utime + usage.ru_stime)
+        time.sleep(0.02)
+    return None
+
+
+def _limit_hit(limits: Limits | None, returncode: int, cpu_used_s: float | None, stderr: str) -> str | None:
+    """Which resource limit stopped a child that failed, in words, or None when no limit did."""
+    if limits is None or returncode == 0:
+        return None
+    if limits.cpu_s:
+        soft = max(1, int(limits.cpu_s))
+        # Most programs die of SIGXCPU (or of SIGKILL at the hard limit); ffmpeg catches SIGXCPU, closes its
+        # outputs and exits with 255, so the CPU time it used is the reliable sign.
+        used_all = cpu_used_s is not None and cpu_used_s >= soft - 0.05
+        if returncode == -signal.SIGXCPU or used_all:
+            return f"it used its whole CPU-time allowance of {soft} s"
+    if limits.memory_bytes and _OUT_OF_MEMORY.search(stderr):
+        mib = limits.memory_bytes // 2**20
+        return f"it ran out of memory under its limit of {mib} MiB (MEDIAJOBS_CHILD_MEMORY_BYTES)"
+    return None
 
 
 def last_words(stderr_tail: str, limit: int = 400) -> str:

@@ -271,7 +271,8 @@ def ffmpeg_pids_reading(path: Path) -> list[int]:
             argv = (entry / "cmdline").read_bytes().split(b"\0")
         except OSError:
             continue
-        if argv and os.path.basename(argv[0]) == b"ffmpeg" and str(path).encode() in argv:
+        named = {str(path).encode(), f"file:{path.resolve()}".encode()}
+        if argv and os.path.basename(argv[0]) == b"ffmpeg" and named.intersection(argv):
             pids.append(int(entry.name))
     return pids
 

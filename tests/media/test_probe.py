@@ -107,6 +107,8 @@ def test_probe_rejects_truncated_file(make_clip: MakeClip, tmp_path: Path) -> No
 def test_probe_rejects_file_without_media_streams(tmp_path: Path) -> None:
     subtitles = tmp_path / "subs.srt"
     subtitles.write_text("1\n00:00:00,000 --> 00:00:01,000\nhello\n")
+    only_subtitles = tmp_path / "subs.mkv"
+    process.run(["ffmpeg", "-nostdin", "-v", "error", "-i", str(subtitles), str(only_subtitles)])
 
     with pytest.raises(UnsupportedMedia, match="no video or audio stream"):
-        probe(subtitles)
+        probe(only_subtitles)

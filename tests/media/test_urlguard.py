@@ -1,20 +1,13 @@
 from __future__ import annotations
 
 import ipaddress
-import socket
-from urllib.parse import quote
 
 import pytest
 
-from mediajobs.errors import (
-    ForbiddenAddress,
-    InvalidUrl,
-    SourceTemporarilyUnreachable,
-    SourceUnreachable,
-)
+from mediajobs.egress.policy import Policy, parse_networks
+from mediajobs.errors import ForbiddenAddress, InvalidUrl, SourceUnreachable
 from mediajobs.media import urlguard
-from mediajobs.media.urlguard import IPAddress, check_url, resolve_redirects
-from tests.media.conftest import Served
+from mediajobs.media.urlguard import IPAddress, check_url
 
 PUBLIC = "93.184.216.34"
 
@@ -65,6 +58,14 @@ def test_check_url_rejects_urls_without_a_usable_host(url: str) -> None:
         "100.64.0.1",
         "[::ffff:127.0.0.1]",
         "[fc00::1]",
+        # Forms the old check let through: 6to4 of 169.254.169.254, site-local, IETF/Oracle, 6to4 relay.
+        "[2002:a9fe:a9fe::]",
+        "[fec0::1]",
+        "192.0.0.192",
+        "192.88.99.1",
+        "[64:ff9b::7f00:1]",
+        "[2001:0:4136:e378:8000:63bf:3fff:fdd2]",
+        "198.18.0.1",
     ],
 )
 def test_check_url_refuses_non_public_addresses(host: str) -> None:
@@ -110,74 +111,41 @@ def test_unknown_host_is_unreachable() -> None:
         urlguard.resolve_host("nonexistent.invalid")
 
 
-def test_resolve_redirects_follows_every_hop(served: Served) -> None:
-    (served.root / "a.mp4").write_bytes(b"x" * 100)
-    inner = served.url(f"/redirect?to={quote(served.url('/a.mp4'), safe='')}")
-    outer = served.url(f"/redirect?to={quote(inner, safe='')}")
-
-    assert resolve_redirects(outer, allow_private=True) == served.url("/a.mp4")
-
-
-def test_resolve_redirects_handles_relative_locations(served: Served) -> None:
-    (served.root / "a.mp4").write_bytes(b"x")
-
-    assert resolve_redirects(served.url("/redirect?to=/a.mp4"), allow_private=True) == served.url("/a.mp4")
-
-
-def test_resolve_redirects_falls_back_to_get_when_head_is_refused(served: Served) -> None:
-    (served.root / "a.mp4").write_bytes(b"x" * 10)
-
-    url = served.url("/get-only/a.mp4")
-    assert resolve_redirects(url, allow_private=True) == url
+@pytest.mark.parametrize(
+    ("host", "reason"),
+    [
+        ("[2002:a9fe:a9fe::]", "6to4 form of 169.254.169.254"),
+        ("[fec0::1]", "site-local"),
+        ("192.0.0.192", "cloud metadata"),
+        ("192.88.99.1", "6to4 relay anycast"),
+        ("100.100.100.200", "cloud metadata"),
+        ("[64:ff9b::a9fe:a9fe]", "NAT64 form of 169.254.169.254"),
+    ],
+)
+def test_check_url_says_which_form_it_refused(host: str, reason: str) -> None:
+    with pytest.raises(ForbiddenAddress, match=reason):
+        check_url(f"http://{host}/video.mp4", allow_private=False)
 
 
-def test_redirect_to_private_address_is_refused(served: Served, monkeypatch: pytest.MonkeyPatch) -> None:
-    # The local server plays a public host; its redirect points into the private network.
-    fake_dns(monkeypatch, {"127.0.0.1": [PUBLIC], "intranet.example": ["10.0.0.5"]})
-    url = served.url("/redirect?to=" + quote("http://intranet.example/secret.mp4", safe=""))
-
-    with pytest.raises(ForbiddenAddress, match=r"10\.0\.0\.5"):
-        resolve_redirects(url, allow_private=False)
+def test_check_url_allows_6to4_and_nat64_forms_of_public_addresses() -> None:
+    # 93.184.216.34 as 6to4 and NAT64: judged by the address carried, which is public.
+    for host in ("[2002:5db8:d822::1]", "[64:ff9b::5db8:d822]"):
+        assert check_url(f"http://{host}/a.mp4", allow_private=False)
 
 
-def test_redirect_to_metadata_endpoint_is_refused(served: Served, monkeypatch: pytest.MonkeyPatch) -> None:
-    fake_dns(monkeypatch, {"127.0.0.1": [PUBLIC], "169.254.169.254": ["169.254.169.254"]})
-    url = served.url("/redirect?to=" + quote("http://169.254.169.254/latest/meta-data/", safe=""))
+def test_check_url_refuses_ports_outside_the_allowed_list() -> None:
+    policy = Policy(ports=frozenset({80, 443}))
 
-    with pytest.raises(ForbiddenAddress, match="cloud metadata"):
-        resolve_redirects(url, allow_private=False)
-
-
-def test_resolve_redirects_reports_missing_source(served: Served) -> None:
-    with pytest.raises(SourceUnreachable, match="404 Not Found"):
-        resolve_redirects(served.url("/missing.mp4"), allow_private=True)
-    with pytest.raises(SourceUnreachable, match="410 Gone"):
-        resolve_redirects(served.url("/status/410"), allow_private=True)
+    assert check_url(f"https://{PUBLIC}/a.mp4", policy=policy)
+    assert check_url(f"http://{PUBLIC}:80/a.mp4", policy=policy)
+    with pytest.raises(ForbiddenAddress, match="port 8080 is not allowed"):
+        check_url(f"http://{PUBLIC}:8080/a.mp4", policy=policy)
+    assert check_url(f"http://{PUBLIC}:8080/a.mp4", policy=Policy(ports=None))
 
 
-def test_resolve_redirects_treats_server_errors_as_temporary(served: Served) -> None:
-    with pytest.raises(SourceTemporarilyUnreachable, match="503"):
-        resolve_redirects(served.url("/status/503"), allow_private=True)
+def test_public_cidrs_make_a_loopback_address_count_as_public() -> None:
+    policy = Policy(public_networks=parse_networks("127.0.0.2/32"), ports=None)
 
-
-def test_resolve_redirects_gives_up_on_redirect_loops(served: Served) -> None:
-    with pytest.raises(SourceUnreachable, match="more than 3 redirects"):
-        resolve_redirects(served.url("/loop"), allow_private=True, max_hops=3)
-
-
-def test_resolve_redirects_reports_refused_connection() -> None:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    # Nothing listens on the port now.
-    with pytest.raises(SourceUnreachable, match="connection refused"):
-        resolve_redirects(f"http://127.0.0.1:{port}/a.mp4", allow_private=True)
-
-
-def test_resolve_redirects_times_out_as_temporary() -> None:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        sock.listen(1)  # accepts the connection but never answers
-        port = sock.getsockname()[1]
-        with pytest.raises(SourceTemporarilyUnreachable, match="did not answer in time"):
-            resolve_redirects(f"http://127.0.0.1:{port}/a.mp4", allow_private=True, timeout_s=0.3)
+    assert check_url("http://127.0.0.2:8000/a.mp4", policy=policy)
+    with pytest.raises(ForbiddenAddress, match="loopback"):
+        check_url("http://127.0.0.1:8000/a.mp4", policy=policy)

@@ -3,11 +3,14 @@ from __future__ import annotations
 import threading
 import time
 from pathlib import Path
+from typing import Any
 from urllib.parse import quote
 
 import pytest
 
 from mediajobs import process
+from mediajobs.config import Settings
+from mediajobs.egress import egress_guard
 from mediajobs.errors import (
     ForbiddenAddress,
     JobCancelled,
@@ -18,11 +21,19 @@ from mediajobs.errors import (
     TooLarge,
     UnsupportedMedia,
 )
+from mediajobs.media import ytdlp
 from mediajobs.media.probe import probe
-from mediajobs.media.ytdlp import classify, download
+from mediajobs.media.ytdlp import Downloaded, classify
 from tests.media.conftest import Served, generate_clip
 
 Progress = tuple[int, int | None, float | None, float | None]
+
+
+def download(url: str, dest: Path, *, allow_private: bool = False, **options: Any) -> Downloaded:
+    """ytdlp.download through an egress guard of its own, as the import job runs it."""
+    settings = Settings(import_allow_private=allow_private, temp_dir=dest.parent / "egress")
+    with egress_guard(settings) as guard:
+        return ytdlp.download(url, dest, guard=guard, **options)
 
 
 @pytest.fixture

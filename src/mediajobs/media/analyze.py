@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from mediajobs.errors import UnsupportedMedia
+from mediajobs.media.inputs import input_args
 from mediajobs.media.mask import run_ffmpeg, thread_args
 from mediajobs.media.probe import Probe
 
@@ -145,12 +146,12 @@ def analyze(
     findings = Findings()
     args = [
         *before,
-        "-i", str(src),
+        *input_args(src, duration_s=probe.duration),
         "-filter_complex", graph,
         *(arg for label in outputs for arg in ("-map", label)),
         "-f", "null", "-",
     ]  # fmt: skip
-    run_ffmpeg(args, probe.duration, on_progress, on_stderr=findings.feed)
+    run_ffmpeg(args, probe.duration, on_progress, source=probe, on_stderr=findings.feed)
     findings.finish(probe.duration)
     loudness = None
     if probe.has_audio:

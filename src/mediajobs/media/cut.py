@@ -12,7 +12,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from mediajobs.errors import InvalidParams, UnsupportedMedia
-from mediajobs.media.mask import faststart_args, run_ffmpeg, thread_args
+from mediajobs.media.inputs import input_args
+from mediajobs.media.mask import faststart_args, run_ffmpeg, thread_args, vfr_args
 from mediajobs.media.probe import Probe
 
 Range = tuple[float, float]
@@ -137,13 +138,13 @@ def remove_frames(
     video = ["-c:v", "libx264", "-preset", preset, "-crf", str(crf), "-pix_fmt", "yuv420p"]
     args = [
         *before,
-        "-i", str(src),
+        *input_args(src, duration_s=probe.duration),
         "-filter_complex", graph,
         *(arg for label in outputs for arg in ("-map", label)),
-        *(video if probe.has_video else []), *after,
+        *(video + vfr_args() if probe.has_video else []), *after,
         *(["-c:a", "aac", "-b:a", "192k"] if probe.has_audio else []),
         *faststart_args(dst),
         str(dst),
     ]  # fmt: skip
-    run_ffmpeg(args, output_duration(removed, probe.duration), on_progress)
+    run_ffmpeg(args, output_duration(removed, probe.duration), on_progress, source=probe)
     return dst

@@ -11,6 +11,7 @@ from typing import Any
 
 from mediajobs import process
 from mediajobs.errors import UnsupportedMedia
+from mediajobs.media.inputs import encode_limits, input_args, probe_limits
 from mediajobs.media.probe import FFPROBE, Probe
 from mediajobs.media.progress import FfmpegProgress, FractionCallback, fraction_only, progress_args
 
@@ -89,7 +90,8 @@ def transcode_hls(
     if not renditions and not probe.has_audio:
         raise UnsupportedMedia("no video or audio stream to transcode")
     names = [r.name for r in renditions] or ["audio"]
-    args = [FFMPEG, "-nostdin", "-v", "error", "-y", *progress_args(), "-i", str(src)]
+    args = [FFMPEG, "-nostdin", "-v", "error", "-y", *progress_args()]
+    args += input_args(src, duration_s=probe.duration)
     args += _stream_args(renditions, probe, segment_s)
     args += ["-threads", str(threads)]
     args += [
@@ -105,7 +107,8 @@ def transcode_hls(
     tracker = FfmpegProgress(probe.duration, fraction_only(on_progress))
     # Relative names with cwd=out_dir: hlsenc puts the master next to the %v directories and refers to them
     # relatively, whatever the absolute path looks like.
-    process.run(args, on_stdout=tracker.feed, cwd=out_dir)
+    limits = encode_limits(probe.duration, outputs=len(names))
+    process.run(args, on_stdout=tracker.feed, cwd=out_dir, limits=limits, network=False)
     variants = _write_master(out_dir, renditions, names, segment_s)
     if on_progress is not None:
         on_progress(1.0)
@@ -129,6 +132,9 @@ def _stream_args(renditions: list[Rendition], probe: Probe, segment_s: int) -> l
         args += ["-c:v", "libx264", "-preset", PRESET, "-profile:v", "high"]
         args += ["-g", str(gop), "-keyint_min", str(gop), "-sc_threshold", "0"]
         args += ["-force_key_frames", f"expr:gte(t,n_forced*{segment_s})"]
+        # hlsenc asks for constant frame rate, so a timestamp gap would be filled with copies of the last
+        # frame (a two-frame file claiming a day made a day of segments); vfr passes frames as they are.
+        args += ["-fps_mode", "vfr"]
         for i, r in enumerate(renditions):
             args += [f"-b:v:{i}", str(r.video_bitrate), f"-maxrate:v:{i}", str(r.maxrate)]
             args += [f"-bufsize:v:{i}", str(r.bufsize)]
@@ -219,8 +225,9 @@ def _bitrates(segments: list[tuple[float, Path]], target_s: int) -> tuple[int, i
 
 def _codecs(segment: Path) -> str:
     """RFC 6381 codec names of a segment, for when ffmpeg could not write them itself."""
-    args = [FFPROBE, "-v", "error", "-print_format", "json", "-show_streams", str(segment)]
-    streams = json.loads(process.run(args, capture_stdout=True).stdout or "{}").get("streams", [])
+    args = [FFPROBE, "-v", "error", "-print_format", "json", "-show_streams", *input_args(segment)]
+    done = process.run(args, capture_stdout=True, limits=probe_limits(), network=False)
+    streams = json.loads(done.stdout or "{}").get("streams", [])
     codecs = []
     for s in streams:
         if s.get("codec_name") == "h264":

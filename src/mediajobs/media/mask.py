@@ -13,6 +13,7 @@ from pathlib import Path
 
 from mediajobs import process
 from mediajobs.errors import InvalidParams, UnsupportedMedia
+from mediajobs.media.inputs import encode_limits, input_args
 from mediajobs.media.probe import Probe
 from mediajobs.media.progress import FfmpegProgress, fraction_only, progress_args
 
@@ -129,6 +130,12 @@ def audio_args(probe: Probe, dst: Path) -> list[str]:
     return ["-map", "0:a:0", "-c:a", "copy"]
 
 
+def vfr_args() -> list[str]:
+    """Frames keep their own timestamps: a gap in the source is not filled with copies of a frame."""
+    # The mp4 muxer makes ffmpeg default to constant frame rate, which duplicates frames across gaps.
+    return ["-fps_mode", "vfr"]
+
+
 def faststart_args(dst: Path) -> list[str]:
     """Put an mp4's index first, so browsers start playing before the whole file has arrived."""
     return ["-movflags", "+faststart"] if dst.suffix.lower() in MP4_SUFFIXES else []
@@ -139,12 +146,22 @@ def run_ffmpeg(
     total_s: float,
     on_progress: Callable[[float], None] | None,
     *,
+    source: Probe,
     on_stderr: Callable[[str], None] | None = None,
 ) -> process.Completed:
-    """Run one ffmpeg command (`args` end with the output), reporting progress against `total_s` of output."""
+    """Run one ffmpeg command (`args` end with the output), reporting progress against `total_s` of output.
+
+    It runs without network, under a CPU-time limit sized from the `source` it reads.
+    """
     tracker = FfmpegProgress(total_s, fraction_only(on_progress))
     argv = ["ffmpeg", "-hide_banner", "-nostdin", "-y", *args[:-1], *progress_args(), args[-1]]
-    completed = process.run(argv, on_stdout=tracker.feed if on_progress else None, on_stderr=on_stderr)
+    completed = process.run(
+        argv,
+        on_stdout=tracker.feed if on_progress else None,
+        on_stderr=on_stderr,
+        limits=encode_limits(source.duration),
+        network=False,
+    )
     if on_progress is not None and tracker.fraction < 1.0:
         on_progress(1.0)  # an ffmpeg that exits cleanly without a final progress block still finished
     return completed
@@ -170,13 +187,13 @@ def apply_mask(
     before, after = thread_args(threads)
     args = [
         *before,
-        "-i", str(src),
+        *input_args(src, duration_s=probe.duration),
         "-filter_complex", graph,
         "-map", "[vout]",
-        "-c:v", "libx264", "-preset", preset, "-crf", str(crf), *after,
+        "-c:v", "libx264", "-preset", preset, "-crf", str(crf), *after, *vfr_args(),
         *audio_args(probe, dst),
         *faststart_args(dst),
         str(dst),
     ]  # fmt: skip
-    run_ffmpeg(args, probe.duration, on_progress)
+    run_ffmpeg(args, probe.duration, on_progress, source=probe)
     return dst

@@ -10,10 +10,16 @@ from pathlib import Path
 from typing import Any
 
 from mediajobs import process
-from mediajobs.errors import ProcessFailed, UnsupportedMedia
+from mediajobs.errors import TooLarge, UnsupportedMedia
+from mediajobs.media.inputs import input_args, probe_limits, refused_format
 
 FFPROBE = "ffprobe"
 PROBE_TIMEOUT_S = 60.0
+# No camera or screen recorder delivers more; a higher claim only multiplies the frames an encode makes.
+MAX_FPS = 240.0
+# The fewest bytes a real source spends per second: a 64x64 black picture at 1 fps costs about 20 B/s in
+# H.264, 8 kbit/s AAC silence about 95 B/s. A 1.3 KB mkv claiming 100,001 s has 0.013 B/s.
+MIN_BYTES_PER_S = 4.0
 
 
 @dataclass(frozen=True)
@@ -55,26 +61,89 @@ class Probe:
         }
 
 
-def probe(path: str | Path) -> Probe:
-    """Probe `path`; raise UnsupportedMedia when it is not a readable video or audio file."""
+def probe(
+    path: str | Path,
+    *,
+    max_duration_s: float | None = None,
+    max_pixels: int | None = None,
+    max_fps: float = MAX_FPS,
+    min_bytes_per_s: float = MIN_BYTES_PER_S,
+) -> Probe:
+    """Probe `path`; raise UnsupportedMedia when it is not a plausible video or audio file.
+
+    Sources longer than `max_duration_s` or with more than `max_pixels` per frame raise TooLarge.
+    """
     path = Path(path)
     size = path.stat().st_size
     if size == 0:
         raise UnsupportedMedia("file is empty")
-    args = [FFPROBE, "-v", "error", "-print_format", "json", "-show_format", "-show_streams", str(path)]
-    try:
-        done = process.run(args, capture_stdout=True, timeout_s=PROBE_TIMEOUT_S)
-    except ProcessFailed as exc:
-        reason = _reason(str(exc), path)
-        raise UnsupportedMedia(f"ffprobe could not read the file: {reason}") from exc
-    return parse(json.loads(done.stdout or "{}"), size=size)
+    args = [FFPROBE, "-v", "error", "-print_format", "json", "-show_format", "-show_streams"]
+    done = process.run(
+        [*args, *input_args(path)],
+        capture_stdout=True,
+        timeout_s=PROBE_TIMEOUT_S,
+        check=False,
+        limits=probe_limits(),
+        network=False,
+    )
+    if done.returncode != 0:
+        refusal = refused_format(done.stderr_tail)
+        if refusal is not None:
+            raise UnsupportedMedia(refusal)
+        reason = _reason(process.last_words(done.stderr_tail), path)
+        raise UnsupportedMedia(f"ffprobe could not read the file: {reason}")
+    info = parse(json.loads(done.stdout or "{}"), size=size)
+    check(
+        info,
+        max_duration_s=max_duration_s,
+        max_pixels=max_pixels,
+        max_fps=max_fps,
+        min_bytes_per_s=min_bytes_per_s,
+    )
+    return info
+
+
+def check(
+    info: Probe,
+    *,
+    max_duration_s: float | None = None,
+    max_pixels: int | None = None,
+    max_fps: float = MAX_FPS,
+    min_bytes_per_s: float = MIN_BYTES_PER_S,
+) -> None:
+    """Refuse a source whose header claims more than its bytes can hold, or over the limits (TooLarge)."""
+    # Forgery first: a 1.3 KB file claiming a day is not "too long", it is not a real video.
+    if info.size / info.duration < min_bytes_per_s:
+        raise UnsupportedMedia(
+            f"the file claims to last {_clock(info.duration)} but holds only {info.size} bytes: its "
+            "timestamps are broken or forged"
+        )
+    if max_duration_s is not None and info.duration > max_duration_s:
+        raise TooLarge(
+            f"the source lasts {_clock(info.duration)}, longer than the {_clock(max_duration_s)} allowed "
+            "(MEDIAJOBS_MAX_DURATION_S)"
+        )
+    if max_pixels is not None and info.width and info.height and info.width * info.height > max_pixels:
+        raise TooLarge(
+            f"the picture is {info.width}x{info.height}, more than the {max_pixels} pixels per frame "
+            "allowed (MEDIAJOBS_MAX_PIXELS)"
+        )
+    if info.fps is not None and info.fps > max_fps:
+        raise UnsupportedMedia(
+            f"the video claims {info.fps:g} frames per second; at most {max_fps:g} is real"
+        )
+
+
+def _clock(seconds: float) -> str:
+    whole = int(seconds)
+    return f"{whole // 3600}:{whole // 60 % 60:02d}:{whole % 60:02d}" if whole >= 60 else f"{seconds:g} s"
 
 
 def _reason(message: str, path: Path) -> str:
     # ffprobe prefixes its complaint with the path; the path means nothing to the user reading the job error.
     # Neither does the "[mov,mp4,... @ 0x55d...] " tag in front of a demuxer's complaint.
-    reason = message.split(": ", 1)[-1] if ": " in message else message
-    reason = re.sub(r"\[[^\]]* @ 0x[0-9a-f]+\] ", "", reason.replace(f"{path}: ", ""))
+    reason = message.replace(f"file:{path.resolve()}: ", "").replace(f"{path}: ", "")
+    reason = re.sub(r"\[[^\]]* @ 0x[0-9a-f]+\] ", "", reason)
     return reason.replace(" | ", "; ").strip() or "unknown error"
 
 

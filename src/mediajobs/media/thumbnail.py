@@ -6,6 +6,7 @@ from pathlib import Path
 
 from mediajobs import process
 from mediajobs.errors import ProcessFailed, UnsupportedMedia
+from mediajobs.media.inputs import encode_limits, input_args
 from mediajobs.media.probe import Probe
 
 FFMPEG = "ffmpeg"
@@ -35,24 +36,26 @@ def make_thumbnail(src: str | Path, out_path: str | Path, probe: Probe, *, width
         "metadata=mode=select:key=lavfi.blackframe.pblack:value=95:function=less",
         f"thumbnail=n={batch}",
     ]
-    if _render(src, out_path, seek_s, filters, width):
+    if _render(src, out_path, probe, seek_s, filters, width):
         return out_path
     # Nothing but black after the seek point (a dark or very short video): any frame beats no thumbnail.
-    if _render(src, out_path, 0.0, [f"thumbnail=n={batch}"], width):
+    if _render(src, out_path, probe, 0.0, [f"thumbnail=n={batch}"], width):
         return out_path
     raise ThumbnailFailed("ffmpeg produced no frame for the thumbnail")
 
 
-def _render(src: Path, out_path: Path, seek_s: float, filters: list[str], width: int) -> bool:
+def _render(src: Path, out_path: Path, probe: Probe, seek_s: float, filters: list[str], width: int) -> bool:
     out_path.unlink(missing_ok=True)
     chain = ",".join([*filters, f"scale='min({width},iw)':-2", "format=yuvj420p"])
     args = [FFMPEG, "-nostdin", "-v", "error", "-y"]
     if seek_s > 0:
         args += ["-ss", f"{seek_s:.3f}"]
-    args += ["-i", str(src), "-map", "0:V:0", "-vf", chain, "-frames:v", "1", "-update", "1", "-q:v", "3"]
-    args += [str(out_path)]
+    args += input_args(src, duration_s=probe.duration)
+    args += ["-map", "0:V:0", "-vf", chain, "-frames:v", "1", "-update", "1", "-q:v", "3", str(out_path)]
     try:
-        process.run(args, timeout_s=THUMBNAIL_TIMEOUT_S)
+        # A dark video may be decoded to its end looking for a frame that is not black.
+        limits = encode_limits(probe.duration)
+        process.run(args, timeout_s=THUMBNAIL_TIMEOUT_S, limits=limits, network=False)
     except ProcessFailed as exc:
         raise ThumbnailFailed(f"thumbnail failed: {exc}") from exc
     return out_path.exists() and out_path.stat().st_size > 0

@@ -1,9 +1,15 @@
-"""URL imports through yt-dlp: progress, a byte cap of our own, failures sorted into stable codes."""
+"""URL imports through yt-dlp: progress, a byte cap of our own, failures sorted into stable codes.
+
+yt-dlp runs through the egress guard: `--proxy`, the proxy variables, and (where namespaces exist) a jail
+with no other way out. Only http(s) and natively downloaded HLS formats are chosen, and ffmpeg is never its
+downloader (see `mediajobs.egress.ytdlp_main`), so every byte comes through the proxy's checks and caps.
+"""
 
 from __future__ import annotations
 
 import json
 import mimetypes
+import os
 import re
 import sys
 import time
@@ -14,6 +20,8 @@ from pathlib import Path
 from typing import Any
 
 from mediajobs import process
+from mediajobs.egress import Guard, Policy
+from mediajobs.egress.ytdlp_main import REFUSAL
 from mediajobs.errors import (
     JobCancelled,
     MediajobsError,
@@ -31,8 +39,11 @@ DownloadProgress = Callable[[int, int | None, float | None, float | None], None]
 PROGRESS_MARK = "[mediajobs:progress] "
 DONE_MARK = "[mediajobs:done] "
 # Direct files first; "http_dash_segments" also starts with "http", so DASH is excluded by name. Then the best
-# video+audio pair, then anything (HLS included).
-FORMAT = "b[protocol^=http][protocol!*=dash]/bv*+ba/b"
+# video+audio pair, then anything, always over http(s) or HLS: no ftp, rtmp, f4m, DASH, websockets...
+WEB = "[protocol~='^(https?|m3u8(_native)?)$']"
+FORMAT = f"b[protocol^=http][protocol!*=dash]/bv*{WEB}+ba{WEB}/b{WEB}"
+# Only the egress benchmark sets this, in a worker of its own, to measure what the guard costs.
+BENCH_UNGUARDED = False
 CONTENT_TYPES = {
     "mp4": "video/mp4",
     "m4v": "video/mp4",
@@ -85,11 +96,13 @@ def download(
     dest_dir: str | Path,
     *,
     max_bytes: int,
-    allow_private: bool = False,
+    guard: Guard | None,
     on_progress: DownloadProgress | None = None,
     timeout_s: float | None = None,
 ) -> Downloaded:
-    """Download the media at `url` into `dest_dir`, refusing anything larger than `max_bytes`.
+    """Download the media at `url` into `dest_dir` through `guard`, refusing anything over `max_bytes`.
+
+    `guard=None` runs yt-dlp with the machine's own network (the benchmark's baseline only).
 
     `on_progress(downloaded_bytes, total_bytes, speed_bps, eta_s)` is called about twice a second; the total,
     speed and ETA are None while yt-dlp does not know them, and bytes keep growing across the parts of a
@@ -98,23 +111,32 @@ def download(
     dest_dir = Path(dest_dir).resolve()
     dest_dir.mkdir(parents=True, exist_ok=True)
     before = set(dest_dir.iterdir())
-    url = urlguard.check_url(url, allow_private=allow_private)
-    if not allow_private:
-        # yt-dlp gets the vetted final URL: a redirect cannot lead it somewhere private the check never saw.
-        url = urlguard.resolve_redirects(url, allow_private=False)
+    policy = guard.policy if guard is not None else Policy(allow_private=True)
+    url = urlguard.check_url(url, policy=policy)
+    argv = _args(url, dest_dir, guard.proxy_url if guard else None)
+    env: dict[str, str] = {}
+    if guard is not None:
+        argv, env = guard.wrap(argv)
     watch = _Watch(dest_dir, max_bytes, process.current_cancel.get())
     reader = _OutputReader(watch, on_progress)
     try:
         done = process.run(
-            _args(url, dest_dir),
+            argv,
             on_stdout=reader.feed,
             timeout_s=timeout_s,
             cancel=watch,
             check=False,
             cwd=dest_dir,
+            env={**os.environ, **env},
         )
+        # What the proxy saw outranks what yt-dlp makes of it: a refused key or fragment is the cause.
+        if guard is not None and (refused := guard.failure()) is not None:
+            raise refused
         if done.returncode != 0:
-            raise classify(done.stderr_tail)
+            error = classify(done.stderr_tail)
+            if guard is not None and (unreachable := guard.unreachable()) is not None:
+                error = unreachable
+            raise error
         return _result(reader, dest_dir, max_bytes)
     except JobCancelled as exc:
         _remove_new(dest_dir, before)
@@ -127,9 +149,12 @@ def download(
         raise
 
 
-def _args(url: str, dest_dir: Path) -> list[str]:
+def _args(url: str, dest_dir: Path, proxy_url: str | None) -> list[str]:
+    # yt-dlp passes --proxy to every request it makes, HLS fragments and keys included.
+    proxy = ["--proxy", proxy_url] if proxy_url else []
     return [
-        sys.executable, "-m", "yt_dlp",
+        sys.executable, "-m", "mediajobs.egress.ytdlp_main",
+        *proxy, "--downloader", "m3u8:native",
         "--ignore-config", "--no-cache-dir", "--no-playlist", "--playlist-items", "1",
         # --print implies --quiet; --no-quiet keeps yt-dlp's notes visible for the error message.
         "--no-quiet", "--no-warnings", "--newline", "--no-color",
@@ -230,6 +255,9 @@ _RULES: list[tuple[str, type[MediajobsError], str]] = [
 def classify(stderr_tail: str) -> MediajobsError:
     """Turn yt-dlp's complaint into an error with a stable code and a message a user can act on."""
     errors = [line for line in stderr_tail.splitlines() if line.startswith("ERROR:")]
+    # yt-dlp goes on after our refusal to use ffmpeg as a downloader and blames ffmpeg's exit code last.
+    if refusal := next((line for line in errors if REFUSAL in line), None):
+        return UnsupportedMedia(f"the stream needs a download method imports do not use: {_short(refusal)}")
     detail = _short(errors[-1] if errors else process.last_words(stderr_tail))
     for pattern, error, summary in _RULES:
         if re.search(pattern, detail):

@@ -1,0 +1,115 @@
+"""Egress benchmark: a 200 MB URL import through the egress guard (proxy + jail) beside the same import
+without it, both measured as import-job wall time in the same run, interleaved.
+
+The baseline worker loads this module as a kind module with MJ_BENCH_UNGUARDED=1, which flips
+`ytdlp.BENCH_UNGUARDED` in that worker only: there is no setting that turns the guard off.
+"""
+
+from __future__ import annotations
+
+import os
+import statistics
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime
+from pathlib import Path
+
+import httpx
+from tests.media.conftest import serve_directory
+from tests.servers import Stack, base_env, wait_for
+
+from bench.common import redis_server
+from mediajobs import process
+from mediajobs.media import ytdlp
+
+if os.environ.get("MJ_BENCH_UNGUARDED") == "1":
+    ytdlp.BENCH_UNGUARDED = True
+
+SOURCE_BYTES = 200_000_000
+ROUNDS = 3
+AIM = 1.05
+
+
+def make_source(path: Path) -> Path:
+    """About 200 MB of real H.264: 60 s of 720p test pattern at a fixed high bitrate."""
+    rate = f"{SOURCE_BYTES * 8 // 60}"
+    process.run([
+        "ffmpeg", "-nostdin", "-v", "error", "-f", "lavfi", "-i", "testsrc2=size=1280x720:rate=30",
+        "-t", "60", "-c:v", "libx264", "-preset", "ultrafast", "-b:v", rate, "-minrate", rate,
+        "-maxrate", rate, "-bufsize", rate, "-x264-params", "nal-hrd=cbr", "-y", str(path),
+    ])  # fmt: skip
+    return path
+
+
+@contextmanager
+def import_stack(broker_url: str, directory: Path, *, guarded: bool) -> Iterator[Stack]:
+    env = base_env(
+        MEDIAJOBS_BROKER_URL=broker_url,
+        MEDIAJOBS_DATA_DIR=str(directory / "data"),
+        MEDIAJOBS_IMPORT_PUBLIC_CIDRS="127.0.0.1/32",
+        MEDIAJOBS_IMPORT_ALLOWED_PORTS="*",
+        MEDIAJOBS_KIND_MODULES="bench.egress",
+        MJ_BENCH_UNGUARDED="0" if guarded else "1",
+    )
+    directory.mkdir()
+    s = Stack(directory, env)
+    try:
+        s.start_api()
+        s.start_worker("io,cpu,default", 1)
+        yield s
+    finally:
+        s.stop()
+
+
+def import_s(client: httpx.Client, url: str) -> float:
+    """Wall time of one import job (started_at to finished_at), pipeline empty: the download alone."""
+    created = client.post("/api/v1/media/imports", json={"url": url, "pipeline": []})
+    created.raise_for_status()
+    job_id = created.json()["job"]["id"]
+    job: dict[str, str] = {}
+
+    def done() -> bool:
+        job.update(client.get(f"/api/v1/jobs/{job_id}").json())
+        return job["state"] in ("succeeded", "failed", "cancelled")
+
+    wait_for(done, timeout_s=600, interval_s=0.1, message="the import to end")
+    if job["state"] != "succeeded":
+        raise RuntimeError(f"import {job['state']}: {job.get('error')}")
+    client.delete(f"/api/v1/media/{created.json()['media']['id']}")
+    started, finished = (datetime.fromisoformat(job[k]) for k in ("started_at", "finished_at"))
+    return (finished - started).total_seconds()
+
+
+def main() -> None:
+    with tempfile.TemporaryDirectory(prefix="mj-bench-egress-") as d:
+        work = Path(d)
+        (work / "www").mkdir()
+        src = make_source(work / "www" / "big.mp4")
+        size = src.stat().st_size
+        print(
+            f"Egress: import of a {size / 1e6:.0f} MB mp4 from a loopback server, best and median of {ROUNDS}"
+        )
+        times: dict[str, list[float]] = {"guarded": [], "unguarded": []}
+        with (
+            serve_directory(work / "www") as served,
+            redis_server() as redis,
+            import_stack(redis.url.replace("/0", "/1"), work / "g", guarded=True) as guarded,
+            import_stack(redis.url.replace("/0", "/2"), work / "u", guarded=False) as unguarded,
+            guarded.client() as g,
+            unguarded.client() as u,
+        ):
+            url = served.url("big.mp4")
+            for _ in range(ROUNDS):
+                times["unguarded"].append(import_s(u, url))
+                times["guarded"].append(import_s(g, url))
+        for name, values in times.items():
+            print(
+                f"  {name:<10} best {min(values):6.2f} s  median {statistics.median(values):6.2f} s  {values}"
+            )
+        ratio = min(times["guarded"]) / min(times["unguarded"])
+        median_ratio = statistics.median(times["guarded"]) / statistics.median(times["unguarded"])
+        verdict = "within" if ratio <= AIM else "over"
+        print(
+            f"  guarded / unguarded: {ratio:.3f} (best), {median_ratio:.3f} (median); aim {AIM} ({verdict})"
+        )

@@ -1,0 +1,166 @@
+"""Files from strangers: playlists and scripts are refused unread, forged or oversized sources at probe."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from mediajobs.errors import ProcessFailed, TooLarge, UnsupportedMedia
+from mediajobs.media.analyze import analyze
+from mediajobs.media.cut import remove_frames
+from mediajobs.media.hls import transcode_hls
+from mediajobs.media.mask import Region, apply_mask
+from mediajobs.media.probe import Probe, probe
+from mediajobs.media.thumbnail import make_thumbnail
+from tests.media.conftest import MakeClip
+from tests.media.hostile import (
+    claiming_mkv,
+    colour_clip,
+    ffconcat,
+    gap_clip,
+    hls_playlist,
+    listener,
+    trap,
+    ts_clip,
+)
+
+
+@pytest.mark.parametrize("name", ["evil.m3u8", "evil.mp4"])
+def test_probe_refuses_hls_playlist_without_opening_its_segment(tmp_path: Path, name: str) -> None:
+    with trap(tmp_path / "secret.ts", ts_clip(tmp_path / "real.ts").read_bytes()) as secret:
+        playlist = tmp_path / name
+        playlist.write_text(hls_playlist(str(secret.path)))
+
+        with pytest.raises(UnsupportedMedia, match="HLS playlists cannot be uploaded; upload the video"):
+            probe(playlist)
+
+        assert not secret.opened.is_set(), "ffprobe opened the local file the playlist lists"
+
+
+def test_probe_refuses_ffconcat_script_without_opening_the_file_it_lists(tmp_path: Path) -> None:
+    with trap(tmp_path / "secret.ts") as secret:
+        script = tmp_path / "notes.mp4"
+        script.write_text(ffconcat("secret.ts"))  # relative: the concat demuxer's safe mode allows it
+
+        with pytest.raises(UnsupportedMedia, match="concat scripts are not media"):
+            probe(script)
+
+        assert not secret.opened.is_set()
+
+
+def test_probe_never_fetches_the_urls_a_playlist_lists(tmp_path: Path) -> None:
+    with listener() as internal:
+        playlist = tmp_path / "clip.mp4"
+        playlist.write_text(hls_playlist(internal.url("latest/meta-data/seg.ts")))
+
+        with pytest.raises(UnsupportedMedia, match="HLS playlists"):
+            probe(playlist)
+
+        assert internal.hits() == 0
+
+
+def _hls(src: Path, out: Path, info: Probe) -> Any:
+    return transcode_hls(src, out / "hls", info)
+
+
+def _thumbnail(src: Path, out: Path, info: Probe) -> Any:
+    return make_thumbnail(src, out / "thumb.jpg", info)
+
+
+def _mask(src: Path, out: Path, info: Probe) -> Any:
+    return apply_mask(src, out / "masked.mp4", info, [Region(x=0, y=0, w=16, h=16)])
+
+
+def _cut(src: Path, out: Path, info: Probe) -> Any:
+    return remove_frames(src, out / "cut.mp4", info, [(0.5, 1.0)])
+
+
+def _analyze(src: Path, out: Path, info: Probe) -> Any:
+    return analyze(src, info)
+
+
+@pytest.mark.parametrize("step", [_hls, _thumbnail, _mask, _cut, _analyze], ids=lambda f: f.__name__[1:])
+def test_every_ffmpeg_step_refuses_a_playlist_without_opening_its_segment(
+    make_clip: MakeClip, tmp_path: Path, step: Callable[[Path, Path, Probe], Any]
+) -> None:
+    # As if a playlist had slipped past probe: what each step was told describes a real clip.
+    info = probe(make_clip(duration=2.0, width=160, height=120))
+    with trap(tmp_path / "secret.ts", ts_clip(tmp_path / "real.ts").read_bytes()) as secret:
+        playlist = tmp_path / "evil.mp4"
+        playlist.write_text(hls_playlist(str(secret.path)))
+
+        with pytest.raises(ProcessFailed, match="not on whitelist"):
+            step(playlist, tmp_path, info)
+
+        assert not secret.opened.is_set()
+
+
+def test_probe_refuses_a_tiny_file_claiming_a_long_duration(tmp_path: Path) -> None:
+    # Seen in the wild: 1.3 KB of mkv claiming 100,001 s made 24,042 segments.
+    bomb = gap_clip(tmp_path / "bomb.mkv", gap_s=100_000)
+    three_hours = gap_clip(tmp_path / "three-hours.mkv", gap_s=3 * 3600)
+
+    for forged in (bomb, three_hours):
+        with pytest.raises(
+            UnsupportedMedia, match=r"holds only \d+ bytes: its timestamps are broken or forged"
+        ):
+            probe(forged, max_duration_s=21600)
+
+
+def test_probe_refuses_a_source_longer_than_the_limit_as_too_large(tmp_path: Path) -> None:
+    # The frames are real (a plausible size for the claim); only the length is over the limit.
+    long = claiming_mkv(tmp_path / "long.mkv", claimed_s=7 * 3600, real_s=30, size="320x240")
+
+    with pytest.raises(TooLarge, match=r"lasts 7:00:00, longer than the 6:00:00 allowed"):
+        probe(long, max_duration_s=6 * 3600)
+    assert probe(long).duration == pytest.approx(7 * 3600)
+
+
+def test_probe_refuses_more_pixels_than_the_limit_as_too_large(tmp_path: Path) -> None:
+    huge = colour_clip(tmp_path / "huge.mp4", size="4112x2320")
+
+    with pytest.raises(TooLarge, match=r"4112x2320, more than the 9437184 pixels per frame"):
+        probe(huge, max_pixels=4096 * 2304)
+    assert probe(colour_clip(tmp_path / "uhd.mp4", size="4096x2304"), max_pixels=4096 * 2304).width == 4096
+
+
+def test_probe_refuses_an_implausible_frame_rate(make_clip: MakeClip) -> None:
+    clip = make_clip(duration=0.5, width=64, height=64, fps=1000)
+
+    with pytest.raises(UnsupportedMedia, match="claims 1000 frames per second"):
+        probe(clip)
+
+
+def test_probe_accepts_the_smallest_real_files(make_clip: MakeClip, tmp_path: Path) -> None:
+    still = tmp_path / "still.mp4"
+    gap_clip(still, gap_s=1, frames=60, size="64x64")  # 60 s of one black-ish picture at 1 fps
+    silent_audio = make_clip(duration=30.0, video=False)
+
+    assert probe(still, max_duration_s=21600).duration == pytest.approx(60, abs=1)
+    assert probe(silent_audio, max_duration_s=21600).has_audio
+    assert probe(make_clip(duration=0.2, width=64, height=64)).has_video
+
+
+def test_hls_encode_does_not_fill_a_timestamp_gap_with_copies(tmp_path: Path) -> None:
+    src = gap_clip(tmp_path / "gap.mkv", gap_s=120)  # two frames two minutes apart, plausible enough
+
+    transcode_hls(src, tmp_path / "hls", probe(src), segment_s=4)
+
+    segments = sorted((tmp_path / "hls").glob("*/seg_*.ts"))
+    # Constant frame rate would make 30 segments of copies of the first frame.
+    assert 1 <= len(segments) <= 2, [s.name for s in segments]
+
+
+def test_hls_encode_stops_near_the_duration_the_header_claims(tmp_path: Path) -> None:
+    src = claiming_mkv(tmp_path / "short.mkv", claimed_s=2, real_s=20)
+    info = probe(src)
+    assert info.duration == pytest.approx(2)
+
+    transcode_hls(src, tmp_path / "hls", info, segment_s=1)
+
+    playlist = next((tmp_path / "hls").glob("*/index.m3u8")).read_text()
+    made = sum(float(line[8:].split(",")[0]) for line in playlist.splitlines() if line.startswith("#EXTINF:"))
+    assert made < 5, f"{made} s of stream from a source probed as 2 s"
