@@ -43,5 +43,39 @@ def test_masked_configuration_hides_secrets(monkeypatch: pytest.MonkeyPatch) -> 
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "awssecret")
     shown = " ".join(Settings().masked().values())
     assert "hunter2" not in shown and "topsecret" not in shown and "awssecret" not in shown
-    assert "postgresql://app:****@db:5432/media" in shown
+    # The user goes with the password: with it, an attacker needs only one guess.
+    assert "postgresql://****:****@db:5432/media" in shown
     assert mask_url("redis://localhost:6379/0") == "redis://localhost:6379/0"
+
+
+@pytest.mark.parametrize(
+    ("url", "masked"),
+    [
+        ("https://KEY:SECRET@host/x", "https://****:****@host/x"),
+        ("redis://:pw@[::1]:6379/0", "redis://****:****@[::1]:6379/0"),
+        ("redis://user@host:6379/0", "redis://user@host:6379/0"),
+        ("sqlite:///db?password=pw&mode=ro", "sqlite:///db?password=****&mode=ro"),
+        (
+            "https://b.s3.example/k?X-Amz-Credential=AK%2F1&X-Amz-Signature=ff&X-Amz-Security-Token=t&v=1",
+            "https://b.s3.example/k?X-Amz-Credential=****&X-Amz-Signature=****&X-Amz-Security-Token=****&v=1",
+        ),
+        (
+            "http://h/?api%5Fkey=z&Secret=s&client_pwd=p&flag",
+            "http://h/?api%5Fkey=****&Secret=****&client_pwd=****&flag",
+        ),
+        ("s3://bucket/prefix", "s3://bucket/prefix"),
+        ("http://[not-closed", "****"),
+    ],
+)
+def test_mask_url_hides_userinfo_and_secret_query_values(url: str, masked: str) -> None:
+    assert mask_url(url) == masked
+
+
+def test_masked_configuration_masks_every_url(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MEDIAJOBS_BROKER_URL", "redis://u:brokerpw@b:6379/0")
+    monkeypatch.setenv("MEDIAJOBS_STORAGE_URL", "s3://bucket/p?secret=storagesecret")
+    monkeypatch.setenv("MEDIAJOBS_S3_ENDPOINT_URL", "https://AKID:S3SECRET@minio:9000")
+    monkeypatch.setenv("MEDIAJOBS_DATABASE_URL", "postgresql://app@db/media?password=querypw")
+    shown = " ".join(Settings().masked().values())
+    for secret in ("brokerpw", "storagesecret", "AKID", "S3SECRET", "querypw"):
+        assert secret not in shown, secret

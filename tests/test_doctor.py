@@ -2,11 +2,12 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
 from tests.conftest import MakeStack
-from tests.servers import Stack
+from tests.servers import Stack, base_env
 
 
 def doctor(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
@@ -40,3 +41,32 @@ def test_doctor_fails_when_the_broker_is_unreachable(make_stack: MakeStack) -> N
     result = doctor({**stack.env, "MEDIAJOBS_BROKER_URL": "redis://127.0.0.1:1/0"})
     assert result.returncode == 1
     assert "FAIL  broker" in result.stdout
+
+
+def test_doctor_hides_query_secrets_and_userinfo_and_warns_of_test_only_settings(tmp_path: Path) -> None:
+    env = base_env(
+        MEDIAJOBS_DATA_DIR=str(tmp_path / "data"),
+        MEDIAJOBS_DATABASE_URL=f"sqlite:///{tmp_path / 'db.sqlite'}?password=dbquerypw",
+        MEDIAJOBS_BROKER_URL="redis://broker-user:brokerpw@127.0.0.1:1/0?token=brokertoken",
+        MEDIAJOBS_S3_ENDPOINT_URL="https://AKIDEXAMPLE:s3secretvalue@127.0.0.1:1/?X-Amz-Signature=sig0123",
+        MEDIAJOBS_API_URL="http://127.0.0.1:1/?api_key=cliapikey",
+        MEDIAJOBS_IMPORT_PUBLIC_CIDRS="127.0.0.2/32",
+    )
+    result = doctor(env)
+    out = result.stdout + result.stderr
+    for secret in (
+        "dbquerypw",
+        "broker-user",
+        "brokerpw",
+        "brokertoken",
+        "AKIDEXAMPLE",
+        "s3secretvalue",
+        "sig0123",
+        "cliapikey",
+    ):
+        assert secret not in out, secret
+    assert "redis://****:****@127.0.0.1:1/0?token=****" in out
+    assert "X-Amz-Signature=****" in out
+    assert "WARN  MEDIAJOBS_IMPORT_PUBLIC_CIDRS is a test-only setting" in out
+    # A warning, not a failure: the count of failed checks is the broker's and the queues', not this one.
+    assert "FAIL  broker" in out

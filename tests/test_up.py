@@ -6,8 +6,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import click
 import httpx
+import pytest
 
+from mediajobs.cli.server import refuse_open_bind
+from mediajobs.config import Settings
 from tests.servers import base_env, free_port, wait_for
 
 
@@ -105,3 +109,53 @@ def test_up_runs_the_stack_restarts_dead_parts_and_stops_cleanly(tmp_path: Path)
     assert up.returncode == 0
     wait_for(lambda: not any(alive(p) for p in family), timeout_s=10, message="every part to be gone")
     assert "stopped" in log_path.read_text()
+
+
+@pytest.mark.parametrize(
+    ("argv", "host"),
+    [
+        (["up"], "0.0.0.0"),
+        (["api"], "0.0.0.0"),
+        (["api"], "::"),
+        (["api", "--host", "192.0.2.10"], "127.0.0.1"),
+        (["up"], "media.example.com"),
+    ],
+)
+def test_open_bind_without_keys_is_refused_before_anything_starts(
+    tmp_path: Path, argv: list[str], host: str
+) -> None:
+    env = base_env(
+        MEDIAJOBS_DATA_DIR=str(tmp_path / "data"), MEDIAJOBS_HOST=host, MEDIAJOBS_PORT=str(free_port())
+    )
+    done = subprocess.run(
+        [sys.executable, "-m", "mediajobs", *argv], env=env, cwd=tmp_path, capture_output=True, timeout=60
+    )
+    assert done.returncode != 0
+    message = done.stderr.decode()
+    assert "MEDIAJOBS_API_KEYS" in message and "--insecure-no-auth" in message, message
+    # Nothing started: no managed Redis, no database, not even the data directory.
+    assert not (tmp_path / "data").exists()
+
+
+@pytest.mark.parametrize(
+    ("host", "keys", "insecure", "refused"),
+    [
+        ("127.0.0.1", "", False, False),
+        ("localhost", "", False, False),
+        ("::1", "", False, False),
+        ("127.0.0.2", "", False, False),
+        ("0.0.0.0", "k", False, False),
+        ("0.0.0.0", "", True, False),
+        ("0.0.0.0", "", False, True),
+        ("10.0.0.5", "", False, True),
+    ],
+)
+def test_only_loopback_keys_or_the_explicit_flag_allow_a_bind(
+    host: str, keys: str, insecure: bool, refused: bool
+) -> None:
+    settings = Settings(host=host, api_keys=keys)
+    if refused:
+        with pytest.raises(click.UsageError):
+            refuse_open_bind(settings, host, insecure)
+    else:
+        refuse_open_bind(settings, host, insecure)

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import os
+import re
 from functools import lru_cache
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import unquote, urlsplit
 
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-SECRET_WORDS = ("key", "secret", "password", "token")
+SECRET_WORDS = ("key", "secret", "pass", "pwd", "token", "signature", "credential", "auth", "sig")
+HIDDEN = "****"
+_URL_IN_TEXT = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[^\s'\"<>]+")
 
 
 class Settings(BaseSettings):
@@ -132,18 +135,21 @@ class Settings(BaseSettings):
             "data_dir": str(self.data_dir),
             "database_url": mask_url(self.effective_database_url),
             "broker_url": mask_url(self.effective_broker_url) + (" (managed)" if self.managed_broker else ""),
-            "storage_url": self.effective_storage_url,
-            "s3_endpoint_url": self.s3_endpoint_url or "(AWS default)",
+            "storage_url": mask_url(self.effective_storage_url),
+            "s3_endpoint_url": mask_url(self.s3_endpoint_url) if self.s3_endpoint_url else "(AWS default)",
             "host": self.host,
             "port": str(self.port),
             "api_keys": f"{len(self.api_key_set)} key(s) set" if self.api_key_set else "(none: no auth)",
             "import_allow_private": str(self.import_allow_private).lower(),
-            "import_public_cidrs": self.import_public_cidrs or "(none)",
+            "import_public_cidrs": f"{self.import_public_cidrs} (test-only)"
+            if self.import_public_cidrs
+            else "(none)",
             "import_allowed_ports": self.import_allowed_ports,
             "allowed_hosts": ", ".join(sorted(self.allowed_host_set)),
             "max_duration_s": f"{self.max_duration_s:g}",
             "max_pixels": str(self.max_pixels),
             "max_upload_bytes": str(self.max_upload_bytes),
+            "api_url": mask_url(self.api_url),
             "kind_modules": self.kind_modules or "(none)",
             "cpu_concurrency": str(self.effective_cpu_concurrency),
             "io_concurrency": str(self.effective_io_concurrency),
@@ -155,15 +161,39 @@ class Settings(BaseSettings):
         return shown
 
 
+def _secret_name(name: str) -> bool:
+    lowered = unquote(name).lower()
+    return any(word in lowered for word in SECRET_WORDS)
+
+
 def mask_url(url: str) -> str:
-    """Hide the password of a URL such as `postgresql://user:pw@host/db`."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    netloc = f"{parts.username or ''}:****@{parts.hostname or ''}"
-    if parts.port:
-        netloc += f":{parts.port}"
-    return urlunsplit(parts._replace(netloc=netloc))
+    """The URL with its userinfo (when it has a password) and secret-looking query values hidden.
+
+    `postgresql://user:pw@db/x` -> `postgresql://****:****@db/x`; `redis://user@host` keeps its bare user;
+    `?password=...`, `?X-Amz-Signature=...` and any parameter named like a secret show `****`.
+    """
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return HIDDEN
+    # Rebuilt by hand: urlunsplit would turn `sqlite:///path` into `sqlite:/path`.
+    base, question, rest = url.partition("?")
+    query, hash_, fragment = rest.partition("#")
+    if not question:
+        base, hash_, fragment = url.partition("#")
+    userinfo, at, _ = parts.netloc.rpartition("@")
+    if at and ":" in userinfo:
+        base = base.replace(f"{userinfo}@", f"{HIDDEN}:{HIDDEN}@", 1)
+    query = "&".join(
+        f"{name}={HIDDEN}" if sep and _secret_name(name) else f"{name}{sep}{value}"
+        for name, sep, value in (pair.partition("=") for pair in query.split("&"))
+    )
+    return f"{base}{question}{query}{hash_}{fragment}"
+
+
+def mask_text(text: str) -> str:
+    """`text` (an error message, say) with every URL in it masked."""
+    return _URL_IN_TEXT.sub(lambda m: mask_url(m[0]), text)
 
 
 @lru_cache(maxsize=1)

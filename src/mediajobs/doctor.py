@@ -9,7 +9,7 @@ from collections.abc import Callable
 import redis
 
 from mediajobs import process
-from mediajobs.config import Settings
+from mediajobs.config import Settings, mask_text
 from mediajobs.db.migrate import current_revision, head_revision
 from mediajobs.db.session import get_db
 from mediajobs.jobs.registry import QUEUES
@@ -84,9 +84,15 @@ def run_doctor(settings: Settings, echo: Callable[[str], None]) -> int:
     failed = 0
     for name, check in CHECKS:
         try:
-            echo(f"  ok    {name:10} {check(settings)}")
+            echo(f"  ok    {name:10} {mask_text(check(settings))}")
         except Exception as exc:
             failed += 1
-            echo(f"  FAIL  {name:10} {type(exc).__name__}: {exc}")
+            # Error texts quote URLs (hosts, users, sometimes a password): masked like the configuration.
+            echo(f"  FAIL  {name:10} {type(exc).__name__}: {mask_text(str(exc))}")
+    if settings.import_public_cidrs:
+        echo(
+            "  WARN  MEDIAJOBS_IMPORT_PUBLIC_CIDRS is a test-only setting: imports may reach "
+            f"{settings.import_public_cidrs} as if it were public; unset it outside tests"
+        )
     echo("all checks passed" if not failed else f"{failed} check(s) failed")
     return 0 if not failed else 1

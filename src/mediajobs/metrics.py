@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import timedelta
+from wsgiref.simple_server import WSGIServer
 
 import redis
+from prometheus_client import start_http_server
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
-from prometheus_client.registry import Collector
+from prometheus_client.registry import Collector, CollectorRegistry
 from sqlalchemy import func, select
 
 from mediajobs.config import Settings
@@ -81,3 +83,11 @@ class EngineCollector(Collector):
             up.add_metric([], 0)
         yield depth
         yield up
+
+
+def metrics_server(registry: CollectorRegistry, port: int) -> WSGIServer | None:
+    """With MEDIAJOBS_METRICS_PORT set: /metrics on 127.0.0.1:PORT (a thread), not on the API's port."""
+    if not port:
+        return None
+    server, _ = start_http_server(port, addr="127.0.0.1", registry=registry)
+    return server

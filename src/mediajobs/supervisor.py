@@ -38,7 +38,9 @@ class Part:
 
 
 class Supervisor:
-    def __init__(self, settings: Settings, *, stop_timeout_s: float = 10.0) -> None:
+    def __init__(
+        self, settings: Settings, *, stop_timeout_s: float = 10.0, insecure_no_auth: bool = False
+    ) -> None:
         self.settings = settings
         self.stop_timeout_s = stop_timeout_s
         self.stopping = threading.Event()
@@ -52,7 +54,9 @@ class Supervisor:
             self.redis = None
         self.env["MEDIAJOBS_DATA_DIR"] = str(settings.data_dir)
         self.parts = [
-            Part("api", [*python, "api", "--no-migrate"]),
+            Part(
+                "api", [*python, "api", "--no-migrate", *(["--insecure-no-auth"] if insecure_no_auth else [])]
+            ),
             Part(
                 "worker[cpu]",
                 [

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from fastapi import Request
+from python_multipart.exceptions import MultipartParseError
 from python_multipart.multipart import MultipartParser, parse_options_header
 from starlette.concurrency import run_in_threadpool
 
@@ -27,7 +28,13 @@ class Stored:
 async def _multipart_file(request: Request, boundary: bytes, meta: dict[str, str]) -> AsyncIterator[bytes]:
     """The bytes of the form's `file` field, parsed as they arrive (nothing is spooled)."""
     pending: list[bytes] = []
-    state: dict[str, Any] = {"in_file": False, "seen_file": False, "header": b"", "headers": {}}
+    state: dict[str, Any] = {
+        "in_file": False,
+        "seen_file": False,
+        "header": b"",
+        "headers": {},
+        "ended": False,
+    }
 
     def on_part_begin() -> None:
         state["headers"] = {}
@@ -55,6 +62,9 @@ async def _multipart_file(request: Request, boundary: bytes, meta: dict[str, str
     def on_part_end() -> None:
         state["in_file"] = False
 
+    def on_end() -> None:
+        state["ended"] = True
+
     parser = MultipartParser(
         boundary,
         {
@@ -64,18 +74,33 @@ async def _multipart_file(request: Request, boundary: bytes, meta: dict[str, str
             "on_headers_finished": on_headers_finished,
             "on_part_data": on_part_data,
             "on_part_end": on_part_end,
+            "on_end": on_end,
         },
     )
-    async for chunk in request.stream():
-        parser.write(chunk)
-        if pending:
-            yield b"".join(pending)
-            pending.clear()
-    parser.finalize()
+    try:
+        async for chunk in request.stream():
+            parser.write(chunk)
+            if pending:
+                yield b"".join(pending)
+                pending.clear()
+        parser.finalize()
+    except MultipartParseError as exc:
+        raise _malformed(f"{exc}") from exc
+    if not state["ended"]:
+        # python_multipart's finalize() accepts a body cut short; a truncated file must not be stored.
+        raise _malformed("the body ends before the closing boundary")
     if pending:
         yield b"".join(pending)
     if not state["seen_file"]:
         raise invalid(["file"], "the multipart form has no field named 'file'")
+
+
+def _malformed(reason: str) -> Problem:
+    return Problem(
+        400,
+        f"malformed multipart/form-data body: {reason}; send a form with a 'file' field, or the raw bytes",
+        slug="malformed-multipart",
+    )
 
 
 async def store_upload(

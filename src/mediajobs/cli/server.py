@@ -2,46 +2,79 @@
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 
 import click
 
-from mediajobs.config import get_settings
+from mediajobs.config import Settings, get_settings
+
+INSECURE_HELP = (
+    "listen on a non-loopback address without MEDIAJOBS_API_KEYS (something in front must authenticate)"
+)
 
 
 def _logging(level: str = "INFO") -> None:
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
 
+def is_loopback(host: str) -> bool:
+    host = host.strip("[]").lower()
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def refuse_open_bind(settings: Settings, host: str, insecure_no_auth: bool) -> None:
+    """Exit non-zero, before anything starts, when `host` is reachable and nothing authenticates."""
+    if is_loopback(host) or settings.api_key_list or insecure_no_auth:
+        return
+    raise click.UsageError(
+        f"refusing to listen on {host} without MEDIAJOBS_API_KEYS: anyone who reaches this address could run "
+        "jobs, import URLs and read every stored file. Set MEDIAJOBS_API_KEYS, set MEDIAJOBS_HOST=127.0.0.1, "
+        "or pass --insecure-no-auth if a proxy in front authenticates."
+    )
+
+
 @click.command()
-def up() -> None:
+@click.option("--insecure-no-auth", is_flag=True, help=INSECURE_HELP)
+def up(insecure_no_auth: bool) -> None:
     """Run the whole stack on this machine: managed Redis, API, workers and web UI."""
     from mediajobs.supervisor import Supervisor
 
+    settings = get_settings()
+    refuse_open_bind(settings, settings.host, insecure_no_auth)
     _logging()
-    raise SystemExit(Supervisor(get_settings()).run())
+    raise SystemExit(Supervisor(settings, insecure_no_auth=insecure_no_auth).run())
 
 
 @click.command()
 @click.option("--host", default=None, help="default: MEDIAJOBS_HOST")
 @click.option("--port", type=int, default=None, help="default: MEDIAJOBS_PORT")
 @click.option("--no-migrate", is_flag=True, help="do not upgrade the schema first")
-def api(host: str | None, port: int | None, no_migrate: bool) -> None:
+@click.option("--insecure-no-auth", is_flag=True, help=INSECURE_HELP)
+def api(host: str | None, port: int | None, no_migrate: bool, insecure_no_auth: bool) -> None:
     """Run the HTTP API (and web UI)."""
     import uvicorn
 
+    from mediajobs.api.app import create_app
     from mediajobs.db.migrate import migrate
     from mediajobs.db.session import get_db
 
-    _logging()
     settings = get_settings()
+    # The app answers to the Host it listens on, so it is built with the address given here.
+    settings = settings.model_copy(update={"host": host or settings.host, "port": port or settings.port})
+    refuse_open_bind(settings, settings.host, insecure_no_auth)
+    _logging()
     if not no_migrate:
         migrate(get_db(settings.effective_database_url))
     uvicorn.run(
-        "mediajobs.api.app:app_factory",
-        factory=True,
-        host=host or settings.host,
-        port=port or settings.port,
+        create_app(settings),
+        host=settings.host,
+        port=settings.port,
         log_level="info",
         access_log=False,
         timeout_graceful_shutdown=3,

@@ -39,6 +39,9 @@ class Kind:
     public: bool = True
     # Called once the job reaches a terminal state (in whichever process made it terminal).
     on_end: EndHook | None = None
+    # The kind's own delays before attempts 2, 3, ... (the last repeats), instead of exponential backoff;
+    # written for the default MEDIAJOBS_RETRY_BACKOFF_BASE_S and scaled with it.
+    retry_delays_s: tuple[float, ...] | None = None
     description: str = ""
     tags: tuple[str, ...] = field(default_factory=tuple)
 
@@ -92,6 +95,7 @@ def job_kind(
     priority: int = 5,
     public: bool = True,
     on_end: EndHook | None = None,
+    retry_delays_s: tuple[float, ...] | None = None,
 ) -> Callable[[Handler], Handler]:
     """Register the decorated function `fn(ctx, params)` as job kind `name`."""
 
@@ -108,6 +112,7 @@ def job_kind(
                 priority=priority,
                 public=public,
                 on_end=on_end,
+                retry_delays_s=retry_delays_s,
                 description=(fn.__doc__ or "").strip().splitlines()[0] if fn.__doc__ else "",
             )
         )
@@ -116,7 +121,12 @@ def job_kind(
     return register
 
 
-BUILTIN_MODULES = ("mediajobs.jobs.builtin", "mediajobs.media.kinds", "mediajobs.media.operations")
+BUILTIN_MODULES = (
+    "mediajobs.jobs.builtin",
+    "mediajobs.media.kinds",
+    "mediajobs.media.operations",
+    "mediajobs.webhooks.delivery",
+)
 _loaded = False
 
 

@@ -137,7 +137,12 @@ def update_media(
         query = update(Media).where(Media.id == media_id)
         if only_from:
             query = query.where(Media.state.in_(only_from))
-        return bool(session.execute(query.values(**values)).rowcount)  # type: ignore[attr-defined]
+        changed = bool(session.execute(query.values(**values)).rowcount)  # type: ignore[attr-defined]
+    if changed and values.get("state") in (READY, FAILED):
+        from mediajobs.webhooks import events  # webhooks build on this module, not the other way round
+
+        events.media_changed(db, media_id, values["state"])
+    return changed
 
 
 def delete_record(db: Database, media_id: str) -> None:
@@ -145,22 +150,25 @@ def delete_record(db: Database, media_id: str) -> None:
         session.execute(delete(Media).where(Media.id == media_id))
 
 
-def file_url(base_url: str, media_id: str, path: str) -> str:
-    return f"{base_url.rstrip('/')}/api/v1/media/{media_id}/files/{path}"
+def file_url(base_url: str, media_id: str, path: str, *, token: str | None = None) -> str:
+    """The API URL of one of an asset's files; with auth on, `token` (a playback token) opens it alone."""
+    url = f"{base_url.rstrip('/')}/api/v1/media/{media_id}/files/{path}"
+    return f"{url}?token={token}" if token else url
 
 
-def public(media: Media, *, jobs: list[str], base_url: str) -> dict[str, Any]:
+def public(media: Media, *, jobs: list[str], base_url: str, token: str | None = None) -> dict[str, Any]:
+    """The asset's JSON; `token` (None when auth is off) goes into every file URL so players need no key."""
     hls = None
     if media.hls:
         root = media.hls["path"]
         hls = {
-            "master_url": file_url(base_url, media.id, f"{root}/{media.hls['master']}"),
+            "master_url": file_url(base_url, media.id, f"{root}/{media.hls['master']}", token=token),
             "variants": [
                 {
                     "height": v.get("height"),
                     "width": v.get("width"),
                     "bandwidth": v.get("bandwidth"),
-                    "url": file_url(base_url, media.id, f"{root}/{v['path']}"),
+                    "url": file_url(base_url, media.id, f"{root}/{v['path']}", token=token),
                 }
                 for v in media.hls.get("variants", [])
             ],
@@ -174,7 +182,9 @@ def public(media: Media, *, jobs: list[str], base_url: str) -> dict[str, Any]:
         "original": {k: v for k, v in media.original.items() if k != "key"} if media.original else None,
         "probe": media.probe,
         "hls": hls,
-        "thumbnail_url": file_url(base_url, media.id, media.thumbnail) if media.thumbnail else None,
+        "thumbnail_url": file_url(base_url, media.id, media.thumbnail, token=token)
+        if media.thumbnail
+        else None,
         "error": media.error,
         "jobs": jobs,
         "pipeline": media.pipeline,

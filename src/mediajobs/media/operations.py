@@ -19,9 +19,10 @@ from mediajobs.jobs.registry import job_kind
 from mediajobs.media import assets
 from mediajobs.media.analyze import analyze
 from mediajobs.media.cut import remove_frames
-from mediajobs.media.kinds import HOUR, Phase, fetch_original, require_media, store_original
+from mediajobs.media.kinds import HOUR, Phase, fetch_original, probe_source, require_media, store_original
 from mediajobs.media.mask import Region, apply_mask, clip_regions
-from mediajobs.media.probe import Probe, probe
+from mediajobs.media.probe import Probe
+from mediajobs.webhooks import events
 
 log = logging.getLogger(__name__)
 
@@ -70,13 +71,13 @@ def _derive(ctx: JobContext, source_id: str) -> tuple[Any, Path, Probe]:
         raise PermanentError(f"the source asset {source_id} was deleted", code="not_found")
     assets.update_media(ctx.db, derived.id, only_from=(assets.PENDING,), state=assets.PROCESSING)
     src = fetch_original(ctx, source)
-    return derived, src, probe(src)
+    return derived, src, probe_source(ctx, src)
 
 
 def _finish_derived(ctx: JobContext, derived: Any, out: Path, filename: str) -> dict[str, Any]:
     ctx.progress(96, "Storing the result")
     original = store_original(ctx, derived.id, out, filename)
-    assets.update_media(ctx.db, derived.id, original=original, probe=probe(out).public())
+    assets.update_media(ctx.db, derived.id, original=original, probe=probe_source(ctx, out).public())
     job_id = ctx.enqueue("media.process", {"pipeline": derived.pipeline or []})
     ctx.progress(100, "Done; building the stream")
     return {"media_id": derived.id, "process_job": job_id}
@@ -151,7 +152,7 @@ class NoParams(BaseModel):
 def analyze_media(ctx: JobContext, params: NoParams) -> dict[str, Any]:
     """Scenes, black, silence, freezes and loudness of the original."""
     src = fetch_original(ctx, require_media(ctx))
-    info = probe(src)
+    info = probe_source(ctx, src)
     return analyze(
         src,
         info,
@@ -175,6 +176,8 @@ def delete_media(ctx: JobContext, params: NoParams) -> dict[str, Any]:
     ctx.progress(50, "Removing stored files")
     storage = assets.storage_for(ctx.settings)
     removed = storage.delete_prefix(assets.prefix(ctx.media_id))
+    gone = assets.find_media(ctx.db, ctx.media_id)
     assets.delete_record(ctx.db, ctx.media_id)
+    events.media_deleted(ctx.db, gone)
     ctx.progress(100, "Deleted")
     return {"media_id": ctx.media_id, "objects_removed": removed}

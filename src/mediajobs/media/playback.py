@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import re
 import time
 
 from mediajobs.config import Settings
@@ -49,3 +50,42 @@ def verify(settings: Settings, media_id: str, token: str, *, now: float | None =
     if expires < (now if now is not None else time.time()):
         raise BadToken("the playback token has expired; fetch the asset again for fresh URLs")
     return expires
+
+
+def expires_in_s(settings: Settings, media_id: str, token: str | None, *, now: float | None = None) -> int:
+    """How long a URL handed on for this request may live: the token's remaining lifetime, else the TTL."""
+    now = now if now is not None else time.time()
+    if token:
+        try:
+            return max(1, int(verify(settings, media_id, token, now=now) - now))
+        except BadToken:
+            pass
+    return settings.playback_token_ttl_s
+
+
+# A scheme (`https:`, `data:`, `skd:`) or a leading '/' means the URI points elsewhere: it gets no token,
+# which would otherwise leak to another host (or open nothing there).
+_ELSEWHERE = re.compile(r"^(?:[A-Za-z][A-Za-z0-9+.-]*:|/)")
+_URI_ATTRIBUTE = re.compile(r'(?<=[:,])URI="([^"]*)"')
+
+
+def _with_token(uri: str, token: str) -> str:
+    if not uri or _ELSEWHERE.match(uri):
+        return uri
+    uri, hash_, fragment = uri.partition("#")
+    return f"{uri}{'&' if '?' in uri else '?'}{QUERY}={token}{hash_}{fragment}"
+
+
+def tokenize_playlist(text: str, token: str) -> str:
+    """The playlist with `token` on every relative child URI: URI lines and tags' URI="..." attributes."""
+    out = []
+    for line in text.splitlines(keepends=True):
+        body = line.rstrip("\r\n")
+        end = line[len(body) :]
+        stripped = body.strip()
+        if stripped.startswith("#EXT"):
+            body = _URI_ATTRIBUTE.sub(lambda m: f'URI="{_with_token(m[1], token)}"', body)
+        elif stripped and not stripped.startswith("#"):
+            body = _with_token(stripped, token)
+        out.append(body + end)
+    return "".join(out)

@@ -12,7 +12,7 @@ from pydantic import ValidationError
 from pydantic_core import to_jsonable_python
 
 from mediajobs import process
-from mediajobs.config import get_settings
+from mediajobs.config import Settings, get_settings
 from mediajobs.db.models import Job
 from mediajobs.db.session import get_db
 from mediajobs.errors import JobCancelled, JobTimeout, MediajobsError, TransientError
@@ -39,8 +39,13 @@ def _watcher() -> Watcher:
     return _watchers[pid]
 
 
-def backoff_s(attempt: int) -> float:
+def backoff_s(attempt: int, kind: Kind | None = None) -> float:
+    """The wait before attempt `attempt + 1`: the kind's own schedule, or exponential backoff."""
     settings = get_settings()
+    if kind is not None and kind.retry_delays_s:
+        # Scaled with the base, so that a deployment (or a test) that shortens backoff shortens these too.
+        scale = settings.retry_backoff_base_s / Settings.model_fields["retry_backoff_base_s"].default
+        return kind.retry_delays_s[min(attempt, len(kind.retry_delays_s)) - 1] * scale
     return min(settings.retry_backoff_max_s, settings.retry_backoff_base_s * 2 ** (attempt - 1))
 
 
@@ -117,7 +122,7 @@ def _record(ctx: JobContext, job: Job, state: str, result: Any, error: Mediajobs
     if state == states.RETRYING:
         assert err is not None
         if job.attempt < job.max_attempts and not ctx.cancel_event.is_set():
-            delay = backoff_s(job.attempt)
+            delay = backoff_s(job.attempt, registry.get(job.kind) if job.kind in registry else None)
             err["message"] += f" (attempt {job.attempt} of {job.max_attempts}; next in {delay:g} s)"
             service.schedule_retry(db, job_id=job.id, attempt=job.attempt, error=err, delay_s=delay)
             return

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import logging
+import threading
+import time
 from typing import Any
 
 import redis
@@ -9,10 +12,12 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from mediajobs.api.deps import DbDep, SettingsDep
-from mediajobs.api.problems import problem_response
+from mediajobs.api.problems import Problem, problem_response
 
+log = logging.getLogger(__name__)
 router = APIRouter(tags=["health"])
+# The storage check writes a probe object: once per this many seconds, not on every probe or scrape.
+STORAGE_CHECK_TTL_S = 30.0
 
 
 @router.get("/healthz")
@@ -20,29 +25,50 @@ def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
-def check_parts(request: Request) -> dict[str, str]:
-    settings = request.app.state.settings
-    checks: dict[str, str] = {}
+class StorageCheck:
+    """The storage write check, its outcome remembered for STORAGE_CHECK_TTL_S (a failure too)."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.ok = False
+        self.checked_at = float("-inf")
+
+    def __call__(self, request: Request) -> bool:
+        with self.lock:
+            if time.monotonic() - self.checked_at >= STORAGE_CHECK_TTL_S:
+                self.ok = _passes("storage", lambda: request.app.state.storage().check())
+                self.checked_at = time.monotonic()
+            return self.ok
+
+
+def _passes(part: str, check: Any) -> bool:
+    """Run one check; what went wrong goes to the server log only (it names hosts, users, buckets)."""
     try:
-        request.app.state.db.ping()
-        checks["database"] = "ok"
+        check()
+        return True
     except Exception as exc:
-        checks["database"] = f"unreachable: {type(exc).__name__}: {str(exc).splitlines()[0][:200]}"
+        log.warning("readiness: %s is not reachable: %s: %s", part, type(exc).__name__, exc)
+        return False
+
+
+def _ping_broker(url: str) -> None:
+    client = redis.Redis.from_url(url, socket_connect_timeout=1, socket_timeout=1)
     try:
-        client = redis.Redis.from_url(
-            settings.effective_broker_url, socket_connect_timeout=1, socket_timeout=1
-        )
         client.ping()
+    finally:
         client.close()
-        checks["broker"] = "ok"
-    except Exception as exc:
-        checks["broker"] = f"unreachable: {exc}"
-    try:
-        request.app.state.storage().check()
-        checks["storage"] = "ok"
-    except Exception as exc:
-        checks["storage"] = f"unreachable: {exc}"
-    return checks
+
+
+def check_parts(request: Request) -> dict[str, str]:
+    state = request.app.state
+    if not hasattr(state, "storage_check"):
+        state.storage_check = StorageCheck()
+    results = {
+        "database": _passes("database", state.db.ping),
+        "broker": _passes("broker", lambda: _ping_broker(state.settings.effective_broker_url)),
+        "storage": state.storage_check(request),
+    }
+    return {name: "ok" if ok else "unreachable" for name, ok in results.items()}
 
 
 @router.get("/readyz")
@@ -50,13 +76,20 @@ def readyz(request: Request) -> Any:
     checks = check_parts(request)
     failing = [name for name, result in checks.items() if result != "ok"]
     if failing:
-        detail = "; ".join(f"{name} {checks[name]}" for name in failing)
         return problem_response(
-            503, f"not ready: {detail}", slug="not-ready", extra={"checks": checks, "failing": failing}
+            503,
+            f"not ready: {', '.join(failing)} unreachable; the server log says why",
+            slug="not-ready",
+            extra={"checks": checks, "failing": failing},
         )
     return JSONResponse({"status": "ok", "checks": checks})
 
 
 @router.get("/metrics")
-def metrics(request: Request, db: DbDep, settings: SettingsDep) -> Response:
+def metrics(request: Request) -> Response:
+    port = request.app.state.settings.metrics_port
+    if port:
+        raise Problem(
+            404, f"metrics are served on 127.0.0.1:{port} (MEDIAJOBS_METRICS_PORT)", slug="not-found"
+        )
     return Response(generate_latest(request.app.state.metrics_registry), media_type=CONTENT_TYPE_LATEST)

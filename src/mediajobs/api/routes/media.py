@@ -17,12 +17,13 @@ from mediajobs.api.problems import invalid
 from mediajobs.api.uploads import store_upload
 from mediajobs.db.models import Job
 from mediajobs.db.session import Database
+from mediajobs.egress.policy import Policy
 from mediajobs.errors import ForbiddenAddress, InvalidUrl, SourceUnreachable, TransientError
 from mediajobs.jobs import service
 from mediajobs.jobs.dispatch import create_and_publish
 from mediajobs.jobs.lifecycle import run_end_hook
 from mediajobs.jobs.schemas import public as job_public
-from mediajobs.media import assets
+from mediajobs.media import assets, playback
 from mediajobs.media.urlguard import check_url
 from mediajobs.storage import content_type_for
 
@@ -42,7 +43,7 @@ def _jobs_by_media(db: Database, ids: list[str]) -> dict[str, list[str]]:
 
 
 def _public(request: Request, db: Database, media: Any) -> dict[str, Any]:
-    return assets.public(media, jobs=_jobs_by_media(db, [media.id])[media.id], base_url=str(request.base_url))
+    return media_answer(request, media, _jobs_by_media(db, [media.id])[media.id])
 
 
 def record_and_publish(
@@ -109,7 +110,7 @@ def import_media(
     if (replayed := idempotency.replay(db, scope, key)) is not None:
         return replayed
     try:
-        check_url(body.url, allow_private=settings.import_allow_private)
+        check_url(body.url, policy=Policy.from_settings(settings))
     except (InvalidUrl, ForbiddenAddress) as exc:
         raise invalid(["url"], str(exc)) from exc
     except (SourceUnreachable, TransientError):
@@ -131,7 +132,9 @@ def import_media(
 
 
 def media_answer(request: Request, media: Any, jobs: list[str]) -> dict[str, Any]:
-    return assets.public(media, jobs=jobs, base_url=str(request.base_url))
+    """The asset's JSON; with auth on its file URLs carry a playback token for this asset."""
+    token = playback.sign(request.app.state.settings, media.id)
+    return assets.public(media, jobs=jobs, base_url=str(request.base_url), token=token)
 
 
 @router.post("/uploads", status_code=202)
@@ -207,9 +210,8 @@ def list_media(
     except ValueError as exc:
         raise invalid(["cursor"], str(exc)) from exc
     jobs = _jobs_by_media(db, [m.id for m in page.items])
-    base = str(request.base_url)
     return {
-        "items": [assets.public(m, jobs=jobs[m.id], base_url=base) for m in page.items],
+        "items": [media_answer(request, m, jobs[m.id]) for m in page.items],
         "next_cursor": page.next_cursor,
     }
 

@@ -1,63 +1,172 @@
-"""/api/v1/media/{id}/files/{path}: an asset's stored files, streamed with byte ranges or redirected."""
+"""/api/v1/media/{id}/files/{path}: an asset's stored files, streamed with byte ranges or redirected.
+
+Stored files include whatever strangers uploaded, and this API shares its origin with the web UI (which holds
+the API key). So a file is only ever served as one of a few media types that browsers do not run, and
+anything else is a download; every answer says `nosniff` and sandboxes itself.
+"""
 
 from __future__ import annotations
 
 import re
+from pathlib import PurePosixPath
 from typing import Any
+from urllib.parse import quote
 
 from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse, Response, StreamingResponse
 
-from mediajobs.api.deps import DbDep
+from mediajobs.api.deps import DbDep, SettingsDep
 from mediajobs.api.problems import Problem
-from mediajobs.media import assets
-from mediajobs.storage import InvalidKey, InvalidRange, ObjectNotFound, join_key
+from mediajobs.config import Settings
+from mediajobs.media import assets, playback
+from mediajobs.storage import InvalidKey, InvalidRange, ObjectNotFound, Storage, join_key
 
 router = APIRouter(prefix="/api/v1/media", tags=["media"])
 
 PLAYLIST = "application/vnd.apple.mpegurl"
+DOWNLOAD = "application/octet-stream"
+# Playlists are read whole to be rewritten; a bigger `.m3u8` (ours are KiB) is served as a download.
+PLAYLIST_CAP_BYTES = 1024 * 1024
+S3_MAX_EXPIRES_S = 7 * 24 * 3600  # the longest a SigV4 presigned URL may live
+
+# By extension: what we serve inline. None of these is run by a browser (with nosniff).
+SERVED_TYPES = {
+    ".ts": "video/mp2t",
+    ".m4s": "video/iso.segment",
+    ".mp4": "video/mp4",
+    ".m4v": "video/mp4",
+    ".mov": "video/quicktime",
+    ".mkv": "video/x-matroska",
+    ".webm": "video/webm",
+    ".m4a": "audio/mp4",
+    ".mp3": "audio/mpeg",
+    ".aac": "audio/aac",
+    ".ogg": "audio/ogg",
+    ".opus": "audio/ogg",
+    ".flac": "audio/flac",
+    ".wav": "audio/wav",
+    ".jpg": "image/jpeg",
+    ".jpeg": "image/jpeg",
+    ".png": "image/png",
+    ".webp": "image/webp",
+}
+SAFE_TYPES = frozenset(SERVED_TYPES.values())
 
 
+def served_type(key: str, stored_type: str | None) -> str:
+    """The allowlisted type for a file (by name, else its stored type), or DOWNLOAD."""
+    by_name = SERVED_TYPES.get(PurePosixPath(key).suffix.lower())
+    stored = (stored_type or "").split(";")[0].strip().lower()
+    return by_name or (stored if stored in SAFE_TYPES else DOWNLOAD)
+
+
+def file_headers(settings: Settings, key: str, media_type: str, cache: str) -> dict[str, str]:
+    headers = {
+        "X-Content-Type-Options": "nosniff",
+        "Content-Security-Policy": "sandbox",
+        # Answers opened by a key or token must not land in shared caches.
+        "Cache-Control": f"private, {cache}" if settings.api_key_list else cache,
+    }
+    if media_type == DOWNLOAD:
+        name = PurePosixPath(key).name
+        fallback = re.sub(r"[^A-Za-z0-9._-]", "_", name) or "download"
+        headers["Content-Disposition"] = (
+            f"attachment; filename=\"{fallback}\"; filename*=UTF-8''{quote(name)}"
+        )
+    return headers
+
+
+@router.head("/{media_id}/files/{path:path}", include_in_schema=False)
 @router.get("/{media_id}/files/{path:path}")
-def get_file(media_id: str, path: str, request: Request, db: DbDep) -> Response:
+def get_file(media_id: str, path: str, request: Request, db: DbDep, settings: SettingsDep) -> Response:
     media = assets.get_media(db, media_id)
+    missing = Problem(404, f"no file {path!r} in media {media.id}", slug="not-found")
     try:
         key = join_key(assets.prefix(media.id), path)
     except InvalidKey as exc:
-        raise Problem(404, f"no file {path!r} in media {media.id}", slug="not-found") from exc
-    storage = request.app.state.storage()
+        raise missing from exc
+    storage: Storage = request.app.state.storage()
     info = storage.stat(key)
     if info is None:
-        raise Problem(404, f"no file {path!r} in media {media.id}", slug="not-found")
-    if key.endswith(".m3u8"):
-        # Playlists come from the API so their relative segment URIs resolve here (and can be redirected).
-        return Response(storage.read_bytes(key), media_type=PLAYLIST, headers={"Cache-Control": "no-cache"})
-    if (signed := storage.signed_url(key)) is not None:
-        return RedirectResponse(signed, status_code=307)
-    return _stream(storage, key, info.size, info.content_type, request.headers.get("range"))
+        raise missing
+    head = request.method == "HEAD"
+    token = request.query_params.get(playback.QUERY)
+    if key.endswith(".m3u8") and (text := _read_playlist(storage, key, info.size)) is not None:
+        # Playlists come from the API so their relative URIs resolve here and carry the token on.
+        child_token = _child_token(settings, media.id, token)
+        body = (playback.tokenize_playlist(text, child_token) if child_token else text).encode()
+        headers = file_headers(settings, key, PLAYLIST, "no-cache")
+        headers["Content-Length"] = str(len(body))
+        return Response(b"" if head else body, media_type=PLAYLIST, headers=headers)
+    media_type = served_type(key, info.content_type)
+    if media_type != DOWNLOAD:
+        expires_s = min(playback.expires_in_s(settings, media.id, token), S3_MAX_EXPIRES_S)
+        if (signed := storage.signed_url(key, expires_s=expires_s, content_type=media_type)) is not None:
+            headers = file_headers(settings, key, media_type, "no-store")
+            return RedirectResponse(signed, status_code=307, headers=headers)
+    headers = file_headers(settings, key, media_type, "max-age=3600")
+    return _stream(storage, key, info.size, media_type, request.headers.get("range"), headers, head=head)
+
+
+def _child_token(settings: Settings, media_id: str, token: str | None) -> str | None:
+    """The token for a playlist's children: the request's own when it is valid, else a fresh one."""
+    if token:
+        try:
+            playback.verify(settings, media_id, token)
+            return token
+        except playback.BadToken:
+            pass
+    return playback.sign(settings, media_id)
+
+
+def _read_playlist(storage: Storage, key: str, size: int) -> str | None:
+    """The text of a real HLS playlist under the cap; None for anything else (served as a download)."""
+    if not 0 < size <= PLAYLIST_CAP_BYTES:
+        return None
+    try:
+        # Never more than the stat'ed size, whatever the object has become since.
+        data = b"".join(storage.open_reader(key, start=0, end=size - 1))
+    except (InvalidRange, ObjectNotFound):
+        return None
+    data = data.removeprefix(b"\xef\xbb\xbf")
+    if not data.startswith(b"#EXTM3U"):
+        return None
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
 
 
 def _stream(
-    storage: Any, key: str, size: int, content_type: str | None, range_header: str | None
+    storage: Storage,
+    key: str,
+    size: int,
+    media_type: str,
+    range_header: str | None,
+    headers: dict[str, str],
+    *,
+    head: bool,
 ) -> Response:
-    headers = {"Accept-Ranges": "bytes", "Cache-Control": "public, max-age=3600"}
-    media_type = content_type or "application/octet-stream"
+    headers = {**headers, "Accept-Ranges": "bytes"}
     match = re.fullmatch(r"bytes=(\d*)-(\d*)", (range_header or "").strip())
     if match and (match[1] or match[2]):
         start = int(match[1]) if match[1] else max(0, size - int(match[2]))
-        end = int(match[2]) if match[1] and match[2] else size - 1
+        end = min(int(match[2]) if match[1] and match[2] else size - 1, size - 1)
         try:
-            stream = storage.open_reader(key, start=start, end=min(end, size - 1))
-        except (InvalidRange, ObjectNotFound) as exc:
-            return (
-                Response(status_code=416, headers={"Content-Range": f"bytes */{size}"})
-                if isinstance(exc, InvalidRange)
-                else Response(status_code=404)
-            )
-        end = min(end, size - 1)
+            stream: Any = storage.open_reader(key, start=start, end=end)
+        except InvalidRange:
+            return Response(status_code=416, headers={**headers, "Content-Range": f"bytes */{size}"})
+        except ObjectNotFound:
+            return Response(status_code=404, headers=headers)
         headers.update(
             {"Content-Range": f"bytes {start}-{end}/{size}", "Content-Length": str(end - start + 1)}
         )
-        return StreamingResponse(stream, status_code=206, media_type=media_type, headers=headers)
-    headers["Content-Length"] = str(size)
-    return StreamingResponse(storage.open_reader(key), media_type=media_type, headers=headers)
+        status = 206
+    else:
+        headers["Content-Length"] = str(size)
+        stream, status = (None if head else storage.open_reader(key)), 200
+    if head:
+        if stream is not None:
+            stream.close()
+        return Response(status_code=status, media_type=media_type, headers=headers)
+    return StreamingResponse(stream, status_code=status, media_type=media_type, headers=headers)

@@ -237,7 +237,7 @@ class LocalStorage(Storage):
             keys.append(target)
         return keys
 
-    def signed_url(self, key: str, *, expires_s: int = 3600) -> str | None:
+    def signed_url(self, key: str, *, expires_s: int = 3600, content_type: str | None = None) -> str | None:
         safe_key(key)
         return None
 

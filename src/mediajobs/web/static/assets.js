@@ -1,6 +1,5 @@
-// Shared bits about media assets: names, facts, pipelines, thumbnails behind an API key.
+// Shared bits about media assets: names, facts, pipelines, thumbnails.
 
-import { auth } from "./api.js";
 import { formatBytes, formatSeconds, h, shortId } from "./ui.js";
 
 export const PIPELINE = ["hls", "thumbnail"];
@@ -20,28 +19,17 @@ export const duration = (asset) => (asset.probe?.duration ? formatSeconds(asset.
 
 export const size = (asset) => (asset.original?.size ? formatBytes(asset.original.size) : "");
 
-/** Set an <img>'s source; with an API key the image is fetched with the header, since <img> cannot send one. */
-export async function setImage(img, url) {
-  if (img.dataset.src === url) return;
-  img.dataset.src = url || "";
-  if (!url) {
-    img.removeAttribute("src");
-    return;
-  }
-  if (!auth.key) {
-    img.src = url;
-    return;
-  }
-  try {
-    const response = await fetch(url, { headers: auth.headers() });
-    if (!response.ok) return;
-    const blob = await response.blob();
-    if (img.dataset.src !== url) return;
-    if (img.src.startsWith("blob:")) URL.revokeObjectURL(img.src);
-    img.src = URL.createObjectURL(blob);
-  } catch {
-    // The reconnecting banner covers an absent server; a missing thumbnail needs no alarm of its own.
-  }
+/** A file URL without its playback token: with auth on, every fetch of an asset signs a fresh one. */
+export const withoutToken = (url) => (url ? url.replace(/[?&]token=[^&#]*/, "") : url);
+
+/** Set an <img>'s source. With auth on the URL carries a playback token (fresh on every fetch of the asset),
+ * so the same image under a new token is left alone rather than loaded again. */
+export function setImage(img, url) {
+  const same = withoutToken(url || "");
+  if (img.dataset.src === same) return;
+  img.dataset.src = same;
+  if (url) img.src = url;
+  else img.removeAttribute("src");
 }
 
 /** Pipeline checkboxes (all on by default) in a fieldset that takes the API's "pipeline" errors. */

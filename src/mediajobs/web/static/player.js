@@ -1,7 +1,7 @@
 // The HLS player: a <video> fed by hls.js (Chromium has no native HLS), a rendition choice (auto by default),
 // and a canvas laid over the picture for drawing on it.
 
-import { auth } from "./api.js";
+import { withoutToken } from "./assets.js";
 import { field, h } from "./ui.js";
 
 let hlsModule = null;
@@ -33,10 +33,10 @@ export class Player {
       h("div", { class: "player-bar" }, this.quality.wrapper, this.playing), this.message);
   }
 
-  /** Play the asset's master playlist (once; later calls with the same URL do nothing). */
+  /** Play the asset's master playlist (once; later calls with the same stream do nothing). */
   async load(hls) {
     const url = hls?.master_url || null;
-    if (url === this.url) return;
+    if (withoutToken(url) === withoutToken(this.url)) return;
     this.destroy();
     this.url = url;
     this.empty.hidden = Boolean(url);
@@ -44,11 +44,9 @@ export class Player {
     const Hls = await loadHls().catch(() => null);
     if (this.url !== url) return;
     if (Hls && Hls.isSupported()) {
-      const instance = new Hls({
-        xhrSetup: (xhr) => {
-          if (auth.key) xhr.setRequestHeader("Authorization", `Bearer ${auth.key}`);
-        },
-      });
+      // No API key on these requests: the URLs (and the playlists' child URLs) carry a playback token,
+      // which also works where a header cannot be sent (<video src> in Safari, other sites, ffplay).
+      const instance = new Hls();
       this.hls = instance;
       instance.on(Hls.Events.MANIFEST_PARSED, () => this.levels(instance));
       instance.on(Hls.Events.LEVEL_SWITCHED, (_, data) => {

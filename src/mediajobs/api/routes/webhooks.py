@@ -1,0 +1,130 @@
+"""/api/v1/webhooks: register endpoints, look at and remove them, read their delivery log, redeliver."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Response
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy import update
+from sqlalchemy.orm import Session
+
+from mediajobs.api.deps import DbDep, SettingsDep
+from mediajobs.api.problems import invalid
+from mediajobs.config import Settings
+from mediajobs.db.models import Job, WebhookDelivery, utcnow
+from mediajobs.db.session import Database
+from mediajobs.egress.policy import Policy
+from mediajobs.errors import ForbiddenAddress, InvalidUrl, NotFound, SourceUnreachable, TransientError
+from mediajobs.jobs import service, states
+from mediajobs.jobs.dispatch import create_and_publish
+from mediajobs.jobs.lifecycle import run_end_hook
+from mediajobs.media.urlguard import check_url
+from mediajobs.webhooks import endpoints
+from mediajobs.webhooks.endpoints import EVENTS
+from mediajobs.webhooks.events import DELIVER_KIND
+
+router = APIRouter(prefix="/api/v1/webhooks", tags=["webhooks"])
+Limit = Annotated[int, Query(ge=1, le=500)]
+
+
+class WebhookCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    url: str = Field(min_length=1, max_length=2048, description="an http(s) URL on a public address")
+    events: list[str] = Field(min_length=1, max_length=len(EVENTS), description=", ".join(EVENTS))
+
+
+def _check_url(url: str, settings: Settings) -> str:
+    """The early check imports get (webhooks share their egress policy); every delivery checks again."""
+    try:
+        return check_url(url, policy=Policy.from_settings(settings))
+    except (InvalidUrl, ForbiddenAddress) as exc:
+        raise invalid(["url"], str(exc)) from exc
+    except (SourceUnreachable, TransientError):
+        return url.strip()  # DNS may recover; each delivery attempt resolves again and logs what it found
+
+
+@router.post("", status_code=201, responses={422: {"description": "bad URL or unknown event names"}})
+def create_webhook(body: WebhookCreate, db: DbDep, settings: SettingsDep) -> JSONResponse:
+    unknown = [name for name in body.events if name not in EVENTS]
+    if unknown:
+        raise invalid(["events"], f"unknown event(s) {', '.join(unknown)}; valid events: {', '.join(EVENTS)}")
+    url = _check_url(body.url, settings)
+    endpoint = endpoints.create_endpoint(db, url=url, events=list(dict.fromkeys(body.events)))
+    return JSONResponse(
+        endpoints.endpoint_public(endpoint, with_secret=True),
+        status_code=201,
+        headers={"Location": f"/api/v1/webhooks/{endpoint.id}"},
+    )
+
+
+@router.get("")
+def list_webhooks(db: DbDep, limit: Limit = 50, cursor: str | None = None) -> dict[str, Any]:
+    try:
+        page = endpoints.list_endpoints(db, limit=limit, cursor=cursor)
+    except ValueError as exc:
+        raise invalid(["cursor"], str(exc)) from exc
+    return {"items": [endpoints.endpoint_public(e) for e in page.items], "next_cursor": page.next_cursor}
+
+
+@router.get("/{webhook_id}")
+def get_webhook(webhook_id: str, db: DbDep) -> dict[str, Any]:
+    return endpoints.endpoint_public(endpoints.get_endpoint(db, webhook_id))
+
+
+@router.delete("/{webhook_id}", status_code=204)
+def delete_webhook(webhook_id: str, db: DbDep) -> Response:
+    endpoints.delete_endpoint(db, webhook_id)
+    return Response(status_code=204)
+
+
+@router.get("/{webhook_id}/deliveries")
+def list_deliveries(
+    webhook_id: str, db: DbDep, limit: Limit = 50, cursor: str | None = None
+) -> dict[str, Any]:
+    endpoint = endpoints.get_endpoint(db, webhook_id)
+    try:
+        page = endpoints.list_deliveries(db, endpoint, limit=limit, cursor=cursor)
+    except ValueError as exc:
+        raise invalid(["cursor"], str(exc)) from exc
+    return {"items": endpoints.deliveries_public(db, page.items), "next_cursor": page.next_cursor}
+
+
+@router.get("/{webhook_id}/deliveries/{delivery_id}")
+def get_delivery(webhook_id: str, delivery_id: str, db: DbDep) -> dict[str, Any]:
+    delivery = endpoints.get_delivery(db, endpoints.get_endpoint(db, webhook_id), delivery_id)
+    return endpoints.deliveries_public(db, [delivery])[0]
+
+
+@router.post("/{webhook_id}/deliveries/{delivery_id}/redeliver", status_code=202)
+def redeliver(webhook_id: str, delivery_id: str, db: DbDep) -> JSONResponse:
+    """Send the delivery again now, as one attempt; a retry still waiting for its turn is called off."""
+    endpoint = endpoints.get_endpoint(db, webhook_id)
+    delivery = endpoints.get_delivery(db, endpoint, delivery_id)
+    if delivery.job_id is not None:
+        _call_off(db, delivery.job_id)
+
+    def with_job(session: Session, job: Job) -> None:
+        session.execute(
+            update(WebhookDelivery)
+            .where(WebhookDelivery.id == delivery.id)
+            .values(state=endpoints.PENDING, job_id=job.id, updated_at=utcnow())
+        )
+
+    params = {"delivery_id": delivery.id, "redeliver": True}
+    create_and_publish(db, kind=DELIVER_KIND, params=params, max_attempts=1, with_job=with_job)
+    fresh = endpoints.get_delivery(db, endpoint, delivery.id)
+    return JSONResponse(endpoints.deliveries_public(db, [fresh])[0], status_code=202)
+
+
+def _call_off(db: Database, job_id: str) -> None:
+    """Cancel a delivery job that is still waiting, so that the redelivery is not followed by a duplicate."""
+    try:
+        job = service.get_job(db, job_id)
+    except NotFound:
+        return
+    if job.state in (states.QUEUED, states.RETRYING):  # a running attempt is left to finish
+        cancelled, changed = service.request_cancel(db, job.id)
+        if changed and cancelled.state == states.CANCELLED:
+            run_end_hook(cancelled)

@@ -1,0 +1,174 @@
+"""The `webhook.deliver` job: one signed POST of a delivery's body through the egress guard, logged.
+
+Retries follow the Standard Webhooks (Svix) schedule through the engine's own `retrying` state, so a waiting
+delivery holds no worker slot: attempts now, then after 5 s, 5 min, 30 min, 2 h, 5 h, 10 h and 10 h (about
+27 h in all). The schedule scales with MEDIAJOBS_RETRY_BACKOFF_BASE_S (as written at its default of 2 s).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+from pydantic import BaseModel, ConfigDict
+
+from mediajobs.config import Settings, get_settings
+from mediajobs.db.models import Job, WebhookAttempt, WebhookDelivery, WebhookEndpoint, utcnow
+from mediajobs.db.session import get_db
+from mediajobs.egress import egress_guard
+from mediajobs.errors import ForbiddenAddress, PermanentError, TransientError
+from mediajobs.jobs import states
+from mediajobs.jobs.context import JobContext
+from mediajobs.jobs.registry import job_kind
+from mediajobs.webhooks import endpoints, signing
+from mediajobs.webhooks.events import DELIVER_KIND
+
+log = logging.getLogger(__name__)
+
+SCHEDULE_S = (5.0, 300.0, 1800.0, 7200.0, 18000.0, 36000.0, 36000.0)
+TIMEOUT_S = 10.0
+MAX_RESPONSE_BYTES = 64 * 1024
+EXCERPT_CHARS = 500
+USER_AGENT = "mediajobs-webhooks/1"
+
+
+class DeliverParams(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    delivery_id: str
+    redeliver: bool = False
+
+
+@dataclass
+class Outcome:
+    """What one attempt got: a status (with the start of the body) or an error."""
+
+    duration_ms: float
+    status_code: int | None = None
+    excerpt: str | None = None
+    error: dict[str, str] | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None and self.status_code is not None and 200 <= self.status_code < 300
+
+
+def post(settings: Settings, endpoint: WebhookEndpoint, delivery: WebhookDelivery) -> Outcome:
+    """Send the delivery once, through the egress guard, with a short timeout and a capped read."""
+    body = delivery.body.encode()
+    headers = {
+        "content-type": "application/json",
+        "user-agent": USER_AGENT,
+        **signing.signed_headers(endpoint.secret, msg_id=delivery.id, timestamp=int(time.time()), body=body),
+    }
+    status, head, failed = None, b"", None
+    with egress_guard(settings) as guard:
+        started = time.monotonic()
+        # Redirects are not followed: a POST turned into a GET delivers nothing, and a receiver that moved
+        # should be registered under its new URL.
+        with httpx.Client(
+            proxy=guard.proxy_url, timeout=TIMEOUT_S, follow_redirects=False, trust_env=False
+        ) as client:
+            try:
+                with client.stream("POST", endpoint.url, content=body, headers=headers) as response:
+                    status, head = response.status_code, _read_capped(response)
+            except httpx.TimeoutException:
+                failed = _error("timeout", f"no answer within {TIMEOUT_S:g} s")
+            except httpx.HTTPError as exc:
+                failed = _error("source_unreachable", f"could not deliver: {type(exc).__name__}")
+        # What the proxy saw outranks what the client saw: for plain http its own 403 or 502 would otherwise
+        # pass for the endpoint's answer.
+        failure, unreachable = guard.failure(), guard.unreachable()
+    duration_ms = (time.monotonic() - started) * 1000.0
+    if isinstance(failure, ForbiddenAddress):
+        # Nothing about the refused destination (open, closed, answering): it was never contacted.
+        refused = "the endpoint's address or port is one webhooks may not reach"
+        return Outcome(duration_ms, error=_error(failure.code, refused))
+    if unreachable is not None:
+        return Outcome(duration_ms, error=_error(unreachable.code, unreachable.message))
+    if failed is not None or status is None:
+        return Outcome(duration_ms, error=failed or _error("source_unreachable", "no answer"))
+    outcome = Outcome(duration_ms, status_code=status, excerpt=head.decode(errors="replace")[:EXCERPT_CHARS])
+    if failure is not None:
+        outcome.error = _error(failure.code, failure.message)
+    elif not outcome.ok:
+        hint = " (redirects are not followed)" if 300 <= status < 400 else ""
+        outcome.error = _error("http_status", f"the endpoint answered {status}{hint}")
+    return outcome
+
+
+def _read_capped(response: httpx.Response) -> bytes:
+    head = b""
+    for chunk in response.iter_bytes():
+        head += chunk
+        if len(head) >= MAX_RESPONSE_BYTES:
+            break  # the rest is never read; closing the stream drops the connection
+    return head[:MAX_RESPONSE_BYTES]
+
+
+def _error(code: str, message: str) -> dict[str, str]:
+    return {"code": code, "message": message}
+
+
+def _delivery_ended(job: Job) -> None:
+    """A delivery job that ended short (cancelled, timed out, crashed) leaves its delivery failed."""
+    if job.state == states.SUCCEEDED:
+        return
+    db = get_db(get_settings().effective_database_url)
+    delivery_id = (job.params or {}).get("delivery_id")
+    delivery = endpoints.find_delivery(db, delivery_id) if isinstance(delivery_id, str) else None
+    # A redelivery may have replaced this job already: only the delivery's current job decides its state.
+    if delivery is not None and delivery.job_id == job.id and delivery.state != endpoints.SUCCEEDED:
+        endpoints.set_delivery(db, delivery.id, state=endpoints.FAILED)
+
+
+@job_kind(
+    DELIVER_KIND,
+    params=DeliverParams,
+    queue="io",
+    soft_time_limit_s=120,
+    max_attempts=len(SCHEDULE_S) + 1,
+    public=False,
+    retry_delays_s=SCHEDULE_S,
+    on_end=_delivery_ended,
+)
+def deliver(ctx: JobContext, params: DeliverParams) -> dict[str, Any]:
+    """POST one webhook delivery to its endpoint; a non-2xx answer or no answer is retried."""
+    delivery = endpoints.find_delivery(ctx.db, params.delivery_id)
+    endpoint = endpoints.find_endpoint(ctx.db, delivery.endpoint_id) if delivery else None
+    if delivery is None or endpoint is None:
+        return {"skipped": "the endpoint was deleted"}
+    if not endpoint.enabled and not params.redeliver:
+        endpoints.set_delivery(ctx.db, delivery.id, state=endpoints.FAILED)
+        return {"skipped": f"the endpoint is disabled: {endpoint.disabled_reason}"}
+    at = utcnow()
+    outcome = post(ctx.settings, endpoint, delivery)
+    permanent = outcome.status_code == 410 or (outcome.error or {}).get("code") == ForbiddenAddress.code
+    if outcome.ok:
+        state = endpoints.SUCCEEDED
+    else:
+        state = endpoints.FAILED if permanent or ctx.is_last_attempt else endpoints.RETRYING
+    attempt = WebhookAttempt(
+        delivery_id=delivery.id,
+        at=at,
+        status_code=outcome.status_code,
+        error=outcome.error,
+        duration_ms=outcome.duration_ms,
+        response_excerpt=outcome.excerpt,
+    )
+    endpoints.record_attempt(ctx.db, attempt, state=state)
+    if outcome.ok:
+        if not endpoint.enabled:  # a redelivery that got through: the receiver is back
+            endpoints.set_enabled(ctx.db, endpoint.id, enabled=True)
+        return {"delivery_id": delivery.id, "status_code": outcome.status_code}
+    assert outcome.error is not None
+    message = outcome.error["message"]
+    if outcome.status_code == 410:
+        reason = f"the endpoint answered 410 Gone on {at.isoformat()}; redeliver to enable it again"
+        endpoints.set_enabled(ctx.db, endpoint.id, enabled=False, reason=reason)
+        raise PermanentError(f"{message}: the endpoint is disabled", code="endpoint_gone")
+    if permanent:
+        raise ForbiddenAddress(message)
+    raise TransientError(message, code=outcome.error["code"])
