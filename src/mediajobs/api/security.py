@@ -15,7 +15,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from mediajobs.api.problems import problem_response
 from mediajobs.config import Settings
-from mediajobs.jobs.service import parse_id
+from mediajobs.db.records import parse_id
 from mediajobs.media import playback
 
 STATE_CHANGING = frozenset({"POST", "PUT", "PATCH", "DELETE"})

@@ -14,20 +14,13 @@ from typing import Any
 from sqlalchemy import Connection, bindparam, select, update
 from sqlalchemy.orm import Session
 
+from mediajobs.db import records
 from mediajobs.db.models import Job, utcnow
 from mediajobs.db.pages import Page, newest_first
 from mediajobs.db.session import Database
-from mediajobs.errors import Conflict, NotFound
+from mediajobs.errors import Conflict
 from mediajobs.jobs import states
 from mediajobs.jobs.registry import Kind
-
-
-def parse_id(value: str) -> str | None:
-    """The canonical form of a UUID, or None when `value` is not one."""
-    try:
-        return str(uuid.UUID(value))
-    except (ValueError, AttributeError, TypeError):
-        return None
 
 
 def new_job(
@@ -64,13 +57,7 @@ def new_job(
 
 
 def get_job(db: Database, job_id: str) -> Job:
-    canonical = parse_id(job_id)
-    if canonical is not None:
-        with db.read() as session:
-            job = session.get(Job, canonical)
-            if job is not None:
-                return job
-    raise NotFound(f"no job with id {job_id!r}")
+    return records.get(db, Job, job_id, what="job")
 
 
 def list_jobs(

@@ -11,11 +11,10 @@ from typing import Any
 from sqlalchemy import delete, select, update
 
 from mediajobs.config import Settings
+from mediajobs.db import records
 from mediajobs.db.models import Job, Media, utcnow
 from mediajobs.db.pages import Page, newest_first
 from mediajobs.db.session import Database
-from mediajobs.errors import NotFound
-from mediajobs.jobs.service import parse_id
 from mediajobs.storage import Storage, open_storage
 
 PENDING, IMPORTING, PROCESSING, READY, FAILED, DELETING = (
@@ -88,13 +87,7 @@ def new_media(
 
 
 def get_media(db: Database, media_id: str) -> Media:
-    canonical = parse_id(media_id)
-    if canonical is not None:
-        with db.read() as session:
-            media = session.get(Media, canonical)
-            if media is not None:
-                return media
-    raise NotFound(f"no media asset with id {media_id!r}")
+    return records.get(db, Media, media_id, what="media asset")
 
 
 def find_media(db: Database, media_id: str) -> Media | None:

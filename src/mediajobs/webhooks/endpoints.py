@@ -7,12 +7,12 @@ from typing import Any
 
 from sqlalchemy import delete, select, update
 
+from mediajobs.db import records
 from mediajobs.db.models import Job, WebhookAttempt, WebhookDelivery, WebhookEndpoint, utcnow
 from mediajobs.db.pages import Page, newest_first
 from mediajobs.db.session import Database
 from mediajobs.errors import NotFound
 from mediajobs.jobs import states
-from mediajobs.jobs.service import parse_id
 from mediajobs.webhooks import signing
 
 EVENTS = ("job.succeeded", "job.failed", "job.cancelled", "media.ready", "media.failed", "media.deleted")
@@ -42,13 +42,7 @@ def create_endpoint(db: Database, *, url: str, events: list[str]) -> WebhookEndp
 
 
 def get_endpoint(db: Database, endpoint_id: str) -> WebhookEndpoint:
-    canonical = parse_id(endpoint_id)
-    if canonical is not None:
-        with db.read() as session:
-            endpoint = session.get(WebhookEndpoint, canonical)
-            if endpoint is not None:
-                return endpoint
-    raise NotFound(f"no webhook endpoint with id {endpoint_id!r}")
+    return records.get(db, WebhookEndpoint, endpoint_id, what="webhook endpoint")
 
 
 def find_endpoint(db: Database, endpoint_id: str) -> WebhookEndpoint | None:
@@ -96,12 +90,9 @@ def endpoint_public(endpoint: WebhookEndpoint, *, with_secret: bool = False) -> 
 
 
 def get_delivery(db: Database, endpoint: WebhookEndpoint, delivery_id: str) -> WebhookDelivery:
-    canonical = parse_id(delivery_id)
-    if canonical is not None:
-        with db.read() as session:
-            delivery = session.get(WebhookDelivery, canonical)
-            if delivery is not None and delivery.endpoint_id == endpoint.id:
-                return delivery
+    delivery = records.find(db, WebhookDelivery, delivery_id)
+    if delivery is not None and delivery.endpoint_id == endpoint.id:
+        return delivery
     raise NotFound(f"no delivery {delivery_id!r} for webhook endpoint {endpoint.id}")
 
 
