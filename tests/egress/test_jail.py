@@ -52,3 +52,11 @@ def test_the_jail_reaches_the_proxy_and_passes_the_exit_code_on(
         argv, env = guard.wrap([sys.executable, "-c", "raise SystemExit(7)"])
         assert _run(argv, env).returncode == 7
     assert internal.connections == 0
+
+
+def test_jailed_children_run_with_nothing_between_them_and_their_parent(tmp_path: Path) -> None:
+    with egress_guard(Settings(temp_dir=tmp_path), policy=POLICY) as guard:
+        argv, env = guard.wrap([sys.executable, "-c", "import os; print(os.getppid())"])
+        jailed = _run(argv, env)
+    # No relay process in the jail: the command is the runner's own child, and talks to the proxy itself.
+    assert jailed.stdout.strip() == str(os.getpid())

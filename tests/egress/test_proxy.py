@@ -1,6 +1,8 @@
 from __future__ import annotations
 
+import hashlib
 import ipaddress
+import os
 import socket
 from collections.abc import Iterator
 from pathlib import Path
@@ -160,3 +162,27 @@ def test_proxy_refuses_other_schemes(guard: Guard, internal: Site) -> None:
     with socket.create_connection(("127.0.0.1", int(guard.proxy_url.rsplit(":", 1)[1]))) as sock:
         sock.sendall(f"GET ftp://127.0.0.2:{internal.port}/x HTTP/1.1\r\n\r\n".encode())
         assert sock.recv(100).startswith(b"HTTP/1.1 403")
+
+
+def test_proxy_relays_a_large_media_file_byte_for_byte(guard: Guard, attacker: Site) -> None:
+    video = os.urandom(24 * MiB)
+    url = attacker.add("/big.mp4", video, "video/mp4")
+    with httpx.Client(proxy=guard.proxy_url, timeout=30) as client:
+        got = client.get(url)
+    assert got.headers["content-length"] == str(len(video))
+    assert hashlib.sha256(got.content).digest() == hashlib.sha256(video).digest()
+    assert guard.failure() is None
+
+
+def test_proxy_tunnel_passes_on_bytes_sent_along_with_connect(guard: Guard, attacker: Site) -> None:
+    video = os.urandom(8 * MiB)
+    attacker.add("/v.mp4", video, "video/mp4")
+    with socket.create_connection(("127.0.0.1", int(guard.proxy_url.rsplit(":", 1)[1]))) as sock:
+        # The request rides in the same write as CONNECT: it must reach the host, not stay in the proxy.
+        sock.sendall(
+            f"CONNECT 127.0.0.2:{attacker.port} HTTP/1.1\r\n\r\n"
+            "GET /v.mp4 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".encode()
+        )
+        answer = b"".join(iter(lambda: sock.recv(1 << 20), b""))
+    assert answer.startswith(b"HTTP/1.1 200 Connection established\r\n\r\nHTTP/1.1 200 OK")
+    assert answer.endswith(video)

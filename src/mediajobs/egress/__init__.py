@@ -6,16 +6,16 @@
         if (error := guard.failure()) is not None: raise error
 
 Where network namespaces are available, `wrap` runs the child in one whose only way out is the proxy (see
-`jail`), so a tool that ignores proxy settings has no network at all. Elsewhere children get the proxy
-variables (and yt-dlp `--proxy`) only.
+`jail`: the proxy itself listens inside it), so a tool that ignores proxy settings has no network at all.
+Elsewhere children get the proxy variables (and yt-dlp `--proxy`) only.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-# Imported on first use: the jail and the yt-dlp entry point live in this package and start in every
-# import child, where pydantic and the proxy would only add start-up time.
+# Imported on first use: the yt-dlp entry point lives in this package and starts in every import child,
+# where pydantic and the proxy would only add start-up time.
 if TYPE_CHECKING:
     from mediajobs.egress.guard import Guard, egress_guard
     from mediajobs.egress.policy import Policy

@@ -3,13 +3,10 @@
 from __future__ import annotations
 
 import contextlib
-import shutil
-import sys
-import tempfile
 from collections.abc import Iterator, Sequence
-from pathlib import Path
 
 from mediajobs.config import Settings
+from mediajobs.egress.jail import Jail, jail_available
 from mediajobs.egress.policy import Policy
 from mediajobs.egress.proxy import EgressProxy, Resolver, system_resolver
 from mediajobs.errors import (
@@ -21,8 +18,6 @@ from mediajobs.errors import (
 )
 from mediajobs.sandbox import netns_available
 
-# sockaddr_un holds 108 bytes; deep temp dirs fall back to the system's.
-_SOCKET_PATH_MAX = 100
 PROXY_VARIABLES = ("http_proxy", "https_proxy", "all_proxy", "HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY")
 
 
@@ -32,6 +27,7 @@ class Guard:
     def __init__(self, proxy: EgressProxy, *, jail: bool) -> None:
         self._proxy = proxy
         self.jail = jail
+        self._jail: Jail | None = None
 
     @property
     def policy(self) -> Policy:
@@ -52,10 +48,16 @@ class Guard:
         env = dict.fromkeys(PROXY_VARIABLES, self.proxy_url) | {"no_proxy": "", "NO_PROXY": ""}
         if not self.jail:
             return list(argv), env
-        assert self._proxy.socket_path is not None
-        jail = [sys.executable, "-m", "mediajobs.egress.jail"]
-        jail += ["--socket", str(self._proxy.socket_path), "--port", str(self._proxy.port), "--"]
-        return [shutil.which("unshare") or "unshare", "--net", "--", *jail, *argv], env
+        if self._jail is None:
+            # Made on first use (webhook deliveries never need one); every child of this guard shares it.
+            self._jail = Jail.make(self._proxy.port)
+            self._proxy.serve(self._jail.listener)
+        return self._jail.argv(argv), env
+
+    def close(self) -> None:
+        """Let the jail's namespace go (the proxy has stopped answering in it)."""
+        if self._jail is not None:
+            self._jail.close()
 
     def failure(self) -> MediajobsError | None:
         """Why the work must fail because of what the proxy saw: a refused destination, a page cut off."""
@@ -82,29 +84,19 @@ def egress_guard(
     policy: Policy | None = None,
     resolver: Resolver = system_resolver,
     jail: bool | None = None,
-    temp_dir: Path | None = None,
 ) -> Iterator[Guard]:
     """Run an egress proxy for the duration of the block (the policy comes from the `import_*` settings).
 
-    Its Unix socket goes in `temp_dir` (a job's own temp dir, reclaimed with it if the worker dies), or in
-    the configured temp dir.
+    `jail` (default: wherever this machine allows network namespaces) runs wrapped children in one whose
+    only way out is the proxy.
     """
-    directory = Path(
-        tempfile.mkdtemp(prefix="egress-", dir=_socket_parent(temp_dir or settings.effective_temp_dir))
-    )
     proxy = EgressProxy(policy or Policy.from_settings(settings), resolver=resolver)
-    proxy.socket_path = directory / "proxy.sock"
+    if jail is None:
+        jail = netns_available() and jail_available()
+    proxy.start()
+    guard = Guard(proxy, jail=jail)
     try:
-        proxy.start()
-        yield Guard(proxy, jail=netns_available() if jail is None else jail)
+        yield guard
     finally:
         proxy.stop()
-        shutil.rmtree(directory, ignore_errors=True)
-
-
-def _socket_parent(parent: Path) -> str | None:
-    with contextlib.suppress(OSError):
-        parent.mkdir(parents=True, exist_ok=True)
-        if len(str(parent)) + len("/egress-xxxxxxxx/proxy.sock") <= _SOCKET_PATH_MAX:
-            return str(parent)
-    return None
+        guard.close()

@@ -1,104 +1,101 @@
-"""Run a command in a network namespace whose only way out is the egress proxy.
+"""A network namespace whose only way out is the egress proxy.
 
-    unshare --net -- python -m mediajobs.egress.jail --socket PATH --port N -- yt-dlp ...
+    jail = Jail.make(port)            # in the worker: a fresh namespace with a listener on 127.0.0.1:port
+    proxy.serve(jail.listener)        # the proxy answers there directly
+    jail.argv(["yt-dlp", ...])        # nsenter --net=/proc/WORKER/fd/N -- yt-dlp ...
 
-Inside the fresh namespace there is nothing but a loopback interface. The jail brings it up, listens on
-127.0.0.1:N and carries each connection to the proxy's Unix socket (a filesystem path, which works across
-network namespaces), then runs the command as its child and exits with its code. A tool that ignores proxy
-settings finds no route anywhere.
+unshare(2) with CLONE_NEWNET moves only the calling thread, so a short-lived thread of the worker makes the
+namespace: it brings the namespace's loopback up, opens a listening socket on 127.0.0.1:port there and a
+handle on the namespace, and ends. A socket stays in the namespace it was made in whoever holds it, so the
+proxy's event loop accepts the jailed children's connections itself: no relay process, no second copy of
+every byte.
+Children enter with `nsenter`, which execs the command in place (no interpreter starts; the pid, process group
+and parent-death signal are the command's own). Inside there is nothing but that loopback: a tool that
+ignores the proxy settings finds no route anywhere.
 """
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import ctypes
 import fcntl
-import signal
+import os
+import shutil
 import socket
 import struct
-import subprocess
-import sys
 import threading
 from collections.abc import Sequence
-from types import FrameType
+from dataclasses import dataclass
 
-_PR_SET_PDEATHSIG = 1
+_CLONE_NEWNET = 0x40000000
 _SIOCGIFFLAGS, _SIOCSIFFLAGS, _IFF_UP = 0x8913, 0x8914, 0x1
-CHUNK = 1 << 20
 
 
-def _die_with_parent() -> None:
-    with contextlib.suppress(OSError, AttributeError):
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+def _unshare_network() -> None:
+    """Move the calling thread (only) into a new, empty network namespace."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.unshare(_CLONE_NEWNET) != 0:
+        errno = ctypes.get_errno()
+        raise OSError(errno, f"unshare(CLONE_NEWNET): {os.strerror(errno)}")
 
 
 def loopback_up() -> None:
-    """Bring `lo` up in this namespace (an ioctl, so no dependency on iproute2)."""
+    """Bring `lo` up in this thread's namespace (an ioctl, so no dependency on iproute2)."""
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
         request = struct.pack("16sH14x", b"lo", 0)
         flags = struct.unpack("16sH14x", fcntl.ioctl(s, _SIOCGIFFLAGS, request))[1]
         fcntl.ioctl(s, _SIOCSIFFLAGS, struct.pack("16sH14x", b"lo", flags | _IFF_UP))
 
 
-def _carry(source: socket.socket, dest: socket.socket) -> None:
-    try:
-        while data := source.recv(CHUNK):
-            dest.sendall(data)
-    except OSError:
-        pass
-    finally:
+@dataclass
+class Jail:
+    """A network namespace held open by `namespace_fd`, with the proxy's listener inside."""
+
+    listener: socket.socket
+    namespace_fd: int
+
+    @classmethod
+    def make(cls, port: int) -> Jail:
+        """A new namespace whose 127.0.0.1:`port` is `listener` (raises OSError where that is not allowed)."""
+        made: list[Jail | BaseException] = []
+
+        def build() -> None:
+            # Everything here runs in the new namespace; the thread then ends and nothing else ever does.
+            try:
+                _unshare_network()
+                loopback_up()
+                path = f"/proc/self/task/{threading.get_native_id()}/ns/net"
+                namespace_fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+                try:
+                    listener = socket.create_server(("127.0.0.1", port), backlog=64)
+                except BaseException:
+                    os.close(namespace_fd)
+                    raise
+                made.append(cls(listener, namespace_fd))
+            except BaseException as exc:
+                made.append(exc)
+
+        thread = threading.Thread(target=build, name="egress-jail", daemon=True)
+        thread.start()
+        thread.join()
+        if isinstance(made[0], BaseException):
+            raise made[0]
+        return made[0]
+
+    def argv(self, command: Sequence[str]) -> list[str]:
+        """`command` run inside the namespace."""
+        # /proc/PID/fd/N names the namespace for as long as the worker holds the handle; children do not
+        # inherit the descriptor itself (the runner closes them), and need not.
+        nsenter = shutil.which("nsenter") or "nsenter"
+        return [nsenter, f"--net=/proc/{os.getpid()}/fd/{self.namespace_fd}", "--", *command]
+
+    def close(self) -> None:
+        """Let the namespace go (the kernel frees it once the last process in it has ended)."""
+        self.listener.close()
         with contextlib.suppress(OSError):
-            dest.shutdown(socket.SHUT_WR)
+            os.close(self.namespace_fd)
 
 
-def _bridge(client: socket.socket, socket_path: str) -> None:
-    with client, socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as proxy:
-        try:
-            proxy.connect(socket_path)
-        except OSError:
-            return
-        back = threading.Thread(target=_carry, args=(proxy, client), daemon=True)
-        back.start()
-        _carry(client, proxy)
-        back.join()
-
-
-def _serve(listener: socket.socket, socket_path: str) -> None:
-    while True:
-        try:
-            client, _ = listener.accept()
-        except OSError:
-            return
-        threading.Thread(target=_bridge, args=(client, socket_path), daemon=True).start()
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="mediajobs.egress.jail")
-    parser.add_argument("--socket", required=True, help="the egress proxy's Unix socket")
-    parser.add_argument("--port", required=True, type=int, help="where to offer the proxy inside")
-    parser.add_argument("command", nargs=argparse.REMAINDER)
-    args = parser.parse_args(argv)
-    command = args.command[1:] if args.command[:1] == ["--"] else args.command
-    if not command:
-        parser.error("no command to run")
-    _die_with_parent()
-    loopback_up()
-    listener = socket.create_server(("127.0.0.1", args.port))
-    threading.Thread(target=_serve, args=(listener, args.socket), daemon=True).start()
-    # Same process group as the jail: the runner's group kill reaches the command too.
-    child = subprocess.Popen(command, preexec_fn=_die_with_parent)
-
-    def forward(signum: int, frame: FrameType | None) -> None:
-        with contextlib.suppress(ProcessLookupError):
-            child.send_signal(signum)
-
-    for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
-        signal.signal(signum, forward)
-    code = child.wait()
-    listener.close()
-    return 128 - code if code < 0 else code
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+def jail_available() -> bool:
+    """Whether `nsenter` is here to put children into a jail (namespaces themselves: `sandbox`)."""
+    return shutil.which("nsenter") is not None

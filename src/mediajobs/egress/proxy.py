@@ -12,21 +12,19 @@ import asyncio
 import contextlib
 import ipaddress
 import logging
+import os
 import socket
 import threading
-import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 from urllib.parse import urlsplit
 
-from mediajobs.egress import http
+from mediajobs.egress import http, relay
 from mediajobs.egress.policy import IPAddress, Policy
 
 log = logging.getLogger(__name__)
 
 Resolver = Callable[[str, int], Awaitable[list[IPAddress]]]
-CHUNK = 1 << 20
 
 
 async def system_resolver(host: str, port: int) -> list[IPAddress]:
@@ -58,11 +56,10 @@ class Unreachable(Exception):
 
 @dataclass
 class EgressProxy:
-    """The proxy, listening on 127.0.0.1 (ephemeral port) and, when given a path, on a Unix socket."""
+    """The proxy, listening on 127.0.0.1 (ephemeral port) and on any listener handed to `serve`."""
 
     policy: Policy
     resolver: Resolver = system_resolver
-    socket_path: Path | None = None
     limits: ProxyLimits = field(default_factory=ProxyLimits)
     refused: list[str] = field(default_factory=list)
     cut_off: list[str] = field(default_factory=list)
@@ -74,6 +71,7 @@ class EgressProxy:
         self._stopping: asyncio.Event | None = None
         self._thread: threading.Thread | None = None
         self._tasks: set[asyncio.Task[None]] = set()
+        self._servers: list[asyncio.Server] = []
 
     def start(self) -> None:
         """Start serving in a thread of its own; returns once both listeners are open."""
@@ -86,6 +84,19 @@ class EgressProxy:
         ready.wait(10)
         if failed:
             raise failed[0]
+
+    def serve(self, listener: socket.socket) -> None:
+        """Answer on `listener` too (a jail's, inside its namespace) until the proxy stops."""
+        assert self._loop is not None, "the proxy is not running"
+        started = asyncio.run_coroutine_threadsafe(self._listen(sock=listener), self._loop)
+        started.result(10)
+
+    async def _listen(
+        self, host: str | None = None, port: int | None = None, sock: socket.socket | None = None
+    ) -> asyncio.Server:
+        server = await asyncio.start_server(self._accept, host, port, sock=sock, limit=self.limits.head_bytes)
+        self._servers.append(server)
+        return server
 
     def stop(self) -> None:
         """Close the listeners and every open connection, then end the thread."""
@@ -107,14 +118,11 @@ class EgressProxy:
     async def _main(self, ready: threading.Event) -> None:
         self._loop = asyncio.get_running_loop()
         self._stopping = asyncio.Event()
-        limit = self.limits.head_bytes
-        servers = [await asyncio.start_server(self._accept, "127.0.0.1", 0, limit=limit)]
-        self.port = servers[0].sockets[0].getsockname()[1]
-        if self.socket_path is not None:
-            servers.append(await asyncio.start_unix_server(self._accept, str(self.socket_path), limit=limit))
+        main = await self._listen(host="127.0.0.1", port=0)
+        self.port = main.sockets[0].getsockname()[1]
         ready.set()
         await self._stopping.wait()
-        for server in servers:
+        for server in self._servers:
             server.close()
         for task in list(self._tasks):
             task.cancel()
@@ -197,7 +205,7 @@ class EgressProxy:
         try:
             writer.write(b"HTTP/1.1 200 Connection established\r\n\r\n")
             await writer.drain()
-            await _both_ways(reader, writer, up_reader, up_writer, self.limits.idle_s)
+            await relay.both_ways(reader, writer, up_reader, up_writer, self.limits.idle_s)
         finally:
             up_writer.close()
 
@@ -224,27 +232,31 @@ class EgressProxy:
             await http.copy_body(request, reader, up_writer, self.limits.idle_s)
             response = await http.read_response(up_reader, self.limits.idle_s, request.method)
             cap = self.limits.text_bytes if http.is_text(response, b"") else None
-            await self._relay_response(response, up_reader, writer, cap, request.target)
+            await self._relay_response(response, (up_reader, up_writer), writer, cap, request.target)
         finally:
             up_writer.close()
 
     async def _relay_response(
         self,
         response: http.Response,
-        up_reader: asyncio.StreamReader,
+        upstream: tuple[asyncio.StreamReader, asyncio.StreamWriter],
         writer: asyncio.StreamWriter,
         cap: int | None,
         url: str,
     ) -> None:
+        up_reader, up_writer = upstream
         limit = self.limits.text_bytes
         if cap is not None and response.length is not None and response.length > cap:
             self.cut_off.append(f"{url}: a {response.length} byte {response.content_type or 'page'}")
             await http.answer(writer, 502, f"non-media responses are limited to {limit} bytes")
             return
-        first = b"" if response.length == 0 else await _read(up_reader, self.limits.idle_s)
+        first = b"" if response.length == 0 else await relay.read(up_reader, self.limits.idle_s)
         if cap is None and response.sniffable and http.is_text(response, first):
             cap = limit  # declared as bytes, but the first bytes say markup, JSON or a playlist
         writer.write(response.head())
+        if cap is None and relay.SPLICE and not response.close_delimited:
+            await self._splice_body(response, first, up_reader, up_writer, writer)
+            return
         await writer.drain()
         sent = 0
         data = first
@@ -258,51 +270,29 @@ class EgressProxy:
             await writer.drain()
             if response.length is not None and sent >= response.length:
                 return
-            data = await _read(up_reader, self.limits.idle_s)
+            data = await relay.read(up_reader, self.limits.idle_s)
         if chunked:
             writer.write(b"0\r\n\r\n")
             await writer.drain()
 
-
-async def _read(reader: asyncio.StreamReader, idle_s: float) -> bytes:
-    return await asyncio.wait_for(reader.read(CHUNK), idle_s)
-
-
-class _Activity:
-    """When bytes last moved through a tunnel, in either direction."""
-
-    def __init__(self) -> None:
-        self.last = time.monotonic()
-
-    async def watch(self, idle_s: float) -> None:
-        while (left := self.last + idle_s - time.monotonic()) > 0:
-            await asyncio.sleep(min(left, 1.0))
-
-
-async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, activity: _Activity) -> None:
-    while data := await reader.read(CHUNK):
-        activity.last = time.monotonic()
-        writer.write(data)
-        await writer.drain()
-
-
-async def _both_ways(
-    a_reader: asyncio.StreamReader,
-    a_writer: asyncio.StreamWriter,
-    b_reader: asyncio.StreamReader,
-    b_writer: asyncio.StreamWriter,
-    idle_s: float,
-) -> None:
-    """Relay until either side closes, or nothing has moved either way for `idle_s`."""
-    activity = _Activity()
-    tasks = [
-        asyncio.create_task(_pipe(a_reader, b_writer, activity)),
-        asyncio.create_task(_pipe(b_reader, a_writer, activity)),
-        asyncio.create_task(activity.watch(idle_s)),
-    ]
-    try:
-        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+    async def _splice_body(
+        self,
+        response: http.Response,
+        first: bytes,
+        up_reader: asyncio.StreamReader,
+        up_writer: asyncio.StreamWriter,
+        writer: asyncio.StreamWriter,
+    ) -> None:
+        """The rest of a body nobody needs to look at, from socket to socket inside the kernel."""
+        source, pending = await relay.taken_over(up_reader, up_writer)
+        try:
+            writer.write(first + pending)
+            dest = await relay.flushed(writer)
+            try:
+                left = None if response.length is None else response.length - len(first) - len(pending)
+                if left is None or left > 0:
+                    await relay.splice(source, dest, count=left, idle_s=self.limits.idle_s)
+            finally:
+                os.close(dest)
+        finally:
+            os.close(source)

@@ -131,7 +131,7 @@ def import_media(ctx: JobContext, params: ImportParams) -> dict[str, Any]:
     guarded = (
         contextlib.nullcontext(None)
         if ytdlp.BENCH_UNGUARDED
-        else egress_guard(ctx.settings, temp_dir=ctx.temp_dir)
+        else egress_guard(ctx.settings)
     )
     with guarded as guard:
         got = ytdlp.download(
