@@ -1,10 +1,16 @@
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
+import socket
+import sqlite3
 import subprocess
 import sys
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from stat import S_IMODE, S_ISSOCK
+from typing import Any
 
 import click
 import httpx
@@ -39,6 +45,180 @@ def alive(pid: int) -> bool:
         return stat.read_text().rsplit(")", 1)[1].split()[0] != "Z"
     except (OSError, IndexError):
         return False
+
+
+class Up:
+    """A `mediajobs up` as a real process (application kinds from tests.kinds), its output in up.log."""
+
+    def __init__(self, directory: Path, **env: str) -> None:
+        directory.mkdir(parents=True, exist_ok=True)
+        self.directory = directory
+        self.data_dir = directory / "data"
+        self.port = free_port()
+        self.api_url = f"http://127.0.0.1:{self.port}"
+        self.log_path = directory / "up.log"
+        self.env = base_env(
+            **{
+                "MEDIAJOBS_DATA_DIR": str(self.data_dir),
+                "MEDIAJOBS_PORT": str(self.port),
+                "MEDIAJOBS_API_URL": self.api_url,
+                "MEDIAJOBS_IO_CONCURRENCY": "2",
+                "MEDIAJOBS_KIND_MODULES": "tests.kinds",
+                **env,
+            }
+        )
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> Up:
+        with open(self.log_path, "ab") as log:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "mediajobs", "up"],
+                env=self.env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                cwd=self.directory,
+            )
+        wait_for(
+            lambda: httpx.get(f"{self.api_url}/healthz", timeout=1).status_code == 200,
+            timeout_s=40,
+            message=f"the API of `up` in {self.directory}",
+        )
+        return self
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def pids(self) -> set[int]:
+        assert self.proc is not None
+        return descendants(self.proc.pid)
+
+    def pid_of(self, program: bytes) -> int:
+        """The pid of the part whose command line contains `program` (e.g. b"redis-server")."""
+        return next(p for p in self.pids() if program in Path(f"/proc/{p}/cmdline").read_bytes())
+
+    def workers_of_jobs(self, ids: list[str]) -> dict[str, int]:
+        """Each job's worker pid, as recorded in this stack's own database."""
+        with contextlib.closing(sqlite3.connect(self.data_dir / "mediajobs.db")) as db:
+            rows = db.execute(
+                f"SELECT id, worker FROM jobs WHERE id IN ({','.join('?' * len(ids))})", ids
+            ).fetchall()
+        return {job_id: int(worker.rsplit(":", 1)[1]) for job_id, worker in rows}
+
+    def stop(self) -> int:
+        if self.proc is None:
+            return 0
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGINT)
+        try:
+            return self.proc.wait(timeout=40)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            return self.proc.wait(timeout=10)
+
+
+@pytest.fixture
+def make_up(tmp_path: Path) -> Iterator[Callable[..., Up]]:
+    """Factory: a started `mediajobs up` in a directory of its own; every one is stopped afterwards."""
+    ups: list[Up] = []
+
+    def make(name: str = "up", **env: str) -> Up:
+        up = Up(tmp_path / name, **env)
+        ups.append(up)
+        return up.start()
+
+    yield make
+    for up in ups:
+        up.stop()
+
+
+def run_up(env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "mediajobs", "up"],
+        env=env,
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def submit_counted(api: str, path: Path, n: int) -> list[str]:
+    """Submit `n` tests.count jobs that append their id to `path` each time they run; their ids."""
+    with httpx.Client(base_url=api, timeout=10) as client:
+        answers = [
+            client.post("/api/v1/jobs", json={"kind": "tests.count", "params": {"path": str(path)}})
+            for _ in range(n)
+        ]
+    assert [a.status_code for a in answers] == [202] * n, answers[-1].text
+    return [a.json()["id"] for a in answers]
+
+
+def states_of(api: str, ids: list[str]) -> dict[str, Any]:
+    with httpx.Client(base_url=api, timeout=10) as client:
+        return {i: client.get(f"/api/v1/jobs/{i}").json()["state"] for i in ids}
+
+
+def test_two_stacks_on_one_machine_keep_their_own_redis_and_run_only_their_own_jobs(
+    make_up: Callable[..., Up], tmp_path: Path
+) -> None:
+    # One data dir whose socket path fits in sockaddr_un, one too deep for it (a recorded port instead).
+    short = make_up("a")
+    deep = make_up("b" * 40 + "/" + "c" * 40)
+    assert Settings(data_dir=short.data_dir).managed_broker_socket is not None
+    assert Settings(data_dir=deep.data_dir).managed_broker_socket is None
+    assert S_ISSOCK((short.data_dir / "redis" / "redis.sock").stat().st_mode)
+    assert int((deep.data_dir / "redis" / "port").read_text()) > 0
+    for up in (short, deep):
+        assert S_IMODE((up.data_dir / "redis" / "password").stat().st_mode) == 0o600
+    passwords = {(up.data_dir / "redis" / "password").read_text().strip() for up in (short, deep)}
+    assert len(passwords) == 2 and all(passwords)
+
+    # Both at once: every job runs in its own stack, long before any republish (600 s by default).
+    jobs = {up: submit_counted(up.api_url, tmp_path / f"runs-{i}", 40) for i, up in enumerate((short, deep))}
+    for up, ids in jobs.items():
+        wait_for(
+            lambda up=up, ids=ids: set(states_of(up.api_url, ids).values()) == {"succeeded"},  # type: ignore[misc]
+            timeout_s=30,
+            message=f"the jobs of {up.directory.name[:10]} to succeed",
+        )
+        assert set(up.workers_of_jobs(ids).values()) <= up.pids()
+
+    # The CLI finds its stack's Redis through the data dir alone.
+    doctor = subprocess.run(
+        [sys.executable, "-m", "mediajobs", "doctor"],
+        env=short.env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert "ok    broker" in doctor.stdout, doctor.stdout
+    assert not any(password in doctor.stdout for password in passwords)
+
+    # A second `up` on a data dir in use says so and starts nothing.
+    second = run_up({**short.env, "MEDIAJOBS_PORT": str(free_port())}, tmp_path)
+    assert second.returncode != 0
+    assert "another `mediajobs up`" in second.stderr and str(short.data_dir) in second.stderr
+    assert short.pid_of(b"redis-server") in short.pids()
+
+
+def test_up_exits_with_the_reason_when_its_redis_cannot_start(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = free_port()
+        env = base_env(
+            MEDIAJOBS_DATA_DIR=str(tmp_path / "data"),
+            MEDIAJOBS_PORT=str(port),
+            MEDIAJOBS_MANAGED_BROKER_PORT=str(taken.getsockname()[1]),
+        )
+        done = run_up(env, tmp_path)
+    assert done.returncode != 0
+    assert "the managed redis-server could not start" in done.stderr
+    assert "Address already in use" in done.stderr, done.stderr
+    # Nothing ran against whatever holds that port: no API was started.
+    assert "started api" not in done.stderr
+    with pytest.raises(httpx.ConnectError):
+        httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1)
 
 
 def test_up_runs_the_stack_restarts_dead_parts_and_stops_cleanly(tmp_path: Path) -> None:

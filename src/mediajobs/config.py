@@ -6,7 +6,7 @@ import os
 import re
 from functools import lru_cache
 from pathlib import Path
-from urllib.parse import unquote, urlsplit
+from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit
 
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -14,6 +14,12 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 SECRET_WORDS = ("key", "secret", "pass", "pwd", "token", "signature", "credential", "auth", "sig")
 HIDDEN = "****"
 _URL_IN_TEXT = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[^\s'\"<>]+")
+# sockaddr_un's sun_path holds 108 bytes including the terminating NUL.
+SUN_PATH_MAX = 107
+# What `mediajobs up` keeps in the managed Redis's directory for every process that shares the data dir.
+BROKER_PASSWORD_FILE = "password"
+BROKER_PORT_FILE = "port"
+BROKER_SOCKET_FILE = "redis.sock"
 
 
 class Settings(BaseSettings):
@@ -50,7 +56,9 @@ class Settings(BaseSettings):
     api_url: str = "http://127.0.0.1:8000"
     # The CLI's bearer token; when unset it uses the first of `api_keys`.
     api_key: str = ""
-    managed_broker_port: int = 6390
+    # 0: the managed Redis listens on a unix socket in the data dir (or a free loopback port when that path
+    # is too long for a socket); a port: it listens on 127.0.0.1 there.
+    managed_broker_port: int = 0
 
     # Application modules that register their own job kinds (comma-separated import paths).
     kind_modules: str = ""
@@ -64,6 +72,10 @@ class Settings(BaseSettings):
     cancel_poll_interval_s: float = 0.25
     retry_backoff_base_s: float = 2.0
     retry_backoff_max_s: float = 300.0
+    # How long a running job rides through an unreachable database (claim and outcome are retried that long).
+    db_outage_grace_s: float = 60.0
+    # How long a stopping worker lets running jobs finish before handing them back to the queue.
+    shutdown_grace_s: float = 10.0
     max_json_body_bytes: int = 1024 * 1024
     temp_dir: Path | None = None
 
@@ -90,8 +102,36 @@ class Settings(BaseSettings):
         return not self.broker_url
 
     @property
+    def managed_broker_dir(self) -> Path:
+        return self.data_dir / "redis"
+
+    @property
+    def managed_broker_socket(self) -> Path | None:
+        """The managed Redis's unix socket; None when a port is configured or the path is too long."""
+        path = self.managed_broker_dir / BROKER_SOCKET_FILE
+        if self.managed_broker_port or len(os.fsencode(path)) > SUN_PATH_MAX:
+            return None
+        return path
+
+    @property
     def effective_broker_url(self) -> str:
-        return self.broker_url or f"redis://127.0.0.1:{self.managed_broker_port}/0"
+        """The Celery broker; for the managed Redis, its socket (or port) and password from the data dir."""
+        if self.broker_url:
+            return self.broker_url
+        directory = self.managed_broker_dir
+        password = _read_text(directory / BROKER_PASSWORD_FILE)
+        auth = f":{quote(password, safe='')}@" if password else ""
+        socket = self.managed_broker_socket
+        if socket is not None:
+            return f"redis+socket://{auth}{quote(str(socket))}?virtual_host=0"
+        # Port 0 (nothing recorded: `up` never ran with this data dir) is refused at once when connecting.
+        port = self.managed_broker_port or int(_read_text(directory / BROKER_PORT_FILE) or 0)
+        return f"redis://{auth}127.0.0.1:{port}/0"
+
+    @property
+    def broker_client_url(self) -> str:
+        """The broker as redis-py spells it, for what talks to Redis directly (checks, the restart watch)."""
+        return redis_py_url(self.effective_broker_url)
 
     @property
     def api_key_list(self) -> list[str]:
@@ -159,6 +199,26 @@ class Settings(BaseSettings):
             if os.environ.get(name):
                 shown[name] = "****"
         return shown
+
+
+def _read_text(path: Path) -> str:
+    try:
+        return path.read_text().strip()
+    except OSError:  # missing (`up` never ran here) or not ours to read: connecting then says why
+        return ""
+
+
+def redis_py_url(url: str) -> str:
+    """A kombu Redis URL in redis-py's spelling: `redis+socket://…?virtual_host=N` -> `unix://…?db=N`.
+
+    kombu takes a socket only as `redis+socket://` (the database as `virtual_host`, the password only in the
+    userinfo); redis-py takes it only as `unix://` (the database as `db`).
+    """
+    parts = urlsplit(url)
+    if parts.scheme != "redis+socket":
+        return url
+    query = urlencode([("db" if k == "virtual_host" else k, v) for k, v in parse_qsl(parts.query)])
+    return f"unix://{parts.netloc}{parts.path}" + (f"?{query}" if query else "")
 
 
 def _secret_name(name: str) -> bool:

@@ -27,8 +27,16 @@ def check_database(settings: Settings) -> str:
 
 
 def check_broker(settings: Settings) -> str:
-    client = redis.Redis.from_url(settings.effective_broker_url, socket_connect_timeout=2, socket_timeout=2)
-    info = client.info("server")
+    client = redis.Redis.from_url(settings.broker_client_url, socket_connect_timeout=2, socket_timeout=2)
+    try:
+        info = client.info("server")
+    except redis.RedisError as exc:
+        if not settings.managed_broker:
+            raise
+        raise RuntimeError(
+            f"{exc}: the managed Redis runs only while `mediajobs up` runs with the data dir "
+            f"{settings.data_dir} (or set MEDIAJOBS_BROKER_URL)"
+        ) from exc
     policy = client.config_get("maxmemory-policy").get("maxmemory-policy", "?")
     note = (
         "" if policy == "noeviction" else f" (WARNING: maxmemory-policy {policy}; a broker wants noeviction)"

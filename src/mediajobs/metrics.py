@@ -76,7 +76,7 @@ class EngineCollector(Collector):
         depth = GaugeMetricFamily("mediajobs_queue_depth", "Messages waiting in the broker", labels=["queue"])
         up = GaugeMetricFamily("mediajobs_broker_up", "1 when the broker answered this scrape")
         try:
-            for name, count in queue_depths(self.settings.effective_broker_url).items():
+            for name, count in queue_depths(self.settings.broker_client_url).items():
                 depth.add_metric([name], count)
             up.add_metric([], 1)
         except redis.RedisError:

@@ -1,15 +1,16 @@
 """`mediajobs up`: one supervisor for the managed Redis, the API and the workers.
 
 Every part runs as a child in its own process group. A part that dies is restarted (with backoff) and the log
-says so; Ctrl-C or SIGTERM stops the API and workers first, then Redis, and kills whatever remains.
+says so; Ctrl-C or SIGTERM stops the API and workers first, then Redis, and kills whatever remains. A managed
+Redis that cannot start (or restart) stops `up` with the reason: nothing runs against someone else's broker.
 """
 
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import logging
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -17,13 +18,19 @@ import threading
 import time
 from dataclasses import dataclass, field
 
-import redis
-
 from mediajobs.config import Settings
 from mediajobs.db.migrate import migrate
 from mediajobs.db.session import get_db
+from mediajobs.managed_redis import ManagedRedis
 
 log = logging.getLogger("mediajobs.up")
+_PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent() -> None:
+    # Should `up` itself be killed, no orphan keeps the port, a queue or this data dir's Redis files.
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL("libc.so.6").prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 @dataclass
@@ -31,6 +38,7 @@ class Part:
     name: str
     argv: list[str]
     stop_signal: int = signal.SIGTERM
+    stdin: bytes | None = None
     proc: subprocess.Popen[bytes] | None = None
     restarts: int = 0
     next_start: float = 0.0
@@ -39,19 +47,17 @@ class Part:
 
 class Supervisor:
     def __init__(
-        self, settings: Settings, *, stop_timeout_s: float = 10.0, insecure_no_auth: bool = False
+        self, settings: Settings, *, stop_timeout_s: float | None = None, insecure_no_auth: bool = False
     ) -> None:
         self.settings = settings
-        self.stop_timeout_s = stop_timeout_s
+        # Workers get their whole shutdown grace to finish or hand back jobs before anything is killed.
+        self.stop_timeout_s = stop_timeout_s if stop_timeout_s is not None else settings.shutdown_grace_s + 5
         self.stopping = threading.Event()
         self.env = dict(os.environ)
-        self.parts: list[Part] = []
         python = [sys.executable, "-m", "mediajobs"]
-        if settings.managed_broker:
-            self.env["MEDIAJOBS_BROKER_URL"] = settings.effective_broker_url
-            self.redis: Part | None = Part("redis", self._redis_argv())
-        else:
-            self.redis = None
+        # The parts find the managed Redis (socket or port, and password) in the data dir, as the CLI does.
+        self.managed = ManagedRedis(settings) if settings.managed_broker else None
+        self.redis = Part("redis", []) if self.managed else None
         self.env["MEDIAJOBS_DATA_DIR"] = str(settings.data_dir)
         self.parts = [
             Part(
@@ -83,63 +89,41 @@ class Supervisor:
             ),
         ]
 
-    def _redis_argv(self) -> list[str]:
-        binary = shutil.which("redis-server")
-        if binary is None:
-            raise SystemExit("redis-server is not installed (run `make up`, or set MEDIAJOBS_BROKER_URL)")
-        redis_dir = self.settings.data_dir / "redis"
-        redis_dir.mkdir(parents=True, exist_ok=True)
-        return [
-            binary,
-            "--bind",
-            "127.0.0.1",
-            "--port",
-            str(self.settings.managed_broker_port),
-            "--dir",
-            str(redis_dir),
-            "--appendonly",
-            "yes",
-            "--appendfsync",
-            "everysec",
-            "--save",
-            "",
-            # As a broker Redis must never evict a message to make room.
-            "--maxmemory-policy",
-            "noeviction",
-            "--protected-mode",
-            "yes",
-            "--daemonize",
-            "no",
-            "--logfile",
-            str(redis_dir / "redis.log"),
-        ]
-
     def _start(self, part: Part) -> None:
-        part.proc = subprocess.Popen(part.argv, env=self.env, start_new_session=True)
+        part.proc = subprocess.Popen(
+            part.argv,
+            env=self.env,
+            stdin=subprocess.PIPE if part.stdin is not None else None,
+            start_new_session=True,
+            preexec_fn=_die_with_parent,
+        )
+        if part.stdin is not None:
+            assert part.proc.stdin is not None
+            part.proc.stdin.write(part.stdin)
+            part.proc.stdin.close()
         part.started_at = time.monotonic()
         log.info("started %s (pid %d)", part.name, part.proc.pid)
 
-    def _wait_for_redis(self, timeout_s: float = 10.0) -> None:
-        client = redis.Redis.from_url(self.settings.effective_broker_url, socket_connect_timeout=0.5)
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            with contextlib.suppress(redis.RedisError):
-                client.ping()
-                return
-            time.sleep(0.1)
-        raise SystemExit(
-            f"the managed redis-server did not answer on port {self.settings.managed_broker_port} "
-            f"within {timeout_s:g} s; see {self.settings.data_dir / 'redis' / 'redis.log'}"
-        )
+    def _start_redis(self) -> None:
+        assert self.redis is not None and self.managed is not None
+        self.managed.started()
+        self._start(self.redis)
+        assert self.redis.proc is not None
+        self.managed.wait_ready(self.redis.proc, self.stopping)
 
     def run(self) -> int:
         self.settings.data_dir.mkdir(parents=True, exist_ok=True)
         for sig in (signal.SIGINT, signal.SIGTERM):
             signal.signal(sig, lambda *_: self.stopping.set())
+        if self.redis is not None and self.managed is not None:
+            self.redis.argv = self.managed.prepare()
+            self.redis.stdin = self.managed.config_text()
         try:
-            if self.redis is not None:
-                self._start(self.redis)
-                self._wait_for_redis()
+            if self.redis is not None and self.managed is not None:
+                self._start_redis()
+                if self.stopping.is_set():
+                    return 0
+                log.info("managed Redis listens on %s", self.managed.describe())
             migrate(get_db(self.settings.effective_database_url))
             for part in self.parts:
                 self._start(part)
@@ -158,7 +142,11 @@ class Supervisor:
         for part in ([self.redis] if self.redis else []) + self.parts:
             if part.proc is None or part.proc.poll() is None:
                 if part.proc is None and time.monotonic() >= part.next_start:
-                    self._start(part)
+                    if part is self.redis:
+                        # A Redis that cannot come back ends `up` (SystemExit) instead of looping.
+                        self._start_redis()
+                    else:
+                        self._start(part)
                 continue
             code = part.proc.returncode
             # A part that ran a while before dying starts over at the shortest backoff.

@@ -3,21 +3,27 @@
 A job row is committed before any message exists, so a worker can never receive an id it cannot find. The
 row is committed already claimed by the fast path (`published_at` set), which publishes from a background
 thread and, if the broker refuses, clears the claim so that the relay publishes it once the broker is back.
-Should a message be lost anyway (the process died between commit and publish, Redis lost its data), the
-relay sends queued jobs again when they have waited `republish_after_s`. A message that goes out twice is
-harmless: only one delivery wins the conditional queued → running update.
+The relay claims rows (a conditional update of `published_at`) before sending them, so processes running it
+side by side do not send the same job each. When the broker restarted (a new Redis `run_id`) or came back
+after this process lost it, messages may be gone (the last second of AOF, a worker's prefetched messages
+parked in kombu's unacked hash until the visibility timeout): `BrokerWatch` notices, and every queued job is
+sent again at once, once per such event across all processes. Anything else lost is sent again when it has
+waited `republish_after_s`. A message that goes out twice is harmless: only one delivery wins the
+conditional queued → running update.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import queue
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
+import redis
 from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session
 
@@ -154,27 +160,113 @@ def relay(db: Database, *, republish_after_s: float = 600.0, limit: int = 500) -
             .where(Job.state == states.RETRYING, Job.run_after <= now)
             .values(state=states.QUEUED, run_after=None, updated_at=now)
         )
-    stale = now - timedelta(seconds=republish_after_s)
+    sent, _ = _publish_due(db, stale=now - timedelta(seconds=republish_after_s), limit=limit)
+    if sent:
+        log.info("relay published %d job(s) from the outbox", sent)
+    return sent
+
+
+def republish(db: Database, *, before: datetime, limit: int = 500) -> int:
+    """Send again every queued job whose message went out before `before`; returns how many."""
+    total = 0
+    while True:
+        sent, complete = _publish_due(db, stale=before, limit=limit)
+        total += sent
+        if not complete or sent < limit:
+            return total
+
+
+def _publish_due(db: Database, *, stale: datetime, limit: int) -> tuple[int, bool]:
+    """Claim queued jobs unpublished or published before `stale`, and send them: (sent, broker took all)."""
+    due = (Job.state == states.QUEUED, or_(Job.published_at.is_(None), Job.published_at < stale))
     with db.read() as session:
-        pending = list(
+        ids = list(
             session.scalars(
-                select(Job)
-                .where(Job.state == states.QUEUED, or_(Job.published_at.is_(None), Job.published_at < stale))
-                .order_by(Job.priority.desc(), Job.created_at)
-                .limit(limit)
+                select(Job.id).where(*due).order_by(Job.priority.desc(), Job.created_at).limit(limit)
             )
         )
-    sent: list[tuple[str, int]] = []
-    for job in pending:
+    if not ids:
+        return 0, True
+    with db.write() as session:
+        rows = session.execute(
+            update(Job)
+            .where(Job.id.in_(ids), *due)
+            .values(published_at=utcnow())
+            .returning(
+                Job.id, Job.kind, Job.attempt, Job.queue, Job.priority, Job.time_limit_s, Job.created_at
+            )
+            .execution_options(synchronize_session=False)
+        ).all()
+    claimed = sorted((Job(**row._mapping) for row in rows), key=lambda j: (-j.priority, j.created_at))
+    for sent, job in enumerate(claimed):
         try:
             publish(Message.of(job))
         except Exception as exc:
-            log.warning(
-                "relay: broker unavailable (%s); %d jobs wait in the outbox", exc, len(pending) - len(sent)
+            unsent = [(j.id, j.attempt) for j in claimed[sent:]]
+            log.warning("relay: broker unavailable (%s); %d job(s) wait in the outbox", exc, len(unsent))
+            service.set_published(db, unsent, published=False)
+            return sent, False
+    return len(claimed), True
+
+
+RUN_ID_KEY = "mediajobs:broker:run_id"
+REPUBLISHED_KEY = "mediajobs:broker:republished:"
+# Processes that come back within this long after one of them republished for the same broker run do not
+# republish again: one outage, one republish.
+REPUBLISH_GUARD_S = 30
+
+
+class BrokerWatch:
+    """Tells, once per broker restart or outage across all processes, that queued jobs must be sent again.
+
+    A restart shows as a Redis `run_id` other than the one recorded in the broker itself (`SET … GET`, so
+    exactly one process sees the change, even one started after the restart); an outage as this process
+    failing to reach the broker and then reaching it. Either way a key per broker run makes the first process
+    to claim it the only one to republish.
+    """
+
+    def __init__(self, url: str) -> None:
+        self._run_id: str | None = None
+        self._lost = False
+        try:
+            self._client: redis.Redis | None = redis.Redis.from_url(
+                url, socket_connect_timeout=2, socket_timeout=2
             )
-            break
-        sent.append((job.id, job.attempt))
-    service.set_published(db, sent, published=True)
-    if sent:
-        log.info("relay published %d job(s) from the outbox", len(sent))
-    return len(sent)
+        except ValueError:  # a URL only kombu reads (sentinel://…): republish_after_s alone catches losses
+            log.warning(
+                "cannot watch the broker for restarts with redis-py; lost messages wait republish_after_s"
+            )
+            self._client = None
+
+    def should_republish(self) -> bool:
+        if self._client is None:
+            return False
+        try:
+            run_id = str(self._client.info("server")["run_id"])
+            if run_id == self._run_id and not self._lost:
+                return False
+            previous = self._client.set(RUN_ID_KEY, run_id, get=True)
+            restarted = not isinstance(previous, bytes) or previous.decode() != run_id
+            won = (restarted or self._lost) and bool(
+                self._client.set(REPUBLISHED_KEY + run_id, "1", nx=True, ex=REPUBLISH_GUARD_S)
+            )
+        except redis.RedisError:
+            self._lost = True
+            return False
+        if restarted:
+            log.warning(
+                "the broker %s (run_id %s); queued jobs' messages may be gone",
+                "restarted"
+                if previous
+                else "has no record of earlier runs (first start, or its data is gone)",
+                run_id,
+            )
+        self._run_id, self._lost = run_id, False
+        return won
+
+    def republish_failed(self) -> None:
+        """Give the event back (the database was unreachable, say), so that the next round tries again."""
+        self._lost = True
+        if self._client is not None and self._run_id is not None:
+            with contextlib.suppress(redis.RedisError):
+                self._client.delete(REPUBLISHED_KEY + self._run_id)

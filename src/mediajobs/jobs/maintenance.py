@@ -1,4 +1,4 @@
-"""The maintenance loop (outbox relay, reaper, key purge), run by every API and worker process."""
+"""The maintenance loop (broker watch, outbox relay, reaper, key purge) of every API and worker process."""
 
 from __future__ import annotations
 
@@ -7,22 +7,24 @@ import threading
 import time
 
 from mediajobs.config import Settings
+from mediajobs.db.models import utcnow
 from mediajobs.db.session import Database
 from mediajobs.jobs.context import sweep_temp_dirs
-from mediajobs.jobs.dispatch import relay
+from mediajobs.jobs.dispatch import BrokerWatch, relay, republish
 from mediajobs.jobs.reaper import purge_idempotency_keys, reap
 
 log = logging.getLogger(__name__)
 
 
 class Maintenance:
-    """Relay every `maintenance_interval_s`, reap every few seconds, purge old idempotency keys hourly."""
+    """Watch the broker and relay every `maintenance_interval_s`, reap every few s, purge keys hourly."""
 
     def __init__(self, db: Database, settings: Settings, *, sweep_temp: bool = False) -> None:
         self.db = db
         self.settings = settings
         # Only workers write job temp directories, so only they sweep the ones dead workers left.
         self.sweep_temp = sweep_temp
+        self.broker = BrokerWatch(settings.broker_client_url)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="mediajobs-maintenance", daemon=True)
 
@@ -35,6 +37,13 @@ class Maintenance:
         self._thread.join(timeout=5)
 
     def tick(self, now: float, last: dict[str, float]) -> None:
+        if self.broker.should_republish():
+            try:
+                sent = republish(self.db, before=utcnow())
+            except Exception:
+                self.broker.republish_failed()
+                raise
+            log.warning("broker back or restarted: republished %d queued job(s) at once", sent)
         relay(self.db, republish_after_s=self.settings.republish_after_s)
         reap_every = max(1.0, self.settings.heartbeat_timeout_s / 4)
         if now - last.get("reap", 0.0) >= reap_every:

@@ -65,7 +65,7 @@ def check_parts(request: Request) -> dict[str, str]:
         state.storage_check = StorageCheck()
     results = {
         "database": _passes("database", state.db.ping),
-        "broker": _passes("broker", lambda: _ping_broker(state.settings.effective_broker_url)),
+        "broker": _passes("broker", lambda: _ping_broker(state.settings.broker_client_url)),
         "storage": state.storage_check(request),
     }
     return {name: "ok" if ok else "unreachable" for name, ok in results.items()}
