@@ -61,6 +61,8 @@ def make_stack(
             "MEDIAJOBS_KIND_MODULES": "tests.kinds",
             "MEDIAJOBS_HEARTBEAT_INTERVAL_S": "0.5",
             "MEDIAJOBS_HEARTBEAT_TIMEOUT_S": "3",
+            # Stopping a stack waits at most this long for jobs to hand back.
+            "MEDIAJOBS_SHUTDOWN_GRACE_S": "1",
             "MEDIAJOBS_RETRY_BACKOFF_BASE_S": "0.5",
             "MEDIAJOBS_TEMP_DIR": str(directory / "tmp"),
             **{f"MEDIAJOBS_{k.upper()}": v for k, v in env.items()},
@@ -106,6 +108,8 @@ def stack(
             "MEDIAJOBS_KIND_MODULES": "tests.kinds",
             "MEDIAJOBS_HEARTBEAT_INTERVAL_S": "0.5",
             "MEDIAJOBS_HEARTBEAT_TIMEOUT_S": "3",
+            # Stopping a stack waits at most this long for jobs to hand back.
+            "MEDIAJOBS_SHUTDOWN_GRACE_S": "1",
             "MEDIAJOBS_RETRY_BACKOFF_BASE_S": "0.3",
             "MEDIAJOBS_TEMP_DIR": str(directory / "tmp"),
         }

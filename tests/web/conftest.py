@@ -35,6 +35,7 @@ def stack_env(directory: Path, redis: RedisServer, db: int, **extra: str) -> dic
         MEDIAJOBS_KIND_MODULES="tests.kinds",
         MEDIAJOBS_HEARTBEAT_INTERVAL_S="0.5",
         MEDIAJOBS_HEARTBEAT_TIMEOUT_S="3",
+        MEDIAJOBS_SHUTDOWN_GRACE_S="1",
         MEDIAJOBS_RETRY_BACKOFF_BASE_S="0.5",
         MEDIAJOBS_TEMP_DIR=str(directory / "tmp"),
         **extra,

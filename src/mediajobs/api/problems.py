@@ -9,12 +9,16 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import SQLAlchemyError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from mediajobs.db.session import is_unreachable
 from mediajobs.errors import Conflict, MediajobsError, NotFound
 
 log = logging.getLogger(__name__)
 PROBLEM_JSON = "application/problem+json"
+# What a 503 for an unreachable database tells clients to wait; a restart of PostgreSQL takes a few seconds.
+DATABASE_RETRY_AFTER_S = 5
 
 
 class Problem(Exception):
@@ -120,6 +124,21 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(MediajobsError)
     async def _domain(_: Request, exc: MediajobsError) -> JSONResponse:
         return problem_response(422, str(exc), slug=exc.code)
+
+    @app.exception_handler(SQLAlchemyError)
+    async def _database(request: Request, exc: SQLAlchemyError) -> JSONResponse:
+        if not is_unreachable(exc):
+            return await _crash(request, exc)
+        # An outage, not a bug: one calm line, no traceback.
+        log.warning(
+            "database unreachable on %s %s: %s", request.method, request.url.path, exc.__cause__ or exc
+        )
+        return problem_response(
+            503,
+            "the database is unreachable right now; try again in a few seconds",
+            slug="database-unavailable",
+            headers={"Retry-After": str(DATABASE_RETRY_AFTER_S)},
+        )
 
     @app.exception_handler(Exception)
     async def _crash(request: Request, exc: Exception) -> JSONResponse:

@@ -1,17 +1,62 @@
-"""Engines and sessions. SQLite runs in WAL mode, and its write transactions take the write lock up front."""
+"""Engines and sessions. SQLite runs in WAL mode, and its write transactions take the write lock up front.
+
+Connections recover by themselves: PostgreSQL's are pinged on checkout and a disconnect invalidates the pool.
+`is_unreachable` tells an outage (server down or restarting, SQLite's file gone) from a failing statement.
+"""
 
 from __future__ import annotations
 
 import fcntl
+import logging
 import os
+import sqlite3
 import threading
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, TypeVar
 
+import psycopg
 from sqlalchemy import Connection, Engine, create_engine, event, text
+from sqlalchemy import exc as sa_exc
 from sqlalchemy.orm import Session, sessionmaker
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+# SQLSTATE classes and codes that say the server is not there, rather than that a statement is wrong:
+# 08 connection exception, 57P01-57P03 admin/crash shutdown and "the database system is starting up".
+_UNREACHABLE_SQLSTATES = ("08", "57P01", "57P02", "57P03")
+# How SQLite says its file cannot be used at all (a vanished volume, a lock held past busy_timeout).
+_SQLITE_UNREACHABLE = ("unable to open database file", "disk i/o error", "database is locked")
+# libpq: give up connecting after 5 s, and notice a vanished server within about 25 s instead of hours.
+_PG_CONNECT_ARGS = {
+    "connect_timeout": 5,
+    "keepalives": 1,
+    "keepalives_idle": 10,
+    "keepalives_interval": 5,
+    "keepalives_count": 3,
+}
+
+
+def _unreachable_dbapi(error: BaseException | None) -> bool:
+    if isinstance(error, psycopg.InterfaceError):  # the connection object is closed or broken
+        return True
+    if isinstance(error, psycopg.OperationalError):
+        # No SQLSTATE: the client could not connect or lost the connection; the server never answered.
+        return error.sqlstate is None or error.sqlstate.startswith(_UNREACHABLE_SQLSTATES)
+    if isinstance(error, sqlite3.OperationalError):
+        return any(words in str(error).lower() for words in _SQLITE_UNREACHABLE)
+    return False
+
+
+def is_unreachable(error: BaseException) -> bool:
+    """Whether `error` means the database cannot be reached now (worth waiting for), not a bad statement."""
+    if isinstance(error, sa_exc.TimeoutError):  # no pooled connection came free within pool_timeout
+        return True
+    if isinstance(error, sa_exc.DBAPIError):
+        return error.connection_invalidated or _unreachable_dbapi(error.orig)
+    return _unreachable_dbapi(error)
 
 
 def normalize_url(url: str) -> str:
@@ -57,8 +102,18 @@ class Database:
             self.write_engine = _sqlite_engine(self.url, "BEGIN IMMEDIATE")
             self.read_engine = _sqlite_engine(self.url, "BEGIN")
         else:
-            self.write_engine = create_engine(self.url, pool_pre_ping=True, pool_size=10, max_overflow=20)
+            self.write_engine = create_engine(
+                self.url,
+                pool_pre_ping=True,
+                pool_size=10,
+                max_overflow=20,
+                connect_args=dict(_PG_CONNECT_ARGS),
+            )
             self.read_engine = self.write_engine
+        # When this process last failed to reach the database (monotonic; -inf: never).
+        self.unreachable_at = float("-inf")
+        for engine in {self.write_engine, self.read_engine}:
+            event.listen(engine, "handle_error", self._on_error)
         self._writer = sessionmaker(bind=self.write_engine, expire_on_commit=False)
         self._thread_lock = threading.Lock()
         self._lock_file: IO[bytes] | None = None
@@ -101,6 +156,15 @@ class Database:
         with self._reader() as session:
             yield session
 
+    def _on_error(self, context: Any) -> None:
+        # Also called for failed connects (context.connection is None then), which is most of an outage.
+        if context.is_disconnect or _unreachable_dbapi(context.original_exception):
+            self.unreachable_at = time.monotonic()
+
+    def reachable_for_s(self) -> float:
+        """Seconds since this process last failed to reach the database (inf when it never did)."""
+        return time.monotonic() - self.unreachable_at
+
     def ping(self) -> None:
         with self.read_engine.connect() as conn:
             conn.execute(text("SELECT 1"))
@@ -109,6 +173,31 @@ class Database:
         self.write_engine.dispose()
         if self.read_engine is not self.write_engine:
             self.read_engine.dispose()
+
+
+def ride_through(call: Callable[[], T], *, grace_s: float, what: str) -> T:
+    """`call()`, retried while the database is unreachable for up to `grace_s`; other errors raise at once.
+
+    The wait between tries stays short (at most 1 s), so the call goes through soon after the database is up.
+    """
+    deadline = time.monotonic() + grace_s
+    delay = 0.1
+    failed = False
+    while True:
+        try:
+            result = call()
+        except Exception as exc:
+            if not is_unreachable(exc) or time.monotonic() + delay > deadline:
+                raise
+            if not failed:
+                log.warning("database unreachable (%s); retrying %s for up to %g s", exc, what, grace_s)
+                failed = True
+            time.sleep(delay)
+            delay = min(1.0, delay * 2)
+            continue
+        if failed:
+            log.info("database reachable again; %s done", what)
+        return result
 
 
 _lock = threading.Lock()

@@ -1,7 +1,10 @@
 """What a running job sees: its params, progress reporting, cancellation, a private temp directory.
 
 A watcher thread per worker process polls the job row for cancel requests and writes heartbeats, so a job is
-told to stop within a fraction of a second even while it waits on a subprocess.
+told to stop within a fraction of a second even while it waits on a subprocess. While the database is
+unreachable, progress and heartbeats are skipped (the job keeps working) and resume when it is back. When the
+worker stops, the watcher hands back the jobs that will not finish by its deadline (their ETA says so, or it
+came).
 """
 
 from __future__ import annotations
@@ -12,11 +15,12 @@ import shutil
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from mediajobs.config import Settings
-from mediajobs.db.session import Database
+from mediajobs.db.session import Database, is_unreachable
 from mediajobs.errors import JobCancelled
 from mediajobs.jobs import service
 
@@ -51,6 +55,10 @@ class JobContext:
         self._started = time.monotonic()
         self._temp_dir: Path | None = None
         self._lock = threading.Lock()
+        # When the last ETA says the attempt will end (monotonic), for a stopping worker's hand-back.
+        self.expected_end: float | None = None
+        # Set (with cancel_event) when a stopping worker gives the job back to the queue instead.
+        self.handing_back = False
 
     @property
     def is_last_attempt(self) -> bool:
@@ -72,14 +80,21 @@ class JobContext:
             self._last_write = now
         if eta_seconds is None:
             eta_seconds = self._estimate_eta(percent, now)
-        service.report_progress(
-            self.db,
-            job_id=self.job_id,
-            attempt=self.attempt,
-            progress=round(percent, 2),
-            stage=self._stage,
-            eta_seconds=eta_seconds,
-        )
+        self.expected_end = now + eta_seconds if eta_seconds is not None else None
+        try:
+            service.report_progress(
+                self.db,
+                job_id=self.job_id,
+                attempt=self.attempt,
+                progress=round(percent, 2),
+                stage=self._stage,
+                eta_seconds=eta_seconds,
+            )
+        except Exception as exc:
+            if not is_unreachable(exc):
+                raise
+            # An outage must not cost the work done: the next report after it carries the progress.
+            log.info("job %s: progress not recorded, the database is unreachable", self.job_id)
 
     def stage(self, text: str) -> None:
         self.progress(self._progress, text)
@@ -89,6 +104,11 @@ class JobContext:
         if percent < 1.0 or elapsed < 1.0:
             return None
         return round(elapsed * (100.0 - percent) / percent, 1)
+
+    def hand_back(self) -> None:
+        """Stop the work (subprocesses included) so that the job goes back to the queue on this attempt."""
+        self.handing_back = True
+        self.cancel_event.set()
 
     def check_cancelled(self) -> None:
         if self.cancel_event.is_set():
@@ -139,14 +159,22 @@ def sweep_temp_dirs(root: Path) -> int:
 
 
 class Watcher:
-    """One thread per process: heartbeats for running jobs and their cancel requests."""
+    """One thread per process: heartbeats for running jobs, their cancel requests, hand-back on stop.
 
-    def __init__(self, db: Database, settings: Settings) -> None:
+    `stop_deadline()` is when a stopping worker wants its jobs back (monotonic), None while it is not
+    stopping.
+    """
+
+    def __init__(
+        self, db: Database, settings: Settings, stop_deadline: Callable[[], float | None] | None = None
+    ) -> None:
         self.db = db
         self.settings = settings
+        self.stop_deadline = stop_deadline or (lambda: None)
         self._active: dict[str, tuple[JobContext, float]] = {}
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
+        self._unreachable = False
 
     def add(self, ctx: JobContext) -> None:
         with self._lock:
@@ -165,7 +193,11 @@ class Watcher:
             time.sleep(poll)
             with self._lock:
                 active = list(self._active.items())
+            deadline = self.stop_deadline()
             for job_id, (ctx, last_beat) in active:
+                if deadline is not None and not ctx.handing_back and _misses(ctx, deadline):
+                    log.info("worker stopping: handing job %s back to the queue", job_id)
+                    ctx.hand_back()
                 try:
                     if service.cancel_requested(self.db, job_id=job_id):
                         ctx.cancel_event.set()
@@ -174,5 +206,20 @@ class Watcher:
                         with self._lock:
                             if job_id in self._active:
                                 self._active[job_id] = (ctx, time.monotonic())
-                except Exception:  # a database blip must not kill the watcher; the next round tries again
-                    log.warning("watcher could not check job %s", job_id, exc_info=True)
+                    if self._unreachable:
+                        log.info("watcher: the database is reachable again; heartbeats resume")
+                        self._unreachable = False
+                except (
+                    Exception
+                ) as exc:  # a database blip must not kill the watcher; the next round tries again
+                    if not is_unreachable(exc):
+                        log.warning("watcher could not check job %s", job_id, exc_info=True)
+                    elif not self._unreachable:
+                        log.warning("watcher: database unreachable (%s); heartbeats wait for it", exc)
+                        self._unreachable = True
+
+
+def _misses(ctx: JobContext, deadline: float) -> bool:
+    """Whether the job will not end by `deadline`: the deadline came, or its ETA says it ends after it."""
+    now = time.monotonic()
+    return now >= deadline or (ctx.expected_end is not None and ctx.expected_end > deadline)

@@ -16,7 +16,13 @@ log = logging.getLogger(__name__)
 
 
 def reap(db: Database, *, heartbeat_timeout_s: float) -> int:
-    """Deal with every running job whose heartbeat is older than the timeout; returns how many."""
+    """Deal with every running job whose heartbeat is older than the timeout; returns how many.
+
+    Heartbeats cannot be written while the database is unreachable, so their age counts only from when this
+    process could reach it again: right after an outage nothing is stale yet, however old its heartbeat.
+    """
+    if db.reachable_for_s() < heartbeat_timeout_s:
+        return 0
     now = utcnow()
     cutoff = now - timedelta(seconds=heartbeat_timeout_s)
     with db.read() as session:

@@ -225,6 +225,34 @@ def requeue(session: Session, job: Job, *, error: dict[str, str] | None) -> bool
     )
 
 
+def hand_back(db: Database, *, job_id: str, attempt: int) -> Job | None:
+    """running → queued as a new attempt that uses none up (its worker is stopping), claimed for publishing.
+
+    The attempt number and the allowance grow together, so progress stays monotonic within an attempt (the
+    contract) and the job keeps every attempt it had left. None when it is not running this attempt any more
+    or a cancel was asked for (then it ends cancelled).
+    """
+    with db.write() as session:
+        if not _update(
+            session,
+            job_id,
+            Job.state == states.RUNNING,
+            Job.attempt == attempt,
+            Job.cancel_requested.is_(False),
+            state=states.QUEUED,
+            attempt=attempt + 1,
+            max_attempts=Job.max_attempts + 1,
+            published_at=utcnow(),
+            worker=None,
+            started_at=None,
+            progress=0.0,
+            stage="Handed back by a stopping worker; waiting for another",
+            eta_seconds=None,
+        ):
+            return None
+        return session.get(Job, job_id)
+
+
 def request_cancel(db: Database, job_id: str) -> tuple[Job, bool]:
     """Cancel at once when not started; ask the worker to stop when running. Returns (job, changed)."""
     job = get_job(db, job_id)

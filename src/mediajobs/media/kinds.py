@@ -128,11 +128,7 @@ def import_media(ctx: JobContext, params: ImportParams) -> dict[str, Any]:
         ctx.progress(percent, f"Downloading {_mb(done)} of {_mb(total)} at {_mb(speed)}/s", eta_seconds=eta)
 
     # Every connection yt-dlp makes goes through the guard's proxy, which vets each one as it is made.
-    guarded = (
-        contextlib.nullcontext(None)
-        if ytdlp.BENCH_UNGUARDED
-        else egress_guard(ctx.settings)
-    )
+    guarded = contextlib.nullcontext(None) if ytdlp.BENCH_UNGUARDED else egress_guard(ctx.settings)
     with guarded as guard:
         got = ytdlp.download(
             params.url,

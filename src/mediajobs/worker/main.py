@@ -1,4 +1,9 @@
-"""Running a Celery worker process for some queues, with the maintenance loop in its main process."""
+"""Running a Celery worker process for some queues, with the maintenance loop in its main process.
+
+Stopping (SIGTERM or Ctrl-C: Celery's warm shutdown) takes no new messages and lets running jobs go on for
+`shutdown_grace_s`; the pool children hand back what will not finish by then (see `runner`), and the worker
+exits once every job has finished or been handed back.
+"""
 
 from __future__ import annotations
 
@@ -8,15 +13,17 @@ import logging
 import os
 import signal
 import socket
+import time
 from typing import Any
 
-from celery.signals import worker_process_init, worker_ready, worker_shutdown
+from celery.signals import worker_process_init, worker_ready, worker_shutdown, worker_shutting_down
 
 from mediajobs.config import get_settings
 from mediajobs.db.migrate import migrate
 from mediajobs.db.session import get_db
 from mediajobs.jobs.maintenance import Maintenance
 from mediajobs.jobs.registry import QUEUES
+from mediajobs.worker import runner  # imported here so its shared stop deadline exists before the pool forks
 from mediajobs.worker.app import get_celery
 
 log = logging.getLogger(__name__)
@@ -36,6 +43,13 @@ def _start_maintenance(**_: Any) -> None:
     _maintenance.append(
         Maintenance(get_db(settings.effective_database_url), settings, sweep_temp=True).start()
     )
+
+
+@worker_shutting_down.connect
+def _hand_back_after_grace(how: str = "Warm", **_: Any) -> None:
+    # Sent from the main process's signal handler: only a store into shared memory here, no locks or logging.
+    grace_s = 0.0 if how == "Cold" else get_settings().shutdown_grace_s
+    runner.stop_deadline.set(time.monotonic() + grace_s)
 
 
 @worker_shutdown.connect

@@ -1,23 +1,38 @@
-"""Turns a delivered job id into work: claim the row, run the kind's handler, record how it ended."""
+"""Turns a delivered job id into work: claim the row, run the kind's handler, record how it ended.
+
+A database outage is ridden through: the claim and the outcome are retried for `db_outage_grace_s`, and a
+claim that still cannot be made sends the message back to the broker instead of acking it. A stopping worker
+hands back what will not finish within `shutdown_grace_s`: stopped, re-queued as an attempt that uses none
+up, and published again.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import mmap
 import os
+import signal
 import socket
+import struct
+import threading
+import time
 from typing import Any
 
 from billiard.exceptions import SoftTimeLimitExceeded
+from billiard.process import current_process
+from celery.exceptions import Reject
 from pydantic import ValidationError
 from pydantic_core import to_jsonable_python
 
 from mediajobs import process
 from mediajobs.config import Settings, get_settings
 from mediajobs.db.models import Job
-from mediajobs.db.session import get_db
-from mediajobs.errors import JobCancelled, JobTimeout, MediajobsError, TransientError
+from mediajobs.db.session import Database, get_db, is_unreachable, ride_through
+from mediajobs.errors import JobCancelled, JobTimeout, MediajobsError, NotFound, TransientError
 from mediajobs.jobs import service, states
 from mediajobs.jobs.context import JobContext, Watcher
+from mediajobs.jobs.dispatch import Message, publish
 from mediajobs.jobs.lifecycle import run_end_hook
 from mediajobs.jobs.registry import Kind, registry
 from mediajobs.sandbox import Limits
@@ -25,6 +40,38 @@ from mediajobs.sandbox import Limits
 log = logging.getLogger(__name__)
 
 _watchers: dict[int, Watcher] = {}
+HAND_BACK = "handed_back"
+
+
+class StopDeadline:
+    """When a stopping worker wants its running jobs back (monotonic seconds, shared with the pool children).
+
+    The shared half is anonymous shared memory made before the pool forks, written by the main process from
+    its shutdown signal handler (no locks there); the local half is a child's own SIGTERM.
+    """
+
+    def __init__(self) -> None:
+        self._shared = mmap.mmap(-1, 8)
+        self._local = 0.0
+
+    def set(self, deadline: float, *, local: bool = False) -> None:
+        if local:
+            self._local = self._local or deadline
+        elif not struct.unpack_from("d", self._shared)[0]:
+            struct.pack_into("d", self._shared, 0, deadline)
+
+    def get(self) -> float | None:
+        values = [v for v in (struct.unpack_from("d", self._shared)[0], self._local) if v]
+        return min(values) if values else None
+
+    @property
+    def local(self) -> bool:
+        return bool(self._local)
+
+
+stop_deadline = StopDeadline()
+_current: JobContext | None = None
+_previous_term: Any = None
 
 
 def worker_name() -> str:
@@ -35,8 +82,32 @@ def _watcher() -> Watcher:
     pid = os.getpid()
     if pid not in _watchers:
         settings = get_settings()
-        _watchers[pid] = Watcher(get_db(settings.effective_database_url), settings)
+        _watchers[pid] = Watcher(get_db(settings.effective_database_url), settings, stop_deadline.get)
     return _watchers[pid]
+
+
+def _on_sigterm(signum: int, frame: Any) -> None:
+    # A stop of the whole process group (`mediajobs up`, systemd) reaches the pool children as well as the
+    # worker; billiard's handler would exit at once and leave the job to the reaper. The first SIGTERM while
+    # a job runs starts the graceful stop instead; any other exits as billiard's handler does.
+    if _current is not None and not stop_deadline.local:
+        stop_deadline.set(time.monotonic() + get_settings().shutdown_grace_s, local=True)
+        return
+    if callable(_previous_term):
+        _previous_term(signum, frame)
+    else:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+
+def _install_sigterm_handler() -> None:
+    """In a pool child (once, from its main thread, after billiard set its own handlers)."""
+    global _previous_term
+    if _previous_term is not None or current_process().name == "MainProcess":
+        return
+    if threading.current_thread() is threading.main_thread():
+        _previous_term = signal.getsignal(signal.SIGTERM) or signal.SIG_DFL
+        signal.signal(signal.SIGTERM, _on_sigterm)
 
 
 def backoff_s(attempt: int, kind: Kind | None = None) -> float:
@@ -49,10 +120,37 @@ def backoff_s(attempt: int, kind: Kind | None = None) -> float:
     return min(settings.retry_backoff_max_s, settings.retry_backoff_base_s * 2 ** (attempt - 1))
 
 
+def _claim(db: Database, job_id: str, attempt: int, grace_s: float) -> Job | None:
+    """queued → running, waiting out a database outage; the message goes back to the broker past the grace."""
+    me = worker_name()
+    tries = 0
+
+    def claim() -> Job | None:
+        nonlocal tries
+        tries += 1
+        job = service.start(db, job_id=job_id, attempt=attempt, worker=me)
+        if job is None and tries > 1:
+            # A claim that committed just before the connection broke looks lost; the row says it was ours.
+            with contextlib.suppress(NotFound):
+                row = service.get_job(db, job_id)
+                if row.state == states.RUNNING and row.attempt == attempt and row.worker == me:
+                    return row
+        return job
+
+    try:
+        return ride_through(claim, grace_s=grace_s, what=f"the claim of job {job_id}")
+    except Exception as exc:
+        if not is_unreachable(exc):
+            raise
+        # Never acked and dropped: with late acks, Reject(requeue) puts the message back for a later try.
+        raise Reject(f"database unreachable for {grace_s:g} s; job {job_id} goes back", requeue=True) from exc
+
+
 def run_job(job_id: str, attempt: int) -> None:
+    global _current
     settings = get_settings()
     db = get_db(settings.effective_database_url)
-    job = service.start(db, job_id=job_id, attempt=attempt, worker=worker_name())
+    job = _claim(db, job_id, attempt, settings.db_outage_grace_s)
     if job is None:
         log.info(
             "job %s attempt %d is not queued any more (cancelled, done or a duplicate); skipped",
@@ -69,14 +167,19 @@ def run_job(job_id: str, attempt: int) -> None:
         media_id=job.media_id,
         max_attempts=job.max_attempts,
     )
+    _install_sigterm_handler()
     watcher = _watcher()
     watcher.add(ctx)
+    _current = ctx
     try:
-        outcome = _execute(ctx, job)
+        try:
+            outcome = _execute(ctx, job)
+        finally:
+            watcher.remove(ctx)
+            ctx.cleanup()
+        _record(ctx, job, *outcome)
     finally:
-        watcher.remove(ctx)
-        ctx.cleanup()
-    _record(ctx, job, *outcome)
+        _current = None
 
 
 def _execute(ctx: JobContext, job: Job) -> tuple[str, Any, MediajobsError | None]:
@@ -112,21 +215,77 @@ def _execute(ctx: JobContext, job: Job) -> tuple[str, Any, MediajobsError | None
         log.info("job %s failed: [%s] %s", job.id, exc.code, exc)
         return states.FAILED, None, exc
     except Exception as exc:
+        if is_unreachable(exc):  # the handler's own database work met an outage: worth another attempt
+            log.info("job %s attempt %d: the database was unreachable: %s", job.id, job.attempt, exc)
+            error = TransientError(
+                "the database was unreachable while the job ran", code="database_unreachable"
+            )
+            return states.RETRYING, None, error
         log.exception("job %s (%s) crashed", job.id, job.kind)
         return states.FAILED, None, MediajobsError(f"{type(exc).__name__}: {exc}")
 
 
 def _record(ctx: JobContext, job: Job, state: str, result: Any, error: MediajobsError | None) -> None:
+    """Write how the attempt ended, waiting out a database outage for up to the grace."""
+    grace_s = ctx.settings.db_outage_grace_s
+    try:
+        _write_outcome(ctx, job, state, result, error, grace_s)
+    except Exception as exc:
+        if not is_unreachable(exc):
+            raise
+        log.error(
+            "job %s: the database stayed unreachable for %g s; its outcome (%s) is lost and the reaper "
+            "re-runs it once the database is back",
+            job.id,
+            grace_s,
+            state,
+        )
+
+
+def _write_outcome(
+    ctx: JobContext, job: Job, state: str, result: Any, error: MediajobsError | None, grace_s: float
+) -> None:
     db = ctx.db
+    if ctx.handing_back and state != states.SUCCEEDED:
+        handed = ride_through(
+            lambda: service.hand_back(db, job_id=job.id, attempt=job.attempt),
+            grace_s=grace_s,
+            what=f"the hand-back of job {job.id}",
+        )
+        if handed is not None:
+            _republish(db, handed)
+            return
+        # Not running this attempt any more, or a cancel came meanwhile: it ends as it would have.
     err = {"code": error.code, "message": error.message} if error is not None else None
     if state == states.RETRYING:
         assert err is not None
         if job.attempt < job.max_attempts and not ctx.cancel_event.is_set():
             delay = backoff_s(job.attempt, registry.get(job.kind) if job.kind in registry else None)
             err["message"] += f" (attempt {job.attempt} of {job.max_attempts}; next in {delay:g} s)"
-            service.schedule_retry(db, job_id=job.id, attempt=job.attempt, error=err, delay_s=delay)
+            ride_through(
+                lambda: service.schedule_retry(
+                    db, job_id=job.id, attempt=job.attempt, error=err, delay_s=delay
+                ),
+                grace_s=grace_s,
+                what=f"the retry of job {job.id}",
+            )
             return
         state = states.FAILED
-    ended = service.finish(db, job_id=job.id, attempt=job.attempt, state=state, result=result, error=err)
+    ended = ride_through(
+        lambda: service.finish(db, job_id=job.id, attempt=job.attempt, state=state, result=result, error=err),
+        grace_s=grace_s,
+        what=f"the outcome of job {job.id}",
+    )
     if ended is not None:
         run_end_hook(ended)
+
+
+def _republish(db: Database, job: Job) -> None:
+    """Send a handed-back job again now (this process is about to exit); the relay does it if this fails."""
+    try:
+        publish(Message.of(job))
+        log.info("job %s handed back on attempt %d and published again", job.id, job.attempt)
+    except Exception as exc:
+        log.warning("job %s handed back; the broker refused it (%s), the relay sends it", job.id, exc)
+        with contextlib.suppress(Exception):
+            service.set_published(db, [(job.id, job.attempt)], published=False)
