@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from pydantic import BaseModel
 
 from mediajobs import process
+from mediajobs.db.models import Job
 from mediajobs.errors import TransientError, UnsupportedMedia
 from mediajobs.jobs.context import JobContext
 from mediajobs.jobs.registry import job_kind
@@ -87,3 +89,31 @@ def count(ctx: JobContext, params: CountParams) -> None:
 def crash(ctx: JobContext, params: BaseModel) -> None:
     """An unexpected exception (a bug in the handler)."""
     raise ZeroDivisionError("division by zero in the handler")
+
+
+class HookedParams(BaseModel):
+    ends: str
+    seconds: float = 0.0
+
+
+def _record_end(job: Job) -> None:
+    with open(job.params["ends"], "a") as f:
+        f.write(f"{job.id} {job.state}\n")
+
+
+@job_kind("tests.hooked", params=HookedParams, on_end=_record_end)
+def hooked(ctx: JobContext, params: HookedParams) -> None:
+    """A job whose end hook appends `id state` to `ends` (to count how often it runs)."""
+    if params.seconds:
+        ctx.sleep(params.seconds)
+
+
+class SpawnParams(BaseModel):
+    kind: str
+    params: dict[str, Any]
+
+
+@job_kind("tests.spawn", params=SpawnParams)
+def spawn(ctx: JobContext, params: SpawnParams) -> str:
+    """Start a follow-up job through `ctx.enqueue` and return its id."""
+    return ctx.enqueue(params.kind, params.params)

@@ -8,7 +8,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from mediajobs.jobs.dispatch import Message, publish
+from mediajobs.broker import Broker, Message
+from mediajobs.config import Settings
 from tests.conftest import BACKENDS, MakeStack, submit, wait_state
 from tests.servers import RedisServer, wait_for
 
@@ -83,19 +84,9 @@ def test_duplicate_delivery_runs_the_job_once(make_stack: MakeStack, tmp_path: P
     runs = tmp_path / "runs.txt"
     with stack.client() as api:
         job = submit(api, "tests.count", {"path": str(runs), "seconds": 0.5})
-        os.environ["MEDIAJOBS_BROKER_URL"] = stack.env["MEDIAJOBS_BROKER_URL"]
-        try:
-            from mediajobs.config import get_settings
-            from mediajobs.worker import app as worker_app
-
-            get_settings.cache_clear()
-            worker_app._app = None
-            for _ in range(3):
-                publish(Message(job["id"], 1, "default", 5, None, None))
-        finally:
-            del os.environ["MEDIAJOBS_BROKER_URL"]
-            get_settings.cache_clear()
-            worker_app._app = None
+        broker = Broker(Settings(broker_url=stack.env["MEDIAJOBS_BROKER_URL"]))
+        for _ in range(3):
+            broker.publish(Message(job["id"], 1, "default", 5, None, None))
         wait_state(api, job["id"], "succeeded")
         time.sleep(1.0)  # give the duplicates time to arrive and be dropped
     assert len(runs.read_text().splitlines()) == 1

@@ -14,10 +14,10 @@ import httpx
 import pytest
 
 from mediajobs.api.app import create_app
+from mediajobs.broker import TASK_NAME, Broker
 from mediajobs.config import Settings
 from mediajobs.db.migrate import migrate
 from mediajobs.db.session import get_db
-from mediajobs.worker.app import TASK_NAME, create_celery
 from tests.conftest import MakeStack, submit, wait_state
 from tests.servers import PostgresServer, _binary, wait_for
 
@@ -107,9 +107,9 @@ def test_postgres_outage_answers_503_and_every_job_rides_through_on_attempt_1(
         assert_unavailable(api.get(f"/api/v1/jobs/{across['id']}"))
         ready = api.get("/readyz")
         assert ready.status_code == 503 and ready.json()["failing"] == ["database"]
-        celery = create_celery(
+        celery = Broker(
             Settings(broker_url=stack.env["MEDIAJOBS_BROKER_URL"], kind_modules="tests.kinds")
-        )
+        ).celery
         celery.send_task(TASK_NAME, args=[claimed_inside["id"], 1], queue="default", retry=False)
         celery.close()
         time.sleep(max(0.0, OUTAGE_S - (time.monotonic() - down_at)))

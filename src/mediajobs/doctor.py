@@ -60,9 +60,9 @@ def tool_version(argv: list[str]) -> str:
 
 
 def check_queues(settings: Settings) -> str:
-    from mediajobs.worker.app import get_celery
+    from mediajobs.broker import broker_for
 
-    replies = get_celery().control.inspect(timeout=2.0).active_queues() or {}
+    replies = broker_for(settings).celery.control.inspect(timeout=2.0).active_queues() or {}
     consumed = {q["name"] for queues in replies.values() for q in queues}
     missing = [q for q in QUEUES if q not in consumed]
     if missing:

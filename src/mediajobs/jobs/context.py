@@ -19,10 +19,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from mediajobs.broker import broker_for
 from mediajobs.config import Settings
 from mediajobs.db.session import Database, is_unreachable
 from mediajobs.errors import JobCancelled
-from mediajobs.jobs import service
+from mediajobs.jobs import lifecycle, service
 
 log = logging.getLogger(__name__)
 
@@ -136,10 +137,18 @@ class JobContext:
             self._temp_dir = None
 
     def enqueue(self, kind: str, params: dict[str, Any], *, media_id: str | None = None) -> str:
-        """Create a follow-up job (published by the relay right after this transaction)."""
-        from mediajobs.jobs.dispatch import create_and_publish
+        """Create a follow-up job, published once committed; params that do not fit its kind fail this job.
 
-        job = create_and_publish(self.db, kind=kind, params=params, media_id=media_id or self.media_id)
+        The failure is `invalid_params` (a ParamsRejected raised from here), at once rather than in the
+        follow-up when it runs.
+        """
+        job = lifecycle.submit(
+            self.db,
+            broker_for(self.settings),
+            kind=kind,
+            params=params,
+            media_id=media_id or self.media_id,
+        )
         return job.id
 
 

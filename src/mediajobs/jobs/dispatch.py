@@ -18,65 +18,25 @@ import contextlib
 import logging
 import queue
 import threading
-from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
 
 import redis
 from sqlalchemy import or_, select, update
-from sqlalchemy.orm import Session
 
+from mediajobs.broker import Broker, Message
 from mediajobs.db.models import Job, utcnow
 from mediajobs.db.session import Database
 from mediajobs.jobs import service, states
-from mediajobs.jobs.registry import registry
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class Message:
-    job_id: str
-    attempt: int
-    queue: str
-    priority: int
-    soft_time_limit_s: float | None
-    time_limit_s: float | None
-
-    @classmethod
-    def of(cls, job: Job) -> Message:
-        kind = registry.get(job.kind) if job.kind in registry else None
-        return cls(
-            job_id=job.id,
-            attempt=job.attempt,
-            queue=job.queue,
-            priority=job.priority,
-            soft_time_limit_s=kind.soft_time_limit_s if kind else None,
-            time_limit_s=kind.time_limit_s if kind else job.time_limit_s,
-        )
-
-
-def publish(message: Message) -> None:
-    """Send one message; raises when the broker cannot take it."""
-    from mediajobs.worker.app import TASK_NAME, get_celery
-
-    get_celery().send_task(
-        TASK_NAME,
-        args=[message.job_id, message.attempt],
-        queue=message.queue,
-        priority=9 - message.priority,
-        soft_time_limit=message.soft_time_limit_s,
-        time_limit=message.time_limit_s,
-        retry=False,
-    )
 
 
 class Publisher:
     """A background thread that publishes freshly committed jobs, so a POST never waits on the broker."""
 
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, broker: Broker) -> None:
         self.db = db
+        self.broker = broker
         self._queue: queue.Queue[Message] = queue.Queue()
         self._thread = threading.Thread(target=self._run, name="mediajobs-publisher", daemon=True)
         self._thread.start()
@@ -95,7 +55,7 @@ class Publisher:
             failed: list[tuple[str, int]] = []
             for message in batch:
                 try:
-                    publish(message)
+                    self.broker.publish(message)
                 except Exception as exc:  # the relay publishes it once the broker is back
                     log.warning("broker unavailable, job %s waits in the outbox: %s", message.job_id, exc)
                     failed.append((message.job_id, message.attempt))
@@ -110,48 +70,19 @@ class Publisher:
                 )
 
 
-_publishers: dict[int, Publisher] = {}
+_publishers: dict[tuple[int, int], Publisher] = {}
 _publisher_lock = threading.Lock()
 
 
-def publisher_for(db: Database) -> Publisher:
+def publisher_for(db: Database, broker: Broker) -> Publisher:
     with _publisher_lock:
-        pub = _publishers.get(id(db))
+        pub = _publishers.get((id(db), id(broker)))
         if pub is None:
-            pub = _publishers[id(db)] = Publisher(db)
+            pub = _publishers[(id(db), id(broker))] = Publisher(db, broker)
         return pub
 
 
-def create_and_publish(
-    db: Database,
-    *,
-    kind: str,
-    params: dict[str, Any],
-    priority: int | None = None,
-    max_attempts: int | None = None,
-    media_id: str | None = None,
-    with_job: Callable[[Session, Job], None] | None = None,
-) -> Job:
-    """Record a job, then hand it to the publisher; the row is committed before any message exists.
-
-    `with_job(session, job)` adds what must commit in the same transaction (an asset, an idempotency key).
-    """
-    job = service.new_job(
-        kind=registry.get(kind),
-        params=params,
-        priority=priority,
-        max_attempts=max_attempts,
-        media_id=media_id,
-    )
-    with db.write() as session:
-        session.add(job)
-        if with_job is not None:
-            with_job(session, job)
-    publisher_for(db).submit(Message.of(job))
-    return job
-
-
-def relay(db: Database, *, republish_after_s: float = 600.0, limit: int = 500) -> int:
+def relay(db: Database, broker: Broker, *, republish_after_s: float = 600.0, limit: int = 500) -> int:
     """Publish due retries, jobs the fast path could not publish and long-queued ones; returns how many."""
     now = utcnow()
     with db.write() as session:
@@ -160,23 +91,23 @@ def relay(db: Database, *, republish_after_s: float = 600.0, limit: int = 500) -
             .where(Job.state == states.RETRYING, Job.run_after <= now)
             .values(state=states.QUEUED, run_after=None, updated_at=now)
         )
-    sent, _ = _publish_due(db, stale=now - timedelta(seconds=republish_after_s), limit=limit)
+    sent, _ = _publish_due(db, broker, stale=now - timedelta(seconds=republish_after_s), limit=limit)
     if sent:
         log.info("relay published %d job(s) from the outbox", sent)
     return sent
 
 
-def republish(db: Database, *, before: datetime, limit: int = 500) -> int:
+def republish(db: Database, broker: Broker, *, before: datetime, limit: int = 500) -> int:
     """Send again every queued job whose message went out before `before`; returns how many."""
     total = 0
     while True:
-        sent, complete = _publish_due(db, stale=before, limit=limit)
+        sent, complete = _publish_due(db, broker, stale=before, limit=limit)
         total += sent
         if not complete or sent < limit:
             return total
 
 
-def _publish_due(db: Database, *, stale: datetime, limit: int) -> tuple[int, bool]:
+def _publish_due(db: Database, broker: Broker, *, stale: datetime, limit: int) -> tuple[int, bool]:
     """Claim queued jobs unpublished or published before `stale`, and send them: (sent, broker took all)."""
     due = (Job.state == states.QUEUED, or_(Job.published_at.is_(None), Job.published_at < stale))
     with db.read() as session:
@@ -200,7 +131,7 @@ def _publish_due(db: Database, *, stale: datetime, limit: int) -> tuple[int, boo
     claimed = sorted((Job(**row._mapping) for row in rows), key=lambda j: (-j.priority, j.created_at))
     for sent, job in enumerate(claimed):
         try:
-            publish(Message.of(job))
+            broker.publish(Message.of(job))
         except Exception as exc:
             unsent = [(j.id, j.attempt) for j in claimed[sent:]]
             log.warning("relay: broker unavailable (%s); %d job(s) wait in the outbox", exc, len(unsent))

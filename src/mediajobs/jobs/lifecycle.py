@@ -1,18 +1,207 @@
-"""What happens once a job is terminal, whichever process ended it."""
+"""The moves of a job, each with its consequences: the only way the rest of the code changes a job.
+
+`service` holds the row moves (one conditional UPDATE each); the functions here add what must follow them:
+a new or re-queued job is published, a job made terminal runs its kind's `on_end` hook and emits its webhook
+event, exactly once, in whichever process made the move. Every job is created by `submit`, which checks the
+params against the kind's model for every caller. (The reaper, `jobs/reaper.py`, ends jobs through `finish`.)
+"""
 
 from __future__ import annotations
 
+import contextlib
 import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
 
+from pydantic import ValidationError
+from sqlalchemy.orm import Session
+
+from mediajobs.broker import Broker, Message
 from mediajobs.db.models import Job
-from mediajobs.jobs.registry import registry
-from mediajobs.webhooks.events import job_ended
+from mediajobs.db.session import Database
+from mediajobs.errors import InvalidParams
+from mediajobs.jobs import service, states
+from mediajobs.jobs.dispatch import publisher_for
+from mediajobs.jobs.registry import Kind, registry
 
 log = logging.getLogger(__name__)
+
+WithJob = Callable[[Session, Job], None]
+# How the API's hot path writes: its group-commit BatchWriter.write, run in shared transactions.
+GroupWrite = Callable[[Callable[[Session], None]], Awaitable[None]]
+
+
+class ParamsRejected(InvalidParams):
+    """A job's kind is unknown or its params do not fit the kind's model; `errors` are pydantic's."""
+
+    def __init__(self, kind: str, message: str, errors: list[dict[str, Any]]) -> None:
+        super().__init__(message)
+        self.kind = kind
+        self.errors = errors
+
+
+def check_params(kind_name: str, params: dict[str, Any]) -> Kind:
+    """The kind, once `params` validate against its model; ParamsRejected otherwise."""
+    if kind_name not in registry:
+        loc: list[str | int] = ["kind"]
+        raise ParamsRejected(kind_name, f"unknown kind {kind_name!r}", [{"loc": loc, "msg": "unknown kind"}])
+    kind = registry.get(kind_name)
+    try:
+        kind.params.model_validate(params)
+    except ValidationError as exc:
+        errors: list[dict[str, Any]] = [dict(err) for err in exc.errors()]
+        detail = "; ".join(f"{'.'.join(str(p) for p in e['loc']) or 'params'}: {e['msg']}" for e in errors)
+        raise ParamsRejected(kind_name, f"invalid params for {kind_name}: {detail}", errors) from exc
+    return kind
+
+
+def _new(
+    kind: str,
+    params: dict[str, Any],
+    priority: int | None,
+    max_attempts: int | None,
+    media_id: str | None,
+) -> Job:
+    return service.new_job(
+        kind=check_params(kind, params),
+        params=params,
+        priority=priority,
+        max_attempts=max_attempts,
+        media_id=media_id,
+    )
+
+
+def submit(
+    db: Database,
+    broker: Broker,
+    *,
+    kind: str,
+    params: dict[str, Any],
+    priority: int | None = None,
+    max_attempts: int | None = None,
+    media_id: str | None = None,
+    with_job: WithJob | None = None,
+) -> Job:
+    """Create a job in its own transaction, then publish it; the row commits before any message exists.
+
+    `with_job(session, job)` adds what must commit in the same transaction (an asset, an idempotency key).
+    """
+    job = _new(kind, params, priority, max_attempts, media_id)
+    with db.write() as session:
+        session.add(job)
+        if with_job is not None:
+            with_job(session, job)
+    publisher_for(db, broker).submit(Message.of(job))
+    return job
+
+
+async def submit_grouped(
+    db: Database,
+    broker: Broker,
+    write: GroupWrite,
+    *,
+    kind: str,
+    params: dict[str, Any],
+    priority: int | None = None,
+    max_attempts: int | None = None,
+    with_job: WithJob | None = None,
+) -> Job:
+    """`submit` through a group-commit writer (the API's hot path): many jobs share one transaction."""
+    job = _new(kind, params, priority, max_attempts, None)
+
+    def insert(session: Session) -> None:
+        session.add(job)
+        if with_job is not None:
+            with_job(session, job)
+
+    await write(insert)
+    publisher_for(db, broker).submit(Message.of(job))
+    return job
+
+
+def start(db: Database, *, job_id: str, attempt: int, worker: str) -> Job | None:
+    """queued → running for this attempt; None if cancelled, already started or superseded."""
+    return service.start(db, job_id=job_id, attempt=attempt, worker=worker)
+
+
+def progress(
+    db: Database, *, job_id: str, attempt: int, percent: float, stage: str, eta_seconds: float | None
+) -> None:
+    service.report_progress(
+        db, job_id=job_id, attempt=attempt, progress=percent, stage=stage, eta_seconds=eta_seconds
+    )
+
+
+def heartbeat(db: Database, *, job_id: str, attempt: int) -> None:
+    service.heartbeat(db, job_id=job_id, attempt=attempt)
+
+
+def finish(
+    db: Database,
+    *,
+    job_id: str,
+    attempt: int,
+    state: str,
+    result: Any = None,
+    error: dict[str, str] | None = None,
+    from_states: tuple[str, ...] = (states.RUNNING,),
+) -> Job | None:
+    """Move the job to a terminal state and run its end hook; None if someone else already moved it."""
+    ended = service.finish(
+        db, job_id=job_id, attempt=attempt, state=state, result=result, error=error, from_states=from_states
+    )
+    if ended is not None:
+        run_end_hook(ended)
+    return ended
+
+
+def schedule_retry(db: Database, *, job_id: str, attempt: int, error: dict[str, str], delay_s: float) -> bool:
+    """running → retrying as the next attempt; the relay publishes it once `delay_s` has passed."""
+    return service.schedule_retry(db, job_id=job_id, attempt=attempt, error=error, delay_s=delay_s)
+
+
+def cancel(db: Database, job_id: str) -> tuple[Job, bool]:
+    """Cancel at once when not started (its end hook runs here); ask the worker to stop when running.
+
+    Returns (job, changed). A running job's end hook runs when its worker (or the reaper) ends it.
+    """
+    job, changed = service.request_cancel(db, job_id)
+    # request_cancel answers changed with a terminal state only when this call made it cancelled.
+    if changed and job.state == states.CANCELLED:
+        run_end_hook(job)
+    return job, changed
+
+
+def retry(db: Database, broker: Broker, job_id: str) -> Job:
+    """failed/cancelled → queued as a new attempt, published."""
+    job = service.retry(db, job_id)
+    publisher_for(db, broker).submit(Message.of(job))
+    return job
+
+
+def hand_back(db: Database, broker: Broker, *, job_id: str, attempt: int) -> Job | None:
+    """running → queued as an attempt that uses none up (its worker is stopping), published at once.
+
+    Published from here rather than the background publisher: the calling process is about to exit. If the
+    broker refuses, the relay sends it. None when the job is not running this attempt or a cancel came.
+    """
+    handed = service.hand_back(db, job_id=job_id, attempt=attempt)
+    if handed is None:
+        return None
+    try:
+        broker.publish(Message.of(handed))
+        log.info("job %s handed back on attempt %d and published again", handed.id, handed.attempt)
+    except Exception as exc:
+        log.warning("job %s handed back; the broker refused it (%s), the relay sends it", handed.id, exc)
+        with contextlib.suppress(Exception):
+            service.set_published(db, [(handed.id, handed.attempt)], published=False)
+    return handed
 
 
 def run_end_hook(job: Job) -> None:
     """Call the kind's `on_end` hook, then emit the job's webhook event; failures are logged, never raised."""
+    from mediajobs.webhooks.events import job_ended  # webhook emission submits jobs: a cycle at import
+
     hook = registry.get(job.kind).on_end if job.kind in registry else None
     if hook is not None:
         try:

@@ -6,6 +6,7 @@ import logging
 import threading
 import time
 
+from mediajobs.broker import broker_for
 from mediajobs.config import Settings
 from mediajobs.db.models import utcnow
 from mediajobs.db.session import Database
@@ -39,12 +40,12 @@ class Maintenance:
     def tick(self, now: float, last: dict[str, float]) -> None:
         if self.broker.should_republish():
             try:
-                sent = republish(self.db, before=utcnow())
+                sent = republish(self.db, broker_for(self.settings), before=utcnow())
             except Exception:
                 self.broker.republish_failed()
                 raise
             log.warning("broker back or restarted: republished %d queued job(s) at once", sent)
-        relay(self.db, republish_after_s=self.settings.republish_after_s)
+        relay(self.db, broker_for(self.settings), republish_after_s=self.settings.republish_after_s)
         reap_every = max(1.0, self.settings.heartbeat_timeout_s / 4)
         if now - last.get("reap", 0.0) >= reap_every:
             last["reap"] = now

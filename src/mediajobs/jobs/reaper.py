@@ -9,8 +9,7 @@ from sqlalchemy import delete, select
 
 from mediajobs.db.models import IdempotencyKey, Job, utcnow
 from mediajobs.db.session import Database
-from mediajobs.jobs import service, states
-from mediajobs.jobs.lifecycle import run_end_hook
+from mediajobs.jobs import lifecycle, service, states
 
 log = logging.getLogger(__name__)
 
@@ -35,7 +34,7 @@ def reap(db: Database, *, heartbeat_timeout_s: float) -> int:
     for job in stale:
         ended: Job | None = None
         if job.cancel_requested:
-            ended = service.finish(
+            ended = lifecycle.finish(
                 db,
                 job_id=job.id,
                 attempt=job.attempt,
@@ -45,7 +44,7 @@ def reap(db: Database, *, heartbeat_timeout_s: float) -> int:
         elif (
             job.started_at and job.time_limit_s and job.started_at + timedelta(seconds=job.time_limit_s) < now
         ):
-            ended = service.finish(
+            ended = lifecycle.finish(
                 db,
                 job_id=job.id,
                 attempt=job.attempt,
@@ -68,7 +67,7 @@ def reap(db: Database, *, heartbeat_timeout_s: float) -> int:
                     )
             continue
         else:
-            ended = service.finish(
+            ended = lifecycle.finish(
                 db,
                 job_id=job.id,
                 attempt=job.attempt,
@@ -82,7 +81,6 @@ def reap(db: Database, *, heartbeat_timeout_s: float) -> int:
         if ended is not None:
             handled += 1
             log.warning("reaper: job %s ended %s (%s)", job.id, ended.state, (ended.error or {}).get("code"))
-            run_end_hook(ended)
     return handled
 
 

@@ -13,7 +13,7 @@ from mediajobs.config import get_settings
 from mediajobs.db.models import Job
 from mediajobs.db.session import get_db
 from mediajobs.errors import PermanentError
-from mediajobs.jobs import service, states
+from mediajobs.jobs import lifecycle, states
 from mediajobs.jobs.context import JobContext
 from mediajobs.jobs.registry import job_kind
 from mediajobs.media import assets
@@ -169,7 +169,7 @@ def delete_media(ctx: JobContext, params: NoParams) -> dict[str, Any]:
     deadline = time.monotonic() + 60
     while pending := assets.unfinished_jobs(ctx.db, ctx.media_id, excluding=ctx.job_id):
         for job in pending:
-            service.request_cancel(ctx.db, job.id)
+            lifecycle.cancel(ctx.db, job.id)  # a queued one ends here, its end hook with it
         if time.monotonic() > deadline:
             break  # their files are removed anyway; a late upload is cleaned when they end
         ctx.sleep(0.25)

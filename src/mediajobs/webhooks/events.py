@@ -14,11 +14,11 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
+from mediajobs.broker import broker_for
 from mediajobs.config import get_settings
 from mediajobs.db.models import Job, Media, WebhookDelivery, utcnow
 from mediajobs.db.session import Database, get_db
-from mediajobs.jobs import states
-from mediajobs.jobs.dispatch import create_and_publish
+from mediajobs.jobs import lifecycle, states
 from mediajobs.webhooks.endpoints import PENDING
 
 log = logging.getLogger(__name__)
@@ -82,7 +82,13 @@ def emit(db: Database, event_type: str, data: Callable[[], dict[str, Any]]) -> l
                 )
             )
 
-        create_and_publish(db, kind=DELIVER_KIND, params={"delivery_id": delivery_id}, with_job=with_job)
+        lifecycle.submit(
+            db,
+            broker_for(get_settings()),
+            kind=DELIVER_KIND,
+            params={"delivery_id": delivery_id},
+            with_job=with_job,
+        )
         made.append(delivery_id)
     return made
 

@@ -24,7 +24,7 @@ from mediajobs.db.session import get_db
 from mediajobs.jobs.maintenance import Maintenance
 from mediajobs.jobs.registry import QUEUES
 from mediajobs.worker import runner  # imported here so its shared stop deadline exists before the pool forks
-from mediajobs.worker.app import get_celery
+from mediajobs.worker.app import create_celery
 
 log = logging.getLogger(__name__)
 _maintenance: list[Maintenance] = []
@@ -74,7 +74,7 @@ def run_worker(
     settings = get_settings()
     if migrate_first:
         migrate(get_db(settings.effective_database_url))
-    app = get_celery()
+    app = create_celery(settings)
     name = f"{'+'.join(queues)}.{os.getpid()}@{socket.gethostname()}"
     app.worker_main(
         [

@@ -26,14 +26,13 @@ from pydantic import ValidationError
 from pydantic_core import to_jsonable_python
 
 from mediajobs import process
+from mediajobs.broker import broker_for
 from mediajobs.config import Settings, get_settings
 from mediajobs.db.models import Job
 from mediajobs.db.session import Database, get_db, is_unreachable, ride_through
 from mediajobs.errors import JobCancelled, JobTimeout, MediajobsError, NotFound, TransientError
-from mediajobs.jobs import service, states
+from mediajobs.jobs import lifecycle, service, states
 from mediajobs.jobs.context import JobContext, Watcher
-from mediajobs.jobs.dispatch import Message, publish
-from mediajobs.jobs.lifecycle import run_end_hook
 from mediajobs.jobs.registry import Kind, registry
 from mediajobs.sandbox import Limits
 
@@ -128,7 +127,7 @@ def _claim(db: Database, job_id: str, attempt: int, grace_s: float) -> Job | Non
     def claim() -> Job | None:
         nonlocal tries
         tries += 1
-        job = service.start(db, job_id=job_id, attempt=attempt, worker=me)
+        job = lifecycle.start(db, job_id=job_id, attempt=attempt, worker=me)
         if job is None and tries > 1:
             # A claim that committed just before the connection broke looks lost; the row says it was ours.
             with contextlib.suppress(NotFound):
@@ -247,13 +246,13 @@ def _write_outcome(
 ) -> None:
     db = ctx.db
     if ctx.handing_back and state != states.SUCCEEDED:
+        broker = broker_for(ctx.settings)
         handed = ride_through(
-            lambda: service.hand_back(db, job_id=job.id, attempt=job.attempt),
+            lambda: lifecycle.hand_back(db, broker, job_id=job.id, attempt=job.attempt),
             grace_s=grace_s,
             what=f"the hand-back of job {job.id}",
         )
         if handed is not None:
-            _republish(db, handed)
             return
         # Not running this attempt any more, or a cancel came meanwhile: it ends as it would have.
     err = {"code": error.code, "message": error.message} if error is not None else None
@@ -263,7 +262,7 @@ def _write_outcome(
             delay = backoff_s(job.attempt, registry.get(job.kind) if job.kind in registry else None)
             err["message"] += f" (attempt {job.attempt} of {job.max_attempts}; next in {delay:g} s)"
             ride_through(
-                lambda: service.schedule_retry(
+                lambda: lifecycle.schedule_retry(
                     db, job_id=job.id, attempt=job.attempt, error=err, delay_s=delay
                 ),
                 grace_s=grace_s,
@@ -271,21 +270,10 @@ def _write_outcome(
             )
             return
         state = states.FAILED
-    ended = ride_through(
-        lambda: service.finish(db, job_id=job.id, attempt=job.attempt, state=state, result=result, error=err),
+    ride_through(
+        lambda: lifecycle.finish(
+            db, job_id=job.id, attempt=job.attempt, state=state, result=result, error=err
+        ),
         grace_s=grace_s,
         what=f"the outcome of job {job.id}",
     )
-    if ended is not None:
-        run_end_hook(ended)
-
-
-def _republish(db: Database, job: Job) -> None:
-    """Send a handed-back job again now (this process is about to exit); the relay does it if this fails."""
-    try:
-        publish(Message.of(job))
-        log.info("job %s handed back on attempt %d and published again", job.id, job.attempt)
-    except Exception as exc:
-        log.warning("job %s handed back; the broker refused it (%s), the relay sends it", job.id, exc)
-        with contextlib.suppress(Exception):
-            service.set_published(db, [(job.id, job.attempt)], published=False)

@@ -6,18 +6,18 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Query, Request
 from fastapi.responses import JSONResponse, StreamingResponse
-from pydantic import ValidationError
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
 from mediajobs.api import idempotency
-from mediajobs.api.deps import DbDep
+from mediajobs.api.deps import DbDep, SettingsDep
 from mediajobs.api.problems import Problem, field_error, invalid
 from mediajobs.api.sse import job_events
-from mediajobs.jobs import service, states
-from mediajobs.jobs.dispatch import Message, publisher_for
-from mediajobs.jobs.lifecycle import run_end_hook
+from mediajobs.broker import broker_for
+from mediajobs.db.models import Job
+from mediajobs.jobs import lifecycle, service, states
+from mediajobs.jobs.lifecycle import ParamsRejected
 from mediajobs.jobs.registry import registry
 from mediajobs.jobs.schemas import JobCreate, JobPage, JobPublic, public
 
@@ -25,18 +25,13 @@ router = APIRouter(prefix="/api/v1/jobs", tags=["jobs"])
 SCOPE = "POST /api/v1/jobs"
 
 
-def validate_params(kind_name: str, params: dict[str, Any]) -> None:
-    if kind_name not in registry or not registry.get(kind_name).public:
-        known = ", ".join(registry.names(public_only=True))
-        raise invalid(["kind"], f"unknown kind {kind_name!r}; known kinds: {known}")
-    try:
-        registry.get(kind_name).params.model_validate(params)
-    except ValidationError as exc:
-        errors = [field_error(["params", *err["loc"]], err["msg"], err["type"]) for err in exc.errors()]
-        detail = "; ".join(f"{e['field']}: {e['message']}" for e in errors)
-        raise Problem(
-            422, f"invalid params for {kind_name}: {detail}", errors=errors, slug="validation"
-        ) from exc
+def params_problem(exc: ParamsRejected) -> Problem:
+    """The 422 naming each field of `params` that does not fit the kind's model."""
+    errors = [
+        field_error(["params", *err["loc"]], err["msg"], err.get("type", "value_error")) for err in exc.errors
+    ]
+    detail = "; ".join(f"{e['field']}: {e['message']}" for e in errors)
+    return Problem(422, f"invalid params for {exc.kind}: {detail}", errors=errors, slug="validation")
 
 
 @router.post(
@@ -48,33 +43,43 @@ def validate_params(kind_name: str, params: dict[str, Any]) -> None:
 async def create_job(
     body: JobCreate,
     db: DbDep,
+    settings: SettingsDep,
     request: Request,
     idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key")] = None,
 ) -> JSONResponse:
     key = idempotency.check_key(idempotency_key)
     if key is not None and (replayed := await run_in_threadpool(idempotency.replay, db, SCOPE, key)):
         return replayed
-    validate_params(body.kind, body.params)
-    job = service.new_job(
-        kind=registry.get(body.kind),
-        params=body.params,
-        priority=body.priority,
-        max_attempts=body.max_attempts,
-    )
-    answer, location = public(job), f"/api/v1/jobs/{job.id}"
+    if body.kind not in registry or not registry.get(body.kind).public:
+        known = ", ".join(registry.names(public_only=True))
+        raise invalid(["kind"], f"unknown kind {body.kind!r}; known kinds: {known}")
+    answer: dict[str, Any] = {}
 
-    def insert(session: Session) -> None:
-        session.add(job)
+    def remember(session: Session, job: Job) -> None:
+        # In the job's transaction only when there is a key: the group commit's lock is held meanwhile.
+        answer.update(public(job))
+        location = f"/api/v1/jobs/{job.id}"
         idempotency.remember(session, SCOPE, key, status=202, body=answer, location=location)
 
     try:
-        await request.app.state.batch_writer.write(insert)
+        job = await lifecycle.submit_grouped(
+            db,
+            broker_for(settings),
+            request.app.state.batch_writer.write,
+            kind=body.kind,
+            params=body.params,
+            priority=body.priority,
+            max_attempts=body.max_attempts,
+            with_job=remember if key is not None else None,
+        )
+    except ParamsRejected as exc:
+        raise params_problem(exc) from exc
     except IntegrityError:
         if (replayed := await run_in_threadpool(idempotency.replay, db, SCOPE, key)) is not None:
             return replayed  # a concurrent twin with the same key won
         raise
-    publisher_for(db).submit(Message.of(job))
-    return JSONResponse(answer, status_code=202, headers={"Location": location})
+    answer = answer or public(job)
+    return JSONResponse(answer, status_code=202, headers={"Location": f"/api/v1/jobs/{job.id}"})
 
 
 @router.get("", response_model=JobPage)
@@ -102,16 +107,13 @@ def get_job(job_id: str, db: DbDep) -> dict[str, Any]:
 
 @router.delete("/{job_id}", response_model=JobPublic, status_code=202)
 def cancel_job(job_id: str, db: DbDep) -> JSONResponse:
-    job, changed = service.request_cancel(db, job_id)
-    if changed and job.state == states.CANCELLED:  # it never started: nobody else will run its end hook
-        run_end_hook(job)
+    job, changed = lifecycle.cancel(db, job_id)
     return JSONResponse(public(job), status_code=202 if changed else 200)
 
 
 @router.post("/{job_id}/retry", response_model=JobPublic, status_code=202)
-def retry_job(job_id: str, db: DbDep) -> JSONResponse:
-    job = service.retry(db, job_id)
-    publisher_for(db).submit(Message.of(job))
+def retry_job(job_id: str, db: DbDep, settings: SettingsDep) -> JSONResponse:
+    job = lifecycle.retry(db, broker_for(settings), job_id)
     return JSONResponse(public(job), status_code=202, headers={"Location": f"/api/v1/jobs/{job.id}"})
 
 

@@ -14,14 +14,15 @@ from starlette.concurrency import run_in_threadpool
 from mediajobs.api import idempotency
 from mediajobs.api.deps import DbDep, SettingsDep
 from mediajobs.api.problems import invalid
+from mediajobs.api.routes.jobs import params_problem
 from mediajobs.api.uploads import store_upload
+from mediajobs.broker import broker_for
 from mediajobs.db.models import Job
 from mediajobs.db.session import Database
 from mediajobs.egress.policy import Policy
 from mediajobs.errors import ForbiddenAddress, InvalidUrl, SourceUnreachable, TransientError
-from mediajobs.jobs import service
-from mediajobs.jobs.dispatch import create_and_publish
-from mediajobs.jobs.lifecycle import run_end_hook
+from mediajobs.jobs import lifecycle
+from mediajobs.jobs.lifecycle import ParamsRejected
 from mediajobs.jobs.schemas import public as job_public
 from mediajobs.media import assets, playback
 from mediajobs.media.urlguard import check_url
@@ -47,6 +48,7 @@ def _public(request: Request, db: Database, media: Any) -> dict[str, Any]:
 
 
 def record_and_publish(
+    request: Request,
     db: Database,
     *,
     media: Any | None,
@@ -68,7 +70,11 @@ def record_and_publish(
             where = location or f"/api/v1/jobs/{job.id}"
             idempotency.remember(session, scope or "", key, status=202, body=answer(job), location=where)
 
-    return create_and_publish(db, kind=kind, params=params, media_id=media_id, with_job=with_job)
+    broker = broker_for(request.app.state.settings)
+    try:
+        return lifecycle.submit(db, broker, kind=kind, params=params, media_id=media_id, with_job=with_job)
+    except ParamsRejected as exc:
+        raise params_problem(exc) from exc
 
 
 IdempotencyHeader = Annotated[str | None, Header(alias="Idempotency-Key")]
@@ -83,11 +89,26 @@ def replay_for(
 
 
 def job_answer(
-    db: Database, *, kind: str, params: dict[str, Any], media_id: str, scope: str, key: str | None
+    request: Request,
+    db: Database,
+    *,
+    kind: str,
+    params: dict[str, Any],
+    media_id: str,
+    scope: str,
+    key: str | None,
 ) -> JSONResponse:
     answer = lambda job: {"job": job_public(job)}  # noqa: E731
     job = record_and_publish(
-        db, media=None, kind=kind, params=params, media_id=media_id, scope=scope, key=key, answer=answer
+        request,
+        db,
+        media=None,
+        kind=kind,
+        params=params,
+        media_id=media_id,
+        scope=scope,
+        key=key,
+        answer=answer,
     )
     return JSONResponse(answer(job), status_code=202, headers={"Location": f"/api/v1/jobs/{job.id}"})
 
@@ -118,6 +139,7 @@ def import_media(
     media = assets.new_media(source={"type": "url", "url": body.url}, pipeline=body.pipeline)
     answer = lambda job: {"media": media_answer(request, media, [job.id]), "job": job_public(job)}  # noqa: E731
     job = record_and_publish(
+        request,
         db,
         media=media,
         kind="media.import",
@@ -171,6 +193,7 @@ async def upload_media(
     answer = lambda job: {"media": media_answer(request, media, [job.id]), "job": job_public(job)}  # noqa: E731
     job = await run_in_threadpool(
         lambda: record_and_publish(
+            request,
             db,
             media=media,
             kind="media.process",
@@ -227,11 +250,9 @@ def delete_media(media_id: str, request: Request, db: DbDep) -> JSONResponse:
     if media.state != assets.DELETING:
         assets.update_media(db, media.id, state=assets.DELETING)
         for pending in assets.unfinished_jobs(db, media.id):
-            cancelled, changed = service.request_cancel(db, pending.id)
-            if changed and cancelled.state == "cancelled":
-                run_end_hook(cancelled)
+            lifecycle.cancel(db, pending.id)
         job: Job | None = record_and_publish(
-            db, media=None, kind="media.delete", params={}, media_id=media.id
+            request, db, media=None, kind="media.delete", params={}, media_id=media.id
         )
     else:
         job = next(iter(assets.unfinished_jobs(db, media.id)), None)

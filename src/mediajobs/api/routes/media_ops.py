@@ -110,6 +110,7 @@ def _derive(
     )
     answer = lambda job: {"job": job_public(job), "media": media_answer(request, derived, [job.id])}  # noqa: E731
     job = record_and_publish(
+        request,
         db,
         media=derived,
         kind=kind,
@@ -191,7 +192,7 @@ def analyze(
     if replayed is not None:
         return replayed
     source = _ready_source(db, media_id)
-    return job_answer(db, kind="media.analyze", params={}, media_id=source.id, scope=scope, key=key)
+    return job_answer(request, db, kind="media.analyze", params={}, media_id=source.id, scope=scope, key=key)
 
 
 @router.post("/{media_id}/reprocess", status_code=202)
@@ -212,6 +213,7 @@ def reprocess(
         or assets.DEFAULT_PIPELINE
     )
     return job_answer(
+        request,
         db,
         kind="media.process",
         params={"pipeline": steps, "reprocess": True},

@@ -12,14 +12,13 @@ from sqlalchemy.orm import Session
 
 from mediajobs.api.deps import DbDep, SettingsDep
 from mediajobs.api.problems import invalid
+from mediajobs.broker import broker_for
 from mediajobs.config import Settings
 from mediajobs.db.models import Job, WebhookDelivery, utcnow
 from mediajobs.db.session import Database
 from mediajobs.egress.policy import Policy
 from mediajobs.errors import ForbiddenAddress, InvalidUrl, NotFound, SourceUnreachable, TransientError
-from mediajobs.jobs import service, states
-from mediajobs.jobs.dispatch import create_and_publish
-from mediajobs.jobs.lifecycle import run_end_hook
+from mediajobs.jobs import lifecycle, service, states
 from mediajobs.media.urlguard import check_url
 from mediajobs.webhooks import endpoints
 from mediajobs.webhooks.endpoints import EVENTS
@@ -98,7 +97,7 @@ def get_delivery(webhook_id: str, delivery_id: str, db: DbDep) -> dict[str, Any]
 
 
 @router.post("/{webhook_id}/deliveries/{delivery_id}/redeliver", status_code=202)
-def redeliver(webhook_id: str, delivery_id: str, db: DbDep) -> JSONResponse:
+def redeliver(webhook_id: str, delivery_id: str, db: DbDep, settings: SettingsDep) -> JSONResponse:
     """Send the delivery again now, as one attempt; a retry still waiting for its turn is called off."""
     endpoint = endpoints.get_endpoint(db, webhook_id)
     delivery = endpoints.get_delivery(db, endpoint, delivery_id)
@@ -113,7 +112,8 @@ def redeliver(webhook_id: str, delivery_id: str, db: DbDep) -> JSONResponse:
         )
 
     params = {"delivery_id": delivery.id, "redeliver": True}
-    create_and_publish(db, kind=DELIVER_KIND, params=params, max_attempts=1, with_job=with_job)
+    broker = broker_for(settings)
+    lifecycle.submit(db, broker, kind=DELIVER_KIND, params=params, max_attempts=1, with_job=with_job)
     fresh = endpoints.get_delivery(db, endpoint, delivery.id)
     return JSONResponse(endpoints.deliveries_public(db, [fresh])[0], status_code=202)
 
@@ -125,6 +125,4 @@ def _call_off(db: Database, job_id: str) -> None:
     except NotFound:
         return
     if job.state in (states.QUEUED, states.RETRYING):  # a running attempt is left to finish
-        cancelled, changed = service.request_cancel(db, job.id)
-        if changed and cancelled.state == states.CANCELLED:
-            run_end_hook(cancelled)
+        lifecycle.cancel(db, job.id)
