@@ -72,6 +72,8 @@ class Settings(BaseSettings):
     cancel_poll_interval_s: float = 0.25
     retry_backoff_base_s: float = 2.0
     retry_backoff_max_s: float = 300.0
+    # The most child jobs one job may fan out to (ctx.fan_out); more fails it with too_many_children.
+    max_children: int = 10000
     # How long a running job rides through an unreachable database (claim and outcome are retried that long).
     db_outage_grace_s: float = 60.0
     # How long a stopping worker lets running jobs finish before handing them back to the queue.

@@ -66,11 +66,20 @@ class Job(Base):
     heartbeat_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     worker: Mapped[str | None] = mapped_column(String(200), nullable=True)
     time_limit_s: Mapped[float | None] = mapped_column(Float, nullable=True)
+    # Fan-out (jobs/fanout.py): a child's parent and its share of the parent's progress; a parent's number of
+    # children, the kind that joins them, and whether it waits for them ("waiting") or joins ("joining").
+    parent_id: Mapped[str | None] = mapped_column(String(36), nullable=True)
+    weight: Mapped[float] = mapped_column(Float, default=1.0)
+    children_total: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    join_kind: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    fan_phase: Mapped[str | None] = mapped_column(String(16), nullable=True)
 
     __table_args__ = (
         Index("ix_jobs_created", "created_at", "id"),
         Index("ix_jobs_state_created", "state", "created_at"),
         Index("ix_jobs_outbox", "state", "published_at"),
+        # Every child's end asks whether its siblings are all done: one index range per parent and state.
+        Index("ix_jobs_parent_state", "parent_id", "state"),
     )
 
 
@@ -80,7 +89,7 @@ class Media(Base):
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
     state: Mapped[str] = mapped_column(String(16))
     source: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
-    parent_id: Mapped[str | None] = mapped_column(String(36), nullable=True, index=True)
+    parent_id: Mapped[str | None] = mapped_column(String(36), nullable=True)
     original: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
     probe: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
     hls: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)

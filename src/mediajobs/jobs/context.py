@@ -15,15 +15,16 @@ import shutil
 import tempfile
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
 from mediajobs.broker import broker_for
 from mediajobs.config import Settings
 from mediajobs.db.session import Database, is_unreachable
-from mediajobs.errors import JobCancelled
-from mediajobs.jobs import lifecycle, service
+from mediajobs.errors import JobCancelled, MediajobsError
+from mediajobs.jobs import fanout, lifecycle, service
+from mediajobs.jobs.registry import registry
 
 log = logging.getLogger(__name__)
 
@@ -150,6 +151,41 @@ class JobContext:
             media_id=media_id or self.media_id,
         )
         return job.id
+
+    def fan_out(
+        self,
+        children: Iterable[fanout.Child | tuple[str, dict[str, Any]] | tuple[str, dict[str, Any], float]],
+        *,
+        then: str | None = None,
+    ) -> fanout.FanOut:
+        """What the handler returns to end its job once these child jobs (kind, params[, weight]) have.
+
+        The worker slot is freed at once; the children are created and published when the handler returns.
+        If every child succeeds the job succeeds, or with `then` (a registered kind) runs that kind's handler
+        as a new attempt, with this job's params and `ctx.child_results()`. Invalid child params fail this
+        job with `invalid_params`, more than MEDIAJOBS_MAX_CHILDREN children with `too_many_children`.
+        """
+        items = tuple(c if isinstance(c, fanout.Child) else fanout.Child(*c) for c in children)
+        limit = self.settings.max_children
+        if len(items) > limit:
+            raise MediajobsError(
+                f"the job fans out to {len(items)} child jobs; at most {limit} (MEDIAJOBS_MAX_CHILDREN)",
+                code="too_many_children",
+            )
+        for position, child in enumerate(items):
+            try:
+                lifecycle.check_params(child.kind, child.params)
+            except lifecycle.ParamsRejected as exc:
+                raise lifecycle.ParamsRejected(child.kind, f"child {position}: {exc}", exc.errors) from exc
+            if not child.weight > 0:
+                raise MediajobsError(f"child {position}: weight must be above 0", code="invalid_params")
+        if then is not None and then not in registry:
+            raise MediajobsError(f"then: unknown kind {then!r}", code="invalid_params")
+        return fanout.FanOut(items, then)
+
+    def child_results(self) -> list[Any]:
+        """In a join: the results of this job's children, in the order they were given to fan_out."""
+        return fanout.child_results(self.db, self.job_id)
 
 
 def sweep_temp_dirs(root: Path) -> int:

@@ -4,6 +4,7 @@
 a new or re-queued job is published, a job made terminal runs its kind's `on_end` hook and emits its webhook
 event, exactly once, in whichever process made the move. Every job is created by `submit`, which checks the
 params against the kind's model for every caller. (The reaper, `jobs/reaper.py`, ends jobs through `finish`.)
+A child job's end is its parent's bookkeeping too (fan-in, `jobs/fanout.py`): every terminal move does it.
 """
 
 from __future__ import annotations
@@ -16,11 +17,12 @@ from typing import Any
 from pydantic import ValidationError
 from sqlalchemy.orm import Session
 
-from mediajobs.broker import Broker, Message
+from mediajobs.broker import Broker, Message, broker_for
+from mediajobs.config import get_settings
 from mediajobs.db.models import Job
 from mediajobs.db.session import Database
-from mediajobs.errors import InvalidParams
-from mediajobs.jobs import service, states
+from mediajobs.errors import Conflict, InvalidParams, NotFound
+from mediajobs.jobs import fanout, service, states
 from mediajobs.jobs.dispatch import publisher_for
 from mediajobs.jobs.registry import Kind, registry
 
@@ -152,6 +154,7 @@ def finish(
     )
     if ended is not None:
         run_end_hook(ended)
+        _child_ended(db, ended)
     return ended
 
 
@@ -169,14 +172,114 @@ def cancel(db: Database, job_id: str) -> tuple[Job, bool]:
     # request_cancel answers changed with a terminal state only when this call made it cancelled.
     if changed and job.state == states.CANCELLED:
         run_end_hook(job)
+        _child_ended(db, job)
+    elif changed and job.fan_phase == fanout.WAITING:
+        # No worker watches a waiting parent: its children are cancelled, and the last one's end ends it.
+        for child_id in fanout.unfinished_children(db, job.id):
+            cancel(db, child_id)
+        job = service.get_job(db, job.id)
     return job, changed
 
 
 def retry(db: Database, broker: Broker, job_id: str) -> Job:
-    """failed/cancelled → queued as a new attempt, published."""
-    job = service.retry(db, job_id)
-    publisher_for(db, broker).submit(Message.of(job))
+    """failed/cancelled → queued as a new attempt, published; a parent re-runs its children that failed."""
+    job = service.get_job(db, job_id)
+    if job.children_total is None:
+        job = service.retry(db, job_id)
+        publisher_for(db, broker).submit(Message.of(job))
+        return job
+    if job.state not in states.RETRYABLE:
+        raise Conflict(f"job {job.id} is {job.state}; only failed or cancelled jobs can be retried")
+    with db.write() as session:
+        children = fanout.retry(session, job)
+    publisher = publisher_for(db, broker)
+    for child in children:
+        publisher.submit(Message.of(child))
+    job = service.get_job(db, job_id)
+    if job.state == states.QUEUED:  # every child had succeeded: it joins again
+        publisher.submit(Message.of(job))
     return job
+
+
+def wait_for_children(
+    db: Database, broker: Broker, *, job_id: str, attempt: int, fan: fanout.FanOut
+) -> Job | None:
+    """running → waiting for the children of `fan`, created with it and published; None if it moved."""
+    made = fanout.wait(db, job_id=job_id, attempt=attempt, fan=fan)
+    if made is None:
+        return None
+    parent, children = made
+    publisher = publisher_for(db, broker)
+    for child in children:
+        publisher.submit(Message.of(child))
+    log.info("job %s waits for %d child jobs", parent.id, len(children))
+    if not children:
+        _children_done(db, parent)
+    return parent
+
+
+_WITH_CHILDREN = {"code": "cancelled", "message": "cancelled by request with its child jobs"}
+
+
+def _child_ended(db: Database, child: Job) -> None:
+    """Fan-in: a failed child fails its parent (its siblings cancelled); the last one completes it."""
+    if child.parent_id is None:
+        return
+    try:
+        parent = service.get_job(db, child.parent_id)
+    except NotFound:
+        return
+    if parent.state != states.RUNNING or parent.fan_phase != fanout.WAITING:
+        return  # already ended (a sibling failed it), or cancelled and ended by another child
+    if child.state == states.FAILED or (child.state == states.CANCELLED and not parent.cancel_requested):
+        error = child.error or {}
+        code = str(error.get("code") or "child_failed")
+        message = f"child job {child.id} ({child.kind}) {child.state}: {error.get('message', '')}"
+        ended = finish(
+            db,
+            job_id=parent.id,
+            attempt=parent.attempt,
+            state=states.FAILED,
+            error={"code": code, "message": message},
+        )
+        if ended is not None:
+            for sibling in fanout.unfinished_children(db, parent.id):
+                cancel(db, sibling)
+        return
+    if fanout.any_unfinished(db, parent.id):
+        if (parent.children_total or 0) <= fanout.PROGRESS_WRITES_UP_TO:
+            summary = fanout.summaries(db, [parent.id])[parent.id]
+            ended_n = sum(n for state, n in summary.counts.items() if state in states.TERMINAL)
+            service.report_progress(
+                db,
+                job_id=parent.id,
+                attempt=parent.attempt,
+                progress=summary.progress,
+                stage=f"{ended_n} of {summary.counts['total']} child jobs ended",
+                eta_seconds=None,
+            )
+        return
+    counts = fanout.summaries(db, [parent.id]).get(parent.id, fanout.Summary({"total": 0}, 0.0)).counts
+    if parent.cancel_requested:
+        finish(db, job_id=parent.id, attempt=parent.attempt, state=states.CANCELLED, error=_WITH_CHILDREN)
+    elif counts.get(states.SUCCEEDED, 0) == counts["total"]:
+        _children_done(db, parent)
+    else:  # never left running: a child ended otherwise while no sibling's end failed it
+        error = {"code": "child_failed", "message": f"its child jobs ended {counts}"}
+        finish(db, job_id=parent.id, attempt=parent.attempt, state=states.FAILED, error=error)
+
+
+def _children_done(db: Database, parent: Job) -> None:
+    """Every child succeeded: the parent succeeds, or is queued to run its join."""
+    if parent.join_kind is None:
+        result = {"children": parent.children_total or 0}
+        finish(db, job_id=parent.id, attempt=parent.attempt, state=states.SUCCEEDED, result=result)
+        return
+    joining = fanout.to_join(db, parent)
+    if joining is None:  # a cancel came meanwhile: it ends cancelled, its children all ended
+        finish(db, job_id=parent.id, attempt=parent.attempt, state=states.CANCELLED, error=_WITH_CHILDREN)
+        return
+    publisher_for(db, broker_for(get_settings())).submit(Message.of(joining))
 
 
 def hand_back(db: Database, broker: Broker, *, job_id: str, attempt: int) -> Job | None:

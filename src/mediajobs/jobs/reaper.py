@@ -1,15 +1,18 @@
-"""The reaper: running jobs whose worker stopped heartbeating are re-queued or failed, never left running."""
+"""The reaper: running jobs whose worker stopped heartbeating are re-queued or failed, never left running.
+
+A parent waiting for its child jobs is running with no worker and no heartbeat: the reaper leaves it be.
+"""
 
 from __future__ import annotations
 
 import logging
 from datetime import timedelta
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, or_, select
 
 from mediajobs.db.models import IdempotencyKey, Job, utcnow
 from mediajobs.db.session import Database
-from mediajobs.jobs import lifecycle, service, states
+from mediajobs.jobs import fanout, lifecycle, service, states
 
 log = logging.getLogger(__name__)
 
@@ -27,7 +30,14 @@ def reap(db: Database, *, heartbeat_timeout_s: float) -> int:
     with db.read() as session:
         stale = list(
             session.scalars(
-                select(Job).where(Job.state == states.RUNNING, Job.heartbeat_at < cutoff).limit(200)
+                select(Job)
+                .where(
+                    Job.state == states.RUNNING,
+                    Job.heartbeat_at < cutoff,
+                    # A parent waiting for its children has no worker to lose.
+                    or_(Job.fan_phase.is_(None), Job.fan_phase != fanout.WAITING),
+                )
+                .limit(200)
             )
         )
     handled = 0

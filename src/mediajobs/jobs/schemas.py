@@ -8,6 +8,8 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, field_serializer
 
 from mediajobs.db.models import Job
+from mediajobs.db.session import Database
+from mediajobs.jobs import fanout
 
 
 class JobCreate(BaseModel):
@@ -46,6 +48,10 @@ class JobPublic(BaseModel):
     started_at: datetime | None
     finished_at: datetime | None
     updated_at: datetime
+    parent_id: str | None = Field(default=None, description="the job that fanned out to this one")
+    children: dict[str, int] | None = Field(
+        default=None, description='a parent\'s child jobs: {"total": n, "<state>": n, ...}; null otherwise'
+    )
 
     @field_serializer("created_at", "started_at", "finished_at", "updated_at")
     def _iso(self, value: datetime | None) -> str | None:
@@ -57,5 +63,20 @@ class JobPage(BaseModel):
     next_cursor: str | None
 
 
-def public(job: Job) -> dict[str, Any]:
-    return JobPublic.model_validate(job).model_dump(mode="json")
+def public(job: Job, children: fanout.Summary | None = None) -> dict[str, Any]:
+    """The job JSON; a parent's `children` (and, while it waits, its progress) come from their summary.
+
+    Without one (an event stream, a webhook) a parent's `children` says only its total.
+    """
+    data = JobPublic.model_validate(job).model_dump(mode="json")
+    if job.children_total is not None:
+        data["children"] = children.counts if children is not None else {"total": job.children_total}
+        if children is not None and job.fan_phase == fanout.WAITING and job.state == "running":
+            data["progress"] = children.progress
+    return data
+
+
+def public_many(db: Database, jobs: list[Job]) -> list[dict[str, Any]]:
+    """The job JSON of each of these jobs, the children of the parents among them counted in one query."""
+    found = fanout.summaries(db, [job.id for job in jobs if job.children_total is not None])
+    return [public(job, found.get(job.id)) for job in jobs]

@@ -66,10 +66,13 @@ def list_jobs(
     state: str | None = None,
     kind: str | None = None,
     media_id: str | None = None,
+    parent_id: str | None = None,
     limit: int = 50,
     cursor: str | None = None,
 ) -> Page:
     query = select(Job)
+    if parent_id:
+        query = query.where(Job.parent_id == parent_id)
     if state:
         query = query.where(Job.state == state)
     if kind:

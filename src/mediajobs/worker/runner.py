@@ -31,7 +31,7 @@ from mediajobs.config import Settings, get_settings
 from mediajobs.db.models import Job
 from mediajobs.db.session import Database, get_db, is_unreachable, ride_through
 from mediajobs.errors import JobCancelled, JobTimeout, MediajobsError, NotFound, TransientError
-from mediajobs.jobs import lifecycle, service, states
+from mediajobs.jobs import fanout, lifecycle, service, states
 from mediajobs.jobs.context import JobContext, Watcher
 from mediajobs.jobs.registry import Kind, registry
 from mediajobs.sandbox import Limits
@@ -40,6 +40,8 @@ log = logging.getLogger(__name__)
 
 _watchers: dict[int, Watcher] = {}
 HAND_BACK = "handed_back"
+# The handler returned a FanOut: the job waits for its children (not a state of the contract).
+WAITING = "waiting"
 
 
 class StopDeadline:
@@ -190,6 +192,10 @@ def _execute(ctx: JobContext, job: Job) -> tuple[str, Any, MediajobsError | None
                 "(check MEDIAJOBS_KIND_MODULES is the same for API and workers)"
             )
         kind: Kind = registry.get(job.kind)
+        if job.fan_phase == fanout.JOINING:
+            if job.join_kind is None:  # retried after its children all succeeded, with nothing to join
+                return states.SUCCEEDED, {"children": job.children_total or 0}, None
+            kind = registry.get(job.join_kind)
         try:
             params = kind.params.model_validate(job.params)
         except ValidationError as exc:
@@ -201,6 +207,12 @@ def _execute(ctx: JobContext, job: Job) -> tuple[str, Any, MediajobsError | None
             result = kind.handler(ctx, params)
         if ctx.cancel_event.is_set():
             return states.CANCELLED, None, JobCancelled("cancelled by request; its work has stopped")
+        if isinstance(result, fanout.FanOut):
+            if job.fan_phase is not None:
+                raise MediajobsError(
+                    "a job fans out once; its join cannot fan out again", code="invalid_fan_out"
+                )
+            return WAITING, result, None
         return states.SUCCEEDED, to_jsonable_python(result), None
     except JobCancelled:
         return states.CANCELLED, None, JobCancelled("cancelled by request; its work has stopped")
@@ -241,10 +253,28 @@ def _record(ctx: JobContext, job: Job, state: str, result: Any, error: Mediajobs
         )
 
 
+def _waits(db: Database, job: Job) -> bool:
+    """Whether the fan-out committed though its answer was lost (an outage): its children exist."""
+    row = service.get_job(db, job.id)
+    return row.attempt == job.attempt and row.fan_phase == fanout.WAITING
+
+
 def _write_outcome(
     ctx: JobContext, job: Job, state: str, result: Any, error: MediajobsError | None, grace_s: float
 ) -> None:
     db = ctx.db
+    if state == WAITING:
+        broker = broker_for(ctx.settings)
+        waiting = ride_through(
+            lambda: lifecycle.wait_for_children(db, broker, job_id=job.id, attempt=job.attempt, fan=result),
+            grace_s=grace_s,
+            what=f"the fan-out of job {job.id}",
+        )
+        if waiting is not None or _waits(db, job):
+            return
+        # Not running this attempt any more, or a cancel came before its children existed.
+        state, result = states.CANCELLED, None
+        error = JobCancelled("cancelled by request before its child jobs started")
     if ctx.handing_back and state != states.SUCCEEDED:
         broker = broker_for(ctx.settings)
         handed = ride_through(

@@ -19,7 +19,7 @@ from mediajobs.db.models import Job
 from mediajobs.jobs import lifecycle, service, states
 from mediajobs.jobs.lifecycle import ParamsRejected
 from mediajobs.jobs.registry import registry
-from mediajobs.jobs.schemas import JobCreate, JobPage, JobPublic, public
+from mediajobs.jobs.schemas import JobCreate, JobPage, JobPublic, public, public_many
 
 router = APIRouter(prefix="/api/v1/jobs", tags=["jobs"])
 SCOPE = "POST /api/v1/jobs"
@@ -88,33 +88,37 @@ def list_jobs(
     state: str | None = None,
     kind: str | None = None,
     media_id: str | None = None,
+    parent_id: Annotated[str | None, Query(description="only the child jobs of this job")] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     cursor: str | None = None,
 ) -> dict[str, Any]:
     if state is not None and state not in states.STATES:
         raise invalid(["state"], f"unknown state {state!r}; one of {', '.join(states.STATES)}")
     try:
-        page = service.list_jobs(db, state=state, kind=kind, media_id=media_id, limit=limit, cursor=cursor)
+        page = service.list_jobs(
+            db, state=state, kind=kind, media_id=media_id, parent_id=parent_id, limit=limit, cursor=cursor
+        )
     except ValueError as exc:
         raise invalid(["cursor"], str(exc)) from exc
-    return {"items": [public(j) for j in page.items], "next_cursor": page.next_cursor}
+    return {"items": public_many(db, list(page.items)), "next_cursor": page.next_cursor}
 
 
 @router.get("/{job_id}", response_model=JobPublic)
 def get_job(job_id: str, db: DbDep) -> dict[str, Any]:
-    return public(service.get_job(db, job_id))
+    return public_many(db, [service.get_job(db, job_id)])[0]
 
 
 @router.delete("/{job_id}", response_model=JobPublic, status_code=202)
 def cancel_job(job_id: str, db: DbDep) -> JSONResponse:
     job, changed = lifecycle.cancel(db, job_id)
-    return JSONResponse(public(job), status_code=202 if changed else 200)
+    return JSONResponse(public_many(db, [job])[0], status_code=202 if changed else 200)
 
 
 @router.post("/{job_id}/retry", response_model=JobPublic, status_code=202)
 def retry_job(job_id: str, db: DbDep, settings: SettingsDep) -> JSONResponse:
     job = lifecycle.retry(db, broker_for(settings), job_id)
-    return JSONResponse(public(job), status_code=202, headers={"Location": f"/api/v1/jobs/{job.id}"})
+    location = {"Location": f"/api/v1/jobs/{job.id}"}
+    return JSONResponse(public_many(db, [job])[0], status_code=202, headers=location)
 
 
 @router.get(

@@ -1,0 +1,249 @@
+"""Fan-out and fan-in rows: a job starts child jobs and ends once they all have, holding no worker meanwhile.
+
+A handler returns `ctx.fan_out([...])` (a `FanOut`). Its worker then moves the job, in the transaction that
+inserts the children, to a parent that waits: still `running` in the contract, with no worker and no heartbeat
+(`fan_phase = "waiting"`, which the reaper skips), and publishes the children. Each child's end is taken up by
+`lifecycle`: a failed child fails the parent with its code; once all have succeeded the parent succeeds, or,
+with `then`, is queued again as a new attempt that uses none up to run that kind's handler (the join,
+`fan_phase = "joining"`). The moves here are conditional UPDATEs like those of `service`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import case, func, select, update
+from sqlalchemy.orm import Session
+
+from mediajobs.db.models import Job, utcnow
+from mediajobs.db.session import Database
+from mediajobs.jobs import service, states
+from mediajobs.jobs.registry import registry
+
+WAITING = "waiting"
+JOINING = "joining"
+# Up to this many children, each child's end records its parent's progress (read by event streams and
+# webhooks; the API computes it live); past it that write would cost more than it tells.
+PROGRESS_WRITES_UP_TO = 1000
+
+
+@dataclass(frozen=True)
+class Child:
+    """One child job: its kind, params, and its weight in the parent's progress."""
+
+    kind: str
+    params: dict[str, Any]
+    weight: float = 1.0
+
+
+@dataclass(frozen=True)
+class FanOut:
+    """Returned by a handler (made by `ctx.fan_out`): wait for these children, then run `then` or succeed."""
+
+    children: tuple[Child, ...]
+    then: str | None = None
+
+
+@dataclass(frozen=True)
+class Summary:
+    """A parent's children: counts by state (with "total") and their weighted progress."""
+
+    counts: dict[str, int]
+    progress: float
+
+
+def summaries(db: Database, parent_ids: Iterable[str]) -> dict[str, Summary]:
+    """The children summary of each of these parents, in one query."""
+    ids = list(parent_ids)
+    if not ids:
+        return {}
+    query = (
+        select(
+            Job.parent_id,
+            Job.state,
+            func.count(),
+            func.sum(Job.weight * Job.progress),
+            func.sum(Job.weight),
+        )
+        .where(Job.parent_id.in_(ids))
+        .group_by(Job.parent_id, Job.state)
+    )
+    counts: dict[str, dict[str, int]] = {}
+    weighted: dict[str, list[float]] = {}
+    with db.read() as session:
+        for parent, state, n, done, weights in session.execute(query).tuples():
+            parent_id = str(parent)
+            counts.setdefault(parent_id, {"total": 0})[state] = int(n)
+            counts[parent_id]["total"] += int(n)
+            acc = weighted.setdefault(parent_id, [0.0, 0.0])
+            acc[0] += float(done or 0.0)
+            acc[1] += float(weights or 0.0)
+    return {pid: Summary(counts[pid], round(w[0] / w[1], 2) if w[1] else 0.0) for pid, w in weighted.items()}
+
+
+def wait(db: Database, *, job_id: str, attempt: int, fan: FanOut) -> tuple[Job, list[Job]] | None:
+    """running (this attempt, no cancel asked) → waiting, its children inserted in the same transaction.
+
+    None when the job is not running this attempt any more or a cancel came: no child exists then.
+    """
+    now = utcnow()
+    with db.write() as session:
+        moved = session.execute(
+            update(Job)
+            .where(
+                Job.id == job_id,
+                Job.state == states.RUNNING,
+                Job.attempt == attempt,
+                Job.cancel_requested.is_(False),
+                Job.fan_phase.is_(None),  # a retry after a commit whose answer was lost adds no children
+            )
+            .values(
+                fan_phase=WAITING,
+                children_total=len(fan.children),
+                join_kind=fan.then,
+                worker=None,
+                heartbeat_at=None,
+                progress=0.0,
+                eta_seconds=None,
+                stage=f"Waiting for {len(fan.children)} child jobs",
+                updated_at=now,
+            )
+        )
+        if not moved.rowcount:  # type: ignore[attr-defined]
+            return None
+        parent = session.get(Job, job_id)
+        assert parent is not None
+        children = []
+        for position, child in enumerate(fan.children):
+            job = service.new_job(
+                kind=registry.get(child.kind),
+                params=child.params,
+                priority=parent.priority,
+                media_id=parent.media_id,
+            )
+            # A microsecond apart, so that the children list (and join) in the order they were given.
+            job.created_at = job.updated_at = now + timedelta(microseconds=position)
+            job.parent_id, job.weight = parent.id, child.weight
+            children.append(job)
+        session.add_all(children)
+        session.flush()
+        session.expunge_all()
+    return parent, children
+
+
+def to_join(db: Database, parent: Job) -> Job | None:
+    """waiting → queued as a new attempt that uses none up, to run its `then` kind; None if it moved."""
+    join = registry.get(parent.join_kind) if parent.join_kind and parent.join_kind in registry else None
+    with db.write() as session:
+        moved = session.execute(
+            update(Job)
+            .where(
+                Job.id == parent.id,
+                Job.state == states.RUNNING,
+                Job.attempt == parent.attempt,
+                Job.fan_phase == WAITING,
+                Job.cancel_requested.is_(False),
+            )
+            .values(
+                state=states.QUEUED,
+                fan_phase=JOINING,
+                attempt=parent.attempt + 1,
+                max_attempts=Job.max_attempts + 1,
+                queue=join.queue if join is not None else parent.queue,
+                published_at=utcnow(),
+                progress=0.0,
+                stage=f"Joining {parent.children_total} child jobs",
+                started_at=None,
+                updated_at=utcnow(),
+            )
+        )
+        if not moved.rowcount:  # type: ignore[attr-defined]
+            return None
+        return session.get(Job, parent.id)
+
+
+def any_unfinished(db: Database, parent_id: str) -> bool:
+    """Whether a child of this parent has not ended yet (one index probe, however many children)."""
+    with db.read() as session:
+        found = session.scalar(
+            select(Job.id).where(Job.parent_id == parent_id, Job.state.in_(tuple(states.UNFINISHED))).limit(1)
+        )
+    return found is not None
+
+
+def unfinished_children(db: Database, parent_id: str) -> list[str]:
+    with db.read() as session:
+        return list(
+            session.scalars(
+                select(Job.id).where(Job.parent_id == parent_id, Job.state.in_(tuple(states.UNFINISHED)))
+            )
+        )
+
+
+def child_results(db: Database, parent_id: str) -> list[Any]:
+    """The results of a parent's children, in the order they were given to fan_out."""
+    with db.read() as session:
+        return list(
+            session.scalars(
+                select(Job.result).where(Job.parent_id == parent_id).order_by(Job.created_at, Job.id)
+            )
+        )
+
+
+def _reset(attempt: Any, max_attempts: Any) -> dict[str, Any]:
+    """The values of a retry: a new attempt, with at least that one allowed, nothing of the last one kept."""
+    return {
+        "attempt": attempt + 1,
+        "max_attempts": case((max_attempts > attempt, max_attempts), else_=attempt + 1),
+        "progress": 0.0,
+        "eta_seconds": None,
+        "result": None,
+        "error": None,
+        "cancel_requested": False,
+        "started_at": None,
+        "finished_at": None,
+        "run_after": None,
+        "worker": None,
+        "heartbeat_at": None,
+        "updated_at": utcnow(),
+    }
+
+
+def retry(session: Session, parent: Job) -> list[Job]:
+    """A failed or cancelled parent waits again for its children that did not succeed, re-queued here.
+
+    Returns the re-queued children (claimed for publishing); none when they had all succeeded (the join
+    failed): then the parent is queued to join again. Raises Conflict when the parent moved meanwhile.
+    """
+    from mediajobs.errors import Conflict
+
+    again = (Job.parent_id == parent.id, Job.state.in_(tuple(states.RETRYABLE)))
+    pending = session.scalar(select(func.count()).where(*again)) or 0
+    parent_values = _reset(Job.attempt, Job.max_attempts)
+    if pending:
+        parent_values.update(
+            state=states.RUNNING, fan_phase=WAITING, stage=f"Waiting for {pending} child jobs run again"
+        )
+    else:
+        parent_values.update(state=states.QUEUED, fan_phase=JOINING, published_at=utcnow(), stage="")
+    moved = session.execute(
+        update(Job)
+        .where(Job.id == parent.id, Job.state == parent.state, Job.attempt == parent.attempt)
+        .values(**parent_values)
+        .execution_options(synchronize_session=False)
+    )
+    if not moved.rowcount:  # type: ignore[attr-defined]
+        raise Conflict(f"job {parent.id} changed while retrying it; look at it again")
+    if not pending:
+        return []
+    rows = session.execute(
+        update(Job)
+        .where(*again)
+        .values(state=states.QUEUED, stage="", published_at=utcnow(), **_reset(Job.attempt, Job.max_attempts))
+        .returning(Job.id, Job.kind, Job.attempt, Job.queue, Job.priority, Job.time_limit_s)
+        .execution_options(synchronize_session=False)
+    ).all()
+    return [Job(**row._mapping) for row in rows]
