@@ -5,7 +5,7 @@ from __future__ import annotations
 import importlib
 import sys
 
-MODULES = ["bench.jobs", "bench.hls", "bench.upload", "bench.mask", "bench.egress"]
+MODULES = ["bench.jobs", "bench.engine", "bench.hls", "bench.upload", "bench.mask", "bench.egress"]
 
 for name in sys.argv[1:] or MODULES:
     try:
