@@ -99,8 +99,28 @@ class Media(Base):
     extra: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    # When the master URL first played (fast start), before the whole ladder is done.
+    playable_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
 
     __table_args__ = (Index("ix_media_created", "created_at", "id"),)
+
+
+class MediaChunk(Base):
+    """One chunk of an HLS version's segment grid: its segments' durations and whether it is encoded.
+
+    Written once by the job that plans the ladder; each chunk's encoder marks it done. The API builds the
+    growing playlists of a version still being encoded from the done chunks, so no two writers race on a file.
+    """
+
+    __tablename__ = "media_chunks"
+
+    media_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    version: Mapped[str] = mapped_column(String(40), primary_key=True)
+    index: Mapped[int] = mapped_column(Integer, primary_key=True)
+    first_segment: Mapped[int] = mapped_column(Integer)
+    durations: Mapped[list[float]] = mapped_column(JSON)
+    done: Mapped[bool] = mapped_column(Boolean, default=False)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
 
 class IdempotencyKey(Base):

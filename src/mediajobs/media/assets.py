@@ -12,7 +12,7 @@ from sqlalchemy import delete, select, update
 
 from mediajobs.config import Settings
 from mediajobs.db import records
-from mediajobs.db.models import Job, Media, utcnow
+from mediajobs.db.models import Job, Media, MediaChunk, utcnow
 from mediajobs.db.pages import Page, newest_first
 from mediajobs.db.session import Database
 from mediajobs.storage import Storage, open_storage
@@ -140,6 +140,7 @@ def update_media(
 
 def delete_record(db: Database, media_id: str) -> None:
     with db.write() as session:
+        session.execute(delete(MediaChunk).where(MediaChunk.media_id == media_id))
         session.execute(delete(Media).where(Media.id == media_id))
 
 
@@ -161,6 +162,8 @@ def public(media: Media, *, jobs: list[str], base_url: str, token: str | None = 
                     "height": v.get("height"),
                     "width": v.get("width"),
                     "bandwidth": v.get("bandwidth"),
+                    # Versions made before fast start list only finished variants.
+                    "ready": v.get("ready", True),
                     "url": file_url(base_url, media.id, f"{root}/{v['path']}", token=token),
                 }
                 for v in media.hls.get("variants", [])
@@ -179,6 +182,7 @@ def public(media: Media, *, jobs: list[str], base_url: str, token: str | None = 
         if media.thumbnail
         else None,
         "error": media.error,
+        "playable_at": stamp(media.playable_at),
         "jobs": jobs,
         "pipeline": media.pipeline,
         "thumbnail_error": (media.extra or {}).get("thumbnail_error"),
