@@ -25,8 +25,8 @@ from pathlib import Path
 from typing import Any
 
 from mediajobs.errors import UnsupportedMedia
+from mediajobs.media.ffmpeg import run_ffmpeg, thread_args
 from mediajobs.media.inputs import input_args
-from mediajobs.media.mask import run_ffmpeg, thread_args
 from mediajobs.media.probe import Probe
 
 SILENCE_NOISE_DB = -50

@@ -12,8 +12,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from mediajobs.errors import InvalidParams, UnsupportedMedia
+from mediajobs.media.ffmpeg import faststart_args, run_ffmpeg, thread_args, vfr_args
 from mediajobs.media.inputs import input_args
-from mediajobs.media.mask import faststart_args, run_ffmpeg, thread_args, vfr_args
 from mediajobs.media.probe import Probe
 
 Range = tuple[float, float]

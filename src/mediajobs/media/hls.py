@@ -11,11 +11,11 @@ from typing import Any
 
 from mediajobs import process
 from mediajobs.errors import UnsupportedMedia
-from mediajobs.media.inputs import encode_limits, input_args, probe_limits
+from mediajobs.media.ffmpeg import run_ffmpeg
+from mediajobs.media.inputs import input_args, probe_limits
 from mediajobs.media.probe import FFPROBE, Probe
-from mediajobs.media.progress import FfmpegProgress, FractionCallback, fraction_only, progress_args
+from mediajobs.media.progress import FractionCallback
 
-FFMPEG = "ffmpeg"
 PRESET = "veryfast"
 MASTER = "master.m3u8"
 AUDIO_BITRATE = 128_000
@@ -90,8 +90,7 @@ def transcode_hls(
     if not renditions and not probe.has_audio:
         raise UnsupportedMedia("no video or audio stream to transcode")
     names = [r.name for r in renditions] or ["audio"]
-    args = [FFMPEG, "-nostdin", "-v", "error", "-y", *progress_args()]
-    args += input_args(src, duration_s=probe.duration)
+    args = ["-v", "error", *input_args(src, duration_s=probe.duration)]
     args += _stream_args(renditions, probe, segment_s)
     args += ["-threads", str(threads)]
     args += [
@@ -104,14 +103,10 @@ def transcode_hls(
         "-var_stream_map", _stream_map(names, video=bool(renditions), audio=probe.has_audio),
         "%v/index.m3u8",
     ]  # fmt: skip
-    tracker = FfmpegProgress(probe.duration, fraction_only(on_progress))
     # Relative names with cwd=out_dir: hlsenc puts the master next to the %v directories and refers to them
     # relatively, whatever the absolute path looks like.
-    limits = encode_limits(probe.duration, outputs=len(names))
-    process.run(args, on_stdout=tracker.feed, cwd=out_dir, limits=limits, network=False)
+    run_ffmpeg(args, probe.duration, on_progress, source=probe, outputs=len(names), cwd=out_dir)
     variants = _write_master(out_dir, renditions, names, segment_s)
-    if on_progress is not None:
-        on_progress(1.0)
     return HlsOutput(master=MASTER, variants=variants)
 
 

@@ -11,15 +11,13 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from mediajobs import process
 from mediajobs.errors import InvalidParams, UnsupportedMedia
-from mediajobs.media.inputs import encode_limits, input_args
+from mediajobs.media.ffmpeg import MP4_SUFFIXES, faststart_args, run_ffmpeg, thread_args, vfr_args
+from mediajobs.media.inputs import input_args
 from mediajobs.media.probe import Probe
-from mediajobs.media.progress import FfmpegProgress, fraction_only, progress_args
 
 STYLES = ("blur", "black", "pixelate")
 
-MP4_SUFFIXES = frozenset({".mp4", ".m4v", ".mov"})
 # Audio codecs the mp4 muxer takes as they are; anything else (pcm, flac, vorbis) is re-encoded to AAC.
 MP4_AUDIO_CODECS = frozenset({"aac", "mp3", "ac3", "eac3", "opus", "alac"})
 
@@ -114,13 +112,6 @@ def build_mask_filter(regions: Sequence[Region], width: int, height: int) -> str
     return ";".join(chains)
 
 
-def thread_args(threads: int) -> tuple[list[str], list[str]]:
-    """(input-side, output-side) ffmpeg options for a thread count; 0 leaves ffmpeg's automatic choice."""
-    if threads <= 0:
-        return [], []
-    return ["-threads", str(threads), "-filter_complex_threads", str(threads)], ["-threads", str(threads)]
-
-
 def audio_args(probe: Probe, dst: Path) -> list[str]:
     """Copy the first audio stream, unless the mp4 muxer cannot hold its codec."""
     if not probe.has_audio:
@@ -128,43 +119,6 @@ def audio_args(probe: Probe, dst: Path) -> list[str]:
     if dst.suffix.lower() in MP4_SUFFIXES and probe.audio_codec not in MP4_AUDIO_CODECS:
         return ["-map", "0:a:0", "-c:a", "aac", "-b:a", "192k"]
     return ["-map", "0:a:0", "-c:a", "copy"]
-
-
-def vfr_args() -> list[str]:
-    """Frames keep their own timestamps: a gap in the source is not filled with copies of a frame."""
-    # The mp4 muxer makes ffmpeg default to constant frame rate, which duplicates frames across gaps.
-    return ["-fps_mode", "vfr"]
-
-
-def faststart_args(dst: Path) -> list[str]:
-    """Put an mp4's index first, so browsers start playing before the whole file has arrived."""
-    return ["-movflags", "+faststart"] if dst.suffix.lower() in MP4_SUFFIXES else []
-
-
-def run_ffmpeg(
-    args: Sequence[str],
-    total_s: float,
-    on_progress: Callable[[float], None] | None,
-    *,
-    source: Probe,
-    on_stderr: Callable[[str], None] | None = None,
-) -> process.Completed:
-    """Run one ffmpeg command (`args` end with the output), reporting progress against `total_s` of output.
-
-    It runs without network, under a CPU-time limit sized from the `source` it reads.
-    """
-    tracker = FfmpegProgress(total_s, fraction_only(on_progress))
-    argv = ["ffmpeg", "-hide_banner", "-nostdin", "-y", *args[:-1], *progress_args(), args[-1]]
-    completed = process.run(
-        argv,
-        on_stdout=tracker.feed if on_progress else None,
-        on_stderr=on_stderr,
-        limits=encode_limits(source.duration),
-        network=False,
-    )
-    if on_progress is not None and tracker.fraction < 1.0:
-        on_progress(1.0)  # an ffmpeg that exits cleanly without a final progress block still finished
-    return completed
 
 
 def apply_mask(
