@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+import socket
 import sys
 from collections.abc import Callable
 
@@ -13,6 +14,8 @@ from mediajobs.config import Settings, mask_text
 from mediajobs.db.migrate import current_revision, head_revision
 from mediajobs.db.session import get_db
 from mediajobs.jobs.registry import QUEUES
+from mediajobs.nodes import NodeView, shared_config, survey
+from mediajobs.storage.cors import check_playback
 
 Check = tuple[str, Callable[[Settings], str]]
 
@@ -45,9 +48,9 @@ def check_broker(settings: Settings) -> str:
 
 
 def check_storage(settings: Settings) -> str:
-    from mediajobs.storage import open_storage
+    from mediajobs.storage import for_process
 
-    storage = open_storage(settings)
+    storage = for_process(settings)
     storage.check()
     return f"{storage.describe()} writable"
 
@@ -73,14 +76,71 @@ def check_queues(settings: Settings) -> str:
     return f"{len(replies)} worker(s) consume {', '.join(sorted(consumed))}"
 
 
+# What every process must share, with the words doctor names them by.
+SHARED = {"database": "database", "broker": "broker", "storage": "storage", "kind_modules": "kind modules"}
+
+
+def differences(own: dict[str, str], view: NodeView, *, unread: dict[str, str]) -> list[str]:
+    """What `view` does not share with this host, each named: "storage s3://a differs from s3://b"."""
+    found = []
+    for item, label in SHARED.items():
+        theirs, ours = view.config.get(item, "(unknown)"), own[item]
+        if item in ("database", "broker") and item not in unread:
+            # Found in this host's database (or broker) means shared, however each host spells the URL.
+            if getattr(view, f"in_{item}"):
+                continue
+            if theirs == ours:
+                found.append(
+                    f"{label} {theirs} is not the one this host reaches: the same URL names another {label}"
+                    " there, or that process cannot reach it"
+                )
+                continue
+        if theirs != ours:
+            found.append(f"{label} {theirs} differs from {ours}")
+    return found
+
+
+class Mismatch(RuntimeError):
+    """Processes that must share their configuration do not."""
+
+
+def check_nodes(settings: Settings) -> str:
+    """Every API and worker this host can see (its database, its broker) shares its configuration."""
+    views, unread = survey(settings)
+    if len(unread) == 2:
+        raise RuntimeError("cannot list the API and worker processes: " + "; ".join(unread.values()))
+    own = shared_config(settings)
+    problems, notes = [], []
+    for view in views:
+        problems += [f"{view.label}: {difference}" for difference in differences(own, view, unread=unread)]
+        if view.storage_error:
+            error = view.storage_error
+            problems.append(
+                f"{view.label}: storage fails with {error['code']} (since {error['at']}): {error['message']}"
+            )
+        elif own["storage"].startswith("file://") and view.hostname != socket.gethostname():
+            notes.append(
+                f"{view.label} runs on {view.hostname}: file storage is shared only on one shared volume"
+            )
+    if unread:
+        notes.append(f"not read: {', '.join(unread)} (see its check)")
+    if problems:
+        listed = "".join(f"\n          {problem}" for problem in problems)
+        raise Mismatch(f"{len(problems)} problem(s) with this configuration:{listed}")
+    names = ", ".join(view.label for view in views) or "none running"
+    return f"{len(views)} process(es) share this configuration ({names})" + "".join(f"; {n}" for n in notes)
+
+
 CHECKS: list[Check] = [
     ("database", check_database),
     ("broker", check_broker),
     ("storage", check_storage),
+    ("playback", check_playback),
     ("ffmpeg", lambda s: tool_version(["ffmpeg", "-hide_banner", "-version"])),
     ("ffprobe", lambda s: tool_version(["ffprobe", "-hide_banner", "-version"])),
     ("yt-dlp", lambda s: "yt-dlp " + tool_version([sys.executable, "-m", "yt_dlp", "--version"])),
     ("queues", check_queues),
+    ("nodes", check_nodes),
 ]
 
 

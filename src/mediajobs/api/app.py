@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import functools
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -11,14 +12,15 @@ from typing import Any
 import swagger_ui_bundle
 from fastapi import FastAPI
 from fastapi.openapi.docs import get_swagger_ui_html
-from fastapi.openapi.utils import get_openapi
 from fastapi.responses import FileResponse, HTMLResponse, Response
+from fastapi.routing import APIRoute
 from fastapi.staticfiles import StaticFiles
 from prometheus_client import CollectorRegistry
 
-from mediajobs.api import problems
+from mediajobs import nodes, storage
+from mediajobs.api import openapi, problems
 from mediajobs.api.limits import BodyLimit
-from mediajobs.api.routes import health, jobs, media, media_files, media_ops, webhooks
+from mediajobs.api.routes import health, jobs, kinds, media, media_files, media_ops, webhooks
 from mediajobs.api.security import Guard
 from mediajobs.config import Settings, get_settings
 from mediajobs.db.batch import BatchWriter
@@ -31,15 +33,6 @@ log = logging.getLogger(__name__)
 WEB_DIR = Path(__file__).resolve().parent.parent / "web" / "static"
 
 
-def _storage_factory(settings: Settings) -> Callable[[], Any]:
-    def storage() -> Any:
-        from mediajobs.media.assets import storage_for
-
-        return storage_for(settings)
-
-    return storage
-
-
 class RevalidatedStaticFiles(StaticFiles):
     """The UI's modules are revalidated on every load, so an upgrade never mixes old and new files."""
 
@@ -49,25 +42,8 @@ class RevalidatedStaticFiles(StaticFiles):
         return response
 
 
-def _openapi_with_bearer(app: FastAPI) -> Callable[[], dict[str, Any]]:
-    """The schema says /api/ wants a bearer token, so /docs offers "Authorize" (Guard does the checking)."""
-
-    def openapi() -> dict[str, Any]:
-        if app.openapi_schema is None:
-            schema = get_openapi(
-                title=app.title, version=app.version, description=app.description, routes=app.routes
-            )
-            schema.setdefault("components", {})["securitySchemes"] = {
-                "apiKey": {"type": "http", "scheme": "bearer"}
-            }
-            for path, operations in schema.get("paths", {}).items():
-                if path.startswith("/api/"):
-                    for operation in operations.values():
-                        operation["security"] = [{"apiKey": []}]
-            app.openapi_schema = schema
-        return app.openapi_schema
-
-    return openapi
+def _operation_id(route: APIRoute) -> str:
+    return route.name
 
 
 def create_app(settings: Settings | None = None, *, maintenance: bool = True) -> FastAPI:
@@ -78,6 +54,12 @@ def create_app(settings: Settings | None = None, *, maintenance: bool = True) ->
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         loop = Maintenance(db, settings).start() if maintenance else None
+        # Its node record (nodes.py) lets `doctor` on any host compare this API's configuration.
+        node = (
+            nodes.Recorder(settings, role=nodes.API, name=nodes.api_name(settings)).start()
+            if maintenance
+            else None
+        )
         exporter = metrics_server(app.state.metrics_registry, settings.metrics_port)
         yield
         if exporter is not None:
@@ -85,6 +67,8 @@ def create_app(settings: Settings | None = None, *, maintenance: bool = True) ->
             exporter.server_close()
         if loop is not None:
             loop.stop()
+        if node is not None:
+            node.stop()
 
     app = FastAPI(
         title="mediajobs",
@@ -94,13 +78,15 @@ def create_app(settings: Settings | None = None, *, maintenance: bool = True) ->
         # Our own /docs below: FastAPI's loads Swagger UI from a CDN, onto the origin that holds the API key.
         docs_url=None,
         redoc_url=None,
+        # Operation ids are the route functions' names, so generated clients call `create_job`, `get_job`.
+        generate_unique_id_function=_operation_id,
     )
     app.state.settings = settings
-    if settings.api_key_list:
-        app.openapi = _openapi_with_bearer(app)  # type: ignore[method-assign]
+    openapi.install(app, settings)
     app.state.db = db
     app.state.batch_writer = BatchWriter(db)
-    app.state.storage = _storage_factory(settings)
+    # The process's one storage handle; routes call this (tests may swap it) rather than open their own.
+    app.state.storage = functools.partial(storage.for_process, settings)
     app.state.metrics_registry = CollectorRegistry(auto_describe=False)
     app.state.metrics_registry.register(EngineCollector(db, settings))
     problems.install(app)
@@ -111,6 +97,7 @@ def create_app(settings: Settings | None = None, *, maintenance: bool = True) ->
     # Authentication is Guard's alone (every /api/ path), so routers carry no auth dependency.
     app.include_router(health.router)
     app.include_router(jobs.router)
+    app.include_router(kinds.router)
     for router in (media.router, media_files.router, media_ops.router, webhooks.router):
         app.include_router(router)
 

@@ -73,6 +73,9 @@ class Job(Base):
     children_total: Mapped[int | None] = mapped_column(Integer, nullable=True)
     join_kind: Mapped[str | None] = mapped_column(String(100), nullable=True)
     fan_phase: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    # The slice of a parent's 0-100 % its children fill while it waits; its join fills the rest up to 100.
+    fan_from: Mapped[float | None] = mapped_column(Float, nullable=True)
+    fan_to: Mapped[float | None] = mapped_column(Float, nullable=True)
 
     __table_args__ = (
         Index("ix_jobs_created", "created_at", "id"),
@@ -118,8 +121,11 @@ class MediaChunk(Base):
     version: Mapped[str] = mapped_column(String(40), primary_key=True)
     index: Mapped[int] = mapped_column(Integer, primary_key=True)
     first_segment: Mapped[int] = mapped_column(Integer)
+    # Each segment's EXTINF; empty for the audio rendition's row (index -1).
     durations: Mapped[list[float]] = mapped_column(JSON)
     done: Mapped[bool] = mapped_column(Boolean, default=False)
+    # Bytes of each segment per rendition, once done: the join measures bandwidths from them.
+    sizes: Mapped[dict[str, list[int]] | None] = mapped_column(JSON, nullable=True)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
 
@@ -185,3 +191,21 @@ class WebhookAttempt(Base):
     error: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
     duration_ms: Mapped[float] = mapped_column(Float)
     response_excerpt: Mapped[str | None] = mapped_column(Text, nullable=True)
+
+
+class Node(Base):
+    """An API or worker process (`nodes.py`): what it shares with others, its heartbeat, storage health."""
+
+    __tablename__ = "nodes"
+
+    name: Mapped[str] = mapped_column(String(200), primary_key=True)
+    role: Mapped[str] = mapped_column(String(16))
+    hostname: Mapped[str] = mapped_column(String(200))
+    pid: Mapped[int] = mapped_column(Integer)
+    # The shared settings as they can be shown (URLs masked): database, broker, storage, kind_modules.
+    config: Mapped[dict[str, Any]] = mapped_column(JSON)
+    # {"code", "message", "at"} of the storage failure it last saw; null while its storage works.
+    storage_error: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    interval_s: Mapped[float] = mapped_column(Float)
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    seen_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from mediajobs.storage.handles import for_process
 from mediajobs.storage.storage import (
     ByteStream,
     InvalidKey,
@@ -10,6 +11,7 @@ from mediajobs.storage.storage import (
     ObjectNotFound,
     ObjectWriter,
     Storage,
+    StorageDenied,
     StorageError,
     StorageUnavailable,
     content_type_for,
@@ -27,9 +29,11 @@ __all__ = [
     "ObjectNotFound",
     "ObjectWriter",
     "Storage",
+    "StorageDenied",
     "StorageError",
     "StorageUnavailable",
     "content_type_for",
+    "for_process",
     "join_key",
     "open_storage",
     "safe_key",

@@ -59,6 +59,12 @@ class StorageUnavailable(StorageError, TransientError):
     code = "storage_unavailable"
 
 
+class StorageDenied(StorageError, PermanentError):
+    """The storage refused this process's credentials or permissions; trying again will not help."""
+
+    code = "storage_denied"
+
+
 class ObjectNotFound(StorageError, NotFound):
     """No object is stored under that key."""
 

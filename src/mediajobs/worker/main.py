@@ -23,11 +23,13 @@ from mediajobs.db.migrate import migrate
 from mediajobs.db.session import get_db
 from mediajobs.jobs.maintenance import Maintenance
 from mediajobs.jobs.registry import QUEUES
+from mediajobs.nodes import WORKER, Recorder, local_worker_name, set_worker_name
 from mediajobs.worker import runner  # imported here so its shared stop deadline exists before the pool forks
 from mediajobs.worker.app import create_celery
 
 log = logging.getLogger(__name__)
 _maintenance: list[Maintenance] = []
+_recorders: list[Recorder] = []
 
 
 @worker_process_init.connect
@@ -43,6 +45,9 @@ def _start_maintenance(**_: Any) -> None:
     _maintenance.append(
         Maintenance(get_db(settings.effective_database_url), settings, sweep_temp=True).start()
     )
+    name = local_worker_name()
+    if name is not None:  # started by run_worker (not by a bare `celery worker`)
+        _recorders.append(Recorder(settings, role=WORKER, name=name).start())
 
 
 @worker_shutting_down.connect
@@ -56,6 +61,8 @@ def _hand_back_after_grace(how: str = "Warm", **_: Any) -> None:
 def _stop_maintenance(**_: Any) -> None:
     for loop in _maintenance:
         loop.stop()
+    for recorder in _recorders:
+        recorder.stop()
 
 
 def parse_queues(value: str) -> list[str]:
@@ -76,6 +83,7 @@ def run_worker(
         migrate(get_db(settings.effective_database_url))
     app = create_celery(settings)
     name = f"{'+'.join(queues)}.{os.getpid()}@{socket.gethostname()}"
+    set_worker_name(name)
     app.worker_main(
         [
             "worker",
@@ -89,8 +97,10 @@ def run_worker(
             name,
             "--loglevel",
             loglevel,
+            # With heartbeats on, the worker's event dispatcher runs: heartbeat events (every 2 s) show it
+            # online in Flower, and Flower's `enable_events` can turn its task events on (see broker.py).
+            # Gossip and mingle (workers watching each other) are not needed: the database coordinates.
             "--without-gossip",
             "--without-mingle",
-            "--without-heartbeat",
         ]
     )

@@ -34,6 +34,7 @@ from mediajobs.errors import JobCancelled, JobTimeout, MediajobsError, NotFound,
 from mediajobs.jobs import fanout, lifecycle, service, states
 from mediajobs.jobs.context import JobContext, Watcher
 from mediajobs.jobs.registry import Kind, registry
+from mediajobs.nodes import STORAGE_PROBLEMS, report_storage_error
 from mediajobs.sandbox import Limits
 
 log = logging.getLogger(__name__)
@@ -178,6 +179,10 @@ def run_job(job_id: str, attempt: int) -> None:
         finally:
             watcher.remove(ctx)
             ctx.cleanup()
+        error = outcome[2]
+        if error is not None and error.code in STORAGE_PROBLEMS:
+            # This worker cannot use the storage: its node record (doctor, /readyz) says so at once.
+            report_storage_error(db, error)
         _record(ctx, job, *outcome)
     finally:
         _current = None

@@ -9,10 +9,13 @@ from typing import Any
 
 import redis
 from fastapi import APIRouter, Request
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from mediajobs import nodes
+from mediajobs.api.openapi import problem, problems, success
 from mediajobs.api.problems import Problem, problem_response
+from mediajobs.api.schemas import Health, NotReady, Readiness
 
 log = logging.getLogger(__name__)
 router = APIRouter(tags=["health"])
@@ -20,7 +23,7 @@ router = APIRouter(tags=["health"])
 STORAGE_CHECK_TTL_S = 30.0
 
 
-@router.get("/healthz")
+@router.get("/healthz", response_model=None, responses=success(200, "the process is alive", Health))
 def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
@@ -71,21 +74,37 @@ def check_parts(request: Request) -> dict[str, str]:
     return {name: "ok" if ok else "unreachable" for name, ok in results.items()}
 
 
-@router.get("/readyz")
+@router.get(
+    "/readyz",
+    response_model=None,
+    responses=success(200, "database, broker and storage are reachable", Readiness)
+    | {503: {"model": NotReady, "description": "not ready: `failing` names the unreachable parts"}},
+)
 def readyz(request: Request) -> Any:
     checks = check_parts(request)
     failing = [name for name, result in checks.items() if result != "ok"]
+    # Other processes' storage failures, from their node records: worth seeing here, but this API is still
+    # ready to serve, so they do not make it a 503 (a load balancer would take a healthy API out).
+    troubled: list[dict[str, Any]] = []
+    if checks["database"] == "ok":
+        _passes("database", lambda: troubled.extend(nodes.storage_problems(request.app.state.db)))
     if failing:
         return problem_response(
             503,
             f"not ready: {', '.join(failing)} unreachable; the server log says why",
             slug="not-ready",
-            extra={"checks": checks, "failing": failing},
+            extra={"checks": checks, "failing": failing, "storage_problems": troubled},
         )
-    return JSONResponse({"status": "ok", "checks": checks})
+    return JSONResponse({"status": "ok", "checks": checks, "storage_problems": troubled})
 
 
-@router.get("/metrics")
+@router.get(
+    "/metrics",
+    response_class=PlainTextResponse,
+    responses=success(200, "Prometheus text format")
+    | problem(404, "metrics are served on another port (MEDIAJOBS_METRICS_PORT)")
+    | problems(503),  # its numbers come from the database
+)
 def metrics(request: Request) -> Response:
     port = request.app.state.settings.metrics_port
     if port:

@@ -12,7 +12,8 @@ from starlette.concurrency import run_in_threadpool
 
 from mediajobs.api import idempotency
 from mediajobs.api.deps import DbDep, SettingsDep
-from mediajobs.api.problems import Problem, field_error, invalid
+from mediajobs.api.openapi import JOB_LINKS, problem, problems, success
+from mediajobs.api.problems import invalid, params_problem
 from mediajobs.api.sse import job_events
 from mediajobs.broker import broker_for
 from mediajobs.db.models import Job
@@ -25,20 +26,12 @@ router = APIRouter(prefix="/api/v1/jobs", tags=["jobs"])
 SCOPE = "POST /api/v1/jobs"
 
 
-def params_problem(exc: ParamsRejected) -> Problem:
-    """The 422 naming each field of `params` that does not fit the kind's model."""
-    errors = [
-        field_error(["params", *err["loc"]], err["msg"], err.get("type", "value_error")) for err in exc.errors
-    ]
-    detail = "; ".join(f"{e['field']}: {e['message']}" for e in errors)
-    return Problem(422, f"invalid params for {exc.kind}: {detail}", errors=errors, slug="validation")
-
-
 @router.post(
     "",
     status_code=202,
     response_model=JobPublic,
-    responses={422: {"description": "unknown kind or invalid params"}},
+    responses=success(202, "the job, recorded and queued", located=True, links=JOB_LINKS)
+    | problem(422, "unknown kind or invalid params; `errors` names each field of `params` that does not fit"),
 )
 async def create_job(
     body: JobCreate,
@@ -82,7 +75,7 @@ async def create_job(
     return JSONResponse(answer, status_code=202, headers={"Location": f"/api/v1/jobs/{job.id}"})
 
 
-@router.get("", response_model=JobPage)
+@router.get("", response_model=JobPage, responses=problem(422, "a bad filter, limit or cursor"))
 def list_jobs(
     db: DbDep,
     state: str | None = None,
@@ -103,18 +96,32 @@ def list_jobs(
     return {"items": public_many(db, list(page.items)), "next_cursor": page.next_cursor}
 
 
-@router.get("/{job_id}", response_model=JobPublic)
+@router.get("/{job_id}", response_model=JobPublic, responses=problems(404))
 def get_job(job_id: str, db: DbDep) -> dict[str, Any]:
     return public_many(db, [service.get_job(db, job_id)])[0]
 
 
-@router.delete("/{job_id}", response_model=JobPublic, status_code=202)
+@router.delete(
+    "/{job_id}",
+    response_model=JobPublic,
+    status_code=202,
+    responses=success(202, "cancelled, or (a running job) `cancel_requested` until its work has stopped")
+    | success(200, "the job had already finished; nothing changed", JobPublic)
+    | problems(404),
+)
 def cancel_job(job_id: str, db: DbDep) -> JSONResponse:
     job, changed = lifecycle.cancel(db, job_id)
     return JSONResponse(public_many(db, [job])[0], status_code=202 if changed else 200)
 
 
-@router.post("/{job_id}/retry", response_model=JobPublic, status_code=202)
+@router.post(
+    "/{job_id}/retry",
+    response_model=JobPublic,
+    status_code=202,
+    responses=success(202, "queued again as a new attempt", located=True, links=JOB_LINKS)
+    | problems(404)
+    | problem(409, "only failed or cancelled jobs can be retried"),
+)
 def retry_job(job_id: str, db: DbDep, settings: SettingsDep) -> JSONResponse:
     job = lifecycle.retry(db, broker_for(settings), job_id)
     location = {"Location": f"/api/v1/jobs/{job.id}"}
@@ -124,7 +131,12 @@ def retry_job(job_id: str, db: DbDep, settings: SettingsDep) -> JSONResponse:
 @router.get(
     "/{job_id}/events",
     response_class=StreamingResponse,
-    responses={200: {"content": {"text/event-stream": {}}}},
+    responses=success(
+        200,
+        "one `job` event with the job JSON on every change, until it is terminal",
+        content={"text/event-stream": {"schema": {"type": "string"}}},
+    )
+    | problems(404),
 )
 async def follow_job(job_id: str, db: DbDep, request: Request) -> StreamingResponse:
     return await job_events(request, db, job_id)

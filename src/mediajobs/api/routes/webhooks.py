@@ -11,7 +11,9 @@ from sqlalchemy import update
 from sqlalchemy.orm import Session
 
 from mediajobs.api.deps import DbDep, SettingsDep
+from mediajobs.api.openapi import HTTP_URL, link, problem, problems, success
 from mediajobs.api.problems import invalid
+from mediajobs.api.schemas import DeliveryPage, DeliveryPublic, WebhookCreated, WebhookPage, WebhookPublic
 from mediajobs.broker import broker_for
 from mediajobs.config import Settings
 from mediajobs.db.models import Job, WebhookDelivery, utcnow
@@ -30,8 +32,19 @@ Limit = Annotated[int, Query(ge=1, le=500)]
 
 class WebhookCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    url: str = Field(min_length=1, max_length=2048, description="an http(s) URL on a public address")
-    events: list[str] = Field(min_length=1, max_length=len(EVENTS), description=", ".join(EVENTS))
+    # The schema extras document the checks made below for clients; they are not what enforces them.
+    url: str = Field(
+        min_length=1,
+        max_length=2048,
+        description="an http(s) URL on a public address",
+        json_schema_extra={"pattern": HTTP_URL},
+    )
+    events: list[str] = Field(
+        min_length=1,
+        max_length=len(EVENTS),
+        description=", ".join(EVENTS),
+        json_schema_extra={"items": {"type": "string", "enum": list(EVENTS)}},
+    )
 
 
 def _check_url(url: str, settings: Settings) -> str:
@@ -44,7 +57,19 @@ def _check_url(url: str, settings: Settings) -> str:
         return url.strip()  # DNS may recover; each delivery attempt resolves again and logs what it found
 
 
-@router.post("", status_code=201, responses={422: {"description": "bad URL or unknown event names"}})
+@router.post(
+    "",
+    status_code=201,
+    response_model=None,
+    responses=success(
+        201,
+        "the endpoint, with its secret (shown only here)",
+        WebhookCreated,
+        located=True,
+        links=link("get_webhook", "delete_webhook", "list_deliveries", webhook_id="$response.body#/id"),
+    )
+    | problem(422, "a URL webhooks may not call, or unknown event names"),
+)
 def create_webhook(body: WebhookCreate, db: DbDep, settings: SettingsDep) -> JSONResponse:
     unknown = [name for name in body.events if name not in EVENTS]
     if unknown:
@@ -58,7 +83,11 @@ def create_webhook(body: WebhookCreate, db: DbDep, settings: SettingsDep) -> JSO
     )
 
 
-@router.get("")
+@router.get(
+    "",
+    response_model=None,
+    responses=success(200, "newest first", WebhookPage) | problem(422, "a bad limit or cursor"),
+)
 def list_webhooks(db: DbDep, limit: Limit = 50, cursor: str | None = None) -> dict[str, Any]:
     try:
         page = endpoints.list_endpoints(db, limit=limit, cursor=cursor)
@@ -67,18 +96,28 @@ def list_webhooks(db: DbDep, limit: Limit = 50, cursor: str | None = None) -> di
     return {"items": [endpoints.endpoint_public(e) for e in page.items], "next_cursor": page.next_cursor}
 
 
-@router.get("/{webhook_id}")
+@router.get(
+    "/{webhook_id}",
+    response_model=None,
+    responses=success(200, "the endpoint", WebhookPublic) | problems(404),
+)
 def get_webhook(webhook_id: str, db: DbDep) -> dict[str, Any]:
     return endpoints.endpoint_public(endpoints.get_endpoint(db, webhook_id))
 
 
-@router.delete("/{webhook_id}", status_code=204)
+@router.delete("/{webhook_id}", status_code=204, responses=success(204, "removed") | problems(404))
 def delete_webhook(webhook_id: str, db: DbDep) -> Response:
     endpoints.delete_endpoint(db, webhook_id)
     return Response(status_code=204)
 
 
-@router.get("/{webhook_id}/deliveries")
+@router.get(
+    "/{webhook_id}/deliveries",
+    response_model=None,
+    responses=success(200, "newest first", DeliveryPage)
+    | problems(404)
+    | problem(422, "a bad limit or cursor"),
+)
 def list_deliveries(
     webhook_id: str, db: DbDep, limit: Limit = 50, cursor: str | None = None
 ) -> dict[str, Any]:
@@ -90,13 +129,22 @@ def list_deliveries(
     return {"items": endpoints.deliveries_public(db, page.items), "next_cursor": page.next_cursor}
 
 
-@router.get("/{webhook_id}/deliveries/{delivery_id}")
+@router.get(
+    "/{webhook_id}/deliveries/{delivery_id}",
+    response_model=None,
+    responses=success(200, "the delivery and its attempts", DeliveryPublic) | problems(404),
+)
 def get_delivery(webhook_id: str, delivery_id: str, db: DbDep) -> dict[str, Any]:
     delivery = endpoints.get_delivery(db, endpoints.get_endpoint(db, webhook_id), delivery_id)
     return endpoints.deliveries_public(db, [delivery])[0]
 
 
-@router.post("/{webhook_id}/deliveries/{delivery_id}/redeliver", status_code=202)
+@router.post(
+    "/{webhook_id}/deliveries/{delivery_id}/redeliver",
+    status_code=202,
+    response_model=None,
+    responses=success(202, "the delivery, sent again as one attempt", DeliveryPublic) | problems(404),
+)
 def redeliver(webhook_id: str, delivery_id: str, db: DbDep, settings: SettingsDep) -> JSONResponse:
     """Send the delivery again now, as one attempt; a retry still waiting for its turn is called off."""
     endpoint = endpoints.get_endpoint(db, webhook_id)

@@ -21,6 +21,7 @@ from mediajobs.storage.storage import (
     ObjectNotFound,
     ObjectWriter,
     Storage,
+    StorageDenied,
     StorageError,
     StorageUnavailable,
     check_range,
@@ -44,8 +45,16 @@ def _os_errors(what: str, key: str) -> Iterator[None]:
             raise StorageError(f"cannot {what} {key!r}: {exc.strerror or exc}") from exc
         raise ObjectNotFound(f"no object {key!r}") from exc
     except OSError as exc:
-        error = StorageUnavailable if exc.errno in (errno.ENOSPC, errno.EIO, errno.EAGAIN) else StorageError
-        raise error(f"cannot {what} {key!r}: {exc.strerror or exc}") from exc
+        raise _os_error(exc)(f"cannot {what} {key!r}: {exc.strerror or exc}") from exc
+
+
+def _os_error(exc: OSError) -> type[StorageError]:
+    """The storage error an OSError means: denied (permissions), unavailable (may pass) or plain."""
+    if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        return StorageDenied
+    if exc.errno in (errno.ENOSPC, errno.EIO, errno.EAGAIN):
+        return StorageUnavailable
+    return StorageError
 
 
 def _remove_dir(directory: Path, prefix: str) -> None:
@@ -154,7 +163,14 @@ class LocalStorage(Storage):
         temp = path.parent / f".{path.name[:200]}{TEMP_TAG}{secrets.token_hex(6)}"
         try:
             with _os_errors("read", key):
-                shutil.copyfile(source, temp)
+                try:
+                    # Stored objects are never written in place (writers replace them), so a hard link is
+                    # a copy that costs nothing: a ten-minute original is ready for ffmpeg at once.
+                    os.link(source, temp)
+                except OSError:
+                    if not source.is_file():
+                        raise
+                    shutil.copyfile(source, temp)
             os.replace(temp, path)
         finally:
             temp.unlink(missing_ok=True)
@@ -249,7 +265,7 @@ class LocalStorage(Storage):
             probe.unlink()
         except OSError as exc:
             reason = exc.strerror or str(exc)
-            raise StorageError(f"storage directory {self.root} is not writable: {reason}") from exc
+            raise _os_error(exc)(f"storage directory {self.root} is not writable: {reason}") from exc
 
     def describe(self) -> str:
         return f"file://{self.root}"

@@ -34,6 +34,7 @@ from mediajobs.storage.storage import (
     ObjectNotFound,
     ObjectWriter,
     Storage,
+    StorageDenied,
     StorageError,
     StorageUnavailable,
     content_type_for,
@@ -49,6 +50,23 @@ MIN_PART_BYTES = 5 * 1024 * 1024  # S3 refuses smaller parts (except the last)
 MAX_PARTS = 10_000
 DELETE_BATCH = 1000  # DeleteObjects' limit; list_objects_v2 pages are this size too
 TRANSIENT_CODES = {"SlowDown", "Throttling", "RequestTimeout", "ServiceUnavailable", "InternalError"}
+# Refusals of these credentials (or of their permissions): the same request will never pass.
+DENIED_CODES = {
+    "AccessDenied",
+    "AllAccessDisabled",
+    "AccountProblem",
+    "ExpiredToken",
+    "InvalidAccessKeyId",
+    "InvalidToken",
+    "SignatureDoesNotMatch",
+}
+# Bounded waits, never a hang: an endpoint that does not accept connections fails an operation within
+# ATTEMPTS x CONNECT_TIMEOUT_S (a refused one within a second: botocore's backoff for errors other than
+# throttling is tens of ms), one that accepts but stays silent within ATTEMPTS x READ_TIMEOUT_S; then the
+# job's own retries decide. Five attempts ride out throttling (1 s, 2 s, 4 s, 8 s) during long uploads.
+ATTEMPTS = 5
+CONNECT_TIMEOUT_S = 5.0
+READ_TIMEOUT_S = 30.0
 
 
 def _add_content_md5(request: Any, **_: Any) -> None:
@@ -144,13 +162,19 @@ class S3Storage(Storage):
         self.part_size_bytes = part_size_bytes
         self.max_concurrency = max_concurrency
         self._session = boto3.session.Session()
-        self.client = self._client(attempts=5)
+        self.client = self._client(attempts=ATTEMPTS)
         threshold = {"multipart_threshold": part_size_bytes, "multipart_chunksize": part_size_bytes}
         self._transfer = TransferConfig(**threshold, max_concurrency=max_concurrency)
         # put_dir and copy_prefix parallelise across files, so each file goes up on its own thread.
         self._serial_transfer = TransferConfig(**threshold, use_threads=False)
 
-    def _client(self, *, attempts: int, connect_timeout_s: float = 10, read_timeout_s: float = 60) -> Any:
+    def _client(
+        self,
+        *,
+        attempts: int,
+        connect_timeout_s: float = CONNECT_TIMEOUT_S,
+        read_timeout_s: float = READ_TIMEOUT_S,
+    ) -> Any:
         config = Config(
             s3={"addressing_style": self.addressing_style},
             retries={"max_attempts": attempts, "mode": "standard"},
@@ -199,7 +223,7 @@ class S3Storage(Storage):
         except (HTTPClientError, ConnectionError) as exc:
             raise StorageUnavailable(f"cannot reach S3 endpoint {self.endpoint_url or 'AWS'}: {exc}") from exc
         except (NoCredentialsError, PartialCredentialsError) as exc:
-            raise StorageError("no S3 credentials: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY") from exc
+            raise StorageDenied("no S3 credentials: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY") from exc
         except BotoCoreError as exc:
             raise StorageError(f"cannot {what} {key!r}: {exc}") from exc
 
@@ -211,8 +235,8 @@ class S3Storage(Storage):
             return StorageError(f"{self._where} does not exist")
         if code in ("NoSuchKey", "NotFound", "404"):
             return ObjectNotFound(f"no object {key!r}")
-        if status == 403 or code in ("AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch"):
-            return StorageError(
+        if status == 403 or code in DENIED_CODES:
+            return StorageDenied(
                 f"access denied to {self._where} ({code}); check AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY"
                 " and the bucket policy"
             )
@@ -366,6 +390,17 @@ class S3Storage(Storage):
             params["ResponseContentType"] = content_type
         with self.errors("sign", key):
             return str(self.client.generate_presigned_url("get_object", Params=params, ExpiresIn=expires_s))
+
+    def cors_rules(self) -> list[dict[str, Any]]:
+        """The bucket's CORS rules, as GetBucketCors names them (`AllowedOrigins`, ...); [] if none."""
+        with self.errors("read the CORS rules of", self.bucket):
+            try:
+                answer = self._check_client.get_bucket_cors(Bucket=self.bucket)
+            except ClientError as exc:
+                if exc.response.get("Error", {}).get("Code") == "NoSuchCORSConfiguration":
+                    return []
+                raise
+        return list(answer.get("CORSRules", []))
 
     def check(self) -> None:
         client = self._check_client
