@@ -5,7 +5,16 @@ from __future__ import annotations
 import importlib
 import sys
 
-MODULES = ["bench.jobs", "bench.engine", "bench.hls", "bench.upload", "bench.mask", "bench.egress"]
+MODULES = [
+    "bench.jobs",
+    "bench.engine",
+    "bench.hls",
+    "bench.fast_start",
+    "bench.upload",
+    "bench.mask",
+    "bench.smartrender",
+    "bench.egress",
+]
 
 for name in sys.argv[1:] or MODULES:
     try:

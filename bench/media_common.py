@@ -56,6 +56,13 @@ class Command:
     cwd: Path | None = None
 
 
+def cache_dir() -> Path:
+    """Where benchmarks keep the sources they generate ($XDG_CACHE_HOME/mediajobs-bench): minutes to make."""
+    root = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "mediajobs-bench"
+    root.mkdir(parents=True, exist_ok=True)
+    return root
+
+
 def make_source(directory: Path) -> Path:
     """A 20 s 1080p30 H.264/AAC clip from lavfi (testsrc2 picture, 440 Hz tone), like the tests' fixtures."""
     out = directory / "source.mp4"

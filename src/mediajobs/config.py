@@ -6,6 +6,7 @@ import os
 import re
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit
 
 from pydantic import Field, field_validator
@@ -33,6 +34,9 @@ class Settings(BaseSettings):
     storage_url: str = ""
     s3_endpoint_url: str = ""
     s3_addressing_style: str = "auto"
+    # Which file answers on S3 are redirects to signed bucket URLs; HLS stays on the API's origin by default
+    # (browsers' players need bucket CORS rules, and Chromium's native one a `crossorigin` page, otherwise).
+    s3_redirect: Literal["except-hls", "all", "none"] = "except-hls"
     host: str = "127.0.0.1"
     port: int = 8000
     api_keys: str = ""
@@ -69,6 +73,8 @@ class Settings(BaseSettings):
     maintenance_interval_s: float = 1.0
     republish_after_s: float = 600.0
     hls_swap_grace_s: float = 30.0
+    # Sources longer than this are transcoded as chunks of segments, one child job each, on every cpu worker.
+    chunk_threshold_s: float = 60.0
     cancel_poll_interval_s: float = 0.25
     retry_backoff_base_s: float = 2.0
     retry_backoff_max_s: float = 300.0

@@ -30,8 +30,13 @@ def generate_clip(
     video: bool = True,
     black_s: float = 0.0,
     rotate: int | None = None,
+    gop_s: float = 2.0,
 ) -> Path:
-    """Write a small H.264/AAC clip from lavfi test sources (testsrc2 picture, 440 Hz tone) to `out`."""
+    """Write a small H.264/AAC clip from lavfi test sources (testsrc2 picture, 440 Hz tone) to `out`.
+
+    Keyframes every `gop_s` seconds, as cameras and encoders write them (x264 alone would put one every 250
+    frames).
+    """
     args = ["ffmpeg", "-nostdin", "-v", "error", "-y"]
     if video:
         args += ["-f", "lavfi", "-i", f"testsrc2=size={width}x{height}:rate={fps}:duration={duration}"]
@@ -42,6 +47,7 @@ def generate_clip(
             # A black intro, as many real videos have: a thumbnail taken at t=0 would be useless.
             args += ["-vf", f"drawbox=color=black:t=fill:enable='lt(t,{black_s})'"]
         args += ["-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p"]
+        args += ["-g", str(max(1, round(fps * gop_s)))]
     if audio:
         args += ["-c:a", "aac", "-b:a", "64k"]
     encoded = out.with_name(f"unrotated-{out.name}") if rotate is not None else out

@@ -147,7 +147,7 @@ def test_probe_accepts_the_smallest_real_files(make_clip: MakeClip, tmp_path: Pa
 def test_hls_encode_does_not_fill_a_timestamp_gap_with_copies(tmp_path: Path) -> None:
     src = gap_clip(tmp_path / "gap.mkv", gap_s=120)  # two frames two minutes apart, plausible enough
 
-    transcode_hls(src, tmp_path / "hls", probe(src), segment_s=4)
+    transcode_hls(src, tmp_path / "hls", probe(src))
 
     segments = sorted((tmp_path / "hls").glob("*/seg_*.ts"))
     # Constant frame rate would make 30 segments of copies of the first frame.
@@ -159,7 +159,7 @@ def test_hls_encode_stops_near_the_duration_the_header_claims(tmp_path: Path) ->
     info = probe(src)
     assert info.duration == pytest.approx(2)
 
-    transcode_hls(src, tmp_path / "hls", info, segment_s=1)
+    transcode_hls(src, tmp_path / "hls", info)
 
     playlist = next((tmp_path / "hls").glob("*/index.m3u8")).read_text()
     made = sum(float(line[8:].split(",")[0]) for line in playlist.splitlines() if line.startswith("#EXTINF:"))

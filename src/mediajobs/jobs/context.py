@@ -157,6 +157,7 @@ class JobContext:
         children: Iterable[fanout.Child | tuple[str, dict[str, Any]] | tuple[str, dict[str, Any], float]],
         *,
         then: str | None = None,
+        span: tuple[float, float] = (0.0, 100.0),
     ) -> fanout.FanOut:
         """What the handler returns to end its job once these child jobs (kind, params[, weight]) have.
 
@@ -164,6 +165,8 @@ class JobContext:
         If every child succeeds the job succeeds, or with `then` (a registered kind) runs that kind's handler
         as a new attempt, with this job's params and `ctx.child_results()`. Invalid child params fail this
         job with `invalid_params`, more than MEDIAJOBS_MAX_CHILDREN children with `too_many_children`.
+        While they run, the job's progress goes from `span[0]` to `span[1]` as theirs (weighted) does; a
+        join's own progress fills the rest up to 100.
         """
         items = tuple(c if isinstance(c, fanout.Child) else fanout.Child(*c) for c in children)
         limit = self.settings.max_children
@@ -181,7 +184,9 @@ class JobContext:
                 raise MediajobsError(f"child {position}: weight must be above 0", code="invalid_params")
         if then is not None and then not in registry:
             raise MediajobsError(f"then: unknown kind {then!r}", code="invalid_params")
-        return fanout.FanOut(items, then)
+        if not 0.0 <= span[0] <= span[1] <= 100.0:
+            raise MediajobsError(f"span {span} must be two percentages in order", code="invalid_params")
+        return fanout.FanOut(items, then, span)
 
     def child_results(self) -> list[Any]:
         """In a join: the results of this job's children, in the order they were given to fan_out."""
@@ -247,7 +252,11 @@ class Watcher:
                     if service.cancel_requested(self.db, job_id=job_id):
                         ctx.cancel_event.set()
                     if time.monotonic() - last_beat >= self.settings.heartbeat_interval_s:
-                        service.heartbeat(self.db, job_id=job_id, attempt=ctx.attempt)
+                        if not service.heartbeat(self.db, job_id=job_id, attempt=ctx.attempt):
+                            # Re-run elsewhere (its heartbeats were missed, e.g. this host lost its link) or
+                            # ended: whatever it would still do or store is no one's any more.
+                            log.warning("job %s attempt %d was taken over: stopping it", job_id, ctx.attempt)
+                            ctx.cancel_event.set()
                         with self._lock:
                             if job_id in self._active:
                                 self._active[job_id] = (ctx, time.monotonic())

@@ -45,6 +45,8 @@ class FanOut:
 
     children: tuple[Child, ...]
     then: str | None = None
+    # The slice of the parent's 0-100 % the children fill; its join (if any) fills the rest up to 100.
+    span: tuple[float, float] = (0.0, 100.0)
 
 
 @dataclass(frozen=True)
@@ -84,6 +86,26 @@ def summaries(db: Database, parent_ids: Iterable[str]) -> dict[str, Summary]:
     return {pid: Summary(counts[pid], round(w[0] / w[1], 2) if w[1] else 0.0) for pid, w in weighted.items()}
 
 
+def waiting_progress(parent: Job, children_progress: float) -> tuple[float, float | None]:
+    """(progress, eta_seconds) of a waiting parent whose children are `children_progress` % done.
+
+    The children fill the parent's slice [fan_from, fan_to]; the ETA extrapolates the attempt's pace.
+    """
+    low, high = parent.fan_from or 0.0, 100.0 if parent.fan_to is None else parent.fan_to
+    progress = round(low + (high - low) * children_progress / 100.0, 2)
+    eta = None
+    if parent.started_at is not None and progress >= 2.0:
+        elapsed = (utcnow() - parent.started_at).total_seconds()
+        eta = round(max(0.0, elapsed * (100.0 - progress) / progress), 1)
+    return progress, eta
+
+
+def joining_progress(parent: Job) -> float:
+    """A join's own 0-100 % shown on the rest of its parent's scale, after the children's slice."""
+    low = 0.0 if parent.fan_to is None else parent.fan_to
+    return round(low + (100.0 - low) * parent.progress / 100.0, 2)
+
+
 def wait(db: Database, *, job_id: str, attempt: int, fan: FanOut) -> tuple[Job, list[Job]] | None:
     """running (this attempt, no cancel asked) → waiting, its children inserted in the same transaction.
 
@@ -106,7 +128,9 @@ def wait(db: Database, *, job_id: str, attempt: int, fan: FanOut) -> tuple[Job, 
                 join_kind=fan.then,
                 worker=None,
                 heartbeat_at=None,
-                progress=0.0,
+                progress=fan.span[0],
+                fan_from=fan.span[0],
+                fan_to=fan.span[1],
                 eta_seconds=None,
                 stage=f"Waiting for {len(fan.children)} child jobs",
                 updated_at=now,

@@ -250,13 +250,14 @@ def _child_ended(db: Database, child: Job) -> None:
         if (parent.children_total or 0) <= fanout.PROGRESS_WRITES_UP_TO:
             summary = fanout.summaries(db, [parent.id])[parent.id]
             ended_n = sum(n for state, n in summary.counts.items() if state in states.TERMINAL)
+            percent, eta = fanout.waiting_progress(parent, summary.progress)
             service.report_progress(
                 db,
                 job_id=parent.id,
                 attempt=parent.attempt,
-                progress=summary.progress,
+                progress=percent,
                 stage=f"{ended_n} of {summary.counts['total']} child jobs ended",
-                eta_seconds=None,
+                eta_seconds=eta,
             )
         return
     counts = fanout.summaries(db, [parent.id]).get(parent.id, fanout.Summary({"total": 0}, 0.0)).counts

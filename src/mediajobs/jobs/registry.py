@@ -124,6 +124,7 @@ def job_kind(
 BUILTIN_MODULES = (
     "mediajobs.jobs.builtin",
     "mediajobs.media.kinds",
+    "mediajobs.media.transcode",
     "mediajobs.media.operations",
     "mediajobs.webhooks.delivery",
 )

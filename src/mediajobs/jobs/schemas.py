@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_serializer
+from pydantic import BaseModel, ConfigDict, Field, field_serializer, field_validator
 
 from mediajobs.db.models import Job
 from mediajobs.db.session import Database
-from mediajobs.jobs import fanout
+from mediajobs.jobs import fanout, states
 
 
 class JobCreate(BaseModel):
@@ -19,6 +20,18 @@ class JobCreate(BaseModel):
     params: dict[str, Any] = Field(default_factory=dict)
     priority: int | None = Field(default=None, ge=0, le=9, description="0 (lowest) to 9 (most urgent)")
     max_attempts: int | None = Field(default=None, ge=1, le=100)
+
+    @field_validator("params")
+    @classmethod
+    def _encodable(cls, params: dict[str, Any]) -> dict[str, Any]:
+        # JSON may spell a lone surrogate (`\ud800`); stored, it would make every answer naming the job a 500.
+        try:
+            json.dumps(params, ensure_ascii=False).encode("utf-8")
+        except UnicodeEncodeError as exc:
+            raise ValueError(
+                "holds text that is not valid Unicode (a lone surrogate such as \\ud800)"
+            ) from exc
+        return params
 
 
 class JobError(BaseModel):
@@ -71,8 +84,10 @@ def public(job: Job, children: fanout.Summary | None = None) -> dict[str, Any]:
     data = JobPublic.model_validate(job).model_dump(mode="json")
     if job.children_total is not None:
         data["children"] = children.counts if children is not None else {"total": job.children_total}
-        if children is not None and job.fan_phase == fanout.WAITING and job.state == "running":
-            data["progress"] = children.progress
+        if children is not None and job.fan_phase == fanout.WAITING and job.state == states.RUNNING:
+            data["progress"], data["eta_seconds"] = fanout.waiting_progress(job, children.progress)
+        elif job.fan_phase == fanout.JOINING and job.state in (states.QUEUED, states.RUNNING):
+            data["progress"] = fanout.joining_progress(job)
     return data
 
 

@@ -162,9 +162,12 @@ def report_progress(
         )
 
 
-def heartbeat(db: Database, *, job_id: str, attempt: int) -> None:
+def heartbeat(db: Database, *, job_id: str, attempt: int) -> bool:
+    """Record that this attempt is alive; False when it is not the running attempt any more."""
     with db.write_connection() as session:
-        _update(session, job_id, Job.state == states.RUNNING, Job.attempt == attempt, heartbeat_at=utcnow())
+        return _update(
+            session, job_id, Job.state == states.RUNNING, Job.attempt == attempt, heartbeat_at=utcnow()
+        )
 
 
 def cancel_requested(db: Database, *, job_id: str) -> bool:

@@ -2,32 +2,25 @@
 
 from __future__ import annotations
 
-import os
-import threading
 import uuid
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Literal, get_args
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, exists, func, select, update
 
-from mediajobs.config import Settings
 from mediajobs.db import records
 from mediajobs.db.models import Job, Media, MediaChunk, utcnow
 from mediajobs.db.pages import Page, newest_first
 from mediajobs.db.session import Database
-from mediajobs.storage import Storage, open_storage
+from mediajobs.jobs import states as job_states
+from mediajobs.media.states import DELETING, FAILED, IMPORTING, PENDING, PROCESSING, READY, STATES  # noqa: F401
 
-PENDING, IMPORTING, PROCESSING, READY, FAILED, DELETING = (
-    "pending",
-    "importing",
-    "processing",
-    "ready",
-    "failed",
-    "deleting",
-)
-STATES = (PENDING, IMPORTING, PROCESSING, READY, FAILED, DELETING)
-PIPELINE_STEPS = ("hls", "thumbnail")
-DEFAULT_PIPELINE = ["hls", "thumbnail"]
+# The asset states are spelled in media/states.py (the CLI reads them there); callers say assets.READY.
+# What a pipeline may do after the original is stored; the API's `pipeline` fields take these.
+Step = Literal["hls", "thumbnail"]
+PIPELINE_STEPS: tuple[str, ...] = get_args(Step)
+DEFAULT_PIPELINE = list(PIPELINE_STEPS)
+# The kinds that still call it by this name; it is the storage package's one handle per process.
 
 
 def prefix(media_id: str) -> str:
@@ -44,19 +37,6 @@ def safe_filename(name: str | None, default: str = "upload.bin") -> str:
     base = (name or "").replace("\\", "/").rsplit("/", 1)[-1]
     cleaned = "".join(c if c.isalnum() or c in "._-" else "_" for c in base).strip("._")
     return cleaned[:120] or default
-
-
-_storages: dict[tuple[int, str], Storage] = {}
-_storage_lock = threading.Lock()
-
-
-def storage_for(settings: Settings) -> Storage:
-    """One Storage per process: boto3 clients must not cross a fork into Celery's pool children."""
-    key = (os.getpid(), settings.effective_storage_url)
-    with _storage_lock:
-        if key not in _storages:
-            _storages[key] = open_storage(settings)
-        return _storages[key]
 
 
 def new_media(
@@ -104,7 +84,7 @@ def job_ids(db: Database, media_id: str) -> list[str]:
 
 def unfinished_jobs(db: Database, media_id: str, *, excluding: str | None = None) -> list[Job]:
     with db.read() as session:
-        query = select(Job).where(Job.media_id == media_id, Job.state.in_(("queued", "running", "retrying")))
+        query = select(Job).where(Job.media_id == media_id, Job.state.in_(job_states.UNFINISHED))
         if excluding:
             query = query.where(Job.id != excluding)
         return list(session.scalars(query))
@@ -122,20 +102,53 @@ def list_media(
 
 
 def update_media(
-    db: Database, media_id: str, *, only_from: tuple[str, ...] | None = None, **values: Any
+    db: Database,
+    media_id: str,
+    *,
+    only_from: tuple[str, ...] | None = None,
+    while_running: tuple[str, int] | None = None,
+    **values: Any,
 ) -> bool:
-    """Change an asset's fields; with `only_from`, only while it is in one of those states."""
+    """Change an asset's fields; with `only_from`, only while it is in one of those states.
+
+    `while_running` (job id, attempt): only while that attempt is the job's running one, so an attempt
+    taken over by another (its host cut off, then back) changes nothing when it finally gets here.
+    """
     values.setdefault("updated_at", utcnow())
     with db.write() as session:
         query = update(Media).where(Media.id == media_id)
         if only_from:
             query = query.where(Media.state.in_(only_from))
+        if while_running:
+            query = query.where(_running(*while_running))
         changed = bool(session.execute(query.values(**values)).rowcount)  # type: ignore[attr-defined]
     if changed and values.get("state") in (READY, FAILED):
         from mediajobs.webhooks import events  # webhooks build on this module, not the other way round
 
         events.media_changed(db, media_id, values["state"])
     return changed
+
+
+def _running(job_id: str, attempt: int) -> Any:
+    return exists().where(Job.id == job_id, Job.attempt == attempt, Job.state == job_states.RUNNING)
+
+
+def publish_early(
+    db: Database, media_id: str, hls: dict[str, Any], probe: dict[str, Any], *, job: tuple[str, int]
+) -> bool:
+    """A processing asset plays before its ladder is done: its `hls` shows, `playable_at` is set once.
+
+    Only while it is processing: a reprocess keeps the version it has until the new one is whole. A retried
+    first processing publishes its own version over the one its failed attempt had published.
+    """
+    with db.write() as session:
+        now = utcnow()
+        moved = session.execute(
+            update(Media)
+            .where(Media.id == media_id, Media.state == PROCESSING, _running(*job))
+            .values(hls=hls, probe=probe, playable_at=func.coalesce(Media.playable_at, now), updated_at=now)
+        )
+        return bool(moved.rowcount)  # type: ignore[attr-defined]
 
 
 def delete_record(db: Database, media_id: str) -> None:

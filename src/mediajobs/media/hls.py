@@ -1,77 +1,243 @@
-"""HLS ladder: plan the renditions a source deserves, then make them all in one ffmpeg process."""
+"""Making an HLS ladder (planned by `ladder`): segments on one grid, whole or by chunk, and the playlists.
+
+A source browsers play as it is keeps its own video stream as the top rendition, cut into segments at its
+own keyframes without re-encoding (`remux`): seconds for any length. Every other
+rendition is encoded (`encode`) with keyframes forced at the grid's starts, one chunk of segments at a time
+or all at once, so that all of them cut at the same instants. Audio is one rendition of its own, encoded (or
+copied) once for the whole file (`encode_audio`), never per chunk, so no join ever has a gap.
+
+All outputs run with `-copyts` and one constant offset, so segments made by different processes on
+different hosts lie on one timeline and join without seams.
+"""
 
 from __future__ import annotations
 
-import json
-import math
+import contextlib
 import re
-from dataclasses import dataclass, field
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from mediajobs import process
-from mediajobs.errors import UnsupportedMedia
-from mediajobs.media.ffmpeg import run_ffmpeg
-from mediajobs.media.inputs import input_args, probe_limits
-from mediajobs.media.probe import FFPROBE, Probe
+from mediajobs.errors import ProcessFailed, UnsupportedMedia
+from mediajobs.media import packets
+from mediajobs.media.ffmpeg import run_ffmpeg, thread_args
+from mediajobs.media.grid import EARLY_S, Grid
+from mediajobs.media.inputs import input_args
+from mediajobs.media.ladder import AUDIO, AUDIO_BITRATE, PRESET, Ladder, Rendition, plan, plan_encoded
+from mediajobs.media.packets import VideoIndex, first_slice_is_idr
+from mediajobs.media.playlists import (
+    MASTER,
+    SEGMENT_NAME,
+    master,
+    media_playlist_for,
+    playlist_path,
+    variants,
+)
+from mediajobs.media.probe import Probe
 from mediajobs.media.progress import FractionCallback
 
-PRESET = "veryfast"
-MASTER = "master.m3u8"
-AUDIO_BITRATE = 128_000
-# (shorter side, video bitrate cap in bit/s), best first.
-LADDER = ((1080, 5_000_000), (720, 2_800_000), (480, 1_400_000), (360, 800_000))
+# Every output's timestamps are the source's plus this: no decode timestamp is ever negative, so no muxer
+# shifts one segment's timeline on its own (the mpegts muxer would, per segment file).
+TS_OFFSET_S = 10.0
+# Forced keyframes only: x264's own would fall at different frames in different chunks.
+MAX_SEGMENT_S = 12.0
 
 
-@dataclass(frozen=True)
-class Rendition:
-    """One rung of the ladder; bitrates in bit/s."""
+def _segment_args(grid: Grid, first: int, stop: int, directory: str) -> list[str]:
+    """An output writing segments [first, stop) of `grid` as `<directory>/seg_NNNNN.ts`."""
+    cuts = ",".join(f"{t + TS_OFFSET_S - EARLY_S:.6f}" for t in grid.starts[first + 1 : stop]) or "99999999"
+    args = ["-avoid_negative_ts", "disabled", "-output_ts_offset", f"{TS_OFFSET_S:g}"]
+    args += ["-f", "segment", "-segment_format", "mpegts", "-segment_times", cuts]
+    args += ["-segment_start_number", str(first)]
+    return [*args, f"{directory}/{SEGMENT_NAME.replace('{:05d}', '%05d')}"]
 
-    height: int
-    width: int
-    video_bitrate: int
-    maxrate: int
-    bufsize: int
-    audio_bitrate: int
 
-    @property
-    def name(self) -> str:
-        """Directory and label: the shorter side, so portrait 1080x1920 is "1080p" like its landscape twin."""
-        return f"{min(self.width, self.height)}p"
+def _span_args(grid: Grid, first: int, stop: int) -> tuple[list[str], list[str]]:
+    """(input-side, output-side) options that read only the pictures of segments [first, stop)."""
+    start, end = grid.span(first, stop)
+    before = ["-ss", f"{start - EARLY_S:.6f}"] if first > 0 else []
+    after = ["-to", f"{end - EARLY_S:.6f}"] if end is not None else []
+    return before, after
+
+
+def remux(
+    src: Path, out_dir: Path, ladder: Ladder, probe: Probe, *, on_progress: FractionCallback | None = None
+) -> None:
+    """Cut the source's own video (and its AAC audio when `ladder.audio == "copy"`) into segments."""
+    top = ladder.renditions[0]
+    assert top.copy
+    (out_dir / top.name).mkdir(parents=True, exist_ok=True)
+    n = len(ladder.grid)
+    args = ["-v", "error", "-copyts", *input_args(src, duration_s=probe.duration)]
+    args += ["-map", "0:V:0", "-c:v", "copy", *_segment_args(ladder.grid, 0, n, top.name)]
+    outputs = [top.name]
+    if ladder.audio == "copy":
+        (out_dir / AUDIO).mkdir(parents=True, exist_ok=True)
+        args += ["-map", "0:a:0", "-c:a", "copy", *_segment_args(ladder.grid, 0, n, AUDIO)]
+        outputs.append(AUDIO)
+    run_ffmpeg(args, probe.duration, on_progress, source=probe, cwd=out_dir)
+    for name in outputs:
+        segment_sizes(out_dir / name, 0, n)
+
+
+def copy_is_exact(out_dir: Path, ladder: Ladder) -> str | None:
+    """After `remux`: why its segments cannot play as they are (one does not start with an IDR), or None."""
+    top = ladder.renditions[0]
+    for i in range(len(ladder.grid)):
+        if not first_slice_is_idr(out_dir / top.name / SEGMENT_NAME.format(i)):
+            return f"segment {i} of the source's stream does not start with a decodable keyframe"
+    return None
+
+
+def encode(
+    src: Path,
+    out_dir: Path,
+    ladder: Ladder,
+    probe: Probe,
+    *,
+    segments: tuple[int, int] | None = None,
+    renditions: Sequence[Rendition] | None = None,
+    with_audio: bool = False,
+    threads: int = 0,
+    on_progress: FractionCallback | None = None,
+) -> None:
+    """Encode `renditions` (default: all but a copy) for `segments` [first, stop) of the grid, in one decode.
+
+    `with_audio` also makes the audio rendition in the same process (only for the whole grid).
+    """
+    grid = ladder.grid
+    first, stop = segments or (0, len(grid))
+    chosen = list(ladder.encoded if renditions is None else renditions)
+    if not chosen and not with_audio:
+        return
+    before, after = _span_args(grid, first, stop)
+    thread_in, thread_out = thread_args(threads)
+    # -xerror: stop at the first picture that cannot be decoded instead of concealing it in every rung.
+    args = ["-v", "error", "-xerror", *thread_in, "-copyts", *before]
+    args += input_args(src, duration_s=probe.duration)
+    if chosen:
+        chains = [f"[0:V:0]split={len(chosen)}" + "".join(f"[s{i}]" for i in range(len(chosen)))]
+        for i, r in enumerate(chosen):
+            chains.append(f"[s{i}]scale={r.width}:{r.height},setsar=1,format=yuv420p[v{i}]")
+        args += ["-filter_complex", ";".join(chains)]
+        start, end = grid.span(first, stop)
+        chunk_keys = [t for t in ladder.keyframes if start <= t and (end is None or t < end)]
+        keys = ",".join(f"{t - EARLY_S:.6f}" for t in chunk_keys)
+        gop = str(max(1, round((probe.fps or 30.0) * MAX_SEGMENT_S)))
+        for i, r in enumerate(chosen):
+            (out_dir / r.name).mkdir(parents=True, exist_ok=True)
+            # The encoder keeps the source's time base: the default (1/frame rate) would round every
+            # timestamp to a tick of its own, off the grid the cuts and forced keyframes are on.
+            args += ["-map", f"[v{i}]", "-c:v", "libx264", "-enc_time_base:v", "-1"]
+            args += ["-preset", PRESET, "-profile:v", "high"]
+            args += ["-level:v", f"{r.level / 10:.1f}", "-b:v", str(r.video_bitrate)]
+            args += ["-maxrate", str(r.maxrate), "-bufsize", str(r.bufsize)]
+            args += ["-g", gop, "-keyint_min", gop, "-sc_threshold", "0", "-force_key_frames", keys]
+            # hlsenc and mp4 ask for constant frame rate, so a timestamp gap would be filled with copies of
+            # the last frame; vfr passes frames as they are.
+            args += ["-fps_mode", "vfr", *thread_out, *after, *_segment_args(grid, first, stop, r.name)]
+    if with_audio:
+        args += _audio_args(ladder, probe, out_dir)
+    elif ladder.audio == "copy":
+        # The copied audio is decoded here, span by span, only to find damage the copy would pass on.
+        args += ["-map", "0:a:0", *after, "-f", "null", "-"]
+    start, end = grid.span(first, stop)
+    until = end if end is not None else grid.end
+    outputs = len(chosen) + (1 if with_audio else 0)
+    with _corrupt_is_unsupported(start, until):
+        run_ffmpeg(args, until - start, on_progress, source=probe, outputs=outputs, cwd=out_dir)
+    for r in chosen:
+        segment_sizes(out_dir / r.name, first, stop)
+
+
+def verify(src: Path, ladder: Ladder, probe: Probe, *, on_progress: FractionCallback | None = None) -> None:
+    """Decode what is copied and no encode reads (UnsupportedMedia where the source is corrupt)."""
+    args = ["-v", "error", "-xerror", *input_args(src, duration_s=probe.duration)]
+    if any(r.copy for r in ladder.renditions) and not ladder.encoded:
+        args += ["-map", "0:V:0"]
+    if ladder.audio == "copy":
+        args += ["-map", "0:a:0"]
+    if "-map" not in args:
+        return
+    with _corrupt_is_unsupported(0.0, probe.duration):
+        run_ffmpeg([*args, "-f", "null", "-"], probe.duration, on_progress, source=probe)
+
+
+def encode_audio(
+    src: Path, out_dir: Path, ladder: Ladder, probe: Probe, *, on_progress: FractionCallback | None = None
+) -> None:
+    """The audio rendition for the whole grid, in one process: encoded once, or copied when it is AAC."""
+    args = ["-v", "error", "-xerror", "-copyts", *input_args(src, duration_s=probe.duration)]
+    args += _audio_args(ladder, probe, out_dir)
+    with _corrupt_is_unsupported(0.0, ladder.grid.end):
+        run_ffmpeg(args, probe.duration, on_progress, source=probe, cwd=out_dir)
+    segment_sizes(out_dir / AUDIO, 0, len(ladder.grid))
+
+
+@contextlib.contextmanager
+def _corrupt_is_unsupported(start: float, end: float) -> Iterator[None]:
+    """ffmpeg stopped at a picture or sound it could not decode (`-xerror`): the source is corrupt there.
+
+    Without `-xerror` ffmpeg conceals the damage and carries on, and the rendition would show it.
+    """
+    try:
+        yield
+    except ProcessFailed as exc:
+        if not _CORRUPT.search(str(exc)):
+            raise
+        where = f"between {start:.1f} and {end:.1f} s"
+        said = re.sub(r"file:\S+: ", "", str(exc))  # the worker's path means nothing to the user
+        raise UnsupportedMedia(f"the source is corrupt {where} and cannot be decoded ({said})") from exc
+
+
+_CORRUPT = re.compile(r"corrupt|error while decoding|invalid data|decode_slice|concealing", re.IGNORECASE)
+
+
+def _audio_args(ladder: Ladder, probe: Probe, out_dir: Path) -> list[str]:
+    grid = ladder.grid
+    (out_dir / AUDIO).mkdir(parents=True, exist_ok=True)
+    args = ["-map", "0:a:0"]
+    if ladder.audio == "copy":
+        args += ["-c:a", "copy"]
+    else:
+        args += ["-c:a", "aac", "-b:a", str(AUDIO_BITRATE)]
+        if (probe.audio_channels or 2) > 2:
+            args += ["-ac", "2"]
+    return [*args, *_segment_args(grid, 0, len(grid), AUDIO)]
+
+
+def segment_sizes(directory: Path, first: int, stop: int) -> list[int]:
+    """The byte size of segments [first, stop) in `directory`; UnsupportedMedia when one is missing."""
+    sizes = []
+    for i in range(first, stop):
+        path = directory / SEGMENT_NAME.format(i)
+        if not path.is_file() or path.stat().st_size == 0:
+            raise UnsupportedMedia(f"ffmpeg produced no segment {i} for {directory.name}")
+        sizes.append(path.stat().st_size)
+    return sizes
 
 
 @dataclass
 class HlsOutput:
-    """Where the playlists are, relative to the output directory."""
+    """Where the playlists are, relative to the output directory, and the ladder they came from."""
 
-    master: str = MASTER
-    variants: list[dict[str, Any]] = field(default_factory=list)
-
-
-def plan_ladder(probe: Probe) -> list[Rendition]:
-    """Standard rungs up to the source's size, or one rung at its own size when it is smaller than all."""
-    if not probe.has_video or not probe.width or not probe.height:
-        return []
-    width, height = probe.width, probe.height
-    short = min(width, height)
-    rungs = [(rung, rate) for rung, rate in LADDER if rung <= short]
-    if not rungs:
-        return [_rendition(_even(width), _even(height), LADDER[-1][1])]
-    renditions = []
-    for rung, rate in rungs:
-        # Scale the shorter side to the rung and keep the aspect ratio; x264 wants even dimensions.
-        scale = rung / short
-        renditions.append(_rendition(_even(width * scale), _even(height * scale), rate))
-    return renditions
+    master: str
+    variants: list[dict[str, Any]]
+    ladder: Ladder
 
 
-def _rendition(width: int, height: int, rate: int) -> Rendition:
-    # A one-second VBV buffer keeps any 4-6 s segment close to the cap.
-    return Rendition(height, width, rate, rate, rate, AUDIO_BITRATE)
-
-
-def _even(value: float) -> int:
-    return max(2, round(value / 2) * 2)
+def write_playlists(out_dir: Path, ladder: Ladder) -> HlsOutput:
+    """Every rendition's complete playlist and the master, with bandwidths measured from the segments."""
+    n = len(ladder.grid)
+    names = ladder.names or [AUDIO]
+    sizes = {name: segment_sizes(out_dir / name, 0, n) for name in names}
+    if ladder.audio and ladder.renditions:
+        sizes[AUDIO] = segment_sizes(out_dir / AUDIO, 0, n)
+    for name in sizes:
+        (out_dir / playlist_path(name)).write_text(media_playlist_for(ladder))
+    (out_dir / MASTER).write_text(master(ladder, ladder.names, sizes))
+    return HlsOutput(MASTER, variants(ladder, sizes), ladder)
 
 
 def transcode_hls(
@@ -79,156 +245,23 @@ def transcode_hls(
     out_dir: str | Path,
     probe: Probe,
     *,
+    index: VideoIndex | None = None,
     threads: int = 0,
-    segment_s: int = 4,
     on_progress: FractionCallback | None = None,
 ) -> HlsOutput:
-    """Make `out_dir/master.m3u8` and `<name>/index.m3u8` + `<name>/seg_NNNNN.ts` from one decode."""
+    """The whole ladder on this machine: the source's stream copied when standard, the rest in one decode."""
     src, out_dir = Path(src).resolve(), Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    renditions = plan_ladder(probe)
-    if not renditions and not probe.has_audio:
-        raise UnsupportedMedia("no video or audio stream to transcode")
-    names = [r.name for r in renditions] or ["audio"]
-    args = ["-v", "error", *input_args(src, duration_s=probe.duration)]
-    args += _stream_args(renditions, probe, segment_s)
-    args += ["-threads", str(threads)]
-    args += [
-        "-f", "hls",
-        "-hls_time", str(segment_s),
-        "-hls_playlist_type", "vod",
-        "-hls_flags", "independent_segments",
-        "-hls_segment_filename", "%v/seg_%05d.ts",
-        "-master_pl_name", MASTER,
-        "-var_stream_map", _stream_map(names, video=bool(renditions), audio=probe.has_audio),
-        "%v/index.m3u8",
-    ]  # fmt: skip
-    # Relative names with cwd=out_dir: hlsenc puts the master next to the %v directories and refers to them
-    # relatively, whatever the absolute path looks like.
-    run_ffmpeg(args, probe.duration, on_progress, source=probe, outputs=len(names), cwd=out_dir)
-    variants = _write_master(out_dir, renditions, names, segment_s)
-    return HlsOutput(master=MASTER, variants=variants)
-
-
-def _stream_args(renditions: list[Rendition], probe: Probe, segment_s: int) -> list[str]:
-    args: list[str] = []
-    if renditions:
-        n = len(renditions)
-        # V, not v: a cover picture is not the video.
-        chains = [f"[0:V:0]split={n}" + "".join(f"[s{i}]" for i in range(n))]
-        for i, r in enumerate(renditions):
-            chains.append(f"[s{i}]scale={r.width}:{r.height},setsar=1,format=yuv420p[v{i}]")
-        args += ["-filter_complex", ";".join(chains)]
-        for i in range(n):
-            args += ["-map", f"[v{i}]"]
-        # Every rendition cuts at the same instants: a fixed GOP of one segment, no scene-cut keyframes, and
-        # keyframes forced by time for variable-frame-rate sources.
-        gop = max(1, round((probe.fps or 30.0) * segment_s))
-        args += ["-c:v", "libx264", "-preset", PRESET, "-profile:v", "high"]
-        args += ["-g", str(gop), "-keyint_min", str(gop), "-sc_threshold", "0"]
-        args += ["-force_key_frames", f"expr:gte(t,n_forced*{segment_s})"]
-        # hlsenc asks for constant frame rate, so a timestamp gap would be filled with copies of the last
-        # frame (a two-frame file claiming a day made a day of segments); vfr passes frames as they are.
-        args += ["-fps_mode", "vfr"]
-        for i, r in enumerate(renditions):
-            args += [f"-b:v:{i}", str(r.video_bitrate), f"-maxrate:v:{i}", str(r.maxrate)]
-            args += [f"-bufsize:v:{i}", str(r.bufsize)]
-    if probe.has_audio:
-        # Audio is muxed into every variant, so each one plays on its own.
-        args += ["-map", "0:a:0"] * max(1, len(renditions))
-        args += ["-c:a", "aac", "-b:a", str(AUDIO_BITRATE)]
-        if (probe.audio_channels or 2) > 2:
-            args += ["-ac", "2"]
-    return args
-
-
-def _stream_map(names: list[str], *, video: bool, audio: bool) -> str:
-    entries = []
-    for i, name in enumerate(names):
-        parts = ([f"v:{i}"] if video else []) + ([f"a:{i}"] if audio else []) + [f"name:{name}"]
-        entries.append(",".join(parts))
-    return " ".join(entries)
-
-
-def _write_master(out_dir: Path, renditions: list[Rendition], names: list[str], segment_s: int) -> list[dict]:
-    """Rewrite ffmpeg's master with measured bandwidths and CODECS it may have left out."""
-    ffmpeg_master = (out_dir / MASTER).read_text() if (out_dir / MASTER).exists() else ""
-    found = re.findall(r"#EXT-X-STREAM-INF:([^\n]*)\n([^\n#]+)", ffmpeg_master)
-    declared = {uri.strip(): attrs for attrs, uri in found}
-    lines = ["#EXTM3U", "#EXT-X-VERSION:3", "#EXT-X-INDEPENDENT-SEGMENTS"]
-    variants = []
-    for i, name in enumerate(names):
-        uri = f"{name}/index.m3u8"
-        segments = _segments(out_dir / uri)
-        if not segments:
-            raise UnsupportedMedia(f"ffmpeg produced no segments for {name}")
-        peak, average = _bitrates(segments, segment_s)
-        match = re.search(r'CODECS="([^"]+)"', declared.get(uri, ""))
-        codecs = match.group(1) if match else _codecs(segments[0][1])
-        attrs = f"BANDWIDTH={peak},AVERAGE-BANDWIDTH={average}"
-        rendition = renditions[i] if renditions else None
-        if rendition is not None:
-            attrs += f",RESOLUTION={rendition.width}x{rendition.height}"
-        attrs += f',CODECS="{codecs}"'
-        lines += [f"#EXT-X-STREAM-INF:{attrs}", uri]
-        variants.append(
-            {
-                "height": rendition.height if rendition else None,
-                "width": rendition.width if rendition else None,
-                "bandwidth": peak,
-                "path": uri,
-            }
-        )
-    (out_dir / MASTER).write_text("\n".join(lines) + "\n")
-    return variants
-
-
-def _segments(playlist: Path) -> list[tuple[float, Path]]:
-    """(duration, file) of each segment of a media playlist."""
-    if not playlist.exists():
-        return []
-    result = []
-    duration: float | None = None
-    for line in playlist.read_text().splitlines():
-        if line.startswith("#EXTINF:"):
-            duration = float(line[len("#EXTINF:") :].split(",")[0])
-        elif line and not line.startswith("#") and duration is not None:
-            result.append((duration, playlist.parent / line.strip()))
-            duration = None
-    return result
-
-
-def _bitrates(segments: list[tuple[float, Path]], target_s: int) -> tuple[int, int]:
-    """(peak, average) bit/s as RFC 8216 defines them for BANDWIDTH and AVERAGE-BANDWIDTH."""
-    sizes = [(d, p.stat().st_size * 8) for d, p in segments]
-    total_s = sum(d for d, _ in sizes)
-    average = math.ceil(sum(b for _, b in sizes) / total_s) if total_s > 0 else 0
-    # Peak: the highest rate of any run of contiguous segments lasting 0.5-1.5 target durations, so a short
-    # final segment holding a keyframe does not count as a whole segment's worth.
-    peak = 0
-    for start in range(len(sizes)):
-        span_s = span_bits = 0.0
-        for d, bits in sizes[start:]:
-            span_s += d
-            span_bits += bits
-            if span_s > 1.5 * target_s:
-                break
-            if span_s >= 0.5 * target_s:
-                peak = max(peak, math.ceil(span_bits / span_s))
-    return max(peak, average), average
-
-
-def _codecs(segment: Path) -> str:
-    """RFC 6381 codec names of a segment, for when ffmpeg could not write them itself."""
-    args = [FFPROBE, "-v", "error", "-print_format", "json", "-show_streams", *input_args(segment)]
-    done = process.run(args, capture_stdout=True, limits=probe_limits(), network=False)
-    streams = json.loads(done.stdout or "{}").get("streams", [])
-    codecs = []
-    for s in streams:
-        if s.get("codec_name") == "h264":
-            profile = {"Baseline": "4200", "Constrained Baseline": "42e0", "Main": "4d40"}
-            level = int(s.get("level") or 31)
-            codecs.append(f"avc1.{profile.get(s.get('profile', ''), '6400')}{level:02x}")
-        elif s.get("codec_name") == "aac":
-            codecs.append("mp4a.40.5" if s.get("profile") == "HE-AAC" else "mp4a.40.2")
-    return ",".join(codecs)
+    if index is None and probe.has_video:
+        index = packets.scan(src, duration_s=probe.duration)
+    ladder = plan(probe, index)
+    if ladder.fast_start is None:
+        remux(src, out_dir, ladder, probe)
+        problem = copy_is_exact(out_dir, ladder)
+        if problem is not None:
+            ladder = plan_encoded(probe, index, problem)
+    audio_here = ladder.audio == "encode" or (ladder.audio == "copy" and ladder.fast_start is not None)
+    encode(src, out_dir, ladder, probe, with_audio=audio_here, threads=threads, on_progress=on_progress)
+    if on_progress is not None:
+        on_progress(1.0)
+    return write_playlists(out_dir, ladder)

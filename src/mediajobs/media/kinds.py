@@ -1,29 +1,30 @@
-"""The media job kinds: import, process (probe, HLS, thumbnail), mask, remove frames, analyze, delete."""
+"""Media job kinds and what they share: import, cleanup; fetching, probing and storing originals.
+
+The HLS ladder (`media.process`) is in `transcode`; mask, cut, analyze and delete are in `operations`.
+"""
 
 from __future__ import annotations
 
 import contextlib
 import logging
 import time
-import uuid
 from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
+from mediajobs.broker import broker_for
 from mediajobs.config import get_settings
 from mediajobs.db.models import Job
 from mediajobs.db.session import get_db
 from mediajobs.egress import egress_guard
-from mediajobs.errors import MediajobsError, PermanentError
-from mediajobs.jobs import states
+from mediajobs.errors import PermanentError
+from mediajobs.jobs import lifecycle, states
 from mediajobs.jobs.context import JobContext
 from mediajobs.jobs.registry import job_kind
-from mediajobs.media import assets, ytdlp
-from mediajobs.media.hls import plan_ladder, transcode_hls
+from mediajobs.media import assets, chunks, ytdlp
 from mediajobs.media.probe import Probe, probe
-from mediajobs.media.thumbnail import make_thumbnail
-from mediajobs.storage import content_type_for
+from mediajobs.storage import content_type_for, for_process
 
 log = logging.getLogger(__name__)
 HOUR = 3600.0
@@ -55,7 +56,7 @@ def fetch_original(ctx: JobContext, media: Any) -> Path:
     local = ctx.temp_dir / "source" / name
     local.parent.mkdir(parents=True, exist_ok=True)
     ctx.progress(0, "Fetching the original from storage")
-    assets.storage_for(ctx.settings).get_file(media.original["key"], local)
+    for_process(ctx.settings).get_file(media.original["key"], local)
     return local
 
 
@@ -67,7 +68,7 @@ def probe_source(ctx: JobContext, path: Path) -> Probe:
 def store_original(ctx: JobContext, media_id: str, path: Path, filename: str) -> dict[str, Any]:
     key = assets.original_key(media_id, assets.safe_filename(filename))
     content_type = content_type_for(key)
-    assets.storage_for(ctx.settings).put_file(key, path, content_type=content_type)
+    for_process(ctx.settings).put_file(key, path, content_type=content_type)
     return {"size": path.stat().st_size, "content_type": content_type, "filename": filename, "key": key}
 
 
@@ -80,16 +81,27 @@ class ImportParams(BaseModel):
     url: str
 
 
-def _media_ended(job: Job) -> None:
-    """A media job ended short: its asset fails, or stays ready when it already has a stream."""
+def media_ended(job: Job) -> None:
+    """A media job ended short: its asset fails, or stays ready when it already has a whole stream.
+
+    An HLS version left unfinished (its chunk rows say which) leaves nothing behind: its stored files are
+    removed and a stream that played only in part is withdrawn.
+    """
     if job.state == states.SUCCEEDED or job.media_id is None:
         return
-    db = get_db(get_settings().effective_database_url)
+    settings = get_settings()
+    db = get_db(settings.effective_database_url)
     media = assets.find_media(db, job.media_id)
     if media is None:
         return
     error = job.error or {"code": "internal", "message": "the job ended without a result"}
-    if media.hls and media.state == assets.PROCESSING:
+    abandoned = [p for v in chunks.versions(db, media.id) for p in chunks.version_paths(v)]
+    if abandoned:
+        chunks.drop_all(db, media.id)
+        cleanup = {"paths": abandoned}
+        lifecycle.submit(db, broker_for(settings), kind="media.cleanup", params=cleanup, media_id=media.id)
+    whole = media.hls is not None and all(v.get("ready", True) for v in media.hls.get("variants", []))
+    if whole and media.state == assets.PROCESSING:
         assets.update_media(
             db,
             media.id,
@@ -98,12 +110,14 @@ def _media_ended(job: Job) -> None:
             extra={**(media.extra or {}), "last_error": error},
         )
         return
+    withdrawn = {} if whole else {"hls": None, "playable_at": None}
     assets.update_media(
         db,
         media.id,
         only_from=(assets.PENDING, assets.IMPORTING, assets.PROCESSING),
         state=assets.FAILED,
         error=error,
+        **withdrawn,
     )
 
 
@@ -113,7 +127,7 @@ def _media_ended(job: Job) -> None:
     queue="io",
     soft_time_limit_s=4 * HOUR,
     public=False,
-    on_end=_media_ended,
+    on_end=media_ended,
 )
 def import_media(ctx: JobContext, params: ImportParams) -> dict[str, Any]:
     """Download the source with yt-dlp, store it, then hand it to the processing pipeline."""
@@ -156,99 +170,6 @@ def import_media(ctx: JobContext, params: ImportParams) -> dict[str, Any]:
     return {"media_id": media.id, "size": original["size"], "process_job": job_id}
 
 
-class ProcessParams(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    pipeline: list[str] = assets.DEFAULT_PIPELINE
-    reprocess: bool = False
-
-
-@job_kind(
-    "media.process",
-    params=ProcessParams,
-    queue="cpu",
-    soft_time_limit_s=6 * HOUR,
-    public=False,
-    on_end=_media_ended,
-)
-def process_media(ctx: JobContext, params: ProcessParams) -> dict[str, Any]:
-    """Probe the original, build the HLS ladder and the thumbnail, then swap them in."""
-    media = require_media(ctx)
-    if not params.reprocess:
-        assets.update_media(
-            ctx.db, media.id, only_from=(assets.PENDING, assets.PROCESSING), state=assets.PROCESSING
-        )
-    src = fetch_original(ctx, media)
-    ctx.progress(2, "Probing")
-    info = probe_source(ctx, src)
-    version = uuid.uuid4().hex[:10]
-    work = ctx.temp_dir / "out"
-    hls, thumbnail, thumbnail_error = media.hls, media.thumbnail, None
-    if "hls" in params.pipeline:
-        hls = _hls(ctx, media.id, src, info, version, work / "hls")
-    if "thumbnail" in params.pipeline:
-        thumbnail, thumbnail_error = _thumbnail(ctx, media.id, src, info, version, work)
-    ctx.check_cancelled()
-    old = [
-        p
-        for p, new in ((media.hls and media.hls["path"], hls and hls["path"]), (media.thumbnail, thumbnail))
-        if p and p != new
-    ]
-    assets.update_media(
-        ctx.db,
-        media.id,
-        only_from=(assets.PROCESSING, assets.READY),
-        state=assets.READY,
-        probe=info.public(),
-        hls=hls,
-        thumbnail=thumbnail,
-        error=None,
-        extra={**(media.extra or {}), "thumbnail_error": thumbnail_error},
-    )
-    if old:
-        # Players that loaded the old playlists keep fetching its segments for a while: remove them later.
-        ctx.enqueue(
-            "media.cleanup", {"paths": old, "not_before": time.time() + ctx.settings.hls_swap_grace_s}
-        )
-    ctx.progress(100, "Ready")
-    return {"media_id": media.id, "hls": hls, "thumbnail": thumbnail, "thumbnail_error": thumbnail_error}
-
-
-def _hls(ctx: JobContext, media_id: str, src: Path, info: Probe, version: str, out: Path) -> dict[str, Any]:
-    names = ", ".join(r.name for r in plan_ladder(info)) or "audio"
-    result = transcode_hls(
-        src,
-        out,
-        info,
-        threads=ctx.settings.effective_ffmpeg_threads,
-        on_progress=Phase(ctx, 3, 92, f"Transcoding to HLS ({names})"),
-    )
-    ctx.progress(92, "Uploading the HLS stream")
-    path = f"hls/{version}"
-    assets.storage_for(ctx.settings).put_dir(f"{assets.prefix(media_id)}{path}/", out)
-    return {"path": path, "master": result.master, "variants": result.variants}
-
-
-def _thumbnail(
-    ctx: JobContext, media_id: str, src: Path, info: Probe, version: str, work: Path
-) -> tuple[str | None, dict[str, str] | None]:
-    """A thumbnail, or the reason there is none; it never fails the asset."""
-    ctx.progress(96, "Making the thumbnail")
-    try:
-        if not info.has_video:
-            raise PermanentError("the source has no video stream", code="no_video")
-        local = make_thumbnail(src, work / "thumbnail.jpg", info)
-        path = f"thumbnail/{version}.jpg"
-        assets.storage_for(ctx.settings).put_file(
-            f"{assets.prefix(media_id)}{path}", local, content_type="image/jpeg"
-        )
-        return path, None
-    except MediajobsError as exc:
-        if exc.code == "cancelled":
-            raise
-        log.info("no thumbnail for %s: %s", media_id, exc)
-        return None, {"code": exc.code, "message": str(exc)}
-
-
 class CleanupParams(BaseModel):
     model_config = ConfigDict(extra="forbid")
     paths: list[str]
@@ -264,7 +185,7 @@ def cleanup_media(ctx: JobContext, params: CleanupParams) -> dict[str, int]:
     if wait > 0:
         ctx.progress(0, f"Waiting {wait:.0f} s for players of the old stream")
         ctx.sleep(wait)
-    storage = assets.storage_for(ctx.settings)
+    storage = for_process(ctx.settings)
     removed = 0
     for path in params.paths:
         key = f"{assets.prefix(ctx.media_id or '')}{path}"

@@ -39,6 +39,12 @@ class Probe:
     audio_channels: int | None
     audio_sample_rate: int | None
     nb_frames: int | None
+    # What decides whether browsers play the video stream as it is (fast start: hls.standard_reason).
+    video_profile: str | None = None
+    video_level: int | None = None
+    pix_fmt: str | None = None
+    field_order: str | None = None
+    audio_profile: str | None = None
 
     @property
     def has_video(self) -> bool:
@@ -194,6 +200,11 @@ def parse(data: dict[str, Any], *, size: int) -> Probe:
         audio_channels=_int(audio.get("channels")) if audio else None,
         audio_sample_rate=_int(audio.get("sample_rate")) if audio else None,
         nb_frames=_int(video.get("nb_frames")) if video else None,
+        video_profile=video.get("profile") if video else None,
+        video_level=_int(video.get("level")) if video else None,
+        pix_fmt=video.get("pix_fmt") if video else None,
+        field_order=video.get("field_order") if video else None,
+        audio_profile=audio.get("profile") if audio else None,
     )
 
 

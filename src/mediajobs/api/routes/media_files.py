@@ -16,9 +16,10 @@ from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse, Response, StreamingResponse
 
 from mediajobs.api.deps import DbDep, SettingsDep
+from mediajobs.api.openapi import file_responses
 from mediajobs.api.problems import Problem
 from mediajobs.config import Settings
-from mediajobs.media import assets, playback
+from mediajobs.media import assets, livehls, playback
 from mediajobs.storage import InvalidKey, InvalidRange, ObjectNotFound, Storage, join_key
 
 router = APIRouter(prefix="/api/v1/media", tags=["media"])
@@ -28,6 +29,7 @@ DOWNLOAD = "application/octet-stream"
 # Playlists are read whole to be rewritten; a bigger `.m3u8` (ours are KiB) is served as a download.
 PLAYLIST_CAP_BYTES = 1024 * 1024
 S3_MAX_EXPIRES_S = 7 * 24 * 3600  # the longest a SigV4 presigned URL may live
+HLS_DIR = "hls/"  # every HLS version of an asset (playlists, segments, init segments) lives under it
 
 # By extension: what we serve inline. None of these is run by a browser (with nosniff).
 SERVED_TYPES = {
@@ -77,7 +79,9 @@ def file_headers(settings: Settings, key: str, media_type: str, cache: str) -> d
 
 
 @router.head("/{media_id}/files/{path:path}", include_in_schema=False)
-@router.get("/{media_id}/files/{path:path}")
+@router.get(
+    "/{media_id}/files/{path:path}", responses=file_responses([PLAYLIST, DOWNLOAD, *sorted(SAFE_TYPES)])
+)
 def get_file(media_id: str, path: str, request: Request, db: DbDep, settings: SettingsDep) -> Response:
     media = assets.get_media(db, media_id)
     missing = Problem(404, f"no file {path!r} in media {media.id}", slug="not-found")
@@ -85,27 +89,44 @@ def get_file(media_id: str, path: str, request: Request, db: DbDep, settings: Se
         key = join_key(assets.prefix(media.id), path)
     except InvalidKey as exc:
         raise missing from exc
-    storage: Storage = request.app.state.storage()
-    info = storage.stat(key)
-    if info is None:
-        raise missing
     head = request.method == "HEAD"
     token = request.query_params.get(playback.QUERY)
-    if key.endswith(".m3u8") and (text := _read_playlist(storage, key, info.size)) is not None:
+    storage: Storage = request.app.state.storage()
+    # A rendition still being encoded: its growing playlist is built from the database, not stored.
+    text = livehls.render(db, media, path) if media.state == assets.PROCESSING else None
+    info = storage.stat(key) if text is None else None
+    if text is None and info is None:
+        raise missing
+    if text is None and info is not None and key.endswith(".m3u8"):
+        text = _read_playlist(storage, key, info.size)
+    if text is not None:
         # Playlists come from the API so their relative URIs resolve here and carry the token on.
         child_token = _child_token(settings, media.id, token)
         body = (playback.tokenize_playlist(text, child_token) if child_token else text).encode()
         headers = file_headers(settings, key, PLAYLIST, "no-cache")
         headers["Content-Length"] = str(len(body))
         return Response(b"" if head else body, media_type=PLAYLIST, headers=headers)
+    assert info is not None
     media_type = served_type(key, info.content_type)
-    if media_type != DOWNLOAD:
+    if media_type != DOWNLOAD and redirects(settings, path):
         expires_s = min(playback.expires_in_s(settings, media.id, token), S3_MAX_EXPIRES_S)
         if (signed := storage.signed_url(key, expires_s=expires_s, content_type=media_type)) is not None:
             headers = file_headers(settings, key, media_type, "no-store")
             return RedirectResponse(signed, status_code=307, headers=headers)
     headers = file_headers(settings, key, media_type, "max-age=3600")
     return _stream(storage, key, info.size, media_type, request.headers.get("range"), headers, head=head)
+
+
+def redirects(settings: Settings, path: str) -> bool:
+    """Whether a file the storage can sign may be answered by a redirect (MEDIAJOBS_S3_REDIRECT).
+
+    Chromium's native HLS player refuses segments from an origin other than the playlist's unless the page
+    asked for CORS (`crossorigin`), and hls.js reads segments with CORS, which a fresh bucket refuses: so by
+    default HLS is streamed from the API's own origin, and only thumbnails and originals (an <img>, a
+    download, a plain <video> need no CORS) go to the bucket.
+    """
+    mode = settings.s3_redirect
+    return mode == "all" or (mode == "except-hls" and not path.startswith(HLS_DIR))
 
 
 def _child_token(settings: Settings, media_id: str, token: str | None) -> str | None:

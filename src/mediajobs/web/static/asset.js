@@ -11,6 +11,7 @@ import { JobList } from "./joblist.js";
 import { trackedJob } from "./jobrow.js";
 import { MaskPanel } from "./mask.js";
 import { MediaCard } from "./media.js";
+import { PlayableNote } from "./playable.js";
 import { Player } from "./player.js";
 import { Timeline } from "./timeline.js";
 import { announce, formatTime, h, reconcile, shortId, stateBadge, updateBadge } from "./ui.js";
@@ -32,7 +33,8 @@ function facts(asset) {
     ["Frame rate", p.fps ? `${Math.round(p.fps * 100) / 100} fps` : ""],
     ["Codecs", [p.video_codec, p.audio_codec].filter(Boolean).join(" / ")],
     ["File", [asset.original?.filename, size(asset), asset.original?.content_type].filter(Boolean).join(" · ")],
-    ["Renditions", (asset.hls?.variants || []).map((v) => `${v.height}p`).join(", ")],
+    ["Renditions", (asset.hls?.variants || []).map((v) => `${v.height}p${v.ready === false ? " (encoding)" : ""}`)
+      .join(", ")],
     ["Created", formatTime(asset.created_at)],
     ["Updated", formatTime(asset.updated_at)],
   ].filter(([, value]) => value);
@@ -98,6 +100,7 @@ export function assetView(root, { id }) {
   const heading = h("h1", { tabindex: "-1" }, `Asset ${shortId(id)}`);
   const badge = stateBadge("…");
   const problem = h("p", { class: "list-error", role: "alert", hidden: true });
+  const note = new PlayableNote();
   const deleteButton = h("button", { type: "button", class: "btn btn-danger", onclick: () => dialog?.showModal() }, "Delete…");
   // Enabled once the asset (and so its confirmation dialog) has loaded: an early click would do nothing.
   deleteButton.disabled = true;
@@ -141,6 +144,7 @@ export function assetView(root, { id }) {
     heading.textContent = assetName(current);
     document.title = `${assetName(current)} · mediajobs`;
     updateBadge(badge, current.state);
+    if (note.update(current)) announce("This asset plays now; the rest of its stream is still being processed.");
     deleteButton.disabled = current.state === "deleting";
     infoBody.replaceChildren(...facts(current));
     if (first) {
@@ -214,11 +218,13 @@ export function assetView(root, { id }) {
   function stop() {
     clearInterval(timer);
     jobs.dispose();
+    note.stop();
   }
 
   root.replaceChildren(
     h("p", { class: "crumbs" }, h("a", { href: "#/media" }, "← Media library")),
     h("div", { class: "page-head" }, heading, badge, h("div", { class: "page-actions" }, deleteButton)),
+    note.el,
     problem,
     // Player, then operations, then the rest: on a phone the drawing tools stay next to the picture.
     h("div", { class: "asset-layout" }, stage, ops,

@@ -4,7 +4,7 @@ import { Submission, api, uploadFile } from "./api.js";
 import { ACTIVE, assetName, duration, pipelineFieldset, resolution, setImage, size } from "./assets.js";
 import { connection } from "./connection.js";
 import { clearErrors, messageOf, showErrors, showLocalErrors } from "./errors.js";
-import { follow } from "./live.js";
+import { PLAYABLE_LABEL, followAssetJob, playableEarly } from "./playable.js";
 import {
   MEDIA_STATES, announce, field, formError, formatBytes, formatPercent, h, progressBar, reconcile, setProgress,
   shortId, stateBadge, updateBadge,
@@ -22,6 +22,7 @@ export class MediaCard {
     this.placeholder = h("span", { class: "thumb thumb-empty", "aria-hidden": "true" }, "▶");
     this.title = h("span", { class: "media-title" });
     this.badge = stateBadge(asset.state);
+    this.playable = h("span", { class: "media-playable", hidden: true }, PLAYABLE_LABEL);
     this.facts = h("span", { class: "media-facts" });
     this.origin = h("span", { class: "media-origin" });
     this.bar = progressBar("Processing progress");
@@ -29,7 +30,7 @@ export class MediaCard {
     this.progress = h("span", { class: "media-progress", hidden: true }, this.bar, this.stage);
     this.link = h("a", { class: "media-link", href: `#/media/${asset.id}` },
       h("span", { class: "thumb-frame" }, this.thumb, this.placeholder),
-      h("span", { class: "media-body" }, this.title, h("span", { class: "media-line" }, this.badge, this.facts),
+      h("span", { class: "media-body" }, this.title, h("span", { class: "media-line" }, this.badge, this.playable, this.facts),
         this.origin, this.progress));
     this.el = h("li", { class: "media-card", dataset: { mediaId: asset.id } }, this.link);
     this.update(asset);
@@ -40,6 +41,7 @@ export class MediaCard {
     this.el.dataset.state = asset.state;
     this.title.textContent = assetName(asset);
     updateBadge(this.badge, asset.state);
+    this.playable.hidden = !playableEarly(asset);
     this.facts.textContent = [duration(asset), resolution(asset), size(asset)].filter(Boolean).join(" · ");
     this.origin.textContent = asset.parent_id ? `derived from ${shortId(asset.parent_id)}` : "";
     this.origin.hidden = !asset.parent_id;
@@ -58,7 +60,7 @@ export class MediaCard {
     this.followed = jobId;
     this.progress.hidden = !jobId;
     if (!jobId) return;
-    this.unfollow = follow(jobId, (job) => {
+    this.unfollow = followAssetJob(jobId, (job) => {
       if (!job) return;
       setProgress(this.bar, job.progress, `${formatPercent(job.progress)} ${job.stage}`);
       this.stage.textContent = `${formatPercent(job.progress)} ${job.stage || job.state}`;

@@ -1,5 +1,6 @@
-// The HLS player: a <video> fed by hls.js (Chromium has no native HLS), a rendition choice (auto by default),
-// and a canvas laid over the picture for drawing on it.
+// The HLS player: a <video> fed by hls.js wherever MSE exists (also in Chromium, whose native HLS offers no
+// rendition choice), Safari's own HLS elsewhere, a rendition choice (auto by default), and a canvas laid over
+// the picture for drawing on it.
 
 import { withoutToken } from "./assets.js";
 import { field, h } from "./ui.js";

@@ -1,4 +1,5 @@
-"""media: playable_at (fast start) and media_chunks (the segment grid of an HLS version being encoded)
+"""media: playable_at (fast start), media_chunks (the segment grid of an HLS version being encoded); jobs: the
+progress slice a fan-out's children fill (fan_from, fan_to)
 
 Revision ID: 0004
 Revises: 0003
@@ -19,6 +20,9 @@ depends_on = None
 
 
 def upgrade() -> None:
+    with op.batch_alter_table("jobs", schema=None) as batch_op:
+        batch_op.add_column(sa.Column("fan_from", sa.Float(), nullable=True))
+        batch_op.add_column(sa.Column("fan_to", sa.Float(), nullable=True))
     with op.batch_alter_table("media", schema=None) as batch_op:
         batch_op.add_column(sa.Column("playable_at", UTCDateTime(), nullable=True))
     op.create_table(
@@ -29,6 +33,7 @@ def upgrade() -> None:
         sa.Column("first_segment", sa.Integer(), nullable=False),
         sa.Column("durations", sa.JSON(), nullable=False),
         sa.Column("done", sa.Boolean(), nullable=False),
+        sa.Column("sizes", sa.JSON(), nullable=True),
         sa.Column("updated_at", UTCDateTime(), nullable=False),
         sa.PrimaryKeyConstraint("media_id", "version", "index"),
     )
@@ -38,3 +43,6 @@ def downgrade() -> None:
     op.drop_table("media_chunks")
     with op.batch_alter_table("media", schema=None) as batch_op:
         batch_op.drop_column("playable_at")
+    with op.batch_alter_table("jobs", schema=None) as batch_op:
+        batch_op.drop_column("fan_to")
+        batch_op.drop_column("fan_from")

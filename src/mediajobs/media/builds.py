@@ -1,0 +1,166 @@
+"""An HLS version being made: where its files go, its plan (build.json), publishing it, swapping it in.
+
+The plan (ladder, probe, what the first job already made) is stored beside the version's files so that chunk
+jobs on any host and the join read the same one.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+import time
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from mediajobs.errors import JobCancelled
+from mediajobs.jobs.context import JobContext
+from mediajobs.media import assets, chunks, hls, playlists
+from mediajobs.media import ladder as ladders
+from mediajobs.media.kinds import require_media
+from mediajobs.media.ladder import AUDIO, Ladder
+from mediajobs.media.probe import Probe
+from mediajobs.storage import for_process
+
+log = logging.getLogger(__name__)
+BUILD = "build.json"
+# The first job's own steps (fetch, probe, remux, thumbnail) end here; the join starts there.
+OWN_UNTIL, JOIN_FROM = 4.0, 97.0
+
+
+class Build:
+    """One HLS version being made: its ladder, where it is stored, what the asset had before it."""
+
+    def __init__(self, ctx: JobContext, media_id: str, version: str, ladder: Ladder, probe: Probe) -> None:
+        self.ctx, self.media_id, self.version, self.ladder, self.probe = ctx, media_id, version, ladder, probe
+        self.path = f"hls/{version}"
+        self.prefix = f"{assets.prefix(media_id)}{self.path}/"
+        self.storage = for_process(ctx.settings)
+
+    def save(self, **extra: Any) -> None:
+        data = {"ladder": ladders.to_json(self.ladder), "probe": asdict(self.probe), **extra}
+        self.storage.put_bytes(
+            self.prefix + BUILD, json.dumps(data).encode(), content_type="application/json"
+        )
+
+    @staticmethod
+    def load(ctx: JobContext, media_id: str, version: str) -> tuple[Build, dict[str, Any]]:
+        storage = for_process(ctx.settings)
+        data = json.loads(storage.read_bytes(f"{assets.prefix(media_id)}hls/{version}/{BUILD}"))
+        build = Build(ctx, media_id, version, ladders.from_json(data["ladder"]), Probe(**data["probe"]))
+        return build, data
+
+    def put_text(self, relative: str, text: str) -> None:
+        self.storage.put_bytes(
+            self.prefix + relative, text.encode(), content_type="application/vnd.apple.mpegurl"
+        )
+
+    def upload(self, out: Path) -> None:
+        self.storage.put_dir(self.prefix, out)
+
+    def record(self, ready: list[str], sizes: dict[str, list[int]] | None = None) -> dict[str, Any]:
+        return {
+            "path": self.path,
+            "master": playlists.MASTER,
+            "variants": playlists.variants(self.ladder, sizes, ready),
+        }
+
+    def publish(self, ready: list[str]) -> None:
+        """The asset plays from here on (first processing only: a reprocess swaps at the end)."""
+        job = (self.ctx.job_id, self.ctx.attempt)
+        if assets.publish_early(self.ctx.db, self.media_id, self.record(ready), self.probe.public(), job=job):
+            log.info("media %s plays (%s ready)", self.media_id, ", ".join(ready) or "growing renditions")
+
+
+def seconds(ladder: Ladder, span: tuple[int, int]) -> float:
+    start, end = ladder.grid.span(*span)
+    return (end if end is not None else ladder.grid.end) - start
+
+
+def audio_apart(ladder: Ladder) -> bool:
+    """Whether the audio rendition is made by a job of its own (it is not copied by the remux)."""
+    return ladder.audio is not None and not (ladder.audio == "copy" and ladder.fast_start is None)
+
+
+def audio_cost(ladder: Ladder) -> float:
+    return max(0.01, ladders.AUDIO_COST_PER_S * ladder.grid.end)
+
+
+def store_audio(build: Build, out: Path) -> list[int]:
+    """Upload the audio rendition with its complete playlist (it is made whole, never by chunk)."""
+    sizes = hls.segment_sizes(out / AUDIO, 0, len(build.ladder.grid))
+    (out / playlists.playlist_path(AUDIO)).write_text(playlists.media_playlist_for(build.ladder))
+    build.upload(out)
+    shutil.rmtree(out / AUDIO, ignore_errors=True)
+    return sizes
+
+
+def join(
+    ctx: JobContext,
+    build: Build,
+    sizes: dict[str, list[int]],
+    thumbnail: str | None,
+    thumbnail_error: dict[str, str] | None,
+) -> dict[str, Any]:
+    """Every segment is stored: write the playlists and the measured master; the asset is ready."""
+    lad = build.ladder
+    ctx.progress(JOIN_FROM + 1, "Writing the playlists")
+    for r in lad.encoded:
+        build.put_text(playlists.playlist_path(r.name), playlists.media_playlist_for(lad))
+    build.put_text(playlists.MASTER, playlists.master(lad, lad.names, sizes))
+    build.storage.delete(build.prefix + BUILD)
+    hls_record = build.record(lad.names or [AUDIO], sizes)
+    result = finish(ctx, build.media_id, build.probe, hls_record, thumbnail, thumbnail_error)
+    chunks.drop(ctx.db, build.media_id, build.version)
+    return result
+
+
+def finish(
+    ctx: JobContext,
+    media_id: str,
+    info: Probe,
+    hls_record: dict[str, Any] | None,
+    thumbnail: str | None,
+    thumbnail_error: dict[str, str] | None,
+) -> dict[str, Any]:
+    """Swap the new files in: the asset is ready; superseded files go after a grace period."""
+    ctx.check_cancelled()
+    media = require_media(ctx)
+    before = [
+        (media.hls["path"] if media.hls else None, hls_record["path"] if hls_record else None),
+        (media.thumbnail, thumbnail),
+    ]
+    old = [path for path, new in before if path and path != new]
+    swapped = assets.update_media(
+        ctx.db,
+        media_id,
+        only_from=(assets.PROCESSING, assets.READY),
+        while_running=(ctx.job_id, ctx.attempt),
+        state=assets.READY,
+        probe=info.public(),
+        hls=hls_record,
+        thumbnail=thumbnail,
+        error=None,
+        extra={**(media.extra or {}), "thumbnail_error": thumbnail_error},
+    )
+    if not swapped:
+        # Taken over (or the asset is going): what this attempt stored is no one's.
+        storage = for_process(ctx.settings)
+        if hls_record and (not media.hls or media.hls["path"] != hls_record["path"]):
+            storage.delete_prefix(f"{assets.prefix(media_id)}{hls_record['path']}/")
+        if thumbnail and thumbnail != media.thumbnail:
+            storage.delete(f"{assets.prefix(media_id)}{thumbnail}")
+        raise JobCancelled("this attempt was taken over by another; what it stored is removed")
+    if old:
+        # Players that loaded the old playlists keep fetching its segments for a while: remove them later.
+        ctx.enqueue(
+            "media.cleanup", {"paths": old, "not_before": time.time() + ctx.settings.hls_swap_grace_s}
+        )
+    ctx.progress(100, "Ready")
+    return {
+        "media_id": media_id,
+        "hls": hls_record,
+        "thumbnail": thumbnail,
+        "thumbnail_error": thumbnail_error,
+    }

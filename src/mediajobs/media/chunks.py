@@ -1,0 +1,110 @@
+"""The chunks of an HLS version being encoded (table media_chunks): planned at once, marked done one by one.
+
+The job that plans a ladder writes one row per chunk of segments (and one, index -1, for the audio
+rendition) before any is encoded; each chunk's encoder marks its row done with its segments' sizes. The API
+builds growing playlists from them (`livehls`); the join measures bandwidths from their sizes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from sqlalchemy import delete, select, update
+
+from mediajobs.db.models import MediaChunk, utcnow
+from mediajobs.db.session import Database
+
+AUDIO_ROW = -1
+
+
+def plan(
+    db: Database,
+    media_id: str,
+    version: str,
+    spans: Sequence[tuple[int, int]],
+    durations: list[float],
+    *,
+    audio: bool,
+) -> None:
+    """One row per chunk [first, stop) of the grid (and the audio's, when it is made apart), none done."""
+    now = utcnow()
+    rows = [
+        MediaChunk(
+            media_id=media_id, version=version, index=i, first_segment=first,
+            durations=durations[first:stop], done=False, updated_at=now,
+        )
+        for i, (first, stop) in enumerate(spans)
+    ]  # fmt: skip
+    if audio:
+        rows.append(
+            MediaChunk(
+                media_id=media_id, version=version, index=AUDIO_ROW, first_segment=0, durations=[],
+                done=False, updated_at=now,
+            )
+        )  # fmt: skip
+    with db.write() as session:
+        mine = (MediaChunk.media_id == media_id, MediaChunk.version == version)
+        session.execute(delete(MediaChunk).where(*mine))
+        session.add_all(rows)
+
+
+def get(db: Database, media_id: str, version: str, index: int) -> MediaChunk | None:
+    with db.read() as session:
+        return session.get(MediaChunk, (media_id, version, index))
+
+
+def rows(db: Database, media_id: str, version: str) -> list[MediaChunk]:
+    with db.read() as session:
+        query = select(MediaChunk).where(MediaChunk.media_id == media_id, MediaChunk.version == version)
+        return list(session.scalars(query.order_by(MediaChunk.index)))
+
+
+def mark_done(db: Database, media_id: str, version: str, index: int, sizes: dict[str, list[int]]) -> bool:
+    """Record a chunk as encoded and stored; False when its row is gone (the asset or version was dropped)."""
+    with db.write() as session:
+        moved = session.execute(
+            update(MediaChunk)
+            .where(MediaChunk.media_id == media_id, MediaChunk.version == version, MediaChunk.index == index)
+            .values(done=True, sizes=sizes, updated_at=utcnow())
+        )
+        return bool(moved.rowcount)  # type: ignore[attr-defined]
+
+
+def drop(db: Database, media_id: str, version: str) -> None:
+    with db.write() as session:
+        session.execute(
+            delete(MediaChunk).where(MediaChunk.media_id == media_id, MediaChunk.version == version)
+        )
+
+
+def playable(found: Sequence[MediaChunk]) -> bool:
+    """Whether a player can start: the first chunk and the audio (when made apart) are stored."""
+    by_index = {row.index: row for row in found}
+    first, audio = by_index.get(0), by_index.get(AUDIO_ROW)
+    return first is not None and first.done and (audio is None or audio.done)
+
+
+def sizes(found: Sequence[MediaChunk]) -> dict[str, list[int]]:
+    """Every rendition's segment sizes, in grid order, from done rows."""
+    joined: dict[str, list[int]] = {}
+    for row in sorted(found, key=lambda r: (r.index == AUDIO_ROW, r.first_segment)):
+        for name, values in (row.sizes or {}).items():
+            joined.setdefault(name, []).extend(values)
+    return joined
+
+
+def versions(db: Database, media_id: str) -> list[str]:
+    """The HLS versions of an asset still being made (or left unfinished)."""
+    with db.read() as session:
+        query = select(MediaChunk.version).where(MediaChunk.media_id == media_id).distinct()
+        return sorted(session.scalars(query))
+
+
+def drop_all(db: Database, media_id: str) -> None:
+    with db.write() as session:
+        session.execute(delete(MediaChunk).where(MediaChunk.media_id == media_id))
+
+
+def version_paths(version: str) -> list[str]:
+    """What a build of `version` may have stored, relative to the asset: its HLS files, its thumbnail."""
+    return [f"hls/{version}", f"thumbnail/{version}.jpg"]

@@ -1,0 +1,306 @@
+"""media.process: an asset's HLS ladder and thumbnail, playable early, made on every cpu worker at once.
+
+1. Fetch, probe and read the source's packets; plan the ladder (`media.ladder`) and store the plan (build.json
+   beside the version's files) for the jobs that work on it elsewhere.
+2. A standard source's own stream is cut into the top rendition (`hls.remux`) and published at once: the
+   master plays, from the start and after any seek, seconds after the job starts (first processing only;
+   a reprocess keeps serving the old version until the new one is whole).
+3. The other renditions: for a source longer than MEDIAJOBS_CHUNK_THRESHOLD_S, one child job per chunk of
+   segments (`media.transcode_chunk`, cpu queue) and one for the audio, joined by `media.finish_ladder`;
+   otherwise here, chunk by chunk. Without a copied top rendition the asset becomes playable when the first
+   (short) chunk and the audio are stored: its renditions' playlists grow (`media.chunks`) until the end.
+4. The join writes every playlist and the master with measured bandwidths, then the asset is ready.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import uuid
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict
+
+from mediajobs.errors import MediajobsError, PermanentError
+from mediajobs.jobs.context import JobContext
+from mediajobs.jobs.registry import job_kind
+from mediajobs.media import assets, builds, chunks, hls, packets, playlists
+from mediajobs.media import grid as grids
+from mediajobs.media import ladder as ladders
+from mediajobs.media.kinds import HOUR, Phase, fetch_original, media_ended, probe_source, require_media
+from mediajobs.media.ladder import AUDIO
+from mediajobs.media.probe import Probe
+from mediajobs.media.thumbnail import make_thumbnail
+from mediajobs.storage import for_process
+
+log = logging.getLogger(__name__)
+
+
+class ProcessParams(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    pipeline: list[str] = assets.DEFAULT_PIPELINE
+    reprocess: bool = False
+
+
+class ChunkParams(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    version: str
+    index: int
+
+
+@job_kind(
+    "media.process",
+    params=ProcessParams,
+    queue="cpu",
+    soft_time_limit_s=6 * HOUR,
+    public=False,
+    on_end=media_ended,
+)
+def process_media(ctx: JobContext, params: ProcessParams) -> Any:
+    """Probe the original, build the HLS ladder and the thumbnail, then swap them in."""
+    media = require_media(ctx)
+    if not params.reprocess:
+        assets.update_media(
+            ctx.db, media.id, only_from=(assets.PENDING, assets.PROCESSING), state=assets.PROCESSING
+        )
+    src = fetch_original(ctx, media)
+    ctx.progress(1, "Probing")
+    info = probe_source(ctx, src)
+    version = uuid.uuid4().hex[:10]
+    thumbnail, thumbnail_error = media.thumbnail, None
+    if "hls" not in params.pipeline:
+        if "thumbnail" in params.pipeline:
+            thumbnail, thumbnail_error = _thumbnail(ctx, media.id, src, info, version)
+        return builds.finish(ctx, media.id, info, media.hls, thumbnail, thumbnail_error)
+    index = packets.scan(src, duration_s=info.duration) if info.has_video else None
+    build = builds.Build(ctx, media.id, version, ladders.plan(info, index), info)
+    _abandon_earlier(ctx, media.id)
+    # The version's rows say, from now on, that it is being made (media_ended removes what it left).
+    chunks.plan(
+        ctx.db, media.id, version, [(0, len(build.ladder.grid))], build.ladder.grid.durations(), audio=False
+    )
+    early = not params.reprocess
+    copied: dict[str, list[int]] = {}
+    if build.ladder.fast_start is None:
+        copied = _fast_start(ctx, build, src, index, early=early)
+    if "thumbnail" in params.pipeline:
+        thumbnail, thumbnail_error = _thumbnail(ctx, media.id, src, info, version)
+    build.save(copied=copied, thumbnail=thumbnail, thumbnail_error=thumbnail_error)
+    lad = build.ladder
+    ctx.progress(builds.OWN_UNTIL, "Planning the encodes")
+    if info.duration > ctx.settings.chunk_threshold_s and lad.encoded:
+        return _fan_out(ctx, build, early=early)
+    sizes = {**copied, **_encode_here(ctx, build, src, early=early)}
+    return builds.join(ctx, build, sizes, thumbnail, thumbnail_error)
+
+
+def _fan_out(ctx: JobContext, build: builds.Build, *, early: bool) -> Any:
+    """One child job per chunk (and one for the audio), on every cpu worker; the join ends the ladder."""
+    lad = build.ladder
+    growing = early and lad.fast_start is not None
+    # Chunks of half the threshold: a source just over it makes two, a long one many, and each chunk's
+    # start-up (fetching the original, seeking to its start) stays small beside its encode.
+    spans = grids.chunks(lad.grid, ctx.settings.chunk_threshold_s / 2, short_first=growing)
+    audio_apart = builds.audio_apart(lad)
+    chunks.plan(ctx.db, build.media_id, build.version, spans, lad.grid.durations(), audio=audio_apart)
+    if growing:
+        build.put_text(playlists.MASTER, playlists.master(lad, lad.names))
+    children: list[tuple[str, dict[str, Any], float]] = []
+    if audio_apart:
+        children.append(
+            (
+                "media.transcode_chunk",
+                {"version": build.version, "index": chunks.AUDIO_ROW},
+                builds.audio_cost(lad),
+            )
+        )
+    for i, span in enumerate(spans):
+        weight = ladders.cost(lad, builds.seconds(lad, span))
+        children.append(("media.transcode_chunk", {"version": build.version, "index": i}, weight))
+    return ctx.fan_out(children, then="media.finish_ladder", span=(builds.OWN_UNTIL, builds.JOIN_FROM))
+
+
+def _abandon_earlier(ctx: JobContext, media_id: str) -> None:
+    """Versions an earlier attempt left unfinished (its worker died): rows dropped, files removed."""
+    earlier = chunks.versions(ctx.db, media_id)
+    if earlier:
+        chunks.drop_all(ctx.db, media_id)
+        ctx.enqueue("media.cleanup", {"paths": [p for v in earlier for p in chunks.version_paths(v)]})
+
+
+def _fast_start(
+    ctx: JobContext, build: builds.Build, src: Path, index: packets.VideoIndex | None, *, early: bool
+) -> dict[str, list[int]]:
+    """Cut the source's own stream into the top rendition and publish it; {} when it cannot be copied."""
+    lad, out = build.ladder, ctx.temp_dir / "remux"
+    hls.remux(src, out, lad, build.probe, on_progress=Phase(ctx, 1, 3, "Cutting the source into segments"))
+    problem = hls.copy_is_exact(out, lad)
+    if problem is not None:
+        log.info("media %s: its stream is not copied: %s", build.media_id, problem)
+        build.ladder = ladders.plan_encoded(build.probe, index, problem)
+        grid = build.ladder.grid
+        chunks.plan(ctx.db, build.media_id, build.version, [(0, len(grid))], grid.durations(), audio=False)
+        shutil.rmtree(out, ignore_errors=True)
+        return {}
+    top = lad.renditions[0]
+    n = len(lad.grid)
+    sizes = {top.name: hls.segment_sizes(out / top.name, 0, n)}
+    if lad.audio == "copy":
+        sizes[AUDIO] = hls.segment_sizes(out / AUDIO, 0, n)
+    for name in sizes:
+        (out / playlists.playlist_path(name)).write_text(playlists.media_playlist_for(lad))
+    (out / playlists.MASTER).write_text(playlists.master(lad, [top.name], sizes))
+    ctx.progress(3, "Storing the first rendition")
+    build.upload(out)
+    shutil.rmtree(out, ignore_errors=True)
+    if early:
+        build.publish([top.name])
+    return sizes
+
+
+def _encode_here(ctx: JobContext, build: builds.Build, src: Path, *, early: bool) -> dict[str, list[int]]:
+    """The renditions still to make, in this job: a short first chunk first when nothing plays yet."""
+    lad, out = build.ladder, ctx.temp_dir / "encode"
+    n = len(lad.grid)
+    if not lad.encoded and not builds.audio_apart(lad):
+        # The copied top rendition is the whole ladder: decode it once, for damage the copy passed on.
+        stage = "Checking the source decodes"
+        hls.verify(src, lad, build.probe, on_progress=Phase(ctx, builds.OWN_UNTIL, builds.JOIN_FROM, stage))
+        return {}
+    growing = early and lad.fast_start is not None and lad.encoded and n > 1
+    spans = [(0, 1), (1, n)] if growing else [(0, n)]
+    audio_apart = builds.audio_apart(lad)
+    total = sum(ladders.cost(lad, builds.seconds(lad, s)) for s in spans) + (
+        builds.audio_cost(lad) if audio_apart else 0
+    )
+    total = max(total, 1e-9)
+    done = 0.0
+    scale = builds.JOIN_FROM - builds.OWN_UNTIL
+    sizes: dict[str, list[int]] = {}
+    chunks.plan(ctx.db, build.media_id, build.version, spans, lad.grid.durations(), audio=False)
+    if growing:
+        build.put_text(playlists.MASTER, playlists.master(lad, lad.names))
+    threads = ctx.settings.effective_ffmpeg_threads
+    if audio_apart:
+        share = builds.audio_cost(lad) / total * scale
+        hls.encode_audio(
+            src,
+            out,
+            lad,
+            build.probe,
+            on_progress=Phase(ctx, builds.OWN_UNTIL, builds.OWN_UNTIL + share, "Encoding the audio"),
+        )
+        sizes[AUDIO] = builds.store_audio(build, out)
+        done += share
+    for i, span in enumerate(spans):
+        share = ladders.cost(lad, builds.seconds(lad, span)) / total * scale
+        start = builds.OWN_UNTIL + done
+        names = ", ".join(r.name for r in lad.encoded)
+        hls.encode(
+            src,
+            out,
+            lad,
+            build.probe,
+            segments=span,
+            threads=threads,
+            on_progress=Phase(ctx, start, start + share, f"Transcoding to HLS ({names})"),
+        )
+        done += share
+        made = {r.name: hls.segment_sizes(out / r.name, *span) for r in lad.encoded}
+        for name, values in made.items():
+            sizes.setdefault(name, []).extend(values)
+        if growing:
+            build.upload(out)
+            _clear_segments(out)
+            chunks.mark_done(ctx.db, build.media_id, build.version, i, made)
+            if i == 0:
+                build.publish([])
+    if not growing:
+        ctx.progress(builds.JOIN_FROM, "Storing the renditions")
+        build.upload(out)
+    return sizes
+
+
+def _clear_segments(out: Path) -> None:
+    for segment in out.glob("*/seg_*.ts"):
+        segment.unlink()
+
+
+@job_kind("media.transcode_chunk", params=ChunkParams, queue="cpu", soft_time_limit_s=2 * HOUR, public=False)
+def transcode_chunk(ctx: JobContext, params: ChunkParams) -> dict[str, Any]:
+    """One chunk of segments of every encoded rendition (or, index -1, the whole audio rendition)."""
+    media = require_media(ctx)
+    row = chunks.get(ctx.db, media.id, params.version, params.index)
+    if row is None:
+        raise PermanentError(
+            f"chunk {params.index} of version {params.version} is not planned", code="not_found"
+        )
+    build, data = builds.Build.load(ctx, media.id, params.version)
+    lad = build.ladder
+    src = fetch_original(ctx, media)
+    out = ctx.temp_dir / "chunk"
+    if params.index == chunks.AUDIO_ROW:
+        hls.encode_audio(src, out, lad, build.probe, on_progress=Phase(ctx, 2, 95, "Encoding the audio"))
+        sizes = {AUDIO: builds.store_audio(build, out)}
+    else:
+        span = (row.first_segment, row.first_segment + len(row.durations))
+        start, end = lad.grid.span(*span)
+        until = end if end is not None else lad.grid.end
+        stage = f"Transcoding segments {span[0]}-{span[1] - 1} ({start:.0f}-{until:.0f} s)"
+        hls.encode(
+            src,
+            out,
+            lad,
+            build.probe,
+            segments=span,
+            threads=ctx.settings.effective_ffmpeg_threads,
+            on_progress=Phase(ctx, 2, 95, stage),
+        )
+        sizes = {r.name: hls.segment_sizes(out / r.name, *span) for r in lad.encoded}
+        ctx.progress(95, "Storing the segments")
+        build.upload(out)
+    ctx.check_cancelled()
+    current = chunks.mark_done(ctx.db, media.id, params.version, params.index, sizes)
+    if current and not data.get("copied") and chunks.playable(chunks.rows(ctx.db, media.id, params.version)):
+        build.publish([])
+    return {"version": params.version, "index": params.index}
+
+
+@job_kind(
+    "media.finish_ladder",
+    params=ProcessParams,
+    queue="cpu",
+    soft_time_limit_s=HOUR,
+    public=False,
+    on_end=media_ended,
+)
+def finish_ladder(ctx: JobContext, params: ProcessParams) -> dict[str, Any]:
+    """The join: every chunk is stored; write the playlists and the master, and the asset is ready."""
+    require_media(ctx)
+    version = next(r["version"] for r in ctx.child_results() if r)
+    assert ctx.media_id is not None
+    build, data = builds.Build.load(ctx, ctx.media_id, version)
+    sizes = {**(data.get("copied") or {}), **chunks.sizes(chunks.rows(ctx.db, ctx.media_id, version))}
+    return builds.join(ctx, build, sizes, data.get("thumbnail"), data.get("thumbnail_error"))
+
+
+def _thumbnail(
+    ctx: JobContext, media_id: str, src: Path, info: Probe, version: str
+) -> tuple[str | None, dict[str, str] | None]:
+    """A thumbnail, or the reason there is none; it never fails the asset."""
+    ctx.stage("Making the thumbnail")
+    try:
+        if not info.has_video:
+            raise PermanentError("the source has no video stream", code="no_video")
+        local = make_thumbnail(src, ctx.temp_dir / "thumbnail.jpg", info)
+        path = f"thumbnail/{version}.jpg"
+        for_process(ctx.settings).put_file(
+            f"{assets.prefix(media_id)}{path}", local, content_type="image/jpeg"
+        )
+        return path, None
+    except MediajobsError as exc:
+        if exc.code == "cancelled":
+            raise
+        log.info("no thumbnail for %s: %s", media_id, exc)
+        return None, {"code": exc.code, "message": str(exc)}

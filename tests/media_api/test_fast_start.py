@@ -1,0 +1,231 @@
+"""Publish in seconds, finish in parallel: fast start and chunked transcoding through the API and workers.
+
+One stack with two one-slot workers and MEDIAJOBS_CHUNK_THRESHOLD_S=8, so a 12-20 s clip is encoded as chunk
+jobs on both at once, like a long video on a cluster.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from mediajobs.media.playlists import parse_media_playlist
+from tests.media.test_ladder import check_ladder, encode_source
+from tests.media_api.helpers import JSON, get_media, upload, wait_gone, wait_job, wait_media
+from tests.media_api.stacks import MediaStack, StackPool
+from tests.servers import wait_for
+
+
+@pytest.fixture(scope="module")
+def chunked(stack_pool: StackPool) -> MediaStack:
+    return stack_pool.get("chunked", "file", workers=2, concurrency=1, chunk_threshold_s="8")
+
+
+@pytest.fixture
+def capi(chunked: MediaStack) -> Iterator[httpx.Client]:
+    with chunked.client() as client:
+        yield client
+
+
+@pytest.fixture(scope="module")
+def sources(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    work = tmp_path_factory.mktemp("fast-start")
+    return {
+        "standard": encode_source(work / "standard.mp4", "-c:v", "libx264", "-preset", "ultrafast",
+                                  "-g", "50", "-c:a", "aac", duration=12.0),
+        "hevc": encode_source(work / "hevc.mkv", "-c:v", "libx265", "-preset", "ultrafast",
+                              "-x265-params", "log-level=error", "-c:a", "libopus", duration=20.0),
+    }  # fmt: skip
+
+
+class Watch:
+    """Samples an asset and its media.process job while it works, as a client polling the API would."""
+
+    def __init__(self, api: httpx.Client, media_id: str, job_id: str) -> None:
+        self.api, self.media_id, self.job_id = api, media_id, job_id
+        self.first_playable: JSON | None = None
+        self.playlist_then: dict[str, str] = {}
+        self.progress: list[float] = []
+        self.done = threading.Event()
+
+    def run(self) -> None:
+        with httpx.Client(base_url=str(self.api.base_url), timeout=10) as api:
+            while not self.done.is_set():
+                media = api.get(f"/api/v1/media/{self.media_id}").json()
+                job = api.get(f"/api/v1/jobs/{self.job_id}").json()
+                self.progress.append(job["progress"])
+                playing = media.get("playable_at") and media["state"] == "processing"
+                if self.first_playable is None and playing:
+                    self.first_playable = media
+                    master = api.get(media["hls"]["master_url"])
+                    self.playlist_then["master"] = master.text
+                    for v in media["hls"]["variants"]:
+                        self.playlist_then[str(v["height"])] = api.get(v["url"]).text
+                if media["state"] in ("ready", "failed"):
+                    return
+                time.sleep(0.05)
+
+
+def watch(api: httpx.Client, created: JSON) -> tuple[Watch, threading.Thread]:
+    w = Watch(api, created["media"]["id"], created["job"]["id"])
+    thread = threading.Thread(target=w.run, daemon=True)
+    thread.start()
+    return w, thread
+
+
+def stored_hls(stack: MediaStack, media: JSON) -> Path:
+    assert stack.stored.root is not None
+    path = media["hls"]["master_url"].split("/files/")[1].rsplit("/", 1)[0]
+    return stack.stored.root / "media" / media["id"] / path
+
+
+def test_standard_upload_plays_its_own_stream_while_the_rungs_below_are_encoded_in_chunks(
+    chunked: MediaStack, capi: httpx.Client, sources: dict[str, Path], tmp_path: Path
+) -> None:
+    created = upload(capi, sources["standard"])
+    w, thread = watch(capi, created)
+    media = wait_media(capi, created["media"]["id"], "ready", "failed", timeout_s=120)
+    thread.join(10)
+
+    assert media["state"] == "ready", media
+    early = w.first_playable
+    assert early is not None, "the asset never played while it was processing"
+    assert [(v["height"], v["ready"]) for v in early["hls"]["variants"]] == [(480, True), (360, False)]
+    # The master played then lists the ready rendition only, whose playlist is whole: seekable anywhere.
+    assert "480p/index.m3u8" in w.playlist_then["master"] and "360p" not in w.playlist_then["master"]
+    assert "#EXT-X-ENDLIST" in w.playlist_then["480"]
+    assert [(v["height"], v["ready"]) for v in media["hls"]["variants"]] == [(480, True), (360, True)]
+    assert media["playable_at"] == early["playable_at"]
+    assert media["playable_at"] < media["updated_at"]
+    jobs = [capi.get(f"/api/v1/jobs/{j}").json() for j in media["jobs"]]
+    assert sorted(j["kind"] for j in jobs).count("media.transcode_chunk") >= 2
+    assert w.progress == sorted(w.progress) and w.progress[-1] == 100.0
+    check_ladder(stored_hls(chunked, media), sources["standard"], tmp_path)
+
+
+def test_hevc_upload_plays_once_its_first_chunk_is_stored_and_grows_to_a_whole_ladder(
+    chunked: MediaStack, capi: httpx.Client, sources: dict[str, Path], tmp_path: Path
+) -> None:
+    created = upload(capi, sources["hevc"])
+    w, thread = watch(capi, created)
+    media = wait_media(capi, created["media"]["id"], "ready", "failed", timeout_s=180)
+    thread.join(10)
+
+    assert media["state"] == "ready", media
+    early = w.first_playable
+    assert early is not None, "the asset never played while it was processing"
+    assert all(not v["ready"] for v in early["hls"]["variants"])
+    grown = w.playlist_then["480"]
+    # A growing playlist: players wait for more and may not seek past what is listed.
+    assert "#EXT-X-PLAYLIST-TYPE:EVENT" in grown and "#EXT-X-START:TIME-OFFSET=0" in grown
+    listed = len(parse_media_playlist(grown))
+    assert listed >= 1
+    if "#EXT-X-ENDLIST" not in grown:
+        assert listed < 5
+    process_job = capi.get(f"/api/v1/jobs/{created['job']['id']}").json()
+    children = capi.get("/api/v1/jobs", params={"parent_id": process_job["id"], "limit": 50}).json()["items"]
+    assert {c["kind"] for c in children} == {"media.transcode_chunk"}
+    assert len(children) >= 3  # the audio, the short first chunk, the rest
+    assert w.progress == sorted(w.progress) and w.progress[-1] == 100.0
+    check_ladder(stored_hls(chunked, media), sources["hevc"], tmp_path)
+
+
+def test_deleting_an_asset_mid_chunk_stops_every_chunk_and_leaves_nothing(
+    chunked: MediaStack, capi: httpx.Client, sources: dict[str, Path]
+) -> None:
+    created = upload(capi, sources["hevc"])
+    media_id = created["media"]["id"]
+    wait_for(lambda: any_chunk_running(capi, created), timeout_s=60, message="a chunk job to run")
+
+    assert capi.delete(f"/api/v1/media/{media_id}").status_code == 202
+    wait_gone(capi, media_id, timeout_s=60)
+
+    jobs = capi.get("/api/v1/jobs", params={"media_id": media_id, "limit": 100}).json()["items"]
+    assert all(j["state"] in ("succeeded", "failed", "cancelled") for j in jobs), jobs
+    assert chunked.stored.keys(f"media/{media_id}") == []
+    chunked.assert_temp_empty()
+
+
+def any_chunk_running(api: httpx.Client, created: JSON) -> bool:
+    items = api.get("/api/v1/jobs", params={"parent_id": created["job"]["id"], "limit": 50}).json()["items"]
+    return any(j["state"] == "running" and j["progress"] > 0 for j in items)
+
+
+def test_cancelling_the_processing_mid_chunk_fails_the_asset_and_removes_its_partial_stream(
+    chunked: MediaStack, capi: httpx.Client, sources: dict[str, Path]
+) -> None:
+    created = upload(capi, sources["hevc"])
+    media_id = created["media"]["id"]
+    wait_for(lambda: any_chunk_running(capi, created), timeout_s=60, message="a chunk job to run")
+
+    assert capi.delete(f"/api/v1/jobs/{created['job']['id']}").status_code in (200, 202)
+    wait_job(capi, created["job"]["id"], "cancelled", timeout_s=30)
+    media = wait_media(capi, media_id, "failed", timeout_s=30)
+
+    assert media["error"]["code"] == "cancelled" and media["hls"] is None and media["playable_at"] is None
+    wait_for(
+        lambda: not [k for k in chunked.stored.keys(f"media/{media_id}") if "/hls/" in k],
+        timeout_s=30,
+        message="the partial stream to be removed",
+    )
+    assert [k for k in chunked.stored.keys(f"media/{media_id}") if "/original/" in k]  # the upload stays
+    chunked.assert_temp_empty()
+
+
+def test_a_chunk_whose_worker_dies_is_retried_alone_and_the_asset_still_becomes_ready(
+    chunked: MediaStack, capi: httpx.Client, sources: dict[str, Path], tmp_path: Path
+) -> None:
+    created = upload(capi, sources["hevc"])
+    wait_for(lambda: any_chunk_running(capi, created), timeout_s=60, message="a chunk job to run")
+    victim = chunked.stack.workers[0]
+
+    chunked.stack.kill_worker(victim)
+    try:
+        media = wait_media(capi, created["media"]["id"], "ready", "failed", timeout_s=180)
+    finally:
+        chunked.stack.workers.remove(victim)
+        chunked.stack.start_worker("io,cpu,default", 1)
+
+    assert media["state"] == "ready", media
+    query = {"parent_id": created["job"]["id"], "limit": 50}
+    children = capi.get("/api/v1/jobs", params=query).json()["items"]
+    assert all(c["state"] == "succeeded" for c in children)
+    assert [c["attempt"] for c in children].count(1) >= len(children) - 1  # only the killed one ran again
+    check_ladder(stored_hls(chunked, media), sources["hevc"], tmp_path)
+
+
+def test_a_corrupt_region_fails_its_chunk_and_the_asset_says_where(
+    chunked: MediaStack, capi: httpx.Client, tmp_path: Path
+) -> None:
+    clean = tmp_path / "clean.ts"
+    subprocess.run(
+        ["ffmpeg", "-v", "error", "-f", "lavfi", "-i", "testsrc2=size=854x480:rate=25", "-f", "lavfi",
+         "-i", "sine", "-t", "20", "-c:v", "libx264", "-preset", "ultrafast", "-g", "50", "-c:a", "aac",
+         "-f", "mpegts", str(clean)],
+        check=True,
+    )  # fmt: skip
+    data = bytearray(clean.read_bytes())
+    for i in range(int(len(data) * 0.55), int(len(data) * 0.60)):
+        data[i] = (i * 7919) % 251  # garbage over a twentieth of the file, past its first chunk
+    broken = tmp_path / "broken.ts"
+    broken.write_bytes(bytes(data))
+
+    created = upload(capi, broken, content_type="video/mp2t")
+    media = wait_media(capi, created["media"]["id"], "ready", "failed", timeout_s=120)
+
+    assert media["state"] == "failed", media
+    assert media["error"]["code"] == "unsupported_media"
+    assert "corrupt between" in media["error"]["message"]
+    assert media["hls"] is None  # the copied top rendition played meanwhile; it is withdrawn
+    query = {"parent_id": created["job"]["id"], "limit": 50}
+    children = capi.get("/api/v1/jobs", params=query).json()["items"]
+    failed = [c for c in children if c["state"] == "failed"]
+    assert [c["error"]["code"] for c in failed] == ["unsupported_media"]
+    chunked.assert_temp_empty()
+    assert get_media(capi, media["id"])["state"] == "failed"
