@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import math
 import shutil
 import uuid
 from typing import Any
@@ -9,6 +11,7 @@ from typing import Any
 import httpx
 import pytest
 
+from mediajobs.jobs.registry import load_kinds, registry
 from tests.media.conftest import Served
 from tests.media_api.clips import Clips
 from tests.media_api.helpers import (
@@ -80,7 +83,8 @@ def test_mask_makes_a_derived_asset_and_leaves_the_source_untouched(
         {"x": 400, "y": 200, "w": 100, "h": 100, "start": 1.0, "end": 3.0, "style": "pixelate"},
         {"x": 500, "y": 0, "w": 140, "h": 60, "start": 0.5, "end": None, "style": "black"},
     ]
-    _, derived = _derived(file_api, source, "mask", {"regions": regions})
+    done, derived = _derived(file_api, source, "mask", {"regions": regions})
+    assert done["params"] == {"regions": regions, "pipeline": None}  # the job runs with what was asked
 
     probe, parent_probe = derived["probe"], source["probe"]
     assert (probe["width"], probe["height"]) == (parent_probe["width"], parent_probe["height"])
@@ -100,7 +104,8 @@ def test_remove_frames_shortens_the_derived_asset_by_the_removed_time(
     source = ready_asset(file_stack, clips)
     before = _snapshot(file_stack, file_api, source["id"])
     ranges = [{"start": 0.5, "end": 1.0}, {"start": 2.0, "end": 2.5}]
-    _, derived = _derived(file_api, source, "remove-frames", {"ranges": ranges})
+    done, derived = _derived(file_api, source, "remove-frames", {"ranges": ranges})
+    assert done["params"] == {"ranges": ranges, "pipeline": None}
 
     expected = source["probe"]["duration"] - 1.0
     assert abs(derived["probe"]["duration"] - expected) <= FRAME_S + 0.03, (derived["probe"], expected)
@@ -183,6 +188,11 @@ INVALID = [
     ("mask", {}, ("regions",)),
     ("mask", {"regions": [{**REGION, "x": -5}]}, ("x",)),
     ("mask", {"regions": [{**REGION, "w": 0}]}, ("w",)),
+    ("mask", {"regions": [{**REGION, "h": -3}]}, ("h",)),
+    ("mask", {"regions": [{**REGION, "start": -1.0}]}, ("start",)),
+    ("mask", {"regions": [{**REGION, "start": math.nan}]}, ("start",)),
+    ("mask", {"regions": [{**REGION, "end": math.inf}]}, ("end",)),  # JSON's 1e999 parses as infinity too
+    ("mask", {"regions": [{**REGION, "start": 30.0}]}, ("regions",)),  # after the 4 s video ends
     ("mask", {"regions": [{**REGION, "style": "sparkle"}]}, ("style",)),
     ("mask", {"regions": [{**REGION, "start": 2.0, "end": 1.0}]}, ("end", "start")),
     ("mask", {"regions": [{**REGION, "start": 2.0, "end": 2.0}]}, ("end", "start")),
@@ -196,6 +206,8 @@ INVALID = [
     ("remove-frames", {"ranges": [{"start": 2.0, "end": 1.0}]}, ("end", "start")),
     ("remove-frames", {"ranges": [{"start": 1.0, "end": 1.0}]}, ("end", "start")),
     ("remove-frames", {"ranges": [{"start": -1.0, "end": 1.0}]}, ("start",)),
+    ("remove-frames", {"ranges": [{"start": 0.0, "end": math.inf}]}, ("end",)),
+    ("remove-frames", {"ranges": [{"start": math.nan, "end": 1.0}]}, ("start",)),
     ("remove-frames", {"ranges": [{"start": 0.0, "end": 2.0}, {"start": 1.5, "end": 4.5}]}, ("ranges",)),
     ("remove-frames", {"ranges": [{"start": 0.0, "end": 4.0}]}, ("ranges",)),
     ("remove-frames", {"ranges": [{"start": 10.0, "end": 12.0}]}, ("ranges",)),
@@ -217,10 +229,23 @@ def test_operation_with_invalid_input_is_refused_naming_the_field(
 ) -> None:
     source = ready_asset(file_stack, clips)
     before_ids, before_jobs = all_media_ids(file_api), get_media(file_api, source["id"])["jobs"]
-    answer = problem(file_api.post(f"/api/v1/media/{source['id']}/{operation}", json=body), 422)
+    raw = json.dumps(body).encode()  # NaN and Infinity as Python's json writes (and Starlette reads) them
+    url = f"/api/v1/media/{source['id']}/{operation}"
+    answer = problem(file_api.post(url, content=raw, headers={"Content-Type": "application/json"}), 422)
     assert names_field(answer, *fields), f"none of {fields} named in {answer}"
     assert all_media_ids(file_api) == before_ids
     assert get_media(file_api, source["id"])["jobs"] == before_jobs
+
+
+def test_deriving_operations_take_their_jobs_params_model_as_body(file_api: httpx.Client) -> None:
+    spec = file_api.get("/openapi.json").json()
+    load_kinds()
+    for operation, kind in (("mask", "media.mask"), ("remove-frames", "media.remove_frames")):
+        body = spec["paths"][f"/api/v1/media/{{media_id}}/{operation}"]["post"]["requestBody"]
+        name = body["content"]["application/json"]["schema"]["$ref"].rsplit("/", 1)[-1]
+        params = registry.get(kind).params
+        assert name == params.__name__, (operation, name, params)
+        assert set(spec["components"]["schemas"][name]["properties"]) == set(params.model_fields)
 
 
 OPERATIONS = [

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import Any
+from typing import Annotated, Any
 
+from fastapi import Header, Request
 from fastapi.responses import JSONResponse
 from sqlalchemy.orm import Session
 
@@ -13,6 +14,7 @@ from mediajobs.db.models import IdempotencyKey, utcnow
 from mediajobs.db.session import Database
 
 TTL = timedelta(hours=24)
+IdempotencyHeader = Annotated[str | None, Header(alias="Idempotency-Key")]
 
 
 def check_key(key: str | None) -> str | None:
@@ -34,6 +36,14 @@ def replay(db: Database, scope: str, key: str | None) -> JSONResponse | None:
         headers = {"Location": row.location} if row.location else {}
         headers["Idempotent-Replayed"] = "true"
         return JSONResponse(row.body, status_code=row.status_code, headers=headers)
+
+
+def replay_for(
+    request: Request, db: Database, key: str | None
+) -> tuple[str, str | None, JSONResponse | None]:
+    """(scope, key, the first answer if this key was used on this URL within 24 h)."""
+    scope, key = f"POST {request.url.path}", check_key(key)
+    return scope, key, replay(db, scope, key)
 
 
 def remember(

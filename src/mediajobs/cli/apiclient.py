@@ -14,8 +14,8 @@ from urllib.parse import urljoin
 import httpx
 
 from mediajobs.config import Settings
+from mediajobs.jobs import states
 
-JOB_TERMINAL = frozenset({"succeeded", "failed", "cancelled"})
 UPLOAD_CHUNK_BYTES = 1024 * 1024
 
 
@@ -239,7 +239,7 @@ class ApiClient:
                 for job in self.job_events(job_id):
                     unreachable_since = None
                     yield job
-                    if job["state"] in JOB_TERMINAL:
+                    if job["state"] in states.TERMINAL:
                         return
                 job = self.job(job_id)
             except ApiUnreachable:
@@ -255,7 +255,7 @@ class ApiClient:
                 job = self.job(job_id)  # no stream for this job (or a broken one): poll it instead
             unreachable_since = None
             yield job
-            if job["state"] in JOB_TERMINAL:
+            if job["state"] in states.TERMINAL:
                 return
             time.sleep(poll_interval_s)
 

@@ -23,9 +23,8 @@ from mediajobs.cli.progress import (
     wait_for_media,
 )
 from mediajobs.config import get_settings
-
-JOB_STATES = ("queued", "running", "retrying", "succeeded", "failed", "cancelled")
-MEDIA_STATES = ("pending", "importing", "processing", "ready", "failed", "deleting")
+from mediajobs.jobs import states
+from mediajobs.media import states as media_states
 
 
 class ApiCommand(click.Command):
@@ -142,7 +141,7 @@ def jobs() -> None:
 
 
 @jobs.command("ls")
-@click.option("--state", type=click.Choice(JOB_STATES))
+@click.option("--state", type=click.Choice(states.STATES))
 @click.option("--kind")
 @click.option("--media-id")
 @click.option("--limit", type=click.IntRange(1, 500), help="How many (with --all: per page).")
@@ -207,8 +206,8 @@ def jobs_cancel(job_id: str, wait: bool) -> None:
     with connect() as client:
         job = client.job_cancel(job_id)
         if wait:
-            report_job(wait_for_job(client, job), as_json=False, expect="cancelled")
-        elif job.get("cancel_requested") and job["state"] not in ("succeeded", "failed", "cancelled"):
+            report_job(wait_for_job(client, job), as_json=False, expect=states.CANCELLED)
+        elif job.get("cancel_requested") and job["state"] not in states.TERMINAL:
             click.echo(f"job {job['id']} {job['state']}: cancel requested")
         else:
             click.echo(f"job {job['id']} {job['state']}")
@@ -321,7 +320,7 @@ def media_upload(file: Path, wait: bool, as_json: bool) -> None:
 
 
 @media.command("ls")
-@click.option("--state", type=click.Choice(MEDIA_STATES))
+@click.option("--state", type=click.Choice(media_states.STATES))
 @click.option("--limit", type=click.IntRange(1, 500), help="How many (with --all: per page).")
 @click.option("--all", "follow", is_flag=True, help="Every page, not only the newest.")
 @click.option("--json", "as_json", is_flag=True)

@@ -14,12 +14,13 @@ from typing import Any, TextIO
 
 import click
 
-from mediajobs.cli.apiclient import JOB_TERMINAL, ApiClient
+from mediajobs.cli.apiclient import ApiClient
+from mediajobs.jobs import states
+from mediajobs.media import states as media_states
 
 BAR_WIDTH = 20
 PLAIN_MIN_INTERVAL_S = 1.0
 PLAIN_PROGRESS_STEP = 10.0
-MEDIA_DONE = frozenset({"ready", "failed"})
 MEDIA_POLL_INTERVAL_S = 1.0
 
 
@@ -116,7 +117,7 @@ class JobProgress:
         percent = float(job.get("progress") or 0.0)
         parts = [str(job.get("kind", "job")), f"{job['state']:<9}", bar(percent), f"{percent:5.1f}%"]
         eta = job.get("eta_seconds")
-        if eta is not None and job["state"] == "running":
+        if eta is not None and job["state"] == states.RUNNING:
             parts.append(f"ETA {format_duration(float(eta))}")
         if job.get("stage"):
             parts.append(str(job["stage"]))
@@ -197,7 +198,7 @@ class TransferProgress:
 def follow_job(client: ApiClient, job: dict[str, Any], display: JobProgress) -> dict[str, Any]:
     """Show the job live until it ends; the job as it ended. Ctrl-C stops watching, not the job."""
     display.update(job)
-    if job["state"] in JOB_TERMINAL:
+    if job["state"] in states.TERMINAL:
         return job
     try:
         for job in client.follow(job["id"]):  # noqa: B020 - the last one seen is the answer
@@ -233,7 +234,7 @@ def wait_for_media(client: ApiClient, media: dict[str, Any], job: dict[str, Any]
             pending = [job_id for job_id in media.get("jobs") or [] if job_id not in followed]
             if pending:
                 job = client.job(pending[0])
-            elif media["state"] in MEDIA_DONE:
+            elif media["state"] in media_states.SETTLED:
                 return media
             else:
                 time.sleep(MEDIA_POLL_INTERVAL_S)
@@ -245,11 +246,11 @@ def wait_for_media(client: ApiClient, media: dict[str, Any], job: dict[str, Any]
         display.close()
 
 
-def report_job(job: dict[str, Any], *, as_json: bool, expect: str = "succeeded") -> None:
+def report_job(job: dict[str, Any], *, as_json: bool, expect: str = states.SUCCEEDED) -> None:
     """The job's end on stdout, its failure on stderr with exit code 1."""
     if as_json:
         print_json(job)
-    elif job["state"] == "succeeded":
+    elif job["state"] == states.SUCCEEDED:
         started, finished = parse_time(job.get("started_at")), parse_time(job.get("finished_at"))
         took = f" in {format_took((finished - started).total_seconds())}" if started and finished else ""
         click.echo(f"job {job['id']} succeeded{took}")

@@ -10,13 +10,15 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Literal, get_args
 
 from mediajobs.errors import InvalidParams, UnsupportedMedia
 from mediajobs.media.ffmpeg import MP4_SUFFIXES, faststart_args, run_ffmpeg, thread_args, vfr_args
 from mediajobs.media.inputs import input_args
 from mediajobs.media.probe import Probe
 
-STYLES = ("blur", "black", "pixelate")
+Style = Literal["blur", "black", "pixelate"]
+STYLES: tuple[str, ...] = get_args(Style)
 
 # Audio codecs the mp4 muxer takes as they are; anything else (pcm, flac, vorbis) is re-encoded to AAC.
 MP4_AUDIO_CODECS = frozenset({"aac", "mp3", "ac3", "eac3", "opus", "alac"})

@@ -1,131 +1,70 @@
-"""/api/v1/media: upload, import, look at, list, delete assets, serve their files, run operations on them."""
+"""/api/v1/media: upload, import, look at, list and delete assets (files and operations: their own routes)."""
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Header, Query, Request
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy import select
-from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
 from mediajobs.api import idempotency
 from mediajobs.api.deps import DbDep, SettingsDep
+from mediajobs.api.idempotency import IdempotencyHeader
+from mediajobs.api.media_answers import media_answer, media_answers
+from mediajobs.api.openapi import HTTP_URL, link, problem, problems, success
 from mediajobs.api.problems import invalid
-from mediajobs.api.routes.jobs import params_problem
+from mediajobs.api.schemas import MediaAccepted, MediaDeleting, MediaPage, MediaPublic
+from mediajobs.api.submissions import record_and_publish
 from mediajobs.api.uploads import store_upload
-from mediajobs.broker import broker_for
-from mediajobs.db.models import Job
+from mediajobs.db.models import Job, Media
 from mediajobs.db.session import Database
 from mediajobs.egress.policy import Policy
 from mediajobs.errors import ForbiddenAddress, InvalidUrl, SourceUnreachable, TransientError
 from mediajobs.jobs import lifecycle
-from mediajobs.jobs.lifecycle import ParamsRejected
 from mediajobs.jobs.schemas import public as job_public
-from mediajobs.media import assets, playback
+from mediajobs.media import assets
 from mediajobs.media.urlguard import check_url
 from mediajobs.storage import content_type_for
 
 router = APIRouter(prefix="/api/v1/media", tags=["media"])
-Step = Literal["hls", "thumbnail"]
+# Where an answer with a new asset leads: the asset, its operations, its job.
+MEDIA_LINKS = link(
+    "get_media",
+    "delete_media",
+    "mask",
+    "remove_frames",
+    "analyze",
+    "reprocess",
+    media_id="$response.body#/media/id",
+) | link("get_job", job_id="$response.body#/job/id")
 
 
-def _jobs_by_media(db: Database, ids: list[str]) -> dict[str, list[str]]:
-    found: dict[str, list[str]] = {i: [] for i in ids}
-    if ids:
-        with db.read() as session:
-            for media_id, job_id in session.execute(
-                select(Job.media_id, Job.id).where(Job.media_id.in_(ids)).order_by(Job.created_at, Job.id)
-            ):
-                found[str(media_id)].append(job_id)
-    return found
-
-
-def _public(request: Request, db: Database, media: Any) -> dict[str, Any]:
-    return media_answer(request, media, _jobs_by_media(db, [media.id])[media.id])
-
-
-def record_and_publish(
-    request: Request,
-    db: Database,
-    *,
-    media: Any | None,
-    kind: str,
-    params: dict[str, Any],
-    media_id: str,
-    scope: str | None = None,
-    key: str | None = None,
-    answer: Any = None,
-    location: str | None = None,
-) -> Any:
-    """Record (asset and) job in one transaction with the idempotency key's answer, then publish the job."""
-
-    def with_job(session: Session, job: Job) -> None:
-        if media is not None:
-            session.add(media)
-        if answer is not None:
-            session.flush()
-            where = location or f"/api/v1/jobs/{job.id}"
-            idempotency.remember(session, scope or "", key, status=202, body=answer(job), location=where)
-
-    broker = broker_for(request.app.state.settings)
-    try:
-        return lifecycle.submit(db, broker, kind=kind, params=params, media_id=media_id, with_job=with_job)
-    except ParamsRejected as exc:
-        raise params_problem(exc) from exc
-
-
-IdempotencyHeader = Annotated[str | None, Header(alias="Idempotency-Key")]
-
-
-def replay_for(
-    request: Request, db: Database, key: str | None
-) -> tuple[str, str | None, JSONResponse | None]:
-    """(scope, key, the first answer if this key was used on this URL within 24 h)."""
-    scope, key = f"POST {request.url.path}", idempotency.check_key(key)
-    return scope, key, idempotency.replay(db, scope, key)
-
-
-def job_answer(
-    request: Request,
-    db: Database,
-    *,
-    kind: str,
-    params: dict[str, Any],
-    media_id: str,
-    scope: str,
-    key: str | None,
-) -> JSONResponse:
-    answer = lambda job: {"job": job_public(job)}  # noqa: E731
-    job = record_and_publish(
-        request,
-        db,
-        media=None,
-        kind=kind,
-        params=params,
-        media_id=media_id,
-        scope=scope,
-        key=key,
-        answer=answer,
-    )
-    return JSONResponse(answer(job), status_code=202, headers={"Location": f"/api/v1/jobs/{job.id}"})
+def _public(request: Request, db: Database, media: Media) -> dict[str, Any]:
+    return media_answers(request, db, [media])[0]
 
 
 class ImportCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    url: str = Field(min_length=1, max_length=4096)
-    pipeline: list[Step] | None = None
+    # The pattern documents the scheme check (urlguard) for clients; it is not what enforces it.
+    url: str = Field(min_length=1, max_length=4096, json_schema_extra={"pattern": HTTP_URL})
+    pipeline: list[assets.Step] | None = None
 
 
-@router.post("/imports", status_code=202)
+@router.post(
+    "/imports",
+    status_code=202,
+    response_model=None,
+    responses=success(202, "the new asset and its import job", MediaAccepted, located=True, links=MEDIA_LINKS)
+    | problem(422, "a URL that may not be imported (scheme, port, private address) or a bad pipeline"),
+)
 def import_media(
     body: ImportCreate,
     request: Request,
     db: DbDep,
     settings: SettingsDep,
-    idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key")] = None,
+    idempotency_key: IdempotencyHeader = None,
 ) -> JSONResponse:
     scope, key = "POST /api/v1/media/imports", idempotency.check_key(idempotency_key)
     if (replayed := idempotency.replay(db, scope, key)) is not None:
@@ -153,20 +92,40 @@ def import_media(
     return JSONResponse(answer(job), status_code=202, headers={"Location": f"/api/v1/media/{media.id}"})
 
 
-def media_answer(request: Request, media: Any, jobs: list[str]) -> dict[str, Any]:
-    """The asset's JSON; with auth on its file URLs carry a playback token for this asset."""
-    token = playback.sign(request.app.state.settings, media.id)
-    return assets.public(media, jobs=jobs, base_url=str(request.base_url), token=token)
-
-
-@router.post("/uploads", status_code=202)
+@router.post(
+    "/uploads",
+    status_code=202,
+    response_model=None,
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "description": "the file's bytes (any video or audio type), or a form with a `file` field",
+            "content": {
+                "application/octet-stream": {"schema": {"type": "string", "format": "binary"}},
+                "multipart/form-data": {
+                    "schema": {
+                        "type": "object",
+                        "properties": {"file": {"type": "string", "format": "binary"}},
+                        "required": ["file"],
+                    }
+                },
+            },
+        }
+    },
+    responses=success(
+        202, "the new asset, stored, and its processing job", MediaAccepted, located=True, links=MEDIA_LINKS
+    )
+    | problem(400, "a malformed multipart/form-data body")
+    | problem(413, "the upload is over MEDIAJOBS_MAX_UPLOAD_BYTES")
+    | problem(422, "an empty upload, a form without a `file` field, or a bad pipeline"),
+)
 async def upload_media(
     request: Request,
     db: DbDep,
     settings: SettingsDep,
     filename: str | None = None,
     pipeline: str | None = None,
-    idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key")] = None,
+    idempotency_key: IdempotencyHeader = None,
 ) -> JSONResponse:
     scope, key = "POST /api/v1/media/uploads", idempotency.check_key(idempotency_key)
     if (replayed := await run_in_threadpool(idempotency.replay, db, scope, key)) is not None:
@@ -217,7 +176,11 @@ def _media_type(sent: str | None, key: str) -> str:
     return content_type_for(key) if sent in GENERIC_TYPES else sent
 
 
-@router.get("")
+@router.get(
+    "",
+    response_model=None,
+    responses=success(200, "newest first", MediaPage) | problem(422, "a bad filter, limit or cursor"),
+)
 def list_media(
     request: Request,
     db: DbDep,
@@ -232,19 +195,23 @@ def list_media(
         page = assets.list_media(db, state=state, limit=limit, cursor=cursor, parent_id=parent_id)
     except ValueError as exc:
         raise invalid(["cursor"], str(exc)) from exc
-    jobs = _jobs_by_media(db, [m.id for m in page.items])
-    return {
-        "items": [media_answer(request, m, jobs[m.id]) for m in page.items],
-        "next_cursor": page.next_cursor,
-    }
+    return {"items": media_answers(request, db, list(page.items)), "next_cursor": page.next_cursor}
 
 
-@router.get("/{media_id}")
+@router.get(
+    "/{media_id}", response_model=None, responses=success(200, "the asset", MediaPublic) | problems(404)
+)
 def get_media(media_id: str, request: Request, db: DbDep) -> dict[str, Any]:
     return _public(request, db, assets.get_media(db, media_id))
 
 
-@router.delete("/{media_id}", status_code=202)
+@router.delete(
+    "/{media_id}",
+    status_code=202,
+    response_model=None,
+    responses=success(202, "being removed: its jobs cancelled, then its files and record", MediaDeleting)
+    | problems(404),
+)
 def delete_media(media_id: str, request: Request, db: DbDep) -> JSONResponse:
     media = assets.get_media(db, media_id)
     if media.state != assets.DELETING:

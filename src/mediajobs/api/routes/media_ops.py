@@ -1,159 +1,99 @@
-"""Operations on a ready asset: mask and remove frames (each makes a derived asset), analyze, reprocess."""
+"""Operations on a ready asset: mask and remove frames (each makes a derived asset), analyze, reprocess.
+
+The bodies are the operations' job params (`media/operations.py`); the checks against the source live there
+too, so a route only records the work and answers.
+"""
 
 from __future__ import annotations
 
-import re
-from collections.abc import Sequence
-from typing import Any, Literal
+from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from mediajobs.api.deps import DbDep
-from mediajobs.api.problems import Problem, field_error
-from mediajobs.api.routes.media import (
-    IdempotencyHeader,
-    Step,
-    job_answer,
-    media_answer,
-    record_and_publish,
-    replay_for,
-)
+from mediajobs.api.idempotency import IdempotencyHeader, replay_for
+from mediajobs.api.media_answers import media_answer
+from mediajobs.api.openapi import link, problem, problems, success
+from mediajobs.api.problems import item_problem
+from mediajobs.api.schemas import JobAccepted
+from mediajobs.api.submissions import accepted
+from mediajobs.db.models import Job
 from mediajobs.db.session import Database
 from mediajobs.errors import InvalidParams
 from mediajobs.jobs.schemas import public as job_public
-from mediajobs.media import assets
-from mediajobs.media.cut import merge_ranges
-from mediajobs.media.mask import Region, clip_regions
+from mediajobs.media import operations
+from mediajobs.media.operations import MaskCreate, RemoveFramesCreate, ReprocessCreate
 
 router = APIRouter(prefix="/api/v1/media", tags=["media operations"])
-
-
-class RegionIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    x: int = Field(ge=0)
-    y: int = Field(ge=0)
-    w: int = Field(gt=0)
-    h: int = Field(gt=0)
-    start: float = Field(default=0.0, ge=0)
-    end: float | None = Field(default=None, ge=0)
-    style: Literal["blur", "black", "pixelate"] = "blur"
-
-    @model_validator(mode="after")
-    def _times(self) -> RegionIn:
-        if self.end is not None and self.end <= self.start:
-            raise ValueError("end must be after start (or null for 'until the end')")
-        return self
-
-
-class MaskCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    regions: list[RegionIn] = Field(min_length=1, max_length=200)
-    pipeline: list[Step] | None = None
-
-
-class RangeIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    start: float = Field(ge=0)
-    end: float = Field(gt=0)
-
-    @model_validator(mode="after")
-    def _order(self) -> RangeIn:
-        if self.end <= self.start:
-            raise ValueError("end must be after start (ranges are [start, end) in seconds)")
-        return self
-
-
-class RemoveFramesCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    ranges: list[RangeIn] = Field(min_length=1, max_length=1000)
-    pipeline: list[Step] | None = None
-
-
-class ReprocessCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    pipeline: list[Step] | None = None
-
-
-def _ready_source(db: Database, media_id: str) -> Any:
-    media = assets.get_media(db, media_id)
-    if media.state != assets.READY:
-        raise Problem(
-            409, f"media {media.id} is {media.state}; operations need a ready asset", slug="conflict"
-        )
-    if not media.probe:
-        raise Problem(409, f"media {media.id} has no probe data; reprocess it first", slug="conflict")
-    return media
-
-
-def _param_problem(exc: InvalidParams, field: str) -> Problem:
-    found = re.search(rf"{field}\[(\d+)\]", str(exc))
-    loc: list[str | int] = [field, int(found[1])] if found else [field]
-    return Problem(422, str(exc), errors=[field_error(loc, str(exc))], slug="validation")
+# What every operation answers besides 202 (the Guard's and the handlers' statuses are added for all routes).
+NOT_READY = problems(404) | problem(409, "the asset is not ready (or has no probe data, or no video to mask)")
+DERIVED_LINKS = link("get_job", job_id="$response.body#/job/id") | link(
+    "get_media", media_id="$response.body#/media/id"
+)
+JOB_LINK = link("get_job", job_id="$response.body#/job/id")
 
 
 def _derive(
     request: Request,
     db: Database,
-    source: Any,
+    media_id: str,
+    params: MaskCreate | RemoveFramesCreate,
     *,
-    kind: str,
-    params: dict[str, Any],
-    pipeline: Sequence[str] | None,
-    description: dict[str, Any],
     scope: str,
     key: str | None,
 ) -> JSONResponse:
-    derived = assets.new_media(
-        source={"parent_id": source.id, **description}, parent_id=source.id, pipeline=pipeline
-    )
-    answer = lambda job: {"job": job_public(job), "media": media_answer(request, derived, [job.id])}  # noqa: E731
-    job = record_and_publish(
+    """Record the derived asset and its job, whose params are the request body; 202 with both."""
+    try:
+        derived = operations.derive(db, media_id, params)
+    except InvalidParams as exc:
+        raise item_problem(exc, params.list_field) from exc
+
+    def answer(job: Job) -> dict[str, Any]:
+        return {"job": job_public(job), "media": media_answer(request, derived, [job.id])}
+
+    return accepted(
         request,
         db,
-        media=derived,
-        kind=kind,
-        params={"source_id": source.id, **params},
+        kind=params.kind,
+        params=params.model_dump(mode="json"),
         media_id=derived.id,
+        media=derived,
+        answer=answer,
         scope=scope,
         key=key,
-        answer=answer,
     )
-    return JSONResponse(answer(job), status_code=202, headers={"Location": f"/api/v1/jobs/{job.id}"})
 
 
-@router.post("/{media_id}/mask", status_code=202)
+@router.post(
+    "/{media_id}/mask",
+    status_code=202,
+    response_model=None,
+    responses=success(
+        202, "the mask job and the new asset it makes", JobAccepted, located=True, links=DERIVED_LINKS
+    )
+    | NOT_READY
+    | problem(422, "a region outside the frame or the duration, or a bad field"),
+)
 def mask(
     media_id: str, body: MaskCreate, request: Request, db: DbDep, idempotency_key: IdempotencyHeader = None
 ) -> JSONResponse:
     scope, key, replayed = replay_for(request, db, idempotency_key)
     if replayed is not None:
         return replayed
-    source = _ready_source(db, media_id)
-    probe = source.probe
-    if not probe.get("width") or not probe.get("height"):
-        raise Problem(409, f"media {source.id} has no video to mask", slug="conflict")
-    regions = [Region(**r.model_dump()) for r in body.regions]
-    try:
-        clip_regions(regions, probe["width"], probe["height"], probe["duration"])
-    except InvalidParams as exc:
-        raise _param_problem(exc, "regions") from exc
-    regions_json = [r.model_dump() for r in body.regions]
-    return _derive(
-        request,
-        db,
-        source,
-        kind="media.mask",
-        params={"regions": regions_json},
-        pipeline=body.pipeline,
-        description={"type": "mask", "regions": regions_json},
-        scope=scope,
-        key=key,
+    return _derive(request, db, media_id, body, scope=scope, key=key)
+
+
+@router.post(
+    "/{media_id}/remove-frames",
+    status_code=202,
+    response_model=None,
+    responses=success(
+        202, "the cut job and the new asset it makes", JobAccepted, located=True, links=DERIVED_LINKS
     )
-
-
-@router.post("/{media_id}/remove-frames", status_code=202)
+    | NOT_READY
+    | problem(422, "ranges outside the duration, or that would remove everything, or a bad field"),
+)
 def remove_frames(
     media_id: str,
     body: RemoveFramesCreate,
@@ -164,38 +104,37 @@ def remove_frames(
     scope, key, replayed = replay_for(request, db, idempotency_key)
     if replayed is not None:
         return replayed
-    source = _ready_source(db, media_id)
-    ranges = [(r.start, r.end) for r in body.ranges]
-    try:
-        merge_ranges(ranges, source.probe["duration"], fps=source.probe.get("fps"))
-    except InvalidParams as exc:
-        raise _param_problem(exc, "ranges") from exc
-    ranges_json = [r.model_dump() for r in body.ranges]
-    return _derive(
-        request,
-        db,
-        source,
-        kind="media.remove_frames",
-        params={"ranges": ranges_json},
-        pipeline=body.pipeline,
-        description={"type": "remove_frames", "ranges": ranges_json},
-        scope=scope,
-        key=key,
+    return _derive(request, db, media_id, body, scope=scope, key=key)
+
+
+@router.post(
+    "/{media_id}/analyze",
+    status_code=202,
+    response_model=None,
+    responses=success(
+        202, "the analysis job; its result holds the findings", JobAccepted, located=True, links=JOB_LINK
     )
-
-
-@router.post("/{media_id}/analyze", status_code=202)
+    | NOT_READY,
+)
 def analyze(
     media_id: str, request: Request, db: DbDep, idempotency_key: IdempotencyHeader = None
 ) -> JSONResponse:
     scope, key, replayed = replay_for(request, db, idempotency_key)
     if replayed is not None:
         return replayed
-    source = _ready_source(db, media_id)
-    return job_answer(request, db, kind="media.analyze", params={}, media_id=source.id, scope=scope, key=key)
+    source = operations.ready_source(db, media_id)
+    return accepted(request, db, kind="media.analyze", params={}, media_id=source.id, scope=scope, key=key)
 
 
-@router.post("/{media_id}/reprocess", status_code=202)
+@router.post(
+    "/{media_id}/reprocess",
+    status_code=202,
+    response_model=None,
+    responses=success(
+        202, "the job that rebuilds the derived files", JobAccepted, located=True, links=JOB_LINK
+    )
+    | NOT_READY,
+)
 def reprocess(
     media_id: str,
     request: Request,
@@ -206,18 +145,8 @@ def reprocess(
     scope, key, replayed = replay_for(request, db, idempotency_key)
     if replayed is not None:
         return replayed
-    source = _ready_source(db, media_id)
-    steps = (
-        (body.pipeline if body and body.pipeline is not None else None)
-        or source.pipeline
-        or assets.DEFAULT_PIPELINE
-    )
-    return job_answer(
-        request,
-        db,
-        kind="media.process",
-        params={"pipeline": steps, "reprocess": True},
-        media_id=source.id,
-        scope=scope,
-        key=key,
+    source = operations.ready_source(db, media_id)
+    params = operations.reprocess_params(source, body)
+    return accepted(
+        request, db, kind="media.process", params=params, media_id=source.id, scope=scope, key=key
     )

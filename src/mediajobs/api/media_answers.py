@@ -1,0 +1,36 @@
+"""The media JSON the routes answer with: file URLs on this host (with a playback token) and the job ids."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import Request
+from sqlalchemy import select
+
+from mediajobs.db.models import Job, Media
+from mediajobs.db.session import Database
+from mediajobs.media import assets, playback
+
+
+def media_answer(request: Request, media: Media, jobs: list[str]) -> dict[str, Any]:
+    """The asset's JSON; with auth on its file URLs carry a playback token for this asset."""
+    token = playback.sign(request.app.state.settings, media.id)
+    return assets.public(media, jobs=jobs, base_url=str(request.base_url), token=token)
+
+
+def jobs_by_media(db: Database, ids: list[str]) -> dict[str, list[str]]:
+    """Each asset's job ids, oldest first, in one query."""
+    found: dict[str, list[str]] = {i: [] for i in ids}
+    if ids:
+        with db.read() as session:
+            for media_id, job_id in session.execute(
+                select(Job.media_id, Job.id).where(Job.media_id.in_(ids)).order_by(Job.created_at, Job.id)
+            ):
+                found[str(media_id)].append(job_id)
+    return found
+
+
+def media_answers(request: Request, db: Database, media: list[Media]) -> list[dict[str, Any]]:
+    """The JSON of each asset, with its jobs."""
+    jobs = jobs_by_media(db, [m.id for m in media])
+    return [media_answer(request, m, jobs[m.id]) for m in media]
