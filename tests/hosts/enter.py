@@ -52,6 +52,9 @@ def main(argv: list[str]) -> None:
     parser.add_argument("--cgroup", help="cgroup v2 directory to join")
     parser.add_argument("--tmp", help="directory bind-mounted over /tmp")
     parser.add_argument("--hide", action="append", default=[], help="directory to hide (repeatable)")
+    parser.add_argument(
+        "--keep", action="append", default=[], help="directory under /tmp to keep (repeatable)"
+    )
     parser.add_argument("--cpus", help="CPU list, e.g. 0 or 0,1")
     parser.add_argument("--cwd")
     parser.add_argument("command", nargs=argparse.REMAINDER)
@@ -70,7 +73,14 @@ def main(argv: list[str]) -> None:
                 "none", directory, "tmpfs", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, "size=4k,mode=0555"
             )
     if options.tmp:
+        # The repository and its virtualenv may live under /tmp (a CI clone): they stay visible, bound back
+        # over the host's own /tmp from descriptors opened before it was covered.
+        kept = [(path, os.open(path, os.O_PATH)) for path in options.keep if os.path.isdir(path)]
         mount(options.tmp, "/tmp", None, MS_BIND | MS_REC)
+        for path, fd in kept:
+            os.makedirs(path, exist_ok=True)
+            mount(f"/proc/self/fd/{fd}", path, None, MS_BIND | MS_REC)
+            os.close(fd)
     if options.cpus:
         os.sched_setaffinity(0, {int(c) for c in options.cpus.split(",")})
     if options.cwd:

@@ -31,6 +31,7 @@ from pathlib import Path
 from tests.hosts.system import PREFIX, ROOT, HostsError, cgroup_root, ip, kill_cgroup, started, sweep_stale
 
 ENTER = Path(__file__).with_name("enter.py")
+REPO = Path(__file__).resolve().parents[2]
 SUBNET = "10.213"
 _letters: list[str] = []
 
@@ -104,6 +105,11 @@ class Host:
             launcher += ["--cpus", cpus]
         for other in self.network.hidden_from(self):
             launcher += ["--hide", str(other)]
+        for shared in (REPO, Path(sys.prefix).resolve(), Path(sys.base_prefix).resolve()):
+            if shared.is_relative_to(
+                "/tmp"
+            ):  # the code every host runs, not data: shared as a machine's disk
+                launcher += ["--keep", str(shared)]
         return [*launcher, "--", *command]
 
     def run(

@@ -24,7 +24,7 @@ from playwright.sync_api import Browser, JSHandle, Page, Request, expect
 from mediajobs import doctor
 from mediajobs.api.routes import media_files
 from mediajobs.config import Settings
-from tests.servers import RedisServer, Stack
+from tests.servers import RedisServer, Stack, wait_for
 from tests.storage.moto_server import AWS_ENV, CREDENTIALS, create_bucket, moto_endpoint
 from tests.storage.strict_s3 import strict_s3_endpoint
 from tests.web.conftest import DESKTOP, open_page, screenshot, stack_env
@@ -272,6 +272,12 @@ def test_asset_playable_while_processing_says_so_with_progress_until_ready(
     with s3_stack.stack.client() as api:
         # A job with real progress stands in for the rest of the ladder still being encoded.
         job = api.post("/api/v1/jobs", json={"kind": "test.long_task", "params": {}}).json()
+        # Its progress is what the page shows: wait until it has some (a busy worker starts it late).
+        wait_for(
+            lambda: api.get(f"/api/v1/jobs/{job['id']}").json()["progress"] > 0,
+            timeout_s=60,
+            message="the stand-in job to make progress",
+        )
     with engine.begin() as db:
         db.execute(sa.text("UPDATE jobs SET media_id = :m WHERE id = :j"), {"m": media_id, "j": job["id"]})
         db.execute(
