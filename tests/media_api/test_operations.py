@@ -85,6 +85,9 @@ def test_mask_makes_a_derived_asset_and_leaves_the_source_untouched(
     ]
     done, derived = _derived(file_api, source, "mask", {"regions": regions})
     assert done["params"] == {"regions": regions, "pipeline": None}  # the job runs with what was asked
+    # Smart rendering says which path ran and how much of the video it re-encoded.
+    assert done["result"]["render"] in ("smart", "full")
+    assert done["result"]["reencoded_s"] >= 0 and "copied_s" in done["result"]
 
     probe, parent_probe = derived["probe"], source["probe"]
     assert (probe["width"], probe["height"]) == (parent_probe["width"], parent_probe["height"])
@@ -106,6 +109,7 @@ def test_remove_frames_shortens_the_derived_asset_by_the_removed_time(
     ranges = [{"start": 0.5, "end": 1.0}, {"start": 2.0, "end": 2.5}]
     done, derived = _derived(file_api, source, "remove-frames", {"ranges": ranges})
     assert done["params"] == {"ranges": ranges, "pipeline": None}
+    assert done["result"]["render"] in ("smart", "full") and "reencoded_s" in done["result"]
 
     expected = source["probe"]["duration"] - 1.0
     assert abs(derived["probe"]["duration"] - expected) <= FRAME_S + 0.03, (derived["probe"], expected)

@@ -25,6 +25,7 @@ from mediajobs.media import assets, cut, mask
 from mediajobs.media.analyze import analyze
 from mediajobs.media.kinds import HOUR, Phase, fetch_original, probe_source, require_media, store_original
 from mediajobs.media.probe import Probe
+from mediajobs.media.smartrender import smart_cut, smart_mask
 from mediajobs.storage import for_process
 from mediajobs.webhooks import events
 
@@ -197,7 +198,8 @@ def mask_media(ctx: JobContext, params: MaskCreate) -> dict[str, Any]:
     derived, src, info = _derive(ctx)
     regions = params.clipped(info.width or 0, info.height or 0, info.duration)
     out = ctx.temp_dir / "masked.mp4"
-    mask.apply_mask(
+    # Smart rendering: only the GOPs a region shows in are re-encoded (or all of it, saying why).
+    report = smart_mask(
         src,
         out,
         info,
@@ -205,7 +207,7 @@ def mask_media(ctx: JobContext, params: MaskCreate) -> dict[str, Any]:
         threads=ctx.settings.effective_ffmpeg_threads,
         on_progress=Phase(ctx, 1, 95, f"Masking {len(regions)} region(s)"),
     )
-    return _finish_derived(ctx, derived, out, "masked.mp4")
+    return {**_finish_derived(ctx, derived, out, "masked.mp4"), **report.public()}
 
 
 @job_kind(
@@ -220,7 +222,8 @@ def remove_frames_media(ctx: JobContext, params: RemoveFramesCreate) -> dict[str
     """Cut time ranges out into a new asset."""
     derived, src, info = _derive(ctx)
     out = ctx.temp_dir / "cut.mp4"
-    cut.remove_frames(
+    # Smart rendering: only the GOPs holding a cut are re-encoded (or all of it, saying why).
+    report = smart_cut(
         src,
         out,
         info,
@@ -228,7 +231,7 @@ def remove_frames_media(ctx: JobContext, params: RemoveFramesCreate) -> dict[str
         threads=ctx.settings.effective_ffmpeg_threads,
         on_progress=Phase(ctx, 1, 95, f"Removing {len(params.ranges)} range(s)"),
     )
-    return _finish_derived(ctx, derived, out, "cut.mp4")
+    return {**_finish_derived(ctx, derived, out, "cut.mp4"), **report.public()}
 
 
 @job_kind("media.analyze", params=NoParams, queue="cpu", soft_time_limit_s=6 * HOUR, public=False)

@@ -1,0 +1,92 @@
+"""Which source frames a smart render copies and which it re-encodes: a plan of spans over display order.
+
+A GOP is copied, packets untouched, when none of its frames is removed or changed; every other kept frame
+is re-encoded. Copied GOPs that follow each other form one copy span. An open GOP's leading frames (shown
+before its keyframe, predicted from the GOP before) can only be copied along with that previous GOP: when it
+is re-encoded or removed, they are re-encoded too, and the copy starts at the keyframe itself.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from mediajobs.media.gops import GopIndex
+from mediajobs.media.mask import Region
+
+FrameRange = tuple[int, int]
+
+
+@dataclass(frozen=True)
+class Span:
+    """Source frames [first, end) in display order, shown one after the other in the output."""
+
+    copy: bool
+    first: int
+    end: int
+
+    @property
+    def frames(self) -> int:
+        return self.end - self.first
+
+
+def plan(
+    index: GopIndex, *, removed: Sequence[FrameRange] = (), changed: Sequence[FrameRange] = ()
+) -> list[Span]:
+    """Spans covering every frame not in `removed`; GOPs touching `removed` or `changed` are re-encoded."""
+    kept = [True] * index.frames
+    for first, end in removed:
+        kept[first:end] = [False] * (end - first)
+    dirty = list(kept)  # True where a frame is kept as it is
+    for first, end in changed:
+        dirty[first:end] = [False] * (end - first)
+    # Per frame: None (removed), "e" (encode) or the number of the copy span it belongs to.
+    label: list[int | str | None] = [None if not k else "e" for k in kept]
+    copying, span_no = False, 0
+    for gop in index.gops:
+        untouched = all(dirty[gop.first : gop.end])
+        if untouched and copying:
+            label[gop.first : gop.end] = [span_no] * (gop.end - gop.first)
+        elif untouched:
+            span_no += 1
+            label[gop.key : gop.end] = [span_no] * (gop.end - gop.key)
+        copying = untouched
+    spans: list[Span] = []
+    for p, mark in enumerate(label):
+        if mark is None:
+            continue
+        if p and label[p - 1] == mark:
+            spans[-1] = Span(spans[-1].copy, spans[-1].first, p + 1)
+        else:
+            spans.append(Span(mark != "e", p, p + 1))
+    return spans
+
+
+def removed_frames(index: GopIndex, ranges: Sequence[tuple[float, float]]) -> list[FrameRange]:
+    """Display frames inside merged `ranges` (seconds, end exclusive): a frame goes when its time does."""
+    return [(index.frame_at(start), index.frame_at(end)) for start, end in ranges]
+
+
+def masked_frames(index: GopIndex, regions: Sequence[Region]) -> list[FrameRange]:
+    """Display frames the mask filter touches: times from `start` to `end` inclusive (`None`: the end)."""
+    # frame_at allows a quarter frame below each bound, far more than the filter's float rounding: a frame
+    # on the edge of a region's time counts as masked rather than risk copying one the filter masks.
+    half = 0.5 / float(index.fps)
+    return [
+        (index.frame_at(r.start), index.frames if r.end is None else index.frame_at(r.end + half))
+        for r in regions
+    ]
+
+
+def kept_seconds(index: GopIndex, spans: Sequence[Span], duration: float) -> list[tuple[float, float]]:
+    """The source times the output keeps (seconds), spans that follow each other in the source merged."""
+    kept: list[tuple[float, float]] = []
+    previous_end = -1
+    for span in spans:
+        end = duration if span.end >= index.frames else index.time_s(span.end)
+        if span.first == previous_end:
+            kept[-1] = (kept[-1][0], end)
+        else:
+            kept.append((index.time_s(span.first), end))
+        previous_end = span.end
+    return kept
