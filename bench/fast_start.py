@@ -125,7 +125,9 @@ def time_to_first_play(redis: RedisServer) -> None:
     cases = [("3 min 1080p30 H.264/AAC", 180, "h264"), ("10 min 1080p30 H.264/AAC", 600, "h264"),
              ("3 min 1080p30 HEVC/AAC", 180, "hevc")]  # fmt: skip
     with api_stack(redis) as s, s.client() as client, sync_playwright() as pw:
-        pinned_worker(s, None, "io,cpu,default", 4)  # what `mediajobs up` runs on this machine
+        # What `mediajobs up` runs: a cpu worker with cores/2 slots, an io/default worker with 4.
+        pinned_worker(s, None, "cpu", max(1, (os.cpu_count() or 2) // 2))
+        pinned_worker(s, None, "io,default", 4)
         browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         page = browser.new_page()
         page.set_content("<video muted playsinline></video>")
