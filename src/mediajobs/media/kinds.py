@@ -14,9 +14,9 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict
 
 from mediajobs.broker import broker_for
-from mediajobs.config import get_settings
+from mediajobs.config import Settings, get_settings
 from mediajobs.db.models import Job
-from mediajobs.db.session import get_db
+from mediajobs.db.session import Database, get_db
 from mediajobs.egress import egress_guard
 from mediajobs.errors import PermanentError
 from mediajobs.jobs import lifecycle, states
@@ -81,6 +81,15 @@ class ImportParams(BaseModel):
     url: str
 
 
+def abandon_builds(db: Database, settings: Settings, media_id: str) -> None:
+    """HLS versions left unfinished (their chunk rows say which): rows dropped, their files removed."""
+    abandoned = [p for v in chunks.versions(db, media_id) for p in chunks.version_paths(v)]
+    if abandoned:
+        chunks.drop_all(db, media_id)
+        cleanup = {"paths": abandoned}
+        lifecycle.submit(db, broker_for(settings), kind="media.cleanup", params=cleanup, media_id=media_id)
+
+
 def media_ended(job: Job) -> None:
     """A media job ended short: its asset fails, or stays ready when it already has a whole stream.
 
@@ -95,11 +104,7 @@ def media_ended(job: Job) -> None:
     if media is None:
         return
     error = job.error or {"code": "internal", "message": "the job ended without a result"}
-    abandoned = [p for v in chunks.versions(db, media.id) for p in chunks.version_paths(v)]
-    if abandoned:
-        chunks.drop_all(db, media.id)
-        cleanup = {"paths": abandoned}
-        lifecycle.submit(db, broker_for(settings), kind="media.cleanup", params=cleanup, media_id=media.id)
+    abandon_builds(db, settings, media.id)
     whole = media.hls is not None and all(v.get("ready", True) for v in media.hls.get("variants", []))
     if whole and media.state == assets.PROCESSING:
         assets.update_media(

@@ -28,7 +28,15 @@ from mediajobs.jobs.registry import job_kind
 from mediajobs.media import assets, builds, chunks, hls, packets, playlists
 from mediajobs.media import grid as grids
 from mediajobs.media import ladder as ladders
-from mediajobs.media.kinds import HOUR, Phase, fetch_original, media_ended, probe_source, require_media
+from mediajobs.media.kinds import (
+    HOUR,
+    Phase,
+    abandon_builds,
+    fetch_original,
+    media_ended,
+    probe_source,
+    require_media,
+)
 from mediajobs.media.ladder import AUDIO
 from mediajobs.media.probe import Probe
 from mediajobs.media.thumbnail import make_thumbnail
@@ -75,7 +83,8 @@ def process_media(ctx: JobContext, params: ProcessParams) -> Any:
         return builds.finish(ctx, media.id, info, media.hls, thumbnail, thumbnail_error)
     index = packets.scan(src, duration_s=info.duration) if info.has_video else None
     build = builds.Build(ctx, media.id, version, ladders.plan(info, index), info)
-    _abandon_earlier(ctx, media.id)
+    # Versions an earlier attempt left unfinished (its worker died) are removed.
+    abandon_builds(ctx.db, ctx.settings, media.id)
     # The version's rows say, from now on, that it is being made (media_ended removes what it left).
     chunks.plan(
         ctx.db, media.id, version, [(0, len(build.ladder.grid))], build.ladder.grid.durations(), audio=False
@@ -119,14 +128,6 @@ def _fan_out(ctx: JobContext, build: builds.Build, *, early: bool) -> Any:
         weight = ladders.cost(lad, builds.seconds(lad, span))
         children.append(("media.transcode_chunk", {"version": build.version, "index": i}, weight))
     return ctx.fan_out(children, then="media.finish_ladder", span=(builds.OWN_UNTIL, builds.JOIN_FROM))
-
-
-def _abandon_earlier(ctx: JobContext, media_id: str) -> None:
-    """Versions an earlier attempt left unfinished (its worker died): rows dropped, files removed."""
-    earlier = chunks.versions(ctx.db, media_id)
-    if earlier:
-        chunks.drop_all(ctx.db, media_id)
-        ctx.enqueue("media.cleanup", {"paths": [p for v in earlier for p in chunks.version_paths(v)]})
 
 
 def _fast_start(
