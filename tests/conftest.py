@@ -57,7 +57,7 @@ def make_stack(
         directory = tmp_path_factory.mktemp("stack")
         values = {
             "MEDIAJOBS_DATABASE_URL": database_url(backend, directory, request),
-            "MEDIAJOBS_BROKER_URL": broker_url or redis_server.url.replace("/0", f"/{len(stacks) % 15 + 1}"),
+            "MEDIAJOBS_BROKER_URL": broker_url or redis_server.new_url(),
             "MEDIAJOBS_KIND_MODULES": "tests.kinds",
             "MEDIAJOBS_HEARTBEAT_INTERVAL_S": "0.5",
             "MEDIAJOBS_HEARTBEAT_TIMEOUT_S": "3",
@@ -101,10 +101,9 @@ def stack(
     backend: str = request.param
     if backend not in _shared_stacks:
         directory = tmp_path_factory.mktemp(f"shared-{backend}")
-        db = 14 if backend == "sqlite" else 15
         values = {
             "MEDIAJOBS_DATABASE_URL": database_url(backend, directory, request),
-            "MEDIAJOBS_BROKER_URL": redis_server.url.replace("/0", f"/{db}"),
+            "MEDIAJOBS_BROKER_URL": redis_server.new_url(),
             "MEDIAJOBS_KIND_MODULES": "tests.kinds",
             "MEDIAJOBS_HEARTBEAT_INTERVAL_S": "0.5",
             "MEDIAJOBS_HEARTBEAT_TIMEOUT_S": "3",

@@ -18,6 +18,7 @@ from pathlib import Path
 import httpx
 
 REPO = Path(__file__).resolve().parent.parent
+DATABASES = 4096  # per test redis-server: one fresh database per stack (RedisServer.new_url)
 
 
 def free_port() -> int:
@@ -60,6 +61,15 @@ class RedisServer:
         self.directory = directory
         self.proc: subprocess.Popen[bytes] | None = None
         self.url = f"redis://127.0.0.1:{self.port}/0"
+        self._databases = 0
+
+    def new_url(self) -> str:
+        """The URL of a database no other stack of this run has used: two stacks never share a broker, and no
+        stack sees messages an earlier test left behind."""
+        self._databases += 1
+        if self._databases >= DATABASES:
+            raise RuntimeError(f"redis-server on {self.port} has only {DATABASES} databases")
+        return f"redis://127.0.0.1:{self.port}/{self._databases}"
 
     def start(self) -> RedisServer:
         self.directory.mkdir(parents=True, exist_ok=True)
@@ -78,6 +88,8 @@ class RedisServer:
                 str(self.directory),
                 "--maxmemory-policy",
                 "noeviction",
+                "--databases",
+                str(DATABASES),
             ],
             stdout=subprocess.DEVNULL,
             start_new_session=True,

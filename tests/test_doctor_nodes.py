@@ -33,7 +33,7 @@ def test_doctor_names_the_database_broker_storage_and_kind_modules_a_process_doe
     env = stack.env
     other_storage = f"file://{tmp_path / 'elsewhere'}"
     other_database = f"sqlite:///{tmp_path / 'other' / 'mediajobs.db'}"
-    other_broker = redis_server.url.replace("/0", "/13")
+    other_broker = redis_server.new_url()
     # Hosts configured by hand, each with its own mistake; the one on another database has its own schema.
     hosts = {
         "storage": {

@@ -29,7 +29,7 @@ def stacks(
             directory = tmp_path_factory.mktemp(f"fan-{backend}")
             values = {
                 "MEDIAJOBS_DATABASE_URL": database_url(backend, directory, request),
-                "MEDIAJOBS_BROKER_URL": broker.url.replace("/0", f"/{len(made) + 1}"),
+                "MEDIAJOBS_BROKER_URL": broker.new_url(),
                 "MEDIAJOBS_KIND_MODULES": "tests.kinds,tests.fanout_kinds",
                 "MEDIAJOBS_MAX_CHILDREN": str(MAX_CHILDREN),
                 "MEDIAJOBS_HEARTBEAT_INTERVAL_S": "0.5",

@@ -117,7 +117,7 @@ class StackPool:
         directory = self.tmp.mktemp(f"media-{name}")
         values = {
             "MEDIAJOBS_DATABASE_URL": f"sqlite:///{directory / 'mediajobs.db'}",
-            "MEDIAJOBS_BROKER_URL": self.redis.url.replace("/0", f"/{len(self.stacks) % 16}"),
+            "MEDIAJOBS_BROKER_URL": self.redis.new_url(),
             "MEDIAJOBS_KIND_MODULES": "tests.kinds",
             "MEDIAJOBS_HEARTBEAT_INTERVAL_S": "0.5",
             "MEDIAJOBS_HEARTBEAT_TIMEOUT_S": "3",

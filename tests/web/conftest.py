@@ -28,10 +28,10 @@ PHONE = {"width": 390, "height": 844}
 expect.set_options(timeout=15_000)
 
 
-def stack_env(directory: Path, redis: RedisServer, db: int, **extra: str) -> dict[str, str]:
+def stack_env(directory: Path, redis: RedisServer, **extra: str) -> dict[str, str]:
     return base_env(
         MEDIAJOBS_DATABASE_URL=f"sqlite:///{directory / 'mediajobs.db'}",
-        MEDIAJOBS_BROKER_URL=redis.url.replace("/0", f"/{db}"),
+        MEDIAJOBS_BROKER_URL=redis.new_url(),
         MEDIAJOBS_KIND_MODULES="tests.kinds",
         MEDIAJOBS_HEARTBEAT_INTERVAL_S="0.5",
         MEDIAJOBS_HEARTBEAT_TIMEOUT_S="3",
@@ -47,7 +47,7 @@ def web_stack(tmp_path_factory: pytest.TempPathFactory, redis_server: RedisServe
     """One API + worker shared by the browser tests, to keep the run short."""
     directory = tmp_path_factory.mktemp("web")
     # Private addresses allowed: the import test serves its clip from 127.0.0.1.
-    stack = Stack(directory, stack_env(directory, redis_server, 12, MEDIAJOBS_IMPORT_ALLOW_PRIVATE="true"))
+    stack = Stack(directory, stack_env(directory, redis_server, MEDIAJOBS_IMPORT_ALLOW_PRIVATE="true"))
     try:
         stack.start_api()
         stack.start_worker("io,cpu,default", 4)

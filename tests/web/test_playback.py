@@ -24,7 +24,7 @@ KEY = "ui-playback-key"
 @pytest.fixture(scope="module")
 def keyed_web_stack(tmp_path_factory: pytest.TempPathFactory, redis_server: RedisServer) -> Iterator[Stack]:
     directory = tmp_path_factory.mktemp("web-keyed")
-    stack = Stack(directory, stack_env(directory, redis_server, 13, MEDIAJOBS_API_KEYS=KEY))
+    stack = Stack(directory, stack_env(directory, redis_server, MEDIAJOBS_API_KEYS=KEY))
     try:
         stack.start_api()
         stack.start_worker("io,cpu,default", 2)

@@ -77,7 +77,6 @@ def s3_stack(
     env = stack_env(
         directory,
         redis_server,
-        14,
         MEDIAJOBS_STORAGE_URL=f"s3://{bucket}/deploy",
         MEDIAJOBS_S3_ENDPOINT_URL=strict_s3_endpoint,
         **AWS_ENV,

@@ -219,7 +219,7 @@ def test_server_outage_shows_reconnecting_and_recovers_without_duplicate_rows(
 @pytest.fixture
 def keyed_stack(tmp_path: Path, redis_server: RedisServer) -> Iterator[Stack]:
     """A fresh, empty stack that wants an API key."""
-    stack = Stack(tmp_path, stack_env(tmp_path, redis_server, 11, MEDIAJOBS_API_KEYS="s3cret-key"))
+    stack = Stack(tmp_path, stack_env(tmp_path, redis_server, MEDIAJOBS_API_KEYS="s3cret-key"))
     try:
         stack.start_api()
         stack.start_worker("io,cpu,default", 2)

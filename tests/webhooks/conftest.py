@@ -46,7 +46,7 @@ class WebhookStacks:
             directory = self.tmp.mktemp(f"webhooks-{backend}")
             values = {
                 "MEDIAJOBS_DATABASE_URL": database_url(backend, directory, self.request),
-                "MEDIAJOBS_BROKER_URL": self.redis.url.replace("/0", f"/{len(self.stacks)}"),
+                "MEDIAJOBS_BROKER_URL": self.redis.new_url(),
                 "MEDIAJOBS_API_KEYS": API_KEY,
                 "MEDIAJOBS_IMPORT_PUBLIC_CIDRS": "127.0.0.2/32",
                 "MEDIAJOBS_IMPORT_ALLOWED_PORTS": "*",
