@@ -8,7 +8,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.servers import PostgresServer, RedisServer, Stack, base_env, wait_for
+from tests.servers import PostgresServer, RedisServer, Stack, base_env, stop_stacks, wait_for
 
 BACKENDS = ["sqlite", "postgresql"]
 
@@ -76,8 +76,7 @@ def make_stack(
         return stack
 
     yield make
-    for stack in stacks:
-        stack.stop()
+    stop_stacks(stacks)
 
 
 @pytest.fixture(scope="session")
@@ -86,8 +85,7 @@ def _shared_stacks(
 ) -> Iterator[dict[str, Stack]]:
     stacks: dict[str, Stack] = {}
     yield stacks
-    for stack in stacks.values():
-        stack.stop()
+    stop_stacks(list(stacks.values()))
 
 
 @pytest.fixture(params=BACKENDS)
@@ -142,6 +140,5 @@ def wait_state(client: httpx.Client, job_id: str, *states: str, timeout_s: float
     return wait_for(
         check,
         timeout_s=timeout_s,
-        interval_s=0.1,  # type: ignore[return-value]
         message=f"job {job_id} to be {'/'.join(states)}",
     )

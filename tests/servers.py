@@ -31,20 +31,31 @@ def wait_for(
     predicate: Callable[[], object],
     *,
     timeout_s: float = 20.0,
-    interval_s: float = 0.05,
+    interval_s: float | None = None,
     message: str = "condition",
 ) -> object:
-    """Poll until `predicate()` is truthy; the outcome, not a fixed sleep, decides."""
+    """Poll until `predicate()` is truthy; the outcome, not a fixed sleep, decides.
+
+    The predicate is tried a last time at the deadline. Without `interval_s` the gap between tries starts at
+    20 ms and grows to 250 ms: a quick outcome is seen at once, and a long wait costs little CPU (most
+    predicates ask the API, and every question is a request it serves).
+    """
     deadline = time.monotonic() + timeout_s
+    gap = interval_s or 0.02
     last_exc: Exception | None = None
-    while time.monotonic() < deadline:
+    while True:
         try:
             value = predicate()
             if value:
                 return value
         except Exception as exc:
             last_exc = exc
-        time.sleep(interval_s)
+        left = deadline - time.monotonic()
+        if left <= 0:
+            break
+        time.sleep(min(gap, left))
+        if interval_s is None:
+            gap = min(gap * 1.5, 0.25)
     raise AssertionError(f"timed out after {timeout_s:g} s waiting for {message} (last error: {last_exc})")
 
 
@@ -198,18 +209,15 @@ class Stack:
         )
 
     def start_api(self) -> None:
-        subprocess.run(
-            [sys.executable, "-m", "mediajobs", "migrate"],
-            env=self.env,
-            check=True,
-            cwd=self.directory,
-            stdout=subprocess.DEVNULL,
-        )
-        self.api = self._spawn("api", ["api", "--no-migrate"])
-        wait_for(
-            lambda: httpx.get(f"{self.api_url}/healthz", timeout=1).status_code == 200,
-            message="the API to answer /healthz",
-        )
+        """The API upgrades the schema before it answers, so workers started after it find one."""
+        api = self.api = self._spawn("api", ["api"])
+
+        def answering() -> bool:
+            if api.poll() is not None:
+                raise RuntimeError(f"the API exited with {api.returncode}: {self.log('api')[-1500:]}")
+            return httpx.get(f"{self.api_url}/healthz", timeout=1).status_code == 200
+
+        wait_for(answering, message="the API to answer /healthz")
 
     def start_worker(self, queues: str = "io,cpu,default", concurrency: int = 2) -> subprocess.Popen[bytes]:
         proc = self._spawn(
@@ -237,16 +245,33 @@ class Stack:
         return (self.directory / f"{name}.log").read_text(errors="replace")
 
     def stop(self) -> None:
-        procs = [p for p in [self.api, *self.workers] if p is not None]
-        for proc in procs:
+        stop_stacks([self])
+
+    def _terminate(self) -> None:
+        for proc in self._procs():
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(proc.pid, signal.SIGTERM)
-        for proc in procs:
+
+    def _reap(self, deadline: float) -> None:
+        for proc in self._procs():
             with contextlib.suppress(subprocess.TimeoutExpired):
-                proc.wait(timeout=10)
+                proc.wait(timeout=max(0.1, deadline - time.monotonic()))
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(proc.pid, signal.SIGKILL)
             with contextlib.suppress(subprocess.TimeoutExpired):
                 proc.wait(timeout=5)
         for log in self._logs:
             log.close()  # type: ignore[attr-defined]
+
+    def _procs(self) -> list[subprocess.Popen[bytes]]:
+        return [p for p in [self.api, *self.workers] if p is not None]
+
+
+def stop_stacks(stacks: list[Stack], grace_s: float = 10.0) -> None:
+    """Stop stacks side by side: every process is asked to stop (SIGTERM) before any is waited for, and what
+    has not exited within `grace_s` is killed with its process group."""
+    for stack in stacks:
+        stack._terminate()
+    deadline = time.monotonic() + grace_s
+    for stack in stacks:
+        stack._reap(deadline)

@@ -38,7 +38,8 @@ def test_jobs_whose_messages_a_broker_restart_lost_run_at_once(
         stack = make_stack(backend, workers=0, broker_url=broker.url)
         runs = tmp_path / "runs"
         ids = submit_counted(stack.api_url, runs, 30)
-        wait_for(lambda: queued_messages(broker.url) == 30, message="the 30 messages to be in Redis")
+        # At least 30: the API's first look at a broker with no record of earlier runs may send some again.
+        wait_for(lambda: queued_messages(broker.url) >= 30, message="the 30 messages to be in Redis")
         # Redis comes back on the same port without its data: every message is gone, the jobs are queued.
         broker.stop()
         shutil.rmtree(broker.directory)

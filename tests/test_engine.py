@@ -128,6 +128,8 @@ def test_job_of_a_killed_worker_is_requeued_and_finished_by_another(
     with stack.client() as api:
         job = submit(api, "tests.count", {"path": str(runs), "seconds": 4})
         wait_state(api, job["id"], "running")
+        # Killed once its handler has started (after the job is marked running, under load a moment later).
+        wait_for(lambda: runs.exists() and runs.read_text().strip(), message="attempt 1 to start")
         stack.kill_worker(stack.workers[0])
         stack.start_worker()
         done = wait_state(api, job["id"], "succeeded", "failed", timeout_s=60)

@@ -31,7 +31,7 @@ def restarted_after(api: httpx.Client, job_id: str, moment: float) -> dict[str, 
         started = job["started_at"]
         return job if job["state"] == "running" and started and at(started) > moment else None
 
-    return wait_for(check, timeout_s=15, interval_s=0.1, message=f"job {job_id} to run again")  # type: ignore[return-value]
+    return wait_for(check, timeout_s=15, message=f"job {job_id} to run again")  # type: ignore[return-value]
 
 
 # `mediajobs up` and systemd signal the whole process group (pool children too); docker only the worker.

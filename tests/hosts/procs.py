@@ -72,7 +72,7 @@ class Proc:
             return predicate()
 
         try:
-            wait_for(check, timeout_s=timeout_s, interval_s=0.1, message=what)
+            wait_for(check, timeout_s=timeout_s, message=what)
         except (AssertionError, Exited) as exc:
             raise AssertionError(f"{exc}; the log of {self.host.name}/{self.name}:\n{self.log()}") from None
 

@@ -46,7 +46,7 @@ def transcoding(api: httpx.Client, job_id: str) -> JSON:
         assert job["state"] in ("queued", "running"), job
         return job if job["state"] == "running" and 10 <= job["progress"] < 80 else None
 
-    return wait_for(check, timeout_s=60, interval_s=0.1, message=f"job {job_id} to be transcoding")  # type: ignore[return-value]
+    return wait_for(check, timeout_s=60, message=f"job {job_id} to be transcoding")  # type: ignore[return-value]
 
 
 def files_of(media: JSON) -> tuple[str, str]:

@@ -67,7 +67,6 @@ def wait_media(api: httpx.Client, media_id: str, *states: str, timeout_s: float 
         return wait_for(
             check,
             timeout_s=timeout_s,
-            interval_s=0.1,  # type: ignore[return-value]
             message=f"media {media_id} to be {'/'.join(states)}",
         )
     except AssertionError as exc:
@@ -78,7 +77,6 @@ def wait_gone(api: httpx.Client, media_id: str, timeout_s: float = 30) -> None:
     wait_for(
         lambda: api.get(f"/api/v1/media/{media_id}").status_code == 404,
         timeout_s=timeout_s,
-        interval_s=0.1,
         message=f"media {media_id} to answer 404",
     )
 
@@ -92,7 +90,6 @@ def wait_job(api: httpx.Client, job_id: str, *states: str, timeout_s: float = 60
         return wait_for(
             check,
             timeout_s=timeout_s,
-            interval_s=0.1,  # type: ignore[return-value]
             message=f"job {job_id} to be {'/'.join(states)}",
         )
     except AssertionError as exc:

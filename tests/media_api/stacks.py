@@ -11,7 +11,7 @@ import boto3
 import httpx
 import pytest
 
-from tests.servers import RedisServer, Stack, base_env, wait_for
+from tests.servers import RedisServer, Stack, base_env, stop_stacks, wait_for
 from tests.storage.moto_server import AWS_ENV, CREDENTIALS, create_bucket
 
 STORAGES = ["file", "s3"]
@@ -38,15 +38,20 @@ class Stored:
         self._s3: Any = boto3.client("s3", endpoint_url=endpoint_url, **CREDENTIALS) if bucket else None
 
     def keys(self, under: str = "") -> list[str]:
+        probe = f"{self.prefix}/.mediajobs-check" if self.prefix else ".mediajobs-check"
         if self.root is not None:
             base = self.root / under if under else self.root
             paths = (Path(d) / f for d, _, files in os.walk(base) for f in files)
-            return sorted(p.relative_to(self.root).as_posix() for p in paths)
+            # Not stored content: the storage check (readyz, doctor) writes and deletes a probe file.
+            return sorted(
+                p.relative_to(self.root).as_posix() for p in paths if not p.name.startswith(".check")
+            )
         full = f"{self.prefix}/{under}" if self.prefix else under
         strip = len(f"{self.prefix}/") if self.prefix else 0
         found = []
         for page in self._s3.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=full):
-            found += [obj["Key"][strip:] for obj in page.get("Contents", [])]
+            # Not stored content: the storage check (readyz, doctor) writes and deletes this probe.
+            found += [obj["Key"][strip:] for obj in page.get("Contents", []) if obj["Key"] != probe]
         uploads = self._s3.list_multipart_uploads(Bucket=self.bucket, Prefix=full).get("Uploads", [])
         found += [f"{u['Key'][strip:]} (unfinished multipart upload)" for u in uploads]
         return sorted(found)
@@ -80,7 +85,6 @@ class MediaStack:
             wait_for(
                 lambda: not self.temp_leftovers(),
                 timeout_s=timeout_s,
-                interval_s=0.1,
                 message="the worker temp dir to be empty",
             )
         except AssertionError:
@@ -154,8 +158,7 @@ class StackPool:
         return media_stack
 
     def stop(self) -> None:
-        for media_stack in self.stacks.values():
-            media_stack.stack.stop()
+        stop_stacks([media_stack.stack for media_stack in self.stacks.values()])
         if self.redis is not None:
             self.redis.stop()
 

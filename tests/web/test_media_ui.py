@@ -118,7 +118,6 @@ def wait_ready(api: httpx.Client, media_id: str, timeout_s: float = 60) -> dict[
     return wait_for(
         ready,
         timeout_s=timeout_s,
-        interval_s=0.2,  # type: ignore[return-value]
         message=f"media {media_id} to be ready",
     )
 

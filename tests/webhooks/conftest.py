@@ -12,7 +12,7 @@ import httpx
 import pytest
 
 from tests.conftest import database_url
-from tests.servers import RedisServer, Stack, base_env
+from tests.servers import RedisServer, Stack, base_env, stop_stacks
 from tests.webhooks.receiver import Receiver, serve
 
 API_KEY = "webhook-test-key"
@@ -62,8 +62,7 @@ class WebhookStacks:
         return self.stacks[backend]
 
     def stop(self) -> None:
-        for stack in self.stacks.values():
-            stack.stop()
+        stop_stacks(list(self.stacks.values()))
         self.redis.stop()
 
 

@@ -55,7 +55,7 @@ def wait_delivery(api: httpx.Client, endpoint_id: str, *states: str, attempts: i
         done = [d for d in items if d["state"] in states and len(d["attempts"]) >= attempts]
         return done[0] if done else None
 
-    return wait_for(check, timeout_s=30, interval_s=0.1, message=f"a delivery {'/'.join(states)}")  # type: ignore[return-value]
+    return wait_for(check, timeout_s=30, message=f"a delivery {'/'.join(states)}")  # type: ignore[return-value]
 
 
 def test_job_succeeded_arrives_signed_as_standard_webhooks_says(any_stack: Stack, receiver: Receiver) -> None:

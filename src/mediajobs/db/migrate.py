@@ -4,19 +4,23 @@ from __future__ import annotations
 
 import fcntl
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from alembic import command
-from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
 from sqlalchemy import text
 
 from mediajobs.db.session import Database
+
+if TYPE_CHECKING:
+    from alembic.config import Config
+
+# Alembic is imported where it is used: a worker started with --no-migrate does not pay for loading it.
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
 
 def alembic_config(db: Database) -> Config:
+    from alembic.config import Config
+
     cfg = Config()
     cfg.set_main_option("script_location", str(MIGRATIONS))
     cfg.set_main_option("sqlalchemy.url", db.url.replace("%", "%%"))
@@ -25,11 +29,15 @@ def alembic_config(db: Database) -> Config:
 
 
 def current_revision(db: Database) -> str | None:
+    from alembic.runtime.migration import MigrationContext
+
     with db.write_engine.connect() as conn:
         return MigrationContext.configure(conn).get_current_revision()
 
 
 def head_revision(db: Database) -> str | None:
+    from alembic.script import ScriptDirectory
+
     return ScriptDirectory.from_config(alembic_config(db)).get_current_head()
 
 
@@ -56,5 +64,7 @@ def migrate(db: Database, *, lock_dir: Path | None = None) -> bool:
 def _upgrade(db: Database) -> bool:
     if current_revision(db) == head_revision(db):
         return False
+    from alembic import command
+
     command.upgrade(alembic_config(db), "head")
     return True
