@@ -27,6 +27,10 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+class GiveUp(Exception):
+    """Raised by a `wait_for` predicate when waiting longer cannot help (the process it waits on exited)."""
+
+
 def wait_for(
     predicate: Callable[[], object],
     *,
@@ -48,6 +52,8 @@ def wait_for(
             value = predicate()
             if value:
                 return value
+        except GiveUp:
+            raise
         except Exception as exc:
             last_exc = exc
         left = deadline - time.monotonic()
@@ -214,7 +220,7 @@ class Stack:
 
         def answering() -> bool:
             if api.poll() is not None:
-                raise RuntimeError(f"the API exited with {api.returncode}: {self.log('api')[-1500:]}")
+                raise GiveUp(f"the API exited with {api.returncode}: {self.log('api')[-1500:]}")
             return httpx.get(f"{self.api_url}/healthz", timeout=1).status_code == 200
 
         wait_for(answering, message="the API to answer /healthz")

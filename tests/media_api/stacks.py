@@ -11,6 +11,8 @@ import boto3
 import httpx
 import pytest
 
+from mediajobs.storage.backends.local import CHECK_PREFIX
+from mediajobs.storage.backends.s3 import CHECK_KEY
 from tests.servers import RedisServer, Stack, base_env, stop_stacks, wait_for
 from tests.storage.moto_server import AWS_ENV, CREDENTIALS, create_bucket
 
@@ -38,19 +40,18 @@ class Stored:
         self._s3: Any = boto3.client("s3", endpoint_url=endpoint_url, **CREDENTIALS) if bucket else None
 
     def keys(self, under: str = "") -> list[str]:
-        probe = f"{self.prefix}/.mediajobs-check" if self.prefix else ".mediajobs-check"
+        # Not stored content: the storage check (readyz, doctor) writes and deletes a probe.
         if self.root is not None:
             base = self.root / under if under else self.root
             paths = (Path(d) / f for d, _, files in os.walk(base) for f in files)
-            # Not stored content: the storage check (readyz, doctor) writes and deletes a probe file.
             return sorted(
-                p.relative_to(self.root).as_posix() for p in paths if not p.name.startswith(".check")
+                p.relative_to(self.root).as_posix() for p in paths if not p.name.startswith(CHECK_PREFIX)
             )
         full = f"{self.prefix}/{under}" if self.prefix else under
         strip = len(f"{self.prefix}/") if self.prefix else 0
+        probe = f"{self.prefix}/{CHECK_KEY}" if self.prefix else CHECK_KEY
         found = []
         for page in self._s3.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=full):
-            # Not stored content: the storage check (readyz, doctor) writes and deletes this probe.
             found += [obj["Key"][strip:] for obj in page.get("Contents", []) if obj["Key"] != probe]
         uploads = self._s3.list_multipart_uploads(Bucket=self.bucket, Prefix=full).get("Uploads", [])
         found += [f"{u['Key'][strip:]} (unfinished multipart upload)" for u in uploads]

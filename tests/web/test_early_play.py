@@ -76,7 +76,7 @@ def test_standard_upload_plays_and_seeks_while_its_lower_rungs_are_encoded(
         finally:
             page.context.close()
             # Its lower rungs would go on encoding on the stack the other browser tests share.
-            assert api.delete(f"/api/v1/media/{media['id']}").status_code in (202, 204)
+            assert api.delete(f"/api/v1/media/{media['id']}").status_code == 202
     assert still["state"] == "processing", "the ladder ended before the seek: nothing was shown early"
     assert not errors, errors
 
@@ -116,5 +116,6 @@ def test_hevc_upload_plays_from_the_start_and_cannot_seek_past_what_is_encoded(
         finally:
             page.context.close()
             if api.get(f"/api/v1/media/{media['id']}").json()["state"] != "ready":
+                # A failure above leaves it encoding on the stack the other browser tests share.
                 api.delete(f"/api/v1/media/{media['id']}")
     assert not errors, errors

@@ -34,6 +34,7 @@ from mediajobs.storage.storage import (
 
 # Temp files sit next to their target so os.replace stays on one file system; list() hides them.
 TEMP_TAG = ".mjtmp-"
+CHECK_PREFIX = f".check{TEMP_TAG}"  # check()'s probe file in the root (readyz, doctor)
 
 
 @contextmanager
@@ -260,7 +261,7 @@ class LocalStorage(Storage):
     def check(self) -> None:
         try:
             self.root.mkdir(parents=True, exist_ok=True)
-            probe = self.root / f".check{TEMP_TAG}{secrets.token_hex(6)}"
+            probe = self.root / f"{CHECK_PREFIX}{secrets.token_hex(6)}"
             probe.write_bytes(b"ok")
             probe.unlink()
         except OSError as exc:

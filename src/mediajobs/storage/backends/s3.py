@@ -65,6 +65,7 @@ DENIED_CODES = {
 # throttling is tens of ms), one that accepts but stays silent within ATTEMPTS x READ_TIMEOUT_S; then the
 # job's own retries decide. Five attempts ride out throttling (1 s, 2 s, 4 s, 8 s) during long uploads.
 ATTEMPTS = 5
+CHECK_KEY = ".mediajobs-check"  # under the prefix: written and deleted by check() (readyz, doctor)
 CONNECT_TIMEOUT_S = 5.0
 READ_TIMEOUT_S = 30.0
 
@@ -404,7 +405,7 @@ class S3Storage(Storage):
 
     def check(self) -> None:
         client = self._check_client
-        probe = f"{self.prefix}.mediajobs-check"
+        probe = f"{self.prefix}{CHECK_KEY}"
         try:
             with self.errors("check", self.bucket):
                 client.head_bucket(Bucket=self.bucket)
