@@ -207,6 +207,17 @@ def unfinished_children(db: Database, parent_id: str) -> list[str]:
         )
 
 
+def first_failed_child(db: Database, parent_id: str) -> Job | None:
+    """The child that failed first (or was cancelled on its own), whose error the parent's failure carries."""
+    with db.read() as session:
+        return session.scalars(
+            select(Job)
+            .where(Job.parent_id == parent_id, Job.state.in_((states.FAILED, states.CANCELLED)))
+            .order_by(Job.finished_at, Job.id)
+            .limit(1)
+        ).first()
+
+
 def child_results(db: Database, parent_id: str) -> list[Any]:
     """The results of a parent's children, in the order they were given to fan_out."""
     with db.read() as session:

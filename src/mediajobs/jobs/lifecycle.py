@@ -232,15 +232,8 @@ def _child_ended(db: Database, child: Job) -> None:
     if parent.state != states.RUNNING or parent.fan_phase != fanout.WAITING:
         return  # already ended (a sibling failed it), or cancelled and ended by another child
     if child.state == states.FAILED or (child.state == states.CANCELLED and not parent.cancel_requested):
-        error = child.error or {}
-        code = str(error.get("code") or "child_failed")
-        message = f"child job {child.id} ({child.kind}) {child.state}: {error.get('message', '')}"
         ended = finish(
-            db,
-            job_id=parent.id,
-            attempt=parent.attempt,
-            state=states.FAILED,
-            error={"code": code, "message": message},
+            db, job_id=parent.id, attempt=parent.attempt, state=states.FAILED, error=_failure_of(child)
         )
         if ended is not None:
             for sibling in fanout.unfinished_children(db, parent.id):
@@ -265,9 +258,26 @@ def _child_ended(db: Database, child: Job) -> None:
         finish(db, job_id=parent.id, attempt=parent.attempt, state=states.CANCELLED, error=_WITH_CHILDREN)
     elif counts.get(states.SUCCEEDED, 0) == counts["total"]:
         _children_done(db, parent)
-    else:  # never left running: a child ended otherwise while no sibling's end failed it
-        error = {"code": "child_failed", "message": f"its child jobs ended {counts}"}
+    else:
+        # A child failed, and this sibling's end came before that child's own end failed the parent (they
+        # ran side by side): the parent carries that child's error all the same, whichever commits first.
+        failed = fanout.first_failed_child(db, parent.id)
+        error = (
+            _failure_of(failed)
+            if failed
+            else {"code": "child_failed", "message": f"its child jobs ended {counts}"}
+        )
         finish(db, job_id=parent.id, attempt=parent.attempt, state=states.FAILED, error=error)
+
+
+def _failure_of(child: Job) -> dict[str, str]:
+    """A parent's error when `child` failed: the child's code, and which child it was."""
+    error = child.error or {}
+    code = str(error.get("code") or "child_failed")
+    return {
+        "code": code,
+        "message": f"child job {child.id} ({child.kind}) {child.state}: {error.get('message', '')}",
+    }
 
 
 def _children_done(db: Database, parent: Job) -> None:
