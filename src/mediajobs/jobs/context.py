@@ -61,6 +61,8 @@ class JobContext:
         self.expected_end: float | None = None
         # Set (with cancel_event) when a stopping worker gives the job back to the queue instead.
         self.handing_back = False
+        # Set (with cancel_event) when another attempt runs the job now (this one's heartbeats were missed).
+        self.taken_over = False
 
     @property
     def is_last_attempt(self) -> bool:
@@ -256,6 +258,7 @@ class Watcher:
                             # Re-run elsewhere (its heartbeats were missed, e.g. this host lost its link) or
                             # ended: whatever it would still do or store is no one's any more.
                             log.warning("job %s attempt %d was taken over: stopping it", job_id, ctx.attempt)
+                            ctx.taken_over = True
                             ctx.cancel_event.set()
                         with self._lock:
                             if job_id in self._active:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +19,7 @@ from mediajobs.config import Settings, get_settings
 from mediajobs.db.models import Job
 from mediajobs.db.session import Database, get_db
 from mediajobs.egress import egress_guard
-from mediajobs.errors import PermanentError
+from mediajobs.errors import JobCancelled, PermanentError
 from mediajobs.jobs import lifecycle, states
 from mediajobs.jobs.context import JobContext
 from mediajobs.jobs.registry import job_kind
@@ -88,6 +89,21 @@ def abandon_builds(db: Database, settings: Settings, media_id: str) -> None:
         chunks.drop_all(db, media_id)
         cleanup = {"paths": abandoned}
         lifecycle.submit(db, broker_for(settings), kind="media.cleanup", params=cleanup, media_id=media_id)
+
+
+@contextlib.contextmanager
+def removed_if_taken_over(ctx: JobContext, version: str) -> Iterator[None]:
+    """What this attempt stores of `version` is removed when it stops because another attempt took the job
+    over: the new attempt removed the version's rows and files as it began, before these late writes."""
+    try:
+        yield
+    except JobCancelled:
+        if ctx.taken_over:
+            removed = remove_paths(ctx, chunks.version_paths(version))
+            log.info(
+                "taken over: removed %d file(s) of version %s this attempt stored late", removed, version
+            )
+        raise
 
 
 def media_ended(job: Job) -> None:
@@ -190,13 +206,18 @@ def cleanup_media(ctx: JobContext, params: CleanupParams) -> dict[str, int]:
     if wait > 0:
         ctx.progress(0, f"Waiting {wait:.0f} s for players of the old stream")
         ctx.sleep(wait)
+    return {"removed": remove_paths(ctx, params.paths)}
+
+
+def remove_paths(ctx: JobContext, paths: list[str]) -> int:
+    """Remove files of the job's asset: `hls/…` directories whole, anything else one file."""
     storage = for_process(ctx.settings)
     removed = 0
-    for path in params.paths:
+    for path in paths:
         key = f"{assets.prefix(ctx.media_id or '')}{path}"
         if path.startswith("hls/"):
             removed += storage.delete_prefix(key + "/")
         else:
             storage.delete(key)
             removed += 1
-    return {"removed": removed}
+    return removed

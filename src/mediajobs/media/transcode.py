@@ -35,6 +35,7 @@ from mediajobs.media.kinds import (
     fetch_original,
     media_ended,
     probe_source,
+    removed_if_taken_over,
     require_media,
 )
 from mediajobs.media.ladder import AUDIO
@@ -85,23 +86,29 @@ def process_media(ctx: JobContext, params: ProcessParams) -> Any:
     build = builds.Build(ctx, media.id, version, ladders.plan(info, index), info)
     # Versions an earlier attempt left unfinished (its worker died) are removed.
     abandon_builds(ctx.db, ctx.settings, media.id)
-    # The version's rows say, from now on, that it is being made (media_ended removes what it left).
-    chunks.plan(
-        ctx.db, media.id, version, [(0, len(build.ladder.grid))], build.ladder.grid.durations(), audio=False
-    )
-    early = not params.reprocess
-    copied: dict[str, list[int]] = {}
-    if build.ladder.fast_start is None:
-        copied = _fast_start(ctx, build, src, index, early=early)
-    if "thumbnail" in params.pipeline:
-        thumbnail, thumbnail_error = _thumbnail(ctx, media.id, src, info, version)
-    build.save(copied=copied, thumbnail=thumbnail, thumbnail_error=thumbnail_error)
-    lad = build.ladder
-    ctx.progress(builds.OWN_UNTIL, "Planning the encodes")
-    if info.duration > ctx.settings.chunk_threshold_s and lad.encoded:
-        return _fan_out(ctx, build, early=early)
-    sizes = {**copied, **_encode_here(ctx, build, src, early=early)}
-    return builds.join(ctx, build, sizes, thumbnail, thumbnail_error)
+    with removed_if_taken_over(ctx, version):
+        # The version's rows say, from now on, that it is being made (media_ended removes what it left).
+        chunks.plan(
+            ctx.db,
+            media.id,
+            version,
+            [(0, len(build.ladder.grid))],
+            build.ladder.grid.durations(),
+            audio=False,
+        )
+        early = not params.reprocess
+        copied: dict[str, list[int]] = {}
+        if build.ladder.fast_start is None:
+            copied = _fast_start(ctx, build, src, index, early=early)
+        if "thumbnail" in params.pipeline:
+            thumbnail, thumbnail_error = _thumbnail(ctx, media.id, src, info, version)
+        build.save(copied=copied, thumbnail=thumbnail, thumbnail_error=thumbnail_error)
+        lad = build.ladder
+        ctx.progress(builds.OWN_UNTIL, "Planning the encodes")
+        if info.duration > ctx.settings.chunk_threshold_s and lad.encoded:
+            return _fan_out(ctx, build, early=early)
+        sizes = {**copied, **_encode_here(ctx, build, src, early=early)}
+        return builds.join(ctx, build, sizes, thumbnail, thumbnail_error)
 
 
 def _fan_out(ctx: JobContext, build: builds.Build, *, early: bool) -> Any:
