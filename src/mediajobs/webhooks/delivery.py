@@ -158,16 +158,18 @@ def deliver(ctx: JobContext, params: DeliverParams) -> dict[str, Any]:
         duration_ms=outcome.duration_ms,
         response_excerpt=outcome.excerpt,
     )
-    endpoints.record_attempt(ctx.db, attempt, state=state)
+    switch: tuple[str, bool, str | None] | None = None
+    if outcome.ok and not endpoint.enabled:  # a redelivery that got through: the receiver is back
+        switch = (endpoint.id, True, None)
+    elif outcome.status_code == 410:
+        reason = f"the endpoint answered 410 Gone on {at.isoformat()}; redeliver to enable it again"
+        switch = (endpoint.id, False, reason)
+    endpoints.record_attempt(ctx.db, attempt, state=state, endpoint=switch)
     if outcome.ok:
-        if not endpoint.enabled:  # a redelivery that got through: the receiver is back
-            endpoints.set_enabled(ctx.db, endpoint.id, enabled=True)
         return {"delivery_id": delivery.id, "status_code": outcome.status_code}
     assert outcome.error is not None
     message = outcome.error["message"]
     if outcome.status_code == 410:
-        reason = f"the endpoint answered 410 Gone on {at.isoformat()}; redeliver to enable it again"
-        endpoints.set_enabled(ctx.db, endpoint.id, enabled=False, reason=reason)
         raise PermanentError(f"{message}: the endpoint is disabled", code="endpoint_gone")
     if permanent:
         raise ForbiddenAddress(message)

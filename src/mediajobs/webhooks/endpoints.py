@@ -6,6 +6,7 @@ import uuid
 from typing import Any
 
 from sqlalchemy import delete, select, update
+from sqlalchemy.orm import Session
 
 from mediajobs.db import records
 from mediajobs.db.models import Job, WebhookAttempt, WebhookDelivery, WebhookEndpoint, utcnow
@@ -64,13 +65,12 @@ def delete_endpoint(db: Database, endpoint_id: str) -> None:
         session.execute(delete(WebhookEndpoint).where(WebhookEndpoint.id == endpoint.id))
 
 
-def set_enabled(db: Database, endpoint_id: str, *, enabled: bool, reason: str | None = None) -> None:
-    with db.write() as session:
-        session.execute(
-            update(WebhookEndpoint)
-            .where(WebhookEndpoint.id == endpoint_id)
-            .values(enabled=enabled, disabled_reason=None if enabled else reason, updated_at=utcnow())
-        )
+def _set_enabled(session: Session, endpoint_id: str, *, enabled: bool, reason: str | None) -> None:
+    session.execute(
+        update(WebhookEndpoint)
+        .where(WebhookEndpoint.id == endpoint_id)
+        .values(enabled=enabled, disabled_reason=None if enabled else reason, updated_at=utcnow())
+    )
 
 
 def endpoint_public(endpoint: WebhookEndpoint, *, with_secret: bool = False) -> dict[str, Any]:
@@ -112,8 +112,15 @@ def set_delivery(db: Database, delivery_id: str, **values: Any) -> None:
         session.execute(update(WebhookDelivery).where(WebhookDelivery.id == delivery_id).values(**values))
 
 
-def record_attempt(db: Database, attempt: WebhookAttempt, *, state: str) -> None:
-    """Log one attempt and move its delivery to `state`, in one transaction."""
+def record_attempt(
+    db: Database,
+    attempt: WebhookAttempt,
+    *,
+    state: str,
+    endpoint: tuple[str, bool, str | None] | None = None,
+) -> None:
+    """Log one attempt and move its delivery to `state`, in one transaction; with `endpoint` (id, enabled,
+    reason) the endpoint is enabled or disabled in it too, so nobody sees the outcome without its effect."""
     with db.write() as session:
         session.add(attempt)
         session.execute(
@@ -121,6 +128,9 @@ def record_attempt(db: Database, attempt: WebhookAttempt, *, state: str) -> None
             .where(WebhookDelivery.id == attempt.delivery_id)
             .values(state=state, updated_at=utcnow())
         )
+        if endpoint is not None:
+            endpoint_id, enabled, reason = endpoint
+            _set_enabled(session, endpoint_id, enabled=enabled, reason=reason)
 
 
 def deliveries_public(db: Database, deliveries: list[WebhookDelivery]) -> list[dict[str, Any]]:
