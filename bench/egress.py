@@ -22,7 +22,7 @@ from tests.servers import Stack, base_env, wait_for
 
 from bench.common import redis_server
 from mediajobs import process
-from mediajobs.media import ytdlp
+from mediajobs.egress import ytdlp
 
 if os.environ.get("MJ_BENCH_UNGUARDED") == "1":
     ytdlp.BENCH_UNGUARDED = True

@@ -33,8 +33,9 @@ from bench.media_common import (
     wait_job,
     wait_media,
 )
-from mediajobs.media import hls, ladder, packets
-from mediajobs.media.probe import Probe, probe
+from mediajobs.toolkit import packets
+from mediajobs.toolkit.hls import ladder, renditions
+from mediajobs.toolkit.probe import Probe, probe
 
 WORKER_CONCURRENCY = 2
 ROUNDS = 3
@@ -49,15 +50,15 @@ def _all_encoded(src: Path, info: Probe) -> ladder.Ladder:
 def single_process(src: Path, out: Path, info: Probe, threads: int) -> Command:
     """One ffmpeg for the whole ladder: one decode split into every rendition, the audio encoded once."""
     lad = _all_encoded(src, info)
-    return capture(lambda: hls.encode(src, out, lad, info, with_audio=True, threads=threads))
+    return capture(lambda: renditions.encode(src, out, lad, info, with_audio=True, threads=threads))
 
 
 def per_rendition(src: Path, out: Path, info: Probe, threads: int) -> list[Command]:
-    """One ffmpeg per rung, each decoding the source, built by `hls.encode` itself with one rung so the
+    """One ffmpeg per rung, each decoding the source, built by `renditions.encode` itself with one rung so the
     encoder, GOP, bitrate and segment settings stay exactly those of the real command."""
     lad = _all_encoded(src, info)
     return [
-        capture(lambda r=r: hls.encode(src, out / r.name, lad, info, renditions=[r], threads=threads))
+        capture(lambda r=r: renditions.encode(src, out / r.name, lad, info, renditions=[r], threads=threads))
         for r in lad.renditions
     ]
 

@@ -39,9 +39,9 @@ from bench.media_common import (
     wait_job,
     wait_media,
 )
-from mediajobs.media.cut import remove_frames
-from mediajobs.media.mask import Region, apply_mask
-from mediajobs.media.probe import Probe, probe
+from mediajobs.toolkit.cut import remove_frames
+from mediajobs.toolkit.mask import Region, apply_mask
+from mediajobs.toolkit.probe import Probe, probe
 
 WORKER_CONCURRENCY = 2
 ROUNDS = 2

@@ -21,10 +21,10 @@ from unittest import mock
 
 from bench.media_common import Noise, Run, children_cpu_s, job_threads, ratio_line, run_line
 from mediajobs import process
-from mediajobs.media.cut import remove_frames
-from mediajobs.media.mask import Region, apply_mask
-from mediajobs.media.probe import probe
-from mediajobs.media.smartrender import smart_cut, smart_mask
+from mediajobs.toolkit.cut import remove_frames
+from mediajobs.toolkit.mask import Region, apply_mask
+from mediajobs.toolkit.probe import probe
+from mediajobs.toolkit.smart.render import smart_cut, smart_mask
 
 SOURCE_S, WIDTH, HEIGHT, FPS = 600, 1920, 1080, 30
 CUTS = [(100.0, 101.5), (400.0, 401.5)]

@@ -18,7 +18,7 @@ from mediajobs.broker import broker_for
 from mediajobs.config import Settings, get_settings
 from mediajobs.db.migrate import migrate
 from mediajobs.db.session import Database, get_db
-from mediajobs.jobs import lifecycle, service, states
+from mediajobs.jobs import lifecycle, rows, states
 from mediajobs.jobs.registry import load_kinds
 from mediajobs.media import assets
 from tests.conftest import submit, wait_state
@@ -80,8 +80,8 @@ def test_a_job_cancelled_by_a_media_delete_runs_its_end_hook_once(
 
     run_job(deleting.id, deleting.attempt)  # the delete job's handler cancels what the asset still has
 
-    assert service.get_job(db, deleting.id).state == states.SUCCEEDED
-    assert service.get_job(db, waiting.id).state == states.CANCELLED
+    assert rows.get_job(db, deleting.id).state == states.SUCCEEDED
+    assert rows.get_job(db, waiting.id).state == states.CANCELLED
     assert ends.read_text().splitlines() == [f"{waiting.id} cancelled"]
 
 
@@ -125,7 +125,7 @@ from mediajobs.broker import broker_for
 from mediajobs.config import Settings
 from mediajobs.db.migrate import migrate
 from mediajobs.db.session import get_db
-from mediajobs.jobs import context, dispatch, lifecycle, maintenance, reaper, service
+from mediajobs.jobs import context, outbox, lifecycle, maintenance, reaper, rows
 from mediajobs.jobs.registry import load_kinds
 from tests.test_lifecycle import queued_messages
 

@@ -13,7 +13,7 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-from mediajobs.media.playlists import parse_media_playlist
+from mediajobs.toolkit.hls.playlists import parse_media_playlist
 
 
 @dataclass

@@ -10,9 +10,9 @@ from typing import Any
 import pytest
 
 from mediajobs.errors import JobCancelled
-from mediajobs.media.analyze import Findings, analyze
-from mediajobs.media.probe import probe
 from mediajobs.process import cancellable
+from mediajobs.toolkit.analyze import Findings, analyze
+from mediajobs.toolkit.probe import probe
 from tests.media.frames import ffmpeg, running_ffmpeg
 from tests.media.opsclips import (
     TONE,

@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 
 from mediajobs.errors import JobCancelled, PermanentError
-from mediajobs.media.cut import InvalidRanges, kept_segments, merge_ranges, output_duration, remove_frames
-from mediajobs.media.probe import probe
 from mediajobs.process import cancellable
+from mediajobs.toolkit.cut import InvalidRanges, kept_segments, merge_ranges, output_duration, remove_frames
+from mediajobs.toolkit.probe import probe
 from tests.media.frames import frame_index, gray_frames, mono_pcm, running_ffmpeg, tone_onsets
 from tests.media.opsclips import FPS, SIZE, cached_clip, counter_clip, long_clip, watching_progress
 

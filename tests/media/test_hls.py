@@ -14,9 +14,9 @@ import pytest
 
 from mediajobs import process
 from mediajobs.errors import JobCancelled
-from mediajobs.media.hls import HlsOutput, transcode_hls
-from mediajobs.media.ladder import Rendition, plan_ladder
-from mediajobs.media.probe import Probe, probe
+from mediajobs.toolkit.hls.ladder import Rendition, plan_ladder
+from mediajobs.toolkit.hls.renditions import HlsOutput, transcode_hls
+from mediajobs.toolkit.probe import Probe, probe
 from tests.media.conftest import MakeClip, generate_clip
 
 SOURCE = Probe(

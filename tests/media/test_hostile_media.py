@@ -9,12 +9,12 @@ from typing import Any
 import pytest
 
 from mediajobs.errors import ProcessFailed, TooLarge, UnsupportedMedia
-from mediajobs.media.analyze import analyze
-from mediajobs.media.cut import remove_frames
-from mediajobs.media.hls import transcode_hls
-from mediajobs.media.mask import Region, apply_mask
-from mediajobs.media.probe import Probe, probe
-from mediajobs.media.thumbnail import make_thumbnail
+from mediajobs.toolkit.analyze import analyze
+from mediajobs.toolkit.cut import remove_frames
+from mediajobs.toolkit.hls.renditions import transcode_hls
+from mediajobs.toolkit.mask import Region, apply_mask
+from mediajobs.toolkit.probe import Probe, probe
+from mediajobs.toolkit.thumbnail import make_thumbnail
 from tests.media.conftest import MakeClip
 from tests.media.hostile import (
     claiming_mkv,

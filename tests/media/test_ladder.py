@@ -9,9 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from mediajobs.media import grid as grids
-from mediajobs.media import hls, ladder, packets
-from mediajobs.media.probe import Probe, probe
+from mediajobs.toolkit import packets
+from mediajobs.toolkit.hls import grid as grids
+from mediajobs.toolkit.hls import ladder, renditions
+from mediajobs.toolkit.probe import Probe, probe
 from tests.media import hlscheck
 from tests.media.conftest import MakeClip
 from tests.media.test_hls import SOURCE
@@ -133,13 +134,13 @@ def make_in_chunks(src: Path, out: Path, info: Probe, chunk_s: float) -> ladder.
     """What the fan-out does, in one process: the remux, the audio once, the rest chunk by chunk."""
     lad = ladder.plan(info, packets.scan(src, duration_s=info.duration))
     if lad.fast_start is None:
-        hls.remux(src, out, lad, info)
-        assert hls.copy_is_exact(out, lad) is None
+        renditions.remux(src, out, lad, info)
+        assert renditions.copy_is_exact(out, lad) is None
     else:
-        hls.encode_audio(src, out, lad, info)
+        renditions.encode_audio(src, out, lad, info)
     for span in grids.chunks(lad.grid, chunk_s, short_first=True):
-        hls.encode(src, out, lad, info, segments=span)
-    hls.write_playlists(out, lad)
+        renditions.encode(src, out, lad, info, segments=span)
+    renditions.write_playlists(out, lad)
     return lad
 
 
@@ -177,11 +178,11 @@ def test_open_gop_source_is_not_copied_because_its_segments_would_not_start_clea
     lad = ladder.plan(info, packets.scan(src, duration_s=info.duration))
     assert lad.fast_start is None  # it looks standard...
 
-    hls.remux(src, tmp_path / "remux", lad, info)
-    problem = hls.copy_is_exact(tmp_path / "remux", lad)
+    renditions.remux(src, tmp_path / "remux", lad, info)
+    problem = renditions.copy_is_exact(tmp_path / "remux", lad)
 
     assert problem is not None and "does not start with a decodable keyframe" in problem  # ...but is not
-    out = hls.transcode_hls(src, tmp_path / "out", info)
+    out = renditions.transcode_hls(src, tmp_path / "out", info)
     assert out.ladder.fast_start == problem
     check_ladder(tmp_path / "out", src, tmp_path)
 
@@ -194,7 +195,7 @@ def test_edit_list_source_is_encoded_not_copied(make_clip: MakeClip, tmp_path: P
     subprocess.run(copy, check=True)
     info = probe(cut)
 
-    out = hls.transcode_hls(cut, tmp_path / "out", info)
+    out = renditions.transcode_hls(cut, tmp_path / "out", info)
 
     assert out.ladder.fast_start is not None and "edit list" in out.ladder.fast_start
     check_ladder(tmp_path / "out", cut, tmp_path)

@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 
 from mediajobs.errors import JobCancelled, PermanentError
-from mediajobs.media.mask import InvalidRegion, Region, apply_mask, build_mask_filter, clip_regions
-from mediajobs.media.probe import Probe, probe
 from mediajobs.process import cancellable
+from mediajobs.toolkit.mask import InvalidRegion, Region, apply_mask, build_mask_filter, clip_regions
+from mediajobs.toolkit.probe import Probe, probe
 from tests.media.frames import ffmpeg, frame_at, running_ffmpeg
 from tests.media.opsclips import cached_clip, long_clip, pattern_clip, watching_progress
 

@@ -6,7 +6,7 @@ import pytest
 
 from mediajobs import process
 from mediajobs.errors import UnsupportedMedia
-from mediajobs.media.probe import probe
+from mediajobs.toolkit.probe import probe
 from tests.media.conftest import MakeClip
 
 

@@ -5,8 +5,8 @@ from pathlib import Path
 import pytest
 
 from mediajobs import process
-from mediajobs.media.probe import probe
-from mediajobs.media.progress import FfmpegProgress, progress_args
+from mediajobs.toolkit.probe import probe
+from mediajobs.toolkit.progress import FfmpegProgress, progress_args
 from tests.media.conftest import MakeClip
 
 

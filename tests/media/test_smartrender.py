@@ -11,13 +11,13 @@ import numpy as np
 import pytest
 
 from mediajobs.errors import InvalidParams, JobCancelled
-from mediajobs.media.gops import GopIndex, VideoStream, read_index
-from mediajobs.media.mask import InvalidRegion, Region, apply_mask
-from mediajobs.media.probe import probe
-from mediajobs.media.smartpieces import copy_args
-from mediajobs.media.smartplan import Span, plan
-from mediajobs.media.smartrender import smart_cut, smart_mask
 from mediajobs.process import cancellable
+from mediajobs.toolkit.mask import InvalidRegion, Region, apply_mask
+from mediajobs.toolkit.probe import probe
+from mediajobs.toolkit.smart.gops import GopIndex, VideoStream, read_index
+from mediajobs.toolkit.smart.pieces import copy_args
+from mediajobs.toolkit.smart.plan import Span, plan
+from mediajobs.toolkit.smart.render import smart_cut, smart_mask
 from tests.media.frames import ffmpeg, mono_pcm, running_ffmpeg, tone_onsets
 from tests.media.opsclips import cached_clip, long_clip
 from tests.media.smartclips import (

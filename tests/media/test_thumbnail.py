@@ -8,8 +8,8 @@ import pytest
 
 from mediajobs import process
 from mediajobs.errors import PermanentError, UnsupportedMedia
-from mediajobs.media.probe import probe
-from mediajobs.media.thumbnail import ThumbnailFailed, make_thumbnail
+from mediajobs.toolkit.probe import probe
+from mediajobs.toolkit.thumbnail import ThumbnailFailed, make_thumbnail
 from tests.media.conftest import MakeClip
 
 

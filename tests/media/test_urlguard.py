@@ -4,10 +4,10 @@ import ipaddress
 
 import pytest
 
+from mediajobs.egress import urlcheck
 from mediajobs.egress.policy import Policy, parse_networks
+from mediajobs.egress.urlcheck import IPAddress, check_url
 from mediajobs.errors import ForbiddenAddress, InvalidUrl, SourceUnreachable
-from mediajobs.media import urlguard
-from mediajobs.media.urlguard import IPAddress, check_url
 
 PUBLIC = "93.184.216.34"
 
@@ -20,7 +20,7 @@ def fake_dns(monkeypatch: pytest.MonkeyPatch, table: dict[str, list[str]]) -> li
         asked.append(host)
         return [ipaddress.ip_address(a) for a in table[host]]
 
-    monkeypatch.setattr(urlguard, "resolve_host", resolve)
+    monkeypatch.setattr(urlcheck, "resolve_host", resolve)
     return asked
 
 
@@ -108,7 +108,7 @@ def test_check_url_resolves_names_through_the_seam(monkeypatch: pytest.MonkeyPat
 
 def test_unknown_host_is_unreachable() -> None:
     with pytest.raises(SourceUnreachable, match="no such host"):
-        urlguard.resolve_host("nonexistent.invalid")
+        urlcheck.resolve_host("nonexistent.invalid")
 
 
 @pytest.mark.parametrize(

@@ -10,7 +10,8 @@ import pytest
 
 from mediajobs import process
 from mediajobs.config import Settings
-from mediajobs.egress import egress_guard
+from mediajobs.egress import egress_guard, ytdlp
+from mediajobs.egress.ytdlp import Downloaded, classify
 from mediajobs.errors import (
     ForbiddenAddress,
     JobCancelled,
@@ -21,9 +22,7 @@ from mediajobs.errors import (
     TooLarge,
     UnsupportedMedia,
 )
-from mediajobs.media import ytdlp
-from mediajobs.media.probe import probe
-from mediajobs.media.ytdlp import Downloaded, classify
+from mediajobs.toolkit.probe import probe
 from tests.media.conftest import Served, generate_clip
 
 Progress = tuple[int, int | None, float | None, float | None]

@@ -15,7 +15,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from mediajobs.media.playlists import parse_media_playlist
+from mediajobs.toolkit.hls.playlists import parse_media_playlist
 from tests.media.test_ladder import check_ladder, encode_source
 from tests.media_api.helpers import JSON, get_media, upload, wait_gone, wait_job, wait_media
 from tests.media_api.stacks import MediaStack, StackPool

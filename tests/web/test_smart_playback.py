@@ -14,8 +14,8 @@ from typing import Any
 import pytest
 from playwright.sync_api import Browser
 
-from mediajobs.media.probe import probe
-from mediajobs.media.smartrender import smart_cut
+from mediajobs.toolkit.probe import probe
+from mediajobs.toolkit.smart.render import smart_cut
 from tests.media.conftest import serve_directory
 from tests.media.frames import ffmpeg
 from tests.media.opsclips import cached_clip

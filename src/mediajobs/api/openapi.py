@@ -43,7 +43,7 @@ DESCRIPTIONS = {
     422: "a parameter or a field of the body is invalid; `errors` names each",
     503: "the database is unreachable; try again after `Retry-After` seconds",
 }
-# What an import or webhook URL must look like (urlguard checks it, and the address, for real).
+# What an import or webhook URL must look like (egress/urlcheck checks it, and the address, for real).
 HTTP_URL = r"^[Hh][Tt][Tt][Pp][Ss]?://[^\s/?#]+"
 IDEMPOTENCY_KEY = {
     "description": "the same key on the same URL within 24 h answers with the first answer, creating nothing",

@@ -13,7 +13,7 @@ from starlette.concurrency import run_in_threadpool
 
 from mediajobs.db.session import Database
 from mediajobs.errors import NotFound
-from mediajobs.jobs import service, states
+from mediajobs.jobs import rows, states
 from mediajobs.jobs.schemas import public
 
 POLL_S = 0.25
@@ -21,7 +21,7 @@ KEEPALIVE_S = 2.0
 
 
 async def job_events(request: Request, db: Database, job_id: str) -> StreamingResponse:
-    first = await run_in_threadpool(service.get_job, db, job_id)
+    first = await run_in_threadpool(rows.get_job, db, job_id)
 
     async def stream() -> AsyncIterator[str]:
         yield "retry: 1000\n\n"
@@ -40,7 +40,7 @@ async def job_events(request: Request, db: Database, job_id: str) -> StreamingRe
                 return
             await asyncio.sleep(POLL_S)
             try:
-                job = await run_in_threadpool(service.get_job, db, job_id)
+                job = await run_in_threadpool(rows.get_job, db, job_id)
             except NotFound:
                 return
 

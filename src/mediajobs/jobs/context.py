@@ -23,7 +23,7 @@ from mediajobs.broker import broker_for
 from mediajobs.config import Settings
 from mediajobs.db.session import Database, is_unreachable
 from mediajobs.errors import JobCancelled, MediajobsError
-from mediajobs.jobs import fanout, lifecycle, service
+from mediajobs.jobs import fanout, lifecycle, rows
 from mediajobs.jobs.registry import registry
 
 log = logging.getLogger(__name__)
@@ -86,7 +86,7 @@ class JobContext:
             eta_seconds = self._estimate_eta(percent, now)
         self.expected_end = now + eta_seconds if eta_seconds is not None else None
         try:
-            service.report_progress(
+            rows.report_progress(
                 self.db,
                 job_id=self.job_id,
                 attempt=self.attempt,
@@ -195,6 +195,17 @@ class JobContext:
         return fanout.child_results(self.db, self.job_id)
 
 
+class Phase:
+    """Maps a step's 0..1 fraction onto a slice of the job's 0-100 % with one stage text."""
+
+    def __init__(self, ctx: JobContext, start: float, end: float, stage: str) -> None:
+        self.ctx, self.start, self.end, self.stage = ctx, start, end, stage
+        ctx.progress(start, stage)
+
+    def __call__(self, fraction: float) -> None:
+        self.ctx.progress(self.start + (self.end - self.start) * fraction, self.stage)
+
+
 def sweep_temp_dirs(root: Path) -> int:
     """Remove job temp directories whose worker process is gone (killed mid-job); returns how many."""
     removed = 0
@@ -251,10 +262,10 @@ class Watcher:
                     log.info("worker stopping: handing job %s back to the queue", job_id)
                     ctx.hand_back()
                 try:
-                    if service.cancel_requested(self.db, job_id=job_id):
+                    if rows.cancel_requested(self.db, job_id=job_id):
                         ctx.cancel_event.set()
                     if time.monotonic() - last_beat >= self.settings.heartbeat_interval_s:
-                        if not service.heartbeat(self.db, job_id=job_id, attempt=ctx.attempt):
+                        if not rows.heartbeat(self.db, job_id=job_id, attempt=ctx.attempt):
                             # Re-run elsewhere (its heartbeats were missed, e.g. this host lost its link) or
                             # ended: whatever it would still do or store is no one's any more.
                             log.warning("job %s attempt %d was taken over: stopping it", job_id, ctx.attempt)

@@ -5,7 +5,7 @@ inserts the children, to a parent that waits: still `running` in the contract, w
 (`fan_phase = "waiting"`, which the reaper skips), and publishes the children. Each child's end is taken up by
 `lifecycle`: a failed child fails the parent with its code; once all have succeeded the parent succeeds, or,
 with `then`, is queued again as a new attempt that uses none up to run that kind's handler (the join,
-`fan_phase = "joining"`). The moves here are conditional UPDATEs like those of `service`.
+`fan_phase = "joining"`). The moves here are conditional UPDATEs like those of `rows`.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 
 from mediajobs.db.models import Job, utcnow
 from mediajobs.db.session import Database
-from mediajobs.jobs import service, states
+from mediajobs.jobs import rows, states
 from mediajobs.jobs.registry import registry
 
 WAITING = "waiting"
@@ -142,7 +142,7 @@ def wait(db: Database, *, job_id: str, attempt: int, fan: FanOut) -> tuple[Job, 
         assert parent is not None
         children = []
         for position, child in enumerate(fan.children):
-            job = service.new_job(
+            job = rows.new_job(
                 kind=registry.get(child.kind),
                 params=child.params,
                 priority=parent.priority,

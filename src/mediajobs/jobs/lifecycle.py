@@ -1,6 +1,6 @@
 """The moves of a job, each with its consequences: the only way the rest of the code changes a job.
 
-`service` holds the row moves (one conditional UPDATE each); the functions here add what must follow them:
+`rows` holds the row moves (one conditional UPDATE each); the functions here add what must follow them:
 a new or re-queued job is published, a job made terminal runs its kind's `on_end` hook and emits its webhook
 event, exactly once, in whichever process made the move. Every job is created by `submit`, which checks the
 params against the kind's model for every caller. (The reaper, `jobs/reaper.py`, ends jobs through `finish`.)
@@ -22,8 +22,8 @@ from mediajobs.config import get_settings
 from mediajobs.db.models import Job
 from mediajobs.db.session import Database
 from mediajobs.errors import Conflict, InvalidParams, NotFound
-from mediajobs.jobs import fanout, service, states
-from mediajobs.jobs.dispatch import publisher_for
+from mediajobs.jobs import fanout, rows, states
+from mediajobs.jobs.outbox import publisher_for
 from mediajobs.jobs.registry import Kind, registry
 
 log = logging.getLogger(__name__)
@@ -64,7 +64,7 @@ def _new(
     max_attempts: int | None,
     media_id: str | None,
 ) -> Job:
-    return service.new_job(
+    return rows.new_job(
         kind=check_params(kind, params),
         params=params,
         priority=priority,
@@ -123,19 +123,19 @@ async def submit_grouped(
 
 def start(db: Database, *, job_id: str, attempt: int, worker: str) -> Job | None:
     """queued → running for this attempt; None if cancelled, already started or superseded."""
-    return service.start(db, job_id=job_id, attempt=attempt, worker=worker)
+    return rows.start(db, job_id=job_id, attempt=attempt, worker=worker)
 
 
 def progress(
     db: Database, *, job_id: str, attempt: int, percent: float, stage: str, eta_seconds: float | None
 ) -> None:
-    service.report_progress(
+    rows.report_progress(
         db, job_id=job_id, attempt=attempt, progress=percent, stage=stage, eta_seconds=eta_seconds
     )
 
 
 def heartbeat(db: Database, *, job_id: str, attempt: int) -> None:
-    service.heartbeat(db, job_id=job_id, attempt=attempt)
+    rows.heartbeat(db, job_id=job_id, attempt=attempt)
 
 
 def finish(
@@ -149,7 +149,7 @@ def finish(
     from_states: tuple[str, ...] = (states.RUNNING,),
 ) -> Job | None:
     """Move the job to a terminal state and run its end hook; None if someone else already moved it."""
-    ended = service.finish(
+    ended = rows.finish(
         db, job_id=job_id, attempt=attempt, state=state, result=result, error=error, from_states=from_states
     )
     if ended is not None:
@@ -160,7 +160,7 @@ def finish(
 
 def schedule_retry(db: Database, *, job_id: str, attempt: int, error: dict[str, str], delay_s: float) -> bool:
     """running → retrying as the next attempt; the relay publishes it once `delay_s` has passed."""
-    return service.schedule_retry(db, job_id=job_id, attempt=attempt, error=error, delay_s=delay_s)
+    return rows.schedule_retry(db, job_id=job_id, attempt=attempt, error=error, delay_s=delay_s)
 
 
 def cancel(db: Database, job_id: str) -> tuple[Job, bool]:
@@ -168,7 +168,7 @@ def cancel(db: Database, job_id: str) -> tuple[Job, bool]:
 
     Returns (job, changed). A running job's end hook runs when its worker (or the reaper) ends it.
     """
-    job, changed = service.request_cancel(db, job_id)
+    job, changed = rows.request_cancel(db, job_id)
     # request_cancel answers changed with a terminal state only when this call made it cancelled.
     if changed and job.state == states.CANCELLED:
         run_end_hook(job)
@@ -177,15 +177,15 @@ def cancel(db: Database, job_id: str) -> tuple[Job, bool]:
         # No worker watches a waiting parent: its children are cancelled, and the last one's end ends it.
         for child_id in fanout.unfinished_children(db, job.id):
             cancel(db, child_id)
-        job = service.get_job(db, job.id)
+        job = rows.get_job(db, job.id)
     return job, changed
 
 
 def retry(db: Database, broker: Broker, job_id: str) -> Job:
     """failed/cancelled → queued as a new attempt, published; a parent re-runs its children that failed."""
-    job = service.get_job(db, job_id)
+    job = rows.get_job(db, job_id)
     if job.children_total is None:
-        job = service.retry(db, job_id)
+        job = rows.retry(db, job_id)
         publisher_for(db, broker).submit(Message.of(job))
         return job
     if job.state not in states.RETRYABLE:
@@ -195,7 +195,7 @@ def retry(db: Database, broker: Broker, job_id: str) -> Job:
     publisher = publisher_for(db, broker)
     for child in children:
         publisher.submit(Message.of(child))
-    job = service.get_job(db, job_id)
+    job = rows.get_job(db, job_id)
     if job.state == states.QUEUED:  # every child had succeeded: it joins again
         publisher.submit(Message.of(job))
     return job
@@ -226,7 +226,7 @@ def _child_ended(db: Database, child: Job) -> None:
     if child.parent_id is None:
         return
     try:
-        parent = service.get_job(db, child.parent_id)
+        parent = rows.get_job(db, child.parent_id)
     except NotFound:
         return
     if parent.state != states.RUNNING or parent.fan_phase != fanout.WAITING:
@@ -244,7 +244,7 @@ def _child_ended(db: Database, child: Job) -> None:
             summary = fanout.summaries(db, [parent.id])[parent.id]
             ended_n = sum(n for state, n in summary.counts.items() if state in states.TERMINAL)
             percent, eta = fanout.waiting_progress(parent, summary.progress)
-            service.report_progress(
+            rows.report_progress(
                 db,
                 job_id=parent.id,
                 attempt=parent.attempt,
@@ -299,7 +299,7 @@ def hand_back(db: Database, broker: Broker, *, job_id: str, attempt: int) -> Job
     Published from here rather than the background publisher: the calling process is about to exit. If the
     broker refuses, the relay sends it. None when the job is not running this attempt or a cancel came.
     """
-    handed = service.hand_back(db, job_id=job_id, attempt=attempt)
+    handed = rows.hand_back(db, job_id=job_id, attempt=attempt)
     if handed is None:
         return None
     try:
@@ -308,7 +308,7 @@ def hand_back(db: Database, broker: Broker, *, job_id: str, attempt: int) -> Job
     except Exception as exc:
         log.warning("job %s handed back; the broker refused it (%s), the relay sends it", handed.id, exc)
         with contextlib.suppress(Exception):
-            service.set_published(db, [(handed.id, handed.attempt)], published=False)
+            rows.set_published(db, [(handed.id, handed.attempt)], published=False)
     return handed
 
 

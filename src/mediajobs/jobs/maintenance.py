@@ -11,7 +11,7 @@ from mediajobs.config import Settings
 from mediajobs.db.models import utcnow
 from mediajobs.db.session import Database
 from mediajobs.jobs.context import sweep_temp_dirs
-from mediajobs.jobs.dispatch import BrokerWatch, relay, republish
+from mediajobs.jobs.outbox import BrokerWatch, relay, republish
 from mediajobs.jobs.reaper import purge_idempotency_keys, reap
 
 log = logging.getLogger(__name__)

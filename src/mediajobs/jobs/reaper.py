@@ -12,7 +12,7 @@ from sqlalchemy import delete, or_, select
 
 from mediajobs.db.models import IdempotencyKey, Job, utcnow
 from mediajobs.db.session import Database
-from mediajobs.jobs import fanout, lifecycle, service, states
+from mediajobs.jobs import fanout, lifecycle, rows, states
 
 log = logging.getLogger(__name__)
 
@@ -67,7 +67,7 @@ def reap(db: Database, *, heartbeat_timeout_s: float) -> int:
                     "code": "worker_lost",
                     "message": f"attempt {job.attempt} lost its worker ({job.worker}); re-queued",
                 }
-                if service.requeue(session, job, error=lost):
+                if rows.requeue(session, job, error=lost):
                     handled += 1
                     log.warning(
                         "reaper: job %s lost its worker %s; re-queued as attempt %d",

@@ -123,9 +123,10 @@ def job_kind(
 
 BUILTIN_MODULES = (
     "mediajobs.jobs.builtin",
-    "mediajobs.media.kinds",
-    "mediajobs.media.transcode",
-    "mediajobs.media.operations",
+    "mediajobs.media.kinds.imports",
+    "mediajobs.media.kinds.housekeeping",
+    "mediajobs.media.kinds.transcode",
+    "mediajobs.media.kinds.operations",
     "mediajobs.webhooks.delivery",
 )
 _loaded = False

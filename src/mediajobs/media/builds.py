@@ -6,22 +6,30 @@ jobs on any host and the join read the same one.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import shutil
 import time
+from collections.abc import Iterator
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+from mediajobs.broker import broker_for
+from mediajobs.config import Settings, get_settings
+from mediajobs.db.models import Job
+from mediajobs.db.session import Database, get_db
 from mediajobs.errors import JobCancelled
+from mediajobs.jobs import lifecycle, states
 from mediajobs.jobs.context import JobContext
-from mediajobs.media import assets, chunks, hls, playlists
-from mediajobs.media import ladder as ladders
-from mediajobs.media.kinds import require_media
-from mediajobs.media.ladder import AUDIO, Ladder
-from mediajobs.media.probe import Probe
+from mediajobs.media import assets, chunks
+from mediajobs.media.originals import require_media
 from mediajobs.storage import for_process
+from mediajobs.toolkit.hls import ladder as ladders
+from mediajobs.toolkit.hls import playlists, renditions
+from mediajobs.toolkit.hls.ladder import AUDIO, Ladder
+from mediajobs.toolkit.probe import Probe
 
 log = logging.getLogger(__name__)
 BUILD = "build.json"
@@ -89,7 +97,7 @@ def audio_cost(ladder: Ladder) -> float:
 
 def store_audio(build: Build, out: Path) -> list[int]:
     """Upload the audio rendition with its complete playlist (it is made whole, never by chunk)."""
-    sizes = hls.segment_sizes(out / AUDIO, 0, len(build.ladder.grid))
+    sizes = renditions.segment_sizes(out / AUDIO, 0, len(build.ladder.grid))
     (out / playlists.playlist_path(AUDIO)).write_text(playlists.media_playlist_for(build.ladder))
     build.upload(out)
     shutil.rmtree(out / AUDIO, ignore_errors=True)
@@ -164,3 +172,77 @@ def finish(
         "thumbnail": thumbnail,
         "thumbnail_error": thumbnail_error,
     }
+
+
+def abandon_builds(db: Database, settings: Settings, media_id: str) -> None:
+    """HLS versions left unfinished (their chunk rows say which): rows dropped, their files removed."""
+    abandoned = [p for v in chunks.versions(db, media_id) for p in chunks.version_paths(v)]
+    if abandoned:
+        chunks.drop_all(db, media_id)
+        cleanup = {"paths": abandoned}
+        lifecycle.submit(db, broker_for(settings), kind="media.cleanup", params=cleanup, media_id=media_id)
+
+
+def remove_paths(ctx: JobContext, paths: list[str]) -> int:
+    """Remove files of the job's asset: `hls/…` directories whole, anything else one file."""
+    storage = for_process(ctx.settings)
+    removed = 0
+    for path in paths:
+        key = f"{assets.prefix(ctx.media_id or '')}{path}"
+        if path.startswith("hls/"):
+            removed += storage.delete_prefix(key + "/")
+        else:
+            storage.delete(key)
+            removed += 1
+    return removed
+
+
+@contextlib.contextmanager
+def removed_if_taken_over(ctx: JobContext, version: str) -> Iterator[None]:
+    """What this attempt stores of `version` is removed when it stops because another attempt took the job
+    over: the new attempt removed the version's rows and files as it began, before these late writes."""
+    try:
+        yield
+    except JobCancelled:
+        if ctx.taken_over:
+            removed = remove_paths(ctx, chunks.version_paths(version))
+            log.info(
+                "taken over: removed %d file(s) of version %s this attempt stored late", removed, version
+            )
+        raise
+
+
+def media_ended(job: Job) -> None:
+    """A media job ended short: its asset fails, or stays ready when it already has a whole stream.
+
+    An HLS version left unfinished (its chunk rows say which) leaves nothing behind: its stored files are
+    removed and a stream that played only in part is withdrawn.
+    """
+    if job.state == states.SUCCEEDED or job.media_id is None:
+        return
+    settings = get_settings()
+    db = get_db(settings.effective_database_url)
+    media = assets.find_media(db, job.media_id)
+    if media is None:
+        return
+    error = job.error or {"code": "internal", "message": "the job ended without a result"}
+    abandon_builds(db, settings, media.id)
+    whole = media.hls is not None and all(v.get("ready", True) for v in media.hls.get("variants", []))
+    if whole and media.state == assets.PROCESSING:
+        assets.update_media(
+            db,
+            media.id,
+            only_from=(assets.PROCESSING,),
+            state=assets.READY,
+            extra={**(media.extra or {}), "last_error": error},
+        )
+        return
+    withdrawn = {} if whole else {"hls": None, "playable_at": None}
+    assets.update_media(
+        db,
+        media.id,
+        only_from=(assets.PENDING, assets.IMPORTING, assets.PROCESSING),
+        state=assets.FAILED,
+        error=error,
+        **withdrawn,
+    )

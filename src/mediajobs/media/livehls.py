@@ -14,7 +14,7 @@ from typing import Any
 from mediajobs.db.models import Media, MediaChunk
 from mediajobs.db.session import Database
 from mediajobs.media.chunks import AUDIO_ROW, rows
-from mediajobs.media.playlists import PLAYLIST, media_playlist
+from mediajobs.toolkit.hls.playlists import PLAYLIST, media_playlist
 
 
 def growing_playlist(found: Sequence[MediaChunk]) -> str:

@@ -1,4 +1,4 @@
-"""Operations on a ready asset: what each takes, and the job kinds that do them (mask, cut, analyze, delete).
+"""Operations on a ready asset: what each takes (the job kinds that do them are in `media/kinds/operations`).
 
 Each operation's request body is its job's params: one model here is both the route's body and the kind's
 params. The toolkit (`mask.Region`, `cut.Range`) takes plain values; `to_region` and `to_range` convert to
@@ -7,29 +7,17 @@ them. Mask and remove-frames make a new asset whose parent is the source; it the
 
 from __future__ import annotations
 
-import logging
-import time
-from pathlib import Path
 from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from mediajobs.config import get_settings
-from mediajobs.db.models import Job, Media
+from mediajobs.db.models import Media
 from mediajobs.db.session import Database, get_db
-from mediajobs.errors import Conflict, PermanentError
-from mediajobs.jobs import lifecycle, states
-from mediajobs.jobs.context import JobContext
-from mediajobs.jobs.registry import NoParams, job_kind
-from mediajobs.media import assets, cut, mask
-from mediajobs.media.analyze import analyze
-from mediajobs.media.kinds import HOUR, Phase, fetch_original, probe_source, require_media, store_original
-from mediajobs.media.probe import Probe
-from mediajobs.media.smartrender import smart_cut, smart_mask
+from mediajobs.errors import Conflict
+from mediajobs.media import assets
 from mediajobs.storage import for_process
-from mediajobs.webhooks import events
-
-log = logging.getLogger(__name__)
+from mediajobs.toolkit import cut, mask
 
 
 class RegionIn(BaseModel):
@@ -151,119 +139,3 @@ def remove_asset(media_id: str) -> None:
     settings = get_settings()
     for_process(settings).delete_prefix(assets.prefix(media_id))
     assets.delete_record(get_db(settings.effective_database_url), media_id)
-
-
-def _derived_ended(job: Job) -> None:
-    """A cancelled operation leaves nothing behind; a failed one leaves its asset failed with the reason."""
-    if job.media_id is None or job.state == states.SUCCEEDED:
-        return
-    db = get_db(get_settings().effective_database_url)
-    if job.state == states.CANCELLED:
-        remove_asset(job.media_id)
-        return
-    assets.update_media(
-        db, job.media_id, only_from=(assets.PENDING, assets.PROCESSING), state=assets.FAILED, error=job.error
-    )
-
-
-def _derive(ctx: JobContext) -> tuple[Any, Path, Probe]:
-    derived = require_media(ctx)
-    source = assets.find_media(ctx.db, derived.parent_id) if derived.parent_id else None
-    if source is None or source.state == assets.DELETING:
-        raise PermanentError(f"the source asset {derived.parent_id} was deleted", code="not_found")
-    assets.update_media(ctx.db, derived.id, only_from=(assets.PENDING,), state=assets.PROCESSING)
-    src = fetch_original(ctx, source)
-    return derived, src, probe_source(ctx, src)
-
-
-def _finish_derived(ctx: JobContext, derived: Any, out: Path, filename: str) -> dict[str, Any]:
-    ctx.progress(96, "Storing the result")
-    original = store_original(ctx, derived.id, out, filename)
-    assets.update_media(ctx.db, derived.id, original=original, probe=probe_source(ctx, out).public())
-    job_id = ctx.enqueue("media.process", {"pipeline": derived.pipeline or []})
-    ctx.progress(100, "Done; building the stream")
-    return {"media_id": derived.id, "process_job": job_id}
-
-
-@job_kind(
-    MaskCreate.kind,
-    params=MaskCreate,
-    queue="cpu",
-    soft_time_limit_s=6 * HOUR,
-    public=False,
-    on_end=_derived_ended,
-)
-def mask_media(ctx: JobContext, params: MaskCreate) -> dict[str, Any]:
-    """Blur, black out or pixelate regions into a new asset."""
-    derived, src, info = _derive(ctx)
-    regions = params.clipped(info.width or 0, info.height or 0, info.duration)
-    out = ctx.temp_dir / "masked.mp4"
-    # Smart rendering: only the GOPs a region shows in are re-encoded (or all of it, saying why).
-    report = smart_mask(
-        src,
-        out,
-        info,
-        regions,
-        threads=ctx.settings.effective_ffmpeg_threads,
-        on_progress=Phase(ctx, 1, 95, f"Masking {len(regions)} region(s)"),
-    )
-    return {**_finish_derived(ctx, derived, out, "masked.mp4"), **report.public()}
-
-
-@job_kind(
-    RemoveFramesCreate.kind,
-    params=RemoveFramesCreate,
-    queue="cpu",
-    soft_time_limit_s=6 * HOUR,
-    public=False,
-    on_end=_derived_ended,
-)
-def remove_frames_media(ctx: JobContext, params: RemoveFramesCreate) -> dict[str, Any]:
-    """Cut time ranges out into a new asset."""
-    derived, src, info = _derive(ctx)
-    out = ctx.temp_dir / "cut.mp4"
-    # Smart rendering: only the GOPs holding a cut are re-encoded (or all of it, saying why).
-    report = smart_cut(
-        src,
-        out,
-        info,
-        [r.to_range() for r in params.ranges],
-        threads=ctx.settings.effective_ffmpeg_threads,
-        on_progress=Phase(ctx, 1, 95, f"Removing {len(params.ranges)} range(s)"),
-    )
-    return {**_finish_derived(ctx, derived, out, "cut.mp4"), **report.public()}
-
-
-@job_kind("media.analyze", params=NoParams, queue="cpu", soft_time_limit_s=6 * HOUR, public=False)
-def analyze_media(ctx: JobContext, params: NoParams) -> dict[str, Any]:
-    """Scenes, black, silence, freezes and loudness of the original."""
-    src = fetch_original(ctx, require_media(ctx))
-    info = probe_source(ctx, src)
-    return analyze(
-        src,
-        info,
-        threads=ctx.settings.effective_ffmpeg_threads,
-        on_progress=Phase(ctx, 2, 99, "Analyzing scenes, black, silence, freezes and loudness"),
-    )
-
-
-@job_kind("media.delete", params=NoParams, queue="io", soft_time_limit_s=HOUR, max_attempts=10, public=False)
-def delete_media(ctx: JobContext, params: NoParams) -> dict[str, Any]:
-    """Stop the asset's jobs, remove every object under its prefix, then its record."""
-    assert ctx.media_id is not None
-    ctx.progress(5, "Stopping the asset's jobs")
-    deadline = time.monotonic() + 60
-    while pending := assets.unfinished_jobs(ctx.db, ctx.media_id, excluding=ctx.job_id):
-        for job in pending:
-            lifecycle.cancel(ctx.db, job.id)  # a queued one ends here, its end hook with it
-        if time.monotonic() > deadline:
-            break  # their files are removed anyway; a late upload is cleaned when they end
-        ctx.sleep(0.25)
-    ctx.progress(50, "Removing stored files")
-    storage = for_process(ctx.settings)
-    removed = storage.delete_prefix(assets.prefix(ctx.media_id))
-    gone = assets.find_media(ctx.db, ctx.media_id)
-    assets.delete_record(ctx.db, ctx.media_id)
-    events.media_deleted(ctx.db, gone)
-    ctx.progress(100, "Deleted")
-    return {"media_id": ctx.media_id, "objects_removed": removed}

@@ -31,7 +31,7 @@ from mediajobs.config import Settings, get_settings
 from mediajobs.db.models import Job
 from mediajobs.db.session import Database, get_db, is_unreachable, ride_through
 from mediajobs.errors import JobCancelled, JobTimeout, MediajobsError, NotFound, TransientError
-from mediajobs.jobs import fanout, lifecycle, service, states
+from mediajobs.jobs import fanout, lifecycle, rows, states
 from mediajobs.jobs.context import JobContext, Watcher
 from mediajobs.jobs.registry import Kind, registry
 from mediajobs.nodes import STORAGE_PROBLEMS, report_storage_error
@@ -134,7 +134,7 @@ def _claim(db: Database, job_id: str, attempt: int, grace_s: float) -> Job | Non
         if job is None and tries > 1:
             # A claim that committed just before the connection broke looks lost; the row says it was ours.
             with contextlib.suppress(NotFound):
-                row = service.get_job(db, job_id)
+                row = rows.get_job(db, job_id)
                 if row.state == states.RUNNING and row.attempt == attempt and row.worker == me:
                     return row
         return job
@@ -260,7 +260,7 @@ def _record(ctx: JobContext, job: Job, state: str, result: Any, error: Mediajobs
 
 def _waits(db: Database, job: Job) -> bool:
     """Whether the fan-out committed though its answer was lost (an outage): its children exist."""
-    row = service.get_job(db, job.id)
+    row = rows.get_job(db, job.id)
     return row.attempt == job.attempt and row.fan_phase == fanout.WAITING
 
 

@@ -17,7 +17,7 @@ from mediajobs.api.problems import invalid, params_problem
 from mediajobs.api.sse import job_events
 from mediajobs.broker import broker_for
 from mediajobs.db.models import Job
-from mediajobs.jobs import lifecycle, service, states
+from mediajobs.jobs import lifecycle, rows, states
 from mediajobs.jobs.lifecycle import ParamsRejected
 from mediajobs.jobs.registry import registry
 from mediajobs.jobs.schemas import JobCreate, JobPage, JobPublic, public, public_many
@@ -88,7 +88,7 @@ def list_jobs(
     if state is not None and state not in states.STATES:
         raise invalid(["state"], f"unknown state {state!r}; one of {', '.join(states.STATES)}")
     try:
-        page = service.list_jobs(
+        page = rows.list_jobs(
             db, state=state, kind=kind, media_id=media_id, parent_id=parent_id, limit=limit, cursor=cursor
         )
     except ValueError as exc:
@@ -98,7 +98,7 @@ def list_jobs(
 
 @router.get("/{job_id}", response_model=JobPublic, responses=problems(404))
 def get_job(job_id: str, db: DbDep) -> dict[str, Any]:
-    return public_many(db, [service.get_job(db, job_id)])[0]
+    return public_many(db, [rows.get_job(db, job_id)])[0]
 
 
 @router.delete(

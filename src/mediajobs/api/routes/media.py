@@ -21,11 +21,11 @@ from mediajobs.api.uploads import store_upload
 from mediajobs.db.models import Job, Media
 from mediajobs.db.session import Database
 from mediajobs.egress.policy import Policy
+from mediajobs.egress.urlcheck import check_url
 from mediajobs.errors import ForbiddenAddress, InvalidUrl, SourceUnreachable, TransientError
 from mediajobs.jobs import lifecycle
 from mediajobs.jobs.schemas import public as job_public
 from mediajobs.media import assets
-from mediajobs.media.urlguard import check_url
 from mediajobs.storage import content_type_for
 
 router = APIRouter(prefix="/api/v1/media", tags=["media"])
@@ -47,7 +47,7 @@ def _public(request: Request, db: Database, media: Media) -> dict[str, Any]:
 
 class ImportCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    # The pattern documents the scheme check (urlguard) for clients; it is not what enforces it.
+    # The pattern documents the scheme check (egress/urlcheck) for clients; it is not what enforces it.
     url: str = Field(min_length=1, max_length=4096, json_schema_extra={"pattern": HTTP_URL})
     pipeline: list[assets.Step] | None = None
 

@@ -19,9 +19,9 @@ from mediajobs.config import Settings
 from mediajobs.db.models import Job, WebhookDelivery, utcnow
 from mediajobs.db.session import Database
 from mediajobs.egress.policy import Policy
+from mediajobs.egress.urlcheck import check_url
 from mediajobs.errors import ForbiddenAddress, InvalidUrl, NotFound, SourceUnreachable, TransientError
-from mediajobs.jobs import lifecycle, service, states
-from mediajobs.media.urlguard import check_url
+from mediajobs.jobs import lifecycle, rows, states
 from mediajobs.webhooks import endpoints
 from mediajobs.webhooks.endpoints import EVENTS
 from mediajobs.webhooks.events import DELIVER_KIND
@@ -169,7 +169,7 @@ def redeliver(webhook_id: str, delivery_id: str, db: DbDep, settings: SettingsDe
 def _call_off(db: Database, job_id: str) -> None:
     """Cancel a delivery job that is still waiting, so that the redelivery is not followed by a duplicate."""
     try:
-        job = service.get_job(db, job_id)
+        job = rows.get_job(db, job_id)
     except NotFound:
         return
     if job.state in (states.QUEUED, states.RETRYING):  # a running attempt is left to finish

@@ -15,9 +15,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mediajobs import process
-from mediajobs.media.gops import GopIndex, InexactSource, VideoStream
-from mediajobs.media.inputs import INPUT_PROTOCOLS, input_args, probe_limits, read_limit_s
-from mediajobs.media.smartplan import Span
+from mediajobs.toolkit.inputs import INPUT_PROTOCOLS, input_args, probe_limits, read_limit_s
+from mediajobs.toolkit.smart.gops import GopIndex, InexactSource, VideoStream
+from mediajobs.toolkit.smart.plan import Span
 
 PIECE_TICKS_PER_S = 90_000  # MPEG-TS timestamps: what the joined stream's packets are counted in
 X264_PROFILES = {

@@ -14,9 +14,9 @@ from pathlib import Path
 
 from mediajobs import process
 from mediajobs.errors import UnsupportedMedia
-from mediajobs.media.inputs import PROBE_CPU_S, input_args, read_limit_s
-from mediajobs.media.probe import FFPROBE
 from mediajobs.sandbox import Limits
+from mediajobs.toolkit.inputs import PROBE_CPU_S, input_args, read_limit_s
+from mediajobs.toolkit.probe import FFPROBE
 
 SCAN_TIMEOUT_S = 600.0
 SCAN_CPU_PER_MEDIA_S = 0.05

@@ -10,9 +10,9 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from mediajobs import process
-from mediajobs.media.inputs import encode_limits
-from mediajobs.media.probe import Probe
-from mediajobs.media.progress import FfmpegProgress, fraction_only, progress_args
+from mediajobs.toolkit.inputs import encode_limits
+from mediajobs.toolkit.probe import Probe
+from mediajobs.toolkit.progress import FfmpegProgress, fraction_only, progress_args
 
 FFMPEG = "ffmpeg"
 MP4_SUFFIXES = frozenset({".mp4", ".m4v", ".mov"})

@@ -26,7 +26,7 @@ from sqlalchemy import or_, select, update
 from mediajobs.broker import Broker, Message
 from mediajobs.db.models import Job, utcnow
 from mediajobs.db.session import Database
-from mediajobs.jobs import service, states
+from mediajobs.jobs import rows, states
 
 log = logging.getLogger(__name__)
 
@@ -60,7 +60,7 @@ class Publisher:
                     log.warning("broker unavailable, job %s waits in the outbox: %s", message.job_id, exc)
                     failed.append((message.job_id, message.attempt))
             try:
-                service.set_published(self.db, failed, published=False)
+                rows.set_published(self.db, failed, published=False)
             except Exception:
                 log.warning(
                     "could not return %d jobs to the outbox; the relay republishes them after "
@@ -119,7 +119,7 @@ def _publish_due(db: Database, broker: Broker, *, stale: datetime, limit: int) -
     if not ids:
         return 0, True
     with db.write() as session:
-        rows = session.execute(
+        claimed_rows = session.execute(
             update(Job)
             .where(Job.id.in_(ids), *due)
             .values(published_at=utcnow())
@@ -128,14 +128,14 @@ def _publish_due(db: Database, broker: Broker, *, stale: datetime, limit: int) -
             )
             .execution_options(synchronize_session=False)
         ).all()
-    claimed = sorted((Job(**row._mapping) for row in rows), key=lambda j: (-j.priority, j.created_at))
+    claimed = sorted((Job(**row._mapping) for row in claimed_rows), key=lambda j: (-j.priority, j.created_at))
     for sent, job in enumerate(claimed):
         try:
             broker.publish(Message.of(job))
         except Exception as exc:
             unsent = [(j.id, j.attempt) for j in claimed[sent:]]
             log.warning("relay: broker unavailable (%s); %d job(s) wait in the outbox", exc, len(unsent))
-            service.set_published(db, unsent, published=False)
+            rows.set_published(db, unsent, published=False)
             return sent, False
     return len(claimed), True
 

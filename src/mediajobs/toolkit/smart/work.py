@@ -11,8 +11,8 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
-from mediajobs.media.gops import GopIndex
-from mediajobs.media.smartplan import Span
+from mediajobs.toolkit.smart.gops import GopIndex
+from mediajobs.toolkit.smart.plan import Span
 
 FULL_HD = 1920 * 1080
 ENCODE_PER_S = 1.0

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from mediajobs import process
-from mediajobs.egress import Guard, Policy
+from mediajobs.egress import Guard, Policy, urlcheck
 from mediajobs.egress.ytdlp_main import REFUSAL
 from mediajobs.errors import (
     JobCancelled,
@@ -31,8 +31,7 @@ from mediajobs.errors import (
     TooLarge,
     UnsupportedMedia,
 )
-from mediajobs.media import urlguard
-from mediajobs.media.probe import probe
+from mediajobs.toolkit.probe import probe
 
 DownloadProgress = Callable[[int, int | None, float | None, float | None], None]
 
@@ -112,7 +111,7 @@ def download(
     dest_dir.mkdir(parents=True, exist_ok=True)
     before = set(dest_dir.iterdir())
     policy = guard.policy if guard is not None else Policy(allow_private=True)
-    url = urlguard.check_url(url, policy=policy)
+    url = urlcheck.check_url(url, policy=policy)
     argv = _args(url, dest_dir, guard.proxy_url if guard else None)
     env: dict[str, str] = {}
     if guard is not None:

@@ -6,8 +6,8 @@ from pathlib import Path
 
 from mediajobs import process
 from mediajobs.errors import ProcessFailed, UnsupportedMedia
-from mediajobs.media.inputs import encode_limits, input_args
-from mediajobs.media.probe import Probe
+from mediajobs.toolkit.inputs import encode_limits, input_args
+from mediajobs.toolkit.probe import Probe
 
 FFMPEG = "ffmpeg"
 SEEK_FRACTION = 0.2

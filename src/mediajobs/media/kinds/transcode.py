@@ -1,9 +1,9 @@
 """media.process: an asset's HLS ladder and thumbnail, playable early, made on every cpu worker at once.
 
-1. Fetch, probe and read the source's packets; plan the ladder (`media.ladder`) and store the plan (build.json
-   beside the version's files) for the jobs that work on it elsewhere.
-2. A standard source's own stream is cut into the top rendition (`hls.remux`) and published at once: the
-   master plays, from the start and after any seek, seconds after the job starts (first processing only;
+1. Fetch, probe and read the source's packets; plan the ladder (`toolkit/hls/ladder`) and store the plan
+   (build.json beside the version's files) for the jobs that work on it elsewhere.
+2. A standard source's own stream is cut into the top rendition (`renditions.remux`) and published at once:
+   the master plays, from the start and after any seek, seconds after the job starts (first processing only;
    a reprocess keeps serving the old version until the new one is whole).
 3. The other renditions: for a source longer than MEDIAJOBS_CHUNK_THRESHOLD_S, one child job per chunk of
    segments (`media.transcode_chunk`, cpu queue) and one for the audio, joined by `media.finish_ladder`;
@@ -23,25 +23,20 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict
 
 from mediajobs.errors import MediajobsError, PermanentError
-from mediajobs.jobs.context import JobContext
+from mediajobs.jobs.context import JobContext, Phase
 from mediajobs.jobs.registry import job_kind
-from mediajobs.media import assets, builds, chunks, hls, packets, playlists
-from mediajobs.media import grid as grids
-from mediajobs.media import ladder as ladders
-from mediajobs.media.kinds import (
-    HOUR,
-    Phase,
-    abandon_builds,
-    fetch_original,
-    media_ended,
-    probe_source,
-    removed_if_taken_over,
-    require_media,
-)
-from mediajobs.media.ladder import AUDIO
-from mediajobs.media.probe import Probe
-from mediajobs.media.thumbnail import make_thumbnail
+from mediajobs.media import assets, builds, chunks
+from mediajobs.media.builds import abandon_builds, media_ended, removed_if_taken_over
+from mediajobs.media.kinds import HOUR
+from mediajobs.media.originals import fetch_original, probe_source, require_media
 from mediajobs.storage import for_process
+from mediajobs.toolkit import packets
+from mediajobs.toolkit.hls import grid as grids
+from mediajobs.toolkit.hls import ladder as ladders
+from mediajobs.toolkit.hls import playlists, renditions
+from mediajobs.toolkit.hls.ladder import AUDIO
+from mediajobs.toolkit.probe import Probe
+from mediajobs.toolkit.thumbnail import make_thumbnail
 
 log = logging.getLogger(__name__)
 
@@ -142,8 +137,10 @@ def _fast_start(
 ) -> dict[str, list[int]]:
     """Cut the source's own stream into the top rendition and publish it; {} when it cannot be copied."""
     lad, out = build.ladder, ctx.temp_dir / "remux"
-    hls.remux(src, out, lad, build.probe, on_progress=Phase(ctx, 1, 3, "Cutting the source into segments"))
-    problem = hls.copy_is_exact(out, lad)
+    renditions.remux(
+        src, out, lad, build.probe, on_progress=Phase(ctx, 1, 3, "Cutting the source into segments")
+    )
+    problem = renditions.copy_is_exact(out, lad)
     if problem is not None:
         log.info("media %s: its stream is not copied: %s", build.media_id, problem)
         build.ladder = ladders.plan_encoded(build.probe, index, problem)
@@ -153,9 +150,9 @@ def _fast_start(
         return {}
     top = lad.renditions[0]
     n = len(lad.grid)
-    sizes = {top.name: hls.segment_sizes(out / top.name, 0, n)}
+    sizes = {top.name: renditions.segment_sizes(out / top.name, 0, n)}
     if lad.audio == "copy":
-        sizes[AUDIO] = hls.segment_sizes(out / AUDIO, 0, n)
+        sizes[AUDIO] = renditions.segment_sizes(out / AUDIO, 0, n)
     for name in sizes:
         (out / playlists.playlist_path(name)).write_text(playlists.media_playlist_for(lad))
     (out / playlists.MASTER).write_text(playlists.master(lad, [top.name], sizes))
@@ -174,7 +171,9 @@ def _encode_here(ctx: JobContext, build: builds.Build, src: Path, *, early: bool
     if not lad.encoded and not builds.audio_apart(lad):
         # The copied top rendition is the whole ladder: decode it once, for damage the copy passed on.
         stage = "Checking the source decodes"
-        hls.verify(src, lad, build.probe, on_progress=Phase(ctx, builds.OWN_UNTIL, builds.JOIN_FROM, stage))
+        renditions.verify(
+            src, lad, build.probe, on_progress=Phase(ctx, builds.OWN_UNTIL, builds.JOIN_FROM, stage)
+        )
         return {}
     growing = early and lad.fast_start is not None and lad.encoded and n > 1
     spans = [(0, 1), (1, n)] if growing else [(0, n)]
@@ -192,7 +191,7 @@ def _encode_here(ctx: JobContext, build: builds.Build, src: Path, *, early: bool
     threads = ctx.settings.effective_ffmpeg_threads
     if audio_apart:
         share = builds.audio_cost(lad) / total * scale
-        hls.encode_audio(
+        renditions.encode_audio(
             src,
             out,
             lad,
@@ -205,7 +204,7 @@ def _encode_here(ctx: JobContext, build: builds.Build, src: Path, *, early: bool
         share = ladders.cost(lad, builds.seconds(lad, span)) / total * scale
         start = builds.OWN_UNTIL + done
         names = ", ".join(r.name for r in lad.encoded)
-        hls.encode(
+        renditions.encode(
             src,
             out,
             lad,
@@ -215,7 +214,7 @@ def _encode_here(ctx: JobContext, build: builds.Build, src: Path, *, early: bool
             on_progress=Phase(ctx, start, start + share, f"Transcoding to HLS ({names})"),
         )
         done += share
-        made = {r.name: hls.segment_sizes(out / r.name, *span) for r in lad.encoded}
+        made = {r.name: renditions.segment_sizes(out / r.name, *span) for r in lad.encoded}
         for name, values in made.items():
             sizes.setdefault(name, []).extend(values)
         if growing:
@@ -249,14 +248,16 @@ def transcode_chunk(ctx: JobContext, params: ChunkParams) -> dict[str, Any]:
     src = fetch_original(ctx, media)
     out = ctx.temp_dir / "chunk"
     if params.index == chunks.AUDIO_ROW:
-        hls.encode_audio(src, out, lad, build.probe, on_progress=Phase(ctx, 2, 95, "Encoding the audio"))
+        renditions.encode_audio(
+            src, out, lad, build.probe, on_progress=Phase(ctx, 2, 95, "Encoding the audio")
+        )
         sizes = {AUDIO: builds.store_audio(build, out)}
     else:
         span = (row.first_segment, row.first_segment + len(row.durations))
         start, end = lad.grid.span(*span)
         until = end if end is not None else lad.grid.end
         stage = f"Transcoding segments {span[0]}-{span[1] - 1} ({start:.0f}-{until:.0f} s)"
-        hls.encode(
+        renditions.encode(
             src,
             out,
             lad,
@@ -265,7 +266,7 @@ def transcode_chunk(ctx: JobContext, params: ChunkParams) -> dict[str, Any]:
             threads=ctx.settings.effective_ffmpeg_threads,
             on_progress=Phase(ctx, 2, 95, stage),
         )
-        sizes = {r.name: hls.segment_sizes(out / r.name, *span) for r in lad.encoded}
+        sizes = {r.name: renditions.segment_sizes(out / r.name, *span) for r in lad.encoded}
         ctx.progress(95, "Storing the segments")
         build.upload(out)
     ctx.check_cancelled()

@@ -11,7 +11,7 @@ from typing import Any
 
 from mediajobs import process
 from mediajobs.errors import TooLarge, UnsupportedMedia
-from mediajobs.media.inputs import input_args, probe_limits, refused_format
+from mediajobs.toolkit.inputs import input_args, probe_limits, refused_format
 
 FFPROBE = "ffprobe"
 PROBE_TIMEOUT_S = 60.0

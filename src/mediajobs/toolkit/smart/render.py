@@ -1,7 +1,7 @@
 """Smart rendering: frame removal and masking that re-encode only the GOPs they change and copy the rest.
 
-`smart_cut` and `smart_mask` index the source's GOPs (`gops`), plan copy and encode spans (`smartplan`),
-render each span to a piece and join the pieces with the sound (`smartpieces`). Sound is never spliced: a cut
+`smart_cut` and `smart_mask` index the source's GOPs (`gops`), plan copy and encode spans (`plan`),
+render each span to a piece and join the pieces with the sound (`pieces`). Sound is never spliced: a cut
 encodes it once from the source, trimmed at the same frame times as the picture; a mask copies it. A source
 the procedure cannot reproduce exactly takes today's full re-encode (`cut.remove_frames`,
 `mask.apply_mask`), and the report says which path ran and why.
@@ -19,12 +19,12 @@ from pathlib import Path
 from typing import Any
 
 from mediajobs.errors import ProcessFailed, UnsupportedMedia
-from mediajobs.media import cut, mask
-from mediajobs.media.ffmpeg import MP4_SUFFIXES, faststart_args, run_ffmpeg, thread_args
-from mediajobs.media.gops import MAX_GOP_S, GopIndex, InexactSource, read_index
-from mediajobs.media.inputs import input_args
-from mediajobs.media.probe import Probe
-from mediajobs.media.smartpieces import (
+from mediajobs.toolkit import cut, mask
+from mediajobs.toolkit.ffmpeg import MP4_SUFFIXES, faststart_args, run_ffmpeg, thread_args
+from mediajobs.toolkit.inputs import input_args
+from mediajobs.toolkit.probe import Probe
+from mediajobs.toolkit.smart.gops import MAX_GOP_S, GopIndex, InexactSource, read_index
+from mediajobs.toolkit.smart.pieces import (
     Piece,
     concat_input,
     concat_list,
@@ -35,8 +35,8 @@ from mediajobs.media.smartpieces import (
     piece_reorder,
     retime_bsf,
 )
-from mediajobs.media.smartplan import Span, kept_seconds, masked_frames, plan, removed_frames
-from mediajobs.media.smartwork import Monotonic, Work
+from mediajobs.toolkit.smart.plan import Span, kept_seconds, masked_frames, plan, removed_frames
+from mediajobs.toolkit.smart.work import Monotonic, Work
 
 log = logging.getLogger(__name__)
 
@@ -144,7 +144,7 @@ def smart_mask(
 
 def _index(src: Path, dst: Path, probe: Probe, max_gop_s: float) -> GopIndex:
     if dst.suffix.lower() not in MP4_SUFFIXES:
-        # The join's timestamps are counted in the mp4 muxer's time base (see smartpieces.retime_bsf).
+        # The join's timestamps are counted in the mp4 muxer's time base (see pieces.retime_bsf).
         raise InexactSource(f"smart rendering writes MP4, not {dst.suffix or 'a file without a suffix'}")
     if not probe.has_video:
         raise InexactSource("there is no video stream")

@@ -20,13 +20,11 @@ from pathlib import Path
 from typing import Any
 
 from mediajobs.errors import ProcessFailed, UnsupportedMedia
-from mediajobs.media import packets
-from mediajobs.media.ffmpeg import run_ffmpeg, thread_args
-from mediajobs.media.grid import EARLY_S, Grid
-from mediajobs.media.inputs import input_args
-from mediajobs.media.ladder import AUDIO, AUDIO_BITRATE, PRESET, Ladder, Rendition, plan, plan_encoded
-from mediajobs.media.packets import VideoIndex, first_slice_is_idr
-from mediajobs.media.playlists import (
+from mediajobs.toolkit import packets
+from mediajobs.toolkit.ffmpeg import run_ffmpeg, thread_args
+from mediajobs.toolkit.hls.grid import EARLY_S, Grid
+from mediajobs.toolkit.hls.ladder import AUDIO, AUDIO_BITRATE, PRESET, Ladder, Rendition, plan, plan_encoded
+from mediajobs.toolkit.hls.playlists import (
     MASTER,
     SEGMENT_NAME,
     master,
@@ -34,8 +32,10 @@ from mediajobs.media.playlists import (
     playlist_path,
     variants,
 )
-from mediajobs.media.probe import Probe
-from mediajobs.media.progress import FractionCallback
+from mediajobs.toolkit.inputs import input_args
+from mediajobs.toolkit.packets import VideoIndex, first_slice_is_idr
+from mediajobs.toolkit.probe import Probe
+from mediajobs.toolkit.progress import FractionCallback
 
 # Every output's timestamps are the source's plus this: no decode timestamp is ever negative, so no muxer
 # shifts one segment's timeline on its own (the mpegts muxer would, per segment file).

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from mediajobs import process
-from mediajobs.media.inputs import input_args, probe_limits
+from mediajobs.toolkit.inputs import input_args, probe_limits
 
 FFPROBE = "ffprobe"
 INDEX_TIMEOUT_S = 300.0

@@ -25,9 +25,9 @@ from pathlib import Path
 from typing import Any
 
 from mediajobs.errors import UnsupportedMedia
-from mediajobs.media.ffmpeg import run_ffmpeg, thread_args
-from mediajobs.media.inputs import input_args
-from mediajobs.media.probe import Probe
+from mediajobs.toolkit.ffmpeg import run_ffmpeg, thread_args
+from mediajobs.toolkit.inputs import input_args
+from mediajobs.toolkit.probe import Probe
 
 SILENCE_NOISE_DB = -50
 LOUDNESS_KEYS = ("integrated_lufs", "range_lu", "true_peak_dbtp")

@@ -13,8 +13,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from mediajobs.media import grid as grids
-from mediajobs.media.ladder import AUDIO, AUDIO_BITRATE, Ladder
+from mediajobs.toolkit.hls import grid as grids
+from mediajobs.toolkit.hls.ladder import AUDIO, AUDIO_BITRATE, Ladder
 
 MASTER = "master.m3u8"
 SEGMENT_NAME = "seg_{:05d}.ts"

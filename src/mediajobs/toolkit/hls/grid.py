@@ -14,7 +14,7 @@ import itertools
 import math
 from dataclasses import dataclass
 
-from mediajobs.media.packets import VideoIndex
+from mediajobs.toolkit.packets import VideoIndex
 
 TARGET_S = 4.0
 # A start is passed to ffmpeg this much early: forced keyframes and segment cuts take "the first frame at or

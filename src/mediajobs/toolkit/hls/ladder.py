@@ -11,10 +11,10 @@ from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 from mediajobs.errors import UnsupportedMedia
-from mediajobs.media import grid as grids
-from mediajobs.media.grid import Grid
-from mediajobs.media.packets import VideoIndex
-from mediajobs.media.probe import Probe
+from mediajobs.toolkit.hls import grid as grids
+from mediajobs.toolkit.hls.grid import Grid
+from mediajobs.toolkit.packets import VideoIndex
+from mediajobs.toolkit.probe import Probe
 
 PRESET = "veryfast"
 AUDIO = "audio"

@@ -12,9 +12,9 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from mediajobs.errors import InvalidParams, UnsupportedMedia
-from mediajobs.media.ffmpeg import faststart_args, run_ffmpeg, thread_args, vfr_args
-from mediajobs.media.inputs import input_args
-from mediajobs.media.probe import Probe
+from mediajobs.toolkit.ffmpeg import faststart_args, run_ffmpeg, thread_args, vfr_args
+from mediajobs.toolkit.inputs import input_args
+from mediajobs.toolkit.probe import Probe
 
 Range = tuple[float, float]
 

@@ -13,9 +13,9 @@ from pathlib import Path
 from typing import Literal, get_args
 
 from mediajobs.errors import InvalidParams, UnsupportedMedia
-from mediajobs.media.ffmpeg import MP4_SUFFIXES, faststart_args, run_ffmpeg, thread_args, vfr_args
-from mediajobs.media.inputs import input_args
-from mediajobs.media.probe import Probe
+from mediajobs.toolkit.ffmpeg import MP4_SUFFIXES, faststart_args, run_ffmpeg, thread_args, vfr_args
+from mediajobs.toolkit.inputs import input_args
+from mediajobs.toolkit.probe import Probe
 
 Style = Literal["blur", "black", "pixelate"]
 STYLES: tuple[str, ...] = get_args(Style)

@@ -11,8 +11,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from mediajobs.media.gops import GopIndex
-from mediajobs.media.mask import Region
+from mediajobs.toolkit.mask import Region
+from mediajobs.toolkit.smart.gops import GopIndex
 
 FrameRange = tuple[int, int]
 

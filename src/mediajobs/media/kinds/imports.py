@@ -1,0 +1,74 @@
+"""media.import: download a URL's video with yt-dlp through the egress guard, store it, then process it."""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict
+
+from mediajobs.egress import egress_guard, ytdlp
+from mediajobs.jobs.context import JobContext
+from mediajobs.jobs.registry import job_kind
+from mediajobs.media import assets
+from mediajobs.media.builds import media_ended
+from mediajobs.media.kinds import HOUR
+from mediajobs.media.originals import probe_source, require_media, store_original
+
+
+def _mb(value: float | None) -> str:
+    return "?" if value is None else f"{value / 1e6:.1f} MB"
+
+
+class ImportParams(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    url: str
+
+
+@job_kind(
+    "media.import",
+    params=ImportParams,
+    queue="io",
+    soft_time_limit_s=4 * HOUR,
+    public=False,
+    on_end=media_ended,
+)
+def import_media(ctx: JobContext, params: ImportParams) -> dict[str, Any]:
+    """Download the source with yt-dlp, store it, then hand it to the processing pipeline."""
+    media = require_media(ctx)
+    assets.update_media(
+        ctx.db, media.id, only_from=(assets.PENDING, assets.IMPORTING), state=assets.IMPORTING
+    )
+    ctx.progress(0, "Resolving the URL")
+
+    def on_download(done: int, total: int | None, speed: float | None, eta: float | None) -> None:
+        percent = 90.0 * done / total if total else 0.0
+        ctx.progress(percent, f"Downloading {_mb(done)} of {_mb(total)} at {_mb(speed)}/s", eta_seconds=eta)
+
+    # Every connection yt-dlp makes goes through the guard's proxy, which vets each one as it is made.
+    guarded = contextlib.nullcontext(None) if ytdlp.BENCH_UNGUARDED else egress_guard(ctx.settings)
+    with guarded as guard:
+        got = ytdlp.download(
+            params.url,
+            ctx.temp_dir / "download",
+            max_bytes=ctx.settings.max_upload_bytes,
+            guard=guard,
+            on_progress=on_download,
+        )
+    # Under the configured limits before anything is stored: a forged or oversized source stops here.
+    info = probe_source(ctx, got.path)
+    ctx.progress(90, "Storing the original")
+    original = store_original(ctx, media.id, got.path, got.filename)
+    ctx.check_cancelled()
+    assets.update_media(
+        ctx.db,
+        media.id,
+        only_from=(assets.IMPORTING,),
+        state=assets.PROCESSING,
+        original=original,
+        probe=info.public(),
+        source={**media.source, "title": got.title},
+    )
+    ctx.progress(100, "Imported")
+    job_id = ctx.enqueue("media.process", {"pipeline": media.pipeline or []})
+    return {"media_id": media.id, "size": original["size"], "process_job": job_id}
