@@ -17,12 +17,12 @@ from datetime import datetime
 from pathlib import Path
 
 import httpx
-from tests.media.conftest import serve_directory
 from tests.servers import Stack, base_env, wait_for
 
 from bench.common import redis_server
 from mediajobs import process
 from mediajobs.egress import ytdlp
+from mediajobs.testing.files import serve_directory
 
 if os.environ.get("MJ_BENCH_UNGUARDED") == "1":
     ytdlp.BENCH_UNGUARDED = True

@@ -8,6 +8,8 @@ from typing import Any
 import httpx
 import pytest
 
+from mediajobs.testing.files import Served, serve_directory
+from tests.clips import MakeClip, generate_clip
 from tests.servers import PostgresServer, RedisServer, Stack, base_env, stop_stacks, wait_for
 
 BACKENDS = ["sqlite", "postgresql"]
@@ -142,3 +144,24 @@ def wait_state(client: httpx.Client, job_id: str, *states: str, timeout_s: float
         timeout_s=timeout_s,
         message=f"job {job_id} to be {'/'.join(states)}",
     )
+
+
+@pytest.fixture
+def make_clip(tmp_path: Path) -> MakeClip:
+    """Factory fixture: generate_clip into tmp_path, a fresh name each call unless `name` is given."""
+    counter = iter(range(1_000_000))
+
+    def make(*, name: str | None = None, video: bool = True, **options: Any) -> Path:
+        out = tmp_path / (name or f"clip{next(counter)}.{'mp4' if video else 'm4a'}")
+        return generate_clip(out, video=video, **options)
+
+    return make
+
+
+@pytest.fixture
+def served(tmp_path: Path) -> Iterator[Served]:
+    """A threaded HTTP server on an ephemeral port serving tmp_path/www."""
+    root = tmp_path / "www"
+    root.mkdir()
+    with serve_directory(root) as server:
+        yield server

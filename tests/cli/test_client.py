@@ -21,15 +21,13 @@ from mediajobs.cli.apiclient import ApiClient, ClientError, SseEvent, parse_sse
 from mediajobs.cli.client import parse_param
 from mediajobs.cli.progress import JobProgress, Line
 from mediajobs.config import get_settings
+from mediajobs.testing.files import Served
+from tests.clips import MakeClip
 from tests.conftest import MakeStack, submit, wait_state
-from tests.media import conftest as media_fixtures
-from tests.media.conftest import MakeClip, Served
 from tests.servers import Stack, base_env, free_port, wait_for
 
 # The CLI talks HTTP, so the database behind the API does not matter here: SQLite is enough.
 sqlite_stack = pytest.mark.parametrize("stack", ["sqlite"], indirect=True)
-make_clip = media_fixtures.make_clip
-served = media_fixtures.served
 
 
 def workdir(env: dict[str, str]) -> Path:

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from tests.clips import generate_clip
 from tests.hosts.cluster import ScaleOut
 from tests.hosts.system import unavailable
-from tests.media.conftest import generate_clip
 
 
 def require_hosts() -> None:

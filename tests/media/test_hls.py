@@ -17,7 +17,7 @@ from mediajobs.errors import JobCancelled
 from mediajobs.toolkit.hls.ladder import Rendition, plan_ladder
 from mediajobs.toolkit.hls.renditions import HlsOutput, transcode_hls
 from mediajobs.toolkit.probe import Probe, probe
-from tests.media.conftest import MakeClip, generate_clip
+from tests.clips import MakeClip, generate_clip
 
 SOURCE = Probe(
     duration=10.0,

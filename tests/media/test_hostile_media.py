@@ -15,7 +15,7 @@ from mediajobs.toolkit.hls.renditions import transcode_hls
 from mediajobs.toolkit.mask import Region, apply_mask
 from mediajobs.toolkit.probe import Probe, probe
 from mediajobs.toolkit.thumbnail import make_thumbnail
-from tests.media.conftest import MakeClip
+from tests.clips import MakeClip
 from tests.media.hostile import (
     claiming_mkv,
     colour_clip,

@@ -7,7 +7,7 @@ import pytest
 from mediajobs import process
 from mediajobs.errors import UnsupportedMedia
 from mediajobs.toolkit.probe import probe
-from tests.media.conftest import MakeClip
+from tests.clips import MakeClip
 
 
 def test_probe_reads_video_and_audio(make_clip: MakeClip) -> None:

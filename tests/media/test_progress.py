@@ -7,7 +7,7 @@ import pytest
 from mediajobs import process
 from mediajobs.toolkit.probe import probe
 from mediajobs.toolkit.progress import FfmpegProgress, progress_args
-from tests.media.conftest import MakeClip
+from tests.clips import MakeClip
 
 
 def block(out_time_us: str, speed: str = "1.5x", progress: str = "continue") -> list[str]:

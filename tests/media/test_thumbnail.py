@@ -10,7 +10,7 @@ from mediajobs import process
 from mediajobs.errors import PermanentError, UnsupportedMedia
 from mediajobs.toolkit.probe import probe
 from mediajobs.toolkit.thumbnail import ThumbnailFailed, make_thumbnail
-from tests.media.conftest import MakeClip
+from tests.clips import MakeClip
 
 
 def image_size(path: Path) -> tuple[int, int]:

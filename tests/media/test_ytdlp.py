@@ -22,8 +22,9 @@ from mediajobs.errors import (
     TooLarge,
     UnsupportedMedia,
 )
+from mediajobs.testing.files import Served
 from mediajobs.toolkit.probe import probe
-from tests.media.conftest import Served, generate_clip
+from tests.clips import generate_clip
 
 Progress = tuple[int, int | None, float | None, float | None]
 

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from mediajobs import process
-from tests.media.conftest import generate_clip
+from tests.clips import generate_clip
 
 CLIPS: dict[str, dict[str, Any]] = {
     # The everyday asset: small enough that the whole pipeline takes about a second.

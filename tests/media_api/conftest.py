@@ -12,7 +12,7 @@ import httpx
 import pytest
 
 from mediajobs import process
-from tests.media.conftest import Served, serve_directory
+from mediajobs.testing.files import Served, serve_directory
 from tests.media_api.clips import Clips
 from tests.media_api.stacks import STORAGES, MediaStack, StackPool, main_stack
 from tests.storage.moto_server import moto_endpoint

@@ -8,7 +8,7 @@ from urllib.parse import quote
 import httpx
 import pytest
 
-from tests.media.conftest import Served
+from mediajobs.testing.files import Served
 from tests.media_api.helpers import (
     JSON,
     all_media_ids,

@@ -12,7 +12,7 @@ import httpx
 import pytest
 
 from mediajobs.jobs.registry import load_kinds, registry
-from tests.media.conftest import Served
+from mediajobs.testing.files import Served
 from tests.media_api.clips import Clips
 from tests.media_api.helpers import (
     JSON,

@@ -16,8 +16,8 @@ import boto3
 import httpx
 import pytest
 
+from tests.clips import generate_clip
 from tests.conftest import MakeStack
-from tests.media.conftest import generate_clip
 from tests.media_api.helpers import upload, wait_job
 from tests.servers import Stack, free_port, wait_for
 from tests.storage.moto_server import AWS_ENV, create_bucket

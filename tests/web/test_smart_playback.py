@@ -14,9 +14,9 @@ from typing import Any
 import pytest
 from playwright.sync_api import Browser
 
+from mediajobs.testing.files import serve_directory
 from mediajobs.toolkit.probe import probe
 from mediajobs.toolkit.smart.render import smart_cut
-from tests.media.conftest import serve_directory
 from tests.media.frames import ffmpeg
 from tests.media.opsclips import cached_clip
 from tests.media.smartclips import BAND, FPS, RANGES, kept, marked_clip
