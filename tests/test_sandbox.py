@@ -8,7 +8,7 @@ import pytest
 from mediajobs import process, sandbox
 from mediajobs.errors import ProcessFailed
 from mediajobs.sandbox import Limits
-from tests.media.hostile import listener
+from tests.toolkit.hostile import listener
 
 needs_netns = pytest.mark.skipif(not sandbox.netns_available(), reason="no network namespaces here")
 

@@ -16,10 +16,10 @@ import httpx
 import pytest
 
 from mediajobs.toolkit.hls.playlists import parse_media_playlist
-from tests.media.test_ladder import check_ladder, encode_source
 from tests.media_api.helpers import JSON, get_media, upload, wait_gone, wait_job, wait_media
 from tests.media_api.stacks import MediaStack, StackPool
 from tests.servers import wait_for
+from tests.toolkit.test_ladder import check_ladder, encode_source
 
 
 @pytest.fixture(scope="module")

@@ -10,7 +10,11 @@ import httpx
 import pytest
 
 from mediajobs import sandbox
-from tests.media.hostile import (
+from tests.media_api.clips import Clips
+from tests.media_api.helpers import JSON, error_code, upload, wait_job, wait_media
+from tests.media_api.stacks import MediaStack
+from tests.servers import wait_for
+from tests.toolkit.hostile import (
     claiming_mkv,
     colour_clip,
     ffconcat,
@@ -20,10 +24,6 @@ from tests.media.hostile import (
     trap,
     ts_clip,
 )
-from tests.media_api.clips import Clips
-from tests.media_api.helpers import JSON, error_code, upload, wait_job, wait_media
-from tests.media_api.stacks import MediaStack
-from tests.servers import wait_for
 
 
 def refused(stack: MediaStack, api: httpx.Client, path: Path, *, filename: str | None = None) -> JSON:

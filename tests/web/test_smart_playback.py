@@ -17,10 +17,10 @@ from playwright.sync_api import Browser
 from mediajobs.testing.files import serve_directory
 from mediajobs.toolkit.probe import probe
 from mediajobs.toolkit.smart.render import smart_cut
-from tests.media.frames import ffmpeg
-from tests.media.opsclips import cached_clip
-from tests.media.smartclips import BAND, FPS, RANGES, kept, marked_clip
 from tests.servers import REPO
+from tests.toolkit.frames import ffmpeg
+from tests.toolkit.opsclips import cached_clip
+from tests.toolkit.smartclips import BAND, FPS, RANGES, kept, marked_clip
 
 pytestmark = pytest.mark.slow
 

@@ -13,8 +13,8 @@ from mediajobs.errors import JobCancelled
 from mediajobs.process import cancellable
 from mediajobs.toolkit.analyze import Findings, analyze
 from mediajobs.toolkit.probe import probe
-from tests.media.frames import ffmpeg, running_ffmpeg
-from tests.media.opsclips import (
+from tests.toolkit.frames import ffmpeg, running_ffmpeg
+from tests.toolkit.opsclips import (
     TONE,
     analysis_clip,
     cached_clip,

@@ -11,8 +11,8 @@ from mediajobs.errors import JobCancelled, PermanentError
 from mediajobs.process import cancellable
 from mediajobs.toolkit.mask import InvalidRegion, Region, apply_mask, build_mask_filter, clip_regions
 from mediajobs.toolkit.probe import Probe, probe
-from tests.media.frames import ffmpeg, frame_at, running_ffmpeg
-from tests.media.opsclips import cached_clip, long_clip, pattern_clip, watching_progress
+from tests.toolkit.frames import ffmpeg, frame_at, running_ffmpeg
+from tests.toolkit.opsclips import cached_clip, long_clip, pattern_clip, watching_progress
 
 W, H = 320, 240
 

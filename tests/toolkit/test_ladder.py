@@ -14,8 +14,8 @@ from mediajobs.toolkit.hls import grid as grids
 from mediajobs.toolkit.hls import ladder, renditions
 from mediajobs.toolkit.probe import Probe, probe
 from tests.clips import MakeClip
-from tests.media import hlscheck
-from tests.media.test_hls import SOURCE
+from tests.toolkit import hlscheck
+from tests.toolkit.test_hls import SOURCE
 
 STANDARD = replace(SOURCE, video_profile="High", pix_fmt="yuv420p", field_order="progressive", video_level=40)
 

@@ -18,9 +18,9 @@ from mediajobs.toolkit.smart.gops import GopIndex, VideoStream, read_index
 from mediajobs.toolkit.smart.pieces import copy_args
 from mediajobs.toolkit.smart.plan import Span, plan
 from mediajobs.toolkit.smart.render import smart_cut, smart_mask
-from tests.media.frames import ffmpeg, mono_pcm, running_ffmpeg, tone_onsets
-from tests.media.opsclips import cached_clip, long_clip
-from tests.media.smartclips import (
+from tests.toolkit.frames import ffmpeg, mono_pcm, running_ffmpeg, tone_onsets
+from tests.toolkit.opsclips import cached_clip, long_clip
+from tests.toolkit.smartclips import (
     AUDIO_FRAME_S,
     BEEPS,
     FPS,

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from mediajobs import process
-from tests.media.frames import INDEX_BITS, INDEX_COLUMN, ffmpeg
+from tests.toolkit.frames import INDEX_BITS, INDEX_COLUMN, ffmpeg
 
 SIZE = (320, 240)
 FPS = 25

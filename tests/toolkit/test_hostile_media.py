@@ -16,7 +16,7 @@ from mediajobs.toolkit.mask import Region, apply_mask
 from mediajobs.toolkit.probe import Probe, probe
 from mediajobs.toolkit.thumbnail import make_thumbnail
 from tests.clips import MakeClip
-from tests.media.hostile import (
+from tests.toolkit.hostile import (
     claiming_mkv,
     colour_clip,
     ffconcat,

@@ -10,8 +10,8 @@ from mediajobs.errors import JobCancelled, PermanentError
 from mediajobs.process import cancellable
 from mediajobs.toolkit.cut import InvalidRanges, kept_segments, merge_ranges, output_duration, remove_frames
 from mediajobs.toolkit.probe import probe
-from tests.media.frames import frame_index, gray_frames, mono_pcm, running_ffmpeg, tone_onsets
-from tests.media.opsclips import FPS, SIZE, cached_clip, counter_clip, long_clip, watching_progress
+from tests.toolkit.frames import frame_index, gray_frames, mono_pcm, running_ffmpeg, tone_onsets
+from tests.toolkit.opsclips import FPS, SIZE, cached_clip, counter_clip, long_clip, watching_progress
 
 BEEPS = (10, 40, 63, 110, 140, 175)  # 40 lies in a removed range; 63 is the first frame after a cut
 RANGES = [(5.02, 5.5), (1.0, 2.5), (2.0, 2.2)]  # unordered, overlapping, one end between two frames

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from mediajobs import process
-from tests.media.frames import ffmpeg, gray_frames
+from tests.toolkit.frames import ffmpeg, gray_frames
 
 FPS = 25
 W, H = 320, 240
