@@ -7,7 +7,6 @@ from typing import Any
 from urllib.parse import quote
 
 import pytest
-from tests.clips import generate_clip
 
 from mediajobs import process
 from mediajobs.config import Settings
@@ -25,6 +24,7 @@ from mediajobs.errors import (
 )
 from mediajobs.testing.files import Served
 from mediajobs.toolkit.probe import probe
+from tests.clips import generate_clip
 
 Progress = tuple[int, int | None, float | None, float | None]
 
