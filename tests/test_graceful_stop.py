@@ -13,8 +13,8 @@ import httpx
 import pytest
 
 from tests.conftest import MakeStack, submit, wait_state
+from tests.jobs.test_engine import pid_alive, read_pid
 from tests.servers import wait_for
-from tests.test_engine import pid_alive, read_pid
 
 GRACE_S = 3.0
 

@@ -127,7 +127,7 @@ from mediajobs.db.migrate import migrate
 from mediajobs.db.session import get_db
 from mediajobs.jobs import context, outbox, lifecycle, maintenance, reaper, rows
 from mediajobs.jobs.registry import load_kinds
-from tests.test_lifecycle import queued_messages
+from tests.jobs.test_lifecycle import queued_messages
 
 settings = Settings(database_url=sys.argv[1], broker_url=sys.argv[2], data_dir=sys.argv[3])
 load_kinds()
