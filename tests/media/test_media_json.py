@@ -1,0 +1,337 @@
+"""The media JSON, byte for byte, for assets in every state: what the API answers and webhooks carry."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+
+from mediajobs.db.models import Media
+from mediajobs.media import assets
+
+CREATED = datetime(2026, 3, 1, 12, 0, 0, tzinfo=UTC)
+UPDATED = datetime(2026, 3, 1, 12, 0, 5, 250000, tzinfo=UTC)
+PLAYABLE = datetime(2026, 3, 1, 12, 0, 3, tzinfo=UTC)
+MEDIA_ID = "0b9d7a52-5f8e-4f57-9b1e-3f0f6f1c2a10"
+PARENT_ID = "7c1e2f0a-9d3b-4a55-8e0c-5b2d1f4e6a77"
+JOB = "5e0c1a2b-3d4e-4f60-8a7b-9c0d1e2f3a4b"
+PROBE = {
+    "duration": 12.0,
+    "width": 854,
+    "height": 480,
+    "fps": 25.0,
+    "video_codec": "h264",
+    "audio_codec": "aac",
+    "size": 812345,
+}
+ORIGINAL = {
+    "size": 812345,
+    "content_type": "video/mp4",
+    "filename": "talk.mp4",
+    "key": f"media/{MEDIA_ID}/original/talk.mp4",
+}
+
+
+def media(**fields: Any) -> Media:
+    """An asset record as the database hands it back (timestamps in UTC)."""
+    values: dict[str, Any] = {
+        "id": MEDIA_ID,
+        "state": assets.PENDING,
+        "source": {"type": "url", "url": "https://videos.example/talk.mp4"},
+        "parent_id": None,
+        "original": None,
+        "probe": None,
+        "hls": None,
+        "thumbnail": None,
+        "error": None,
+        "pipeline": ["hls", "thumbnail"],
+        "extra": {},
+        "created_at": CREATED,
+        "updated_at": UPDATED,
+        "playable_at": None,
+    }
+    return Media(**{**values, **fields})
+
+
+def hls(*variants: dict[str, Any]) -> dict[str, Any]:
+    return {"path": "hls/4f2a9c1d0e", "master": "master.m3u8", "variants": list(variants)}
+
+
+RUNG_480 = {"height": 480, "width": 854, "bandwidth": 1_650_000, "path": "480p/index.m3u8", "ready": True}
+RUNG_360 = {"height": 360, "width": 640, "bandwidth": 950_000, "path": "360p/index.m3u8", "ready": False}
+FILES = f"http://127.0.0.1:8000/api/v1/media/{MEDIA_ID}/files"
+REMOTE = f"https://media.example.com/api/v1/media/{MEDIA_ID}/files"
+
+# (asset, base URL, playback token, jobs) -> the JSON the API answers, keys in this order.
+CASES: dict[str, tuple[Media, str, str | None, list[str], dict[str, Any]]] = {
+    "import-accepted": (
+        media(),
+        "http://127.0.0.1:8000/",
+        None,
+        [JOB],
+        {
+            "id": MEDIA_ID,
+            "state": "pending",
+            "source": {"type": "url", "url": "https://videos.example/talk.mp4"},
+            "parent_id": None,
+            "original": None,
+            "probe": None,
+            "hls": None,
+            "thumbnail_url": None,
+            "error": None,
+            "playable_at": None,
+            "jobs": [JOB],
+            "pipeline": ["hls", "thumbnail"],
+            "thumbnail_error": None,
+            "created_at": "2026-03-01T12:00:00Z",
+            "updated_at": "2026-03-01T12:00:05.250000Z",
+        },
+    ),
+    "upload-processing": (
+        media(
+            state=assets.PROCESSING,
+            source={"type": "upload", "filename": "talk.mp4"},
+            original=ORIGINAL,
+            pipeline=["thumbnail"],
+            extra=None,
+        ),
+        "http://127.0.0.1:8000",
+        None,
+        [JOB],
+        {
+            "id": MEDIA_ID,
+            "state": "processing",
+            "source": {"type": "upload", "filename": "talk.mp4"},
+            "parent_id": None,
+            "original": {"size": 812345, "content_type": "video/mp4", "filename": "talk.mp4"},
+            "probe": None,
+            "hls": None,
+            "thumbnail_url": None,
+            "error": None,
+            "playable_at": None,
+            "jobs": [JOB],
+            "pipeline": ["thumbnail"],
+            "thumbnail_error": None,
+            "created_at": "2026-03-01T12:00:00Z",
+            "updated_at": "2026-03-01T12:00:05.250000Z",
+        },
+    ),
+    "playable-early-with-token": (
+        media(
+            state=assets.PROCESSING,
+            original=ORIGINAL,
+            probe=PROBE,
+            hls=hls(RUNG_480, RUNG_360),
+            playable_at=PLAYABLE,
+        ),
+        "http://127.0.0.1:8000/",
+        "pt.abc",
+        [JOB, "second-job"],
+        {
+            "id": MEDIA_ID,
+            "state": "processing",
+            "source": {"type": "url", "url": "https://videos.example/talk.mp4"},
+            "parent_id": None,
+            "original": {"size": 812345, "content_type": "video/mp4", "filename": "talk.mp4"},
+            "probe": PROBE,
+            "hls": {
+                "master_url": f"{FILES}/hls/4f2a9c1d0e/master.m3u8?token=pt.abc",
+                "variants": [
+                    {
+                        "height": 480,
+                        "width": 854,
+                        "bandwidth": 1650000,
+                        "ready": True,
+                        "url": f"{FILES}/hls/4f2a9c1d0e/480p/index.m3u8?token=pt.abc",
+                    },
+                    {
+                        "height": 360,
+                        "width": 640,
+                        "bandwidth": 950000,
+                        "ready": False,
+                        "url": f"{FILES}/hls/4f2a9c1d0e/360p/index.m3u8?token=pt.abc",
+                    },
+                ],
+            },
+            "thumbnail_url": None,
+            "error": None,
+            "playable_at": "2026-03-01T12:00:03Z",
+            "jobs": [JOB, "second-job"],
+            "pipeline": ["hls", "thumbnail"],
+            "thumbnail_error": None,
+            "created_at": "2026-03-01T12:00:00Z",
+            "updated_at": "2026-03-01T12:00:05.250000Z",
+        },
+    ),
+    # Versions made before fast start list only finished variants, without `ready` (or `width`).
+    "ready-from-before-fast-start": (
+        media(
+            state=assets.READY,
+            original=ORIGINAL,
+            probe=PROBE,
+            hls=hls({"height": 480, "bandwidth": 1_650_000, "path": "480p/index.m3u8"}),
+            thumbnail="thumbnail/4f2a9c1d0e.jpg",
+            extra={"thumbnail_error": None, "last_error": {"code": "internal", "message": "x"}},
+        ),
+        "https://media.example.com",
+        None,
+        [],
+        {
+            "id": MEDIA_ID,
+            "state": "ready",
+            "source": {"type": "url", "url": "https://videos.example/talk.mp4"},
+            "parent_id": None,
+            "original": {"size": 812345, "content_type": "video/mp4", "filename": "talk.mp4"},
+            "probe": PROBE,
+            "hls": {
+                "master_url": f"{REMOTE}/hls/4f2a9c1d0e/master.m3u8",
+                "variants": [
+                    {
+                        "height": 480,
+                        "width": None,
+                        "bandwidth": 1650000,
+                        "ready": True,
+                        "url": f"{REMOTE}/hls/4f2a9c1d0e/480p/index.m3u8",
+                    }
+                ],
+            },
+            "thumbnail_url": f"{REMOTE}/thumbnail/4f2a9c1d0e.jpg",
+            "error": None,
+            "playable_at": None,
+            "jobs": [],
+            "pipeline": ["hls", "thumbnail"],
+            "thumbnail_error": None,
+            "created_at": "2026-03-01T12:00:00Z",
+            "updated_at": "2026-03-01T12:00:05.250000Z",
+        },
+    ),
+    "ready-audio-only-without-thumbnail": (
+        media(
+            state=assets.READY,
+            original={**ORIGINAL, "content_type": "audio/mp4", "filename": None},
+            probe={**PROBE, "width": None, "height": None, "fps": None, "video_codec": None},
+            hls=hls(
+                {
+                    "height": None,
+                    "width": None,
+                    "bandwidth": 140_000,
+                    "path": "audio/index.m3u8",
+                    "ready": True,
+                }
+            ),
+            extra={"thumbnail_error": {"code": "no_video", "message": "the source has no video stream"}},
+            playable_at=PLAYABLE,
+        ),
+        "http://127.0.0.1:8000/",
+        "pt.xyz",
+        [JOB],
+        {
+            "id": MEDIA_ID,
+            "state": "ready",
+            "source": {"type": "url", "url": "https://videos.example/talk.mp4"},
+            "parent_id": None,
+            "original": {"size": 812345, "content_type": "audio/mp4", "filename": None},
+            "probe": {
+                "duration": 12.0,
+                "width": None,
+                "height": None,
+                "fps": None,
+                "video_codec": None,
+                "audio_codec": "aac",
+                "size": 812345,
+            },
+            "hls": {
+                "master_url": f"{FILES}/hls/4f2a9c1d0e/master.m3u8?token=pt.xyz",
+                "variants": [
+                    {
+                        "height": None,
+                        "width": None,
+                        "bandwidth": 140000,
+                        "ready": True,
+                        "url": f"{FILES}/hls/4f2a9c1d0e/audio/index.m3u8?token=pt.xyz",
+                    }
+                ],
+            },
+            "thumbnail_url": None,
+            "error": None,
+            "playable_at": "2026-03-01T12:00:03Z",
+            "jobs": [JOB],
+            "pipeline": ["hls", "thumbnail"],
+            "thumbnail_error": {"code": "no_video", "message": "the source has no video stream"},
+            "created_at": "2026-03-01T12:00:00Z",
+            "updated_at": "2026-03-01T12:00:05.250000Z",
+        },
+    ),
+    "failed": (
+        media(
+            state=assets.FAILED,
+            error={"code": "unsupported_media", "message": "the source is corrupt between 4.0 and 8.0 s"},
+        ),
+        "http://127.0.0.1:8000/",
+        None,
+        [JOB],
+        {
+            "id": MEDIA_ID,
+            "state": "failed",
+            "source": {"type": "url", "url": "https://videos.example/talk.mp4"},
+            "parent_id": None,
+            "original": None,
+            "probe": None,
+            "hls": None,
+            "thumbnail_url": None,
+            "error": {"code": "unsupported_media", "message": "the source is corrupt between 4.0 and 8.0 s"},
+            "playable_at": None,
+            "jobs": [JOB],
+            "pipeline": ["hls", "thumbnail"],
+            "thumbnail_error": None,
+            "created_at": "2026-03-01T12:00:00Z",
+            "updated_at": "2026-03-01T12:00:05.250000Z",
+        },
+    ),
+    "derived-by-a-mask-without-pipeline": (
+        media(
+            parent_id=PARENT_ID,
+            source={
+                "parent_id": PARENT_ID,
+                "type": "mask",
+                "regions": [{"x": 0, "y": 0, "w": 100, "h": 50, "start": 0.0, "end": None, "style": "blur"}],
+            },
+            pipeline=None,
+        ),
+        "http://127.0.0.1:8000/",
+        None,
+        [JOB],
+        {
+            "id": MEDIA_ID,
+            "state": "pending",
+            "source": {
+                "parent_id": PARENT_ID,
+                "type": "mask",
+                "regions": [{"x": 0, "y": 0, "w": 100, "h": 50, "start": 0.0, "end": None, "style": "blur"}],
+            },
+            "parent_id": PARENT_ID,
+            "original": None,
+            "probe": None,
+            "hls": None,
+            "thumbnail_url": None,
+            "error": None,
+            "playable_at": None,
+            "jobs": [JOB],
+            "pipeline": None,
+            "thumbnail_error": None,
+            "created_at": "2026-03-01T12:00:00Z",
+            "updated_at": "2026-03-01T12:00:05.250000Z",
+        },
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_media_json_is_the_same_bytes_in_every_state(case: str) -> None:
+    record, base_url, token, jobs, expected = CASES[case]
+
+    made = assets.public(record, jobs=jobs, base_url=base_url, token=token)
+
+    assert json.dumps(made) == json.dumps(expected)
