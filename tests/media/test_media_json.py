@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from mediajobs.db.models import Media
-from mediajobs.media import assets
+from mediajobs.media import assets, schemas
 
 CREATED = datetime(2026, 3, 1, 12, 0, 0, tzinfo=UTC)
 UPDATED = datetime(2026, 3, 1, 12, 0, 5, 250000, tzinfo=UTC)
@@ -332,6 +332,6 @@ CASES: dict[str, tuple[Media, str, str | None, list[str], dict[str, Any]]] = {
 def test_media_json_is_the_same_bytes_in_every_state(case: str) -> None:
     record, base_url, token, jobs, expected = CASES[case]
 
-    made = assets.public(record, jobs=jobs, base_url=base_url, token=token)
+    made = schemas.public(record, jobs=jobs, base_url=base_url, token=token)
 
     assert json.dumps(made) == json.dumps(expected)

@@ -9,13 +9,13 @@ from sqlalchemy import select
 
 from mediajobs.db.models import Job, Media
 from mediajobs.db.session import Database
-from mediajobs.media import assets, playback
+from mediajobs.media import playback, schemas
 
 
 def media_answer(request: Request, media: Media, jobs: list[str]) -> dict[str, Any]:
     """The asset's JSON; with auth on its file URLs carry a playback token for this asset."""
     token = playback.sign(request.app.state.settings, media.id)
-    return assets.public(media, jobs=jobs, base_url=str(request.base_url), token=token)
+    return schemas.public(media, jobs=jobs, base_url=str(request.base_url), token=token)
 
 
 def jobs_by_media(db: Database, ids: list[str]) -> dict[str, list[str]]:

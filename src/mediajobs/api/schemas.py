@@ -1,8 +1,8 @@
 """The JSON the routes answer with, as the OpenAPI description publishes it: problems, media, webhooks, kinds.
 
-The routes build their answers as dicts (`assets.public`, `endpoints.endpoint_public`); these models only
-document them (`responses=`), so the answers are never filtered through them. Fields may be added to an
-answer without a change here: no model forbids extra properties.
+The job and media JSON come from their own models (`jobs/schemas.JobPublic`, `media/schemas.MediaPublic`),
+which make the answers too; the other routes build theirs as dicts (`endpoints.endpoint_public`), which
+these models only document (`responses=`). No model forbids extra properties.
 """
 
 from __future__ import annotations
@@ -11,7 +11,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from mediajobs.jobs.schemas import JobError, JobPublic
+from mediajobs.jobs.schemas import JobPublic
+from mediajobs.media.schemas import MediaPublic
 
 
 class FieldError(BaseModel):
@@ -40,55 +41,6 @@ class NotReady(Problem):
 
     checks: dict[str, str]
     failing: list[str]
-
-
-class MediaOriginal(BaseModel):
-    size: int
-    content_type: str
-    filename: str | None
-
-
-class MediaProbe(BaseModel):
-    duration: float | None = None
-    width: int | None = None
-    height: int | None = None
-    fps: float | None = None
-    video_codec: str | None = None
-    audio_codec: str | None = None
-    size: int | None = None
-
-
-class HlsVariant(BaseModel):
-    height: int | None
-    width: int | None = None
-    bandwidth: int | None
-    ready: bool = Field(description="whether this rendition plays to the end yet")
-    url: str
-
-
-class MediaHls(BaseModel):
-    master_url: str
-    variants: list[HlsVariant]
-
-
-class MediaPublic(BaseModel):
-    """A media asset: a source file and everything made from it."""
-
-    id: str
-    state: str = Field(description="pending, importing, processing, ready, failed or deleting")
-    source: dict[str, Any] = Field(description='where it came from: {"type": "url" | "upload", ...}')
-    parent_id: str | None = Field(description="the asset a mask or frame removal was made from")
-    original: MediaOriginal | None
-    probe: MediaProbe | None
-    hls: MediaHls | None
-    thumbnail_url: str | None
-    error: JobError | None
-    playable_at: str | None = Field(description="when the master URL first played (ISO 8601 UTC)")
-    jobs: list[str] = Field(description="ids of the jobs that worked on this asset, oldest first")
-    pipeline: list[str] | None
-    thumbnail_error: JobError | None = None
-    created_at: str
-    updated_at: str
 
 
 class MediaAccepted(BaseModel):

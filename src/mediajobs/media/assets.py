@@ -1,4 +1,4 @@
-"""Media asset records: where their files live, their public JSON and the moves between their states."""
+"""Media asset records: where their files live and the moves between their states (their JSON: schemas)."""
 
 from __future__ import annotations
 
@@ -155,50 +155,3 @@ def delete_record(db: Database, media_id: str) -> None:
     with db.write() as session:
         session.execute(delete(MediaChunk).where(MediaChunk.media_id == media_id))
         session.execute(delete(Media).where(Media.id == media_id))
-
-
-def file_url(base_url: str, media_id: str, path: str, *, token: str | None = None) -> str:
-    """The API URL of one of an asset's files; with auth on, `token` (a playback token) opens it alone."""
-    url = f"{base_url.rstrip('/')}/api/v1/media/{media_id}/files/{path}"
-    return f"{url}?token={token}" if token else url
-
-
-def public(media: Media, *, jobs: list[str], base_url: str, token: str | None = None) -> dict[str, Any]:
-    """The asset's JSON; `token` (None when auth is off) goes into every file URL so players need no key."""
-    hls = None
-    if media.hls:
-        root = media.hls["path"]
-        hls = {
-            "master_url": file_url(base_url, media.id, f"{root}/{media.hls['master']}", token=token),
-            "variants": [
-                {
-                    "height": v.get("height"),
-                    "width": v.get("width"),
-                    "bandwidth": v.get("bandwidth"),
-                    # Versions made before fast start list only finished variants.
-                    "ready": v.get("ready", True),
-                    "url": file_url(base_url, media.id, f"{root}/{v['path']}", token=token),
-                }
-                for v in media.hls.get("variants", [])
-            ],
-        }
-    stamp = lambda value: value.isoformat().replace("+00:00", "Z") if value else None  # noqa: E731
-    return {
-        "id": media.id,
-        "state": media.state,
-        "source": media.source,
-        "parent_id": media.parent_id,
-        "original": {k: v for k, v in media.original.items() if k != "key"} if media.original else None,
-        "probe": media.probe,
-        "hls": hls,
-        "thumbnail_url": file_url(base_url, media.id, media.thumbnail, token=token)
-        if media.thumbnail
-        else None,
-        "error": media.error,
-        "playable_at": stamp(media.playable_at),
-        "jobs": jobs,
-        "pipeline": media.pipeline,
-        "thumbnail_error": (media.extra or {}).get("thumbnail_error"),
-        "created_at": stamp(media.created_at),
-        "updated_at": stamp(media.updated_at),
-    }

@@ -114,11 +114,11 @@ def job_ended(job: Job) -> None:
 
 def media_json(db: Database, media: Media) -> dict[str, Any]:
     """The media JSON of the API, with URLs under MEDIAJOBS_API_URL (signed when auth is on)."""
-    from mediajobs.media import assets, playback
+    from mediajobs.media import assets, playback, schemas
 
     settings = get_settings()
     token = playback.sign(settings, media.id)
-    return assets.public(media, jobs=assets.job_ids(db, media.id), base_url=settings.api_url, token=token)
+    return schemas.public(media, jobs=assets.job_ids(db, media.id), base_url=settings.api_url, token=token)
 
 
 def media_changed(db: Database, media_id: str, state: str) -> None:

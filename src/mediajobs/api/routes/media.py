@@ -15,7 +15,7 @@ from mediajobs.api.idempotency import IdempotencyHeader
 from mediajobs.api.media_answers import media_answer, media_answers
 from mediajobs.api.openapi import HTTP_URL, link, problem, problems, success
 from mediajobs.api.problems import invalid
-from mediajobs.api.schemas import MediaAccepted, MediaDeleting, MediaPage, MediaPublic
+from mediajobs.api.schemas import MediaAccepted, MediaDeleting, MediaPage
 from mediajobs.api.submissions import record_and_publish
 from mediajobs.api.uploads import store_upload
 from mediajobs.db.models import Job, Media
@@ -26,6 +26,7 @@ from mediajobs.errors import ForbiddenAddress, InvalidUrl, SourceUnreachable, Tr
 from mediajobs.jobs import lifecycle
 from mediajobs.jobs.schemas import public as job_public
 from mediajobs.media import assets
+from mediajobs.media.schemas import MediaPublic
 from mediajobs.storage import content_type_for
 
 router = APIRouter(prefix="/api/v1/media", tags=["media"])

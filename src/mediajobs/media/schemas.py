@@ -1,0 +1,129 @@
+"""The media JSON of the public API: one model makes it (routes, webhooks) and documents it (OpenAPI).
+
+A new field of the media JSON is declared on `MediaPublic`, and `MediaPublic.of` says where its value comes
+from; the routes, the webhook payloads and the OpenAPI description follow.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+from mediajobs.db.models import Media
+from mediajobs.jobs.schemas import JobError
+
+
+class MediaOriginal(BaseModel):
+    size: int
+    content_type: str
+    filename: str | None
+
+
+class MediaProbe(BaseModel):
+    duration: float | None = None
+    width: int | None = None
+    height: int | None = None
+    fps: float | None = None
+    video_codec: str | None = None
+    audio_codec: str | None = None
+    size: int | None = None
+
+
+class HlsVariant(BaseModel):
+    height: int | None
+    width: int | None = None
+    bandwidth: int | None
+    ready: bool = Field(description="whether this rendition plays to the end yet")
+    url: str
+
+
+class MediaHls(BaseModel):
+    master_url: str
+    variants: list[HlsVariant]
+
+
+@dataclass(frozen=True)
+class FileUrls:
+    """The URLs of an asset's stored files on one API; `token` (a playback token) opens them without a key."""
+
+    base_url: str
+    media_id: str
+    token: str | None = None
+
+    def of(self, path: str) -> str:
+        url = f"{self.base_url.rstrip('/')}/api/v1/media/{self.media_id}/files/{path}"
+        return f"{url}?token={self.token}" if self.token else url
+
+
+class MediaPublic(BaseModel):
+    """A media asset: a source file and everything made from it."""
+
+    id: str
+    state: str = Field(description="pending, importing, processing, ready, failed or deleting")
+    source: dict[str, Any] = Field(description='where it came from: {"type": "url" | "upload", ...}')
+    parent_id: str | None = Field(description="the asset a mask or frame removal was made from")
+    original: MediaOriginal | None
+    probe: MediaProbe | None
+    hls: MediaHls | None
+    thumbnail_url: str | None
+    error: JobError | None
+    playable_at: str | None = Field(description="when the master URL first played (ISO 8601 UTC)")
+    jobs: list[str] = Field(description="ids of the jobs that worked on this asset, oldest first")
+    pipeline: list[str] | None
+    thumbnail_error: JobError | None = None
+    created_at: str
+    updated_at: str
+
+    @classmethod
+    def of(cls, media: Media, *, jobs: list[str], urls: FileUrls) -> MediaPublic:
+        """The JSON of an asset record: its stored paths become `urls`, `jobs` are its job ids."""
+        thumbnail_error = (media.extra or {}).get("thumbnail_error")
+        return cls(
+            id=media.id,
+            state=media.state,
+            source=media.source,
+            parent_id=media.parent_id,
+            # The storage key stays inside: MediaOriginal has no field for it.
+            original=MediaOriginal.model_validate(media.original) if media.original else None,
+            probe=MediaProbe.model_validate(media.probe) if media.probe else None,
+            hls=_hls(media.hls, urls),
+            thumbnail_url=urls.of(media.thumbnail) if media.thumbnail else None,
+            error=JobError.model_validate(media.error) if media.error else None,
+            playable_at=_stamp(media.playable_at) if media.playable_at else None,
+            jobs=jobs,
+            pipeline=media.pipeline,
+            thumbnail_error=JobError.model_validate(thumbnail_error) if thumbnail_error else None,
+            created_at=_stamp(media.created_at),
+            updated_at=_stamp(media.updated_at),
+        )
+
+
+def _hls(record: dict[str, Any] | None, urls: FileUrls) -> MediaHls | None:
+    if not record:
+        return None
+    root = record["path"]
+    variants = [
+        HlsVariant(
+            height=v.get("height"),
+            width=v.get("width"),
+            bandwidth=v.get("bandwidth"),
+            # Versions made before fast start list only finished variants.
+            ready=v.get("ready", True),
+            url=urls.of(f"{root}/{v['path']}"),
+        )
+        for v in record.get("variants", [])
+    ]
+    return MediaHls(master_url=urls.of(f"{root}/{record['master']}"), variants=variants)
+
+
+def _stamp(value: datetime) -> str:
+    return value.isoformat().replace("+00:00", "Z")
+
+
+def public(media: Media, *, jobs: list[str], base_url: str, token: str | None = None) -> dict[str, Any]:
+    """The asset's JSON; `token` (None when auth is off) goes into every file URL so players need no key."""
+    urls = FileUrls(base_url, media.id, token)
+    return MediaPublic.of(media, jobs=jobs, urls=urls).model_dump(mode="json")
