@@ -229,6 +229,22 @@ def test_empty_upload_is_refused(file_stack: MediaStack, file_api: httpx.Client,
     assert file_stack.stored.keys("media/") == before_keys
 
 
+def test_upload_with_an_unknown_pipeline_step_is_refused_before_anything_is_stored(
+    file_stack: MediaStack, file_api: httpx.Client, clips: Clips
+) -> None:
+    before_ids, before_keys = all_media_ids(file_api), file_stack.stored.keys("media/")
+
+    response = file_api.post(
+        "/api/v1/media/uploads?filename=clip.mp4&pipeline=hls,sparkle", content=clips["small"].read_bytes()
+    )
+
+    body = problem(response, 422)
+    assert [e["field"] for e in body["errors"]] == ["pipeline"]
+    assert "hls" in body["detail"] and "thumbnail" in body["detail"]  # says what to send instead
+    assert all_media_ids(file_api) == before_ids
+    assert file_stack.stored.keys("media/") == before_keys
+
+
 def _unusable(clips: Clips, case: str) -> Path:
     if case == "text-named-mp4":
         return clips.file("notes.mp4", b"These are meeting notes, not a video.\n" * 200)

@@ -15,7 +15,7 @@ from mediajobs.broker import broker_for
 from mediajobs.db.models import Job, Media
 from mediajobs.db.session import Database
 from mediajobs.jobs import lifecycle
-from mediajobs.jobs.lifecycle import ParamsRejected
+from mediajobs.jobs.lifecycle import ParamsRejected, WithJob
 from mediajobs.jobs.schemas import public as job_public
 
 Answer = Callable[[Job], dict[str, Any]]
@@ -29,24 +29,20 @@ def record_and_publish(
     kind: str,
     params: dict[str, Any],
     media_id: str,
-    scope: str | None = None,
-    key: str | None = None,
-    answer: Answer | None = None,
-    location: str | None = None,
+    with_job: WithJob | None = None,
 ) -> Job:
-    """Record (asset and) job in one transaction with the idempotency key's answer, then publish the job."""
+    """Record (asset and) job in one transaction (with what `with_job` adds), then publish the job."""
 
-    def with_job(session: Session, job: Job) -> None:
+    def recorded(session: Session, job: Job) -> None:
         if media is not None:
             session.add(media)
-        if answer is not None:
+        if with_job is not None:
             session.flush()
-            where = location or f"/api/v1/jobs/{job.id}"
-            idempotency.remember(session, scope or "", key, status=202, body=answer(job), location=where)
+            with_job(session, job)
 
     broker = broker_for(request.app.state.settings)
     try:
-        return lifecycle.submit(db, broker, kind=kind, params=params, media_id=media_id, with_job=with_job)
+        return lifecycle.submit(db, broker, kind=kind, params=params, media_id=media_id, with_job=recorded)
     except ParamsRejected as exc:
         raise params_problem(exc) from exc
 
@@ -62,18 +58,22 @@ def accepted(
     key: str | None,
     media: Media | None = None,
     answer: Answer | None = None,
+    location: str | None = None,
 ) -> JSONResponse:
-    """Record and publish a job on an asset; 202 with `answer(job)` (default `{"job": ...}`) located at it."""
-    answer = answer or (lambda job: {"job": job_public(job)})
+    """Record and publish a job (and a new asset); 202 with `answer(job)` (default `{"job": ...}`).
+
+    The answer is built once, as the job is recorded: the idempotency key replays the same body. It is
+    located at `location` (default: the job).
+    """
+    make = answer or (lambda job: {"job": job_public(job)})
+    body: dict[str, Any] = {}
+
+    def remembered(session: Session, job: Job) -> None:
+        body.update(make(job))
+        where = location or f"/api/v1/jobs/{job.id}"
+        idempotency.remember(session, scope, key, status=202, body=body, location=where)
+
     job = record_and_publish(
-        request,
-        db,
-        media=media,
-        kind=kind,
-        params=params,
-        media_id=media_id,
-        scope=scope,
-        key=key,
-        answer=answer,
+        request, db, media=media, kind=kind, params=params, media_id=media_id, with_job=remembered
     )
-    return JSONResponse(answer(job), status_code=202, headers={"Location": f"/api/v1/jobs/{job.id}"})
+    return JSONResponse(body, status_code=202, headers={"Location": location or f"/api/v1/jobs/{job.id}"})

@@ -19,8 +19,7 @@ from mediajobs.media.states import DELETING, FAILED, IMPORTING, PENDING, PROCESS
 # What a pipeline may do after the original is stored; the API's `pipeline` fields take these.
 Step = Literal["hls", "thumbnail"]
 PIPELINE_STEPS: tuple[str, ...] = get_args(Step)
-DEFAULT_PIPELINE = list(PIPELINE_STEPS)
-# The kinds that still call it by this name; it is the storage package's one handle per process.
+DEFAULT_PIPELINE: list[Step] = list(get_args(Step))
 
 
 def prefix(media_id: str) -> str:

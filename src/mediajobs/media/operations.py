@@ -7,7 +7,7 @@ them. Mask and remove-frames make a new asset whose parent is the source; it the
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -96,6 +96,14 @@ class ReprocessCreate(BaseModel):
     pipeline: list[assets.Step] | None = None
 
 
+class ProcessParams(BaseModel):
+    """The `media.process` job's params: the steps to make from the original; `reprocess` rebuilds them."""
+
+    model_config = ConfigDict(extra="forbid")
+    pipeline: list[assets.Step] = assets.DEFAULT_PIPELINE
+    reprocess: bool = False
+
+
 def ready_source(db: Database, media_id: str) -> Media:
     """The asset an operation reads: NotFound when there is none, Conflict unless it is ready and probed."""
     media = assets.get_media(db, media_id)
@@ -128,10 +136,12 @@ def derive(db: Database, media_id: str, params: MaskCreate | RemoveFramesCreate)
     )
 
 
-def reprocess_params(source: Media, params: ReprocessCreate | None) -> dict[str, Any]:
+def reprocess_params(source: Media, params: ReprocessCreate | None) -> ProcessParams:
     """The `media.process` params that rebuild the source's derived files."""
     asked = params.pipeline if params is not None else None
-    return {"pipeline": asked or source.pipeline or assets.DEFAULT_PIPELINE, "reprocess": True}
+    return ProcessParams.model_validate(
+        {"pipeline": asked or source.pipeline or assets.DEFAULT_PIPELINE, "reprocess": True}
+    )
 
 
 def remove_asset(media_id: str) -> None:

@@ -6,7 +6,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.concurrency import run_in_threadpool
 
 from mediajobs.api import idempotency
@@ -16,7 +16,7 @@ from mediajobs.api.media_answers import media_answer, media_answers
 from mediajobs.api.openapi import HTTP_URL, link, problem, problems, success
 from mediajobs.api.problems import invalid
 from mediajobs.api.schemas import MediaAccepted, MediaDeleting, MediaPage
-from mediajobs.api.submissions import record_and_publish
+from mediajobs.api.submissions import Answer, accepted, record_and_publish
 from mediajobs.api.uploads import store_upload
 from mediajobs.db.models import Job, Media
 from mediajobs.db.session import Database
@@ -26,6 +26,7 @@ from mediajobs.errors import ForbiddenAddress, InvalidUrl, SourceUnreachable, Tr
 from mediajobs.jobs import lifecycle
 from mediajobs.jobs.schemas import public as job_public
 from mediajobs.media import assets
+from mediajobs.media.operations import ProcessParams
 from mediajobs.media.schemas import MediaPublic
 from mediajobs.storage import content_type_for
 
@@ -77,20 +78,23 @@ def import_media(
     except (SourceUnreachable, TransientError):
         pass  # DNS may recover; the import job checks again and fails with a specific code if not
     media = assets.new_media(source={"type": "url", "url": body.url}, pipeline=body.pipeline)
-    answer = lambda job: {"media": media_answer(request, media, [job.id]), "job": job_public(job)}  # noqa: E731
-    job = record_and_publish(
+    return accepted(
         request,
         db,
-        media=media,
         kind="media.import",
         params={"url": body.url},
         media_id=media.id,
         scope=scope,
         key=key,
-        answer=answer,
+        media=media,
+        answer=_media_and_job(request, media),
         location=f"/api/v1/media/{media.id}",
     )
-    return JSONResponse(answer(job), status_code=202, headers={"Location": f"/api/v1/media/{media.id}"})
+
+
+def _media_and_job(request: Request, media: Media) -> Answer:
+    """The answer of a route that makes an asset: the asset and the job that works on it."""
+    return lambda job: {"media": media_answer(request, media, [job.id]), "job": job_public(job)}
 
 
 @router.post(
@@ -131,10 +135,8 @@ async def upload_media(
     scope, key = "POST /api/v1/media/uploads", idempotency.check_key(idempotency_key)
     if (replayed := await run_in_threadpool(idempotency.replay, db, scope, key)) is not None:
         return replayed
-    steps = assets.DEFAULT_PIPELINE if pipeline is None else [s for s in pipeline.split(",") if s]
-    if any(step not in assets.PIPELINE_STEPS for step in steps):
-        raise invalid(["pipeline"], f"steps must be among {', '.join(assets.PIPELINE_STEPS)}")
-    media = assets.new_media(source={"type": "upload"}, state=assets.PROCESSING, pipeline=steps)
+    params = _process_params(pipeline)
+    media = assets.new_media(source={"type": "upload"}, state=assets.PROCESSING, pipeline=params.pipeline)
     storage = request.app.state.storage()
     stored = await store_upload(
         request,
@@ -150,22 +152,30 @@ async def upload_media(
         "key": stored.key,
     }
     media.source = {"type": "upload", "filename": stored.filename or None}
-    answer = lambda job: {"media": media_answer(request, media, [job.id]), "job": job_public(job)}  # noqa: E731
-    job = await run_in_threadpool(
-        lambda: record_and_publish(
+    return await run_in_threadpool(
+        lambda: accepted(
             request,
             db,
-            media=media,
             kind="media.process",
-            params={"pipeline": steps},
+            params={"pipeline": params.pipeline},
             media_id=media.id,
             scope=scope,
             key=key,
-            answer=answer,
+            media=media,
+            answer=_media_and_job(request, media),
             location=f"/api/v1/media/{media.id}",
         )
     )
-    return JSONResponse(answer(job), status_code=202, headers={"Location": f"/api/v1/media/{media.id}"})
+
+
+def _process_params(pipeline: str | None) -> ProcessParams:
+    """The processing an upload asks for in `?pipeline=hls,thumbnail`, checked before a byte is stored."""
+    if pipeline is None:
+        return ProcessParams()
+    try:
+        return ProcessParams.model_validate({"pipeline": [step for step in pipeline.split(",") if step]})
+    except ValidationError as exc:
+        raise invalid(["pipeline"], f"steps must be among {', '.join(assets.PIPELINE_STEPS)}") from exc
 
 
 # What clients send when they do not know (curl --data-binary sends a form type): the name says more.

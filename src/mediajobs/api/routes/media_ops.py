@@ -146,7 +146,7 @@ def reprocess(
     if replayed is not None:
         return replayed
     source = operations.ready_source(db, media_id)
-    params = operations.reprocess_params(source, body)
+    params = operations.reprocess_params(source, body).model_dump(mode="json")
     return accepted(
         request, db, kind="media.process", params=params, media_id=source.id, scope=scope, key=key
     )

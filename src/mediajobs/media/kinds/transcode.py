@@ -28,6 +28,7 @@ from mediajobs.jobs.registry import job_kind
 from mediajobs.media import assets, builds, chunks
 from mediajobs.media.builds import abandon_builds, media_ended, removed_if_taken_over
 from mediajobs.media.kinds import HOUR
+from mediajobs.media.operations import ProcessParams
 from mediajobs.media.originals import fetch_original, probe_source, require_media
 from mediajobs.storage import for_process
 from mediajobs.toolkit import packets
@@ -39,12 +40,6 @@ from mediajobs.toolkit.probe import Probe
 from mediajobs.toolkit.thumbnail import make_thumbnail
 
 log = logging.getLogger(__name__)
-
-
-class ProcessParams(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    pipeline: list[str] = assets.DEFAULT_PIPELINE
-    reprocess: bool = False
 
 
 class ChunkParams(BaseModel):
