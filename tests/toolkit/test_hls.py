@@ -15,7 +15,7 @@ import pytest
 from mediajobs import process
 from mediajobs.errors import JobCancelled
 from mediajobs.toolkit.hls.ladder import Rendition, plan_ladder
-from mediajobs.toolkit.hls.renditions import HlsOutput, transcode_hls
+from mediajobs.toolkit.hls.renditions import HlsOutput, mpegts_time, transcode_hls
 from mediajobs.toolkit.probe import Probe, probe
 from tests.clips import MakeClip, generate_clip
 
@@ -198,6 +198,23 @@ def test_segments_carry_scaled_video_and_the_audio_is_a_rendition_of_its_own(tra
     assert [s["codec_name"] for s in audio] == ["aac"]
     master = (transcoded.out_dir / "master.m3u8").read_text()
     assert '#EXT-X-MEDIA:TYPE=AUDIO,GROUP-ID="audio"' in master and 'URI="audio/index.m3u8"' in master
+
+
+def test_segments_show_the_source_time_zero_at_the_timestamp_captions_map_to(
+    transcoded: Transcoded, make_clip: MakeClip, tmp_path: Path
+) -> None:
+    # Captions' X-TIMESTAMP-MAP says which MPEG-TS timestamp their time 0 is: the first frame's, encoded
+    # or copied (a standard source's own stream), or subtitles drift from the picture.
+    copied_src = make_clip(duration=6.0, width=640, height=360)
+    copied = transcode_hls(copied_src, tmp_path / "copied", probe(copied_src))
+    assert copied.ladder.renditions[0].copy
+    encoded = transcoded.out_dir
+    for out, name in [(encoded, "480p"), (encoded, "360p"), (tmp_path / "copied", "360p")]:
+        first = ffprobe(
+            out / name / "seg_00000.ts",
+            *("-select_streams", "v:0", "-read_intervals", "%+#1", "-show_entries", "packet=pts"),
+        )["packets"][0]
+        assert int(first["pts"]) == mpegts_time(0.0), (out, name)
 
 
 def test_transcode_progress_is_monotonic_faithful_and_ends_at_one(transcoded: Transcoded) -> None:

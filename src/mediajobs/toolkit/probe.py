@@ -45,6 +45,8 @@ class Probe:
     pix_fmt: str | None = None
     field_order: str | None = None
     audio_profile: str | None = None
+    # Where the source's timeline starts (seconds): ffmpeg counts every time given to it from here.
+    start_time: float = 0.0
 
     @property
     def has_video(self) -> bool:
@@ -205,6 +207,7 @@ def parse(data: dict[str, Any], *, size: int) -> Probe:
         pix_fmt=video.get("pix_fmt") if video else None,
         field_order=video.get("field_order") if video else None,
         audio_profile=audio.get("profile") if audio else None,
+        start_time=_float(fmt.get("start_time")) or 0.0,
     )
 
 

@@ -20,10 +20,16 @@ MASTER = "master.m3u8"
 SEGMENT_NAME = "seg_{:05d}.ts"
 PLAYLIST = "index.m3u8"
 AUDIO_GROUP = "audio"
+SUBTITLES_GROUP = "subs"
 
 
 def media_playlist(
-    durations: Sequence[float], *, target_duration: int, complete: bool = True, first: int = 0
+    durations: Sequence[float],
+    *,
+    target_duration: int,
+    complete: bool = True,
+    first: int = 0,
+    uri: str | None = None,
 ) -> str:
     """A media playlist of segments `first`.. with these durations.
 
@@ -41,7 +47,7 @@ def media_playlist(
         # Players treat an EVENT playlist as live and start near its end unless told otherwise.
         lines += ["#EXT-X-START:TIME-OFFSET=0,PRECISE=YES"]
     for i, duration in enumerate(durations, start=first):
-        lines += [f"#EXTINF:{duration:.6f},", SEGMENT_NAME.format(i)]
+        lines += [f"#EXTINF:{duration:.6f},", uri if uri is not None else SEGMENT_NAME.format(i)]
     if complete:
         lines += ["#EXT-X-ENDLIST"]
     return "\n".join(lines) + "\n"
@@ -80,6 +86,54 @@ def master_playlist(variants: Sequence[VariantEntry], *, audio_uri: str | None =
             attrs.append(f'AUDIO="{AUDIO_GROUP}"')
         lines += ["#EXT-X-STREAM-INF:" + ",".join(attrs), v.uri]
     return "\n".join(lines) + "\n"
+
+
+@dataclass(frozen=True)
+class SubtitleTrack:
+    """One EXT-X-MEDIA line of the SUBTITLES group: a name shown to viewers, a language, a playlist."""
+
+    name: str
+    language: str
+    uri: str
+
+
+def with_subtitles(master: str, tracks: Sequence[SubtitleTrack]) -> str:
+    """`master` with a SUBTITLES rendition group of `tracks` that every variant refers to.
+
+    No track is DEFAULT (captions stay off until a viewer picks one); each is AUTOSELECT, as Apple's HLS
+    authoring rules want, and names are made unique within the group as RFC 8216 requires.
+    """
+    if not tracks:
+        return master
+    seen: dict[str, int] = {}
+    media = []
+    for track in tracks:
+        name = _quotable(track.name) or track.language
+        seen[name] = seen.get(name, 0) + 1
+        if seen[name] > 1:
+            name = f"{name} ({seen[name]})"
+        media.append(
+            f'#EXT-X-MEDIA:TYPE=SUBTITLES,GROUP-ID="{SUBTITLES_GROUP}",NAME="{name}",DEFAULT=NO,'
+            f'AUTOSELECT=YES,FORCED=NO,LANGUAGE="{_quotable(track.language)}",URI="{_quotable(track.uri)}"'
+        )
+    lines = master.rstrip("\n").split("\n")
+    # After the header tags and any other renditions, before the first variant.
+    at = next((i for i, line in enumerate(lines) if line.startswith("#EXT-X-STREAM-INF:")), len(lines))
+    variants = [
+        f'{line},SUBTITLES="{SUBTITLES_GROUP}"' if line.startswith("#EXT-X-STREAM-INF:") else line
+        for line in lines[at:]
+    ]
+    return "\n".join([*lines[:at], *media, *variants]) + "\n"
+
+
+def _quotable(text: str) -> str:
+    """Text fit for a quoted-string attribute: no double quote, no line break (RFC 8216 4.2)."""
+    return "".join(" " if c in "\r\n" else "'" if c == '"' else c for c in text).strip()
+
+
+def subtitle_playlist(uri: str, duration_s: float) -> str:
+    """A subtitles media playlist whose one segment, the whole WebVTT file, lasts the whole media."""
+    return media_playlist([duration_s], target_duration=max(1, math.ceil(duration_s)), uri=uri)
 
 
 def parse_media_playlist(text: str) -> list[tuple[float, str]]:

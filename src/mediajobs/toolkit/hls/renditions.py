@@ -40,8 +40,17 @@ from mediajobs.toolkit.progress import FractionCallback
 # Every output's timestamps are the source's plus this: no decode timestamp is ever negative, so no muxer
 # shifts one segment's timeline on its own (the mpegts muxer would, per segment file).
 TS_OFFSET_S = 10.0
+# The mpegts muxer delays every timestamp by twice ffmpeg's -muxdelay (0.7 s by default) on top of that: a
+# source time t is at t + TS_OFFSET_S + MPEGTS_DELAY_S in every segment (tests/media/test_hls.py checks it).
+MPEGTS_DELAY_S = 1.4
+MPEGTS_HZ = 90_000
 # Forced keyframes only: x264's own would fall at different frames in different chunks.
 MAX_SEGMENT_S = 12.0
+
+
+def mpegts_time(t: float) -> int:
+    """The 90 kHz timestamp our segments give the source's time `t` (where X-TIMESTAMP-MAP puts captions)."""
+    return round((t + TS_OFFSET_S + MPEGTS_DELAY_S) * MPEGTS_HZ)
 
 
 def _segment_args(grid: Grid, first: int, stop: int, directory: str) -> list[str]:
