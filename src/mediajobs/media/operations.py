@@ -7,7 +7,7 @@ them. Mask and remove-frames make a new asset whose parent is the source; it the
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -17,7 +17,8 @@ from mediajobs.db.session import Database, get_db
 from mediajobs.errors import Conflict
 from mediajobs.media import assets
 from mediajobs.storage import for_process
-from mediajobs.toolkit import cut, mask
+from mediajobs.toolkit import clip, cut, mask
+from mediajobs.toolkit.probe import Probe
 
 
 class RegionIn(BaseModel):
@@ -89,6 +90,39 @@ class RemoveFramesCreate(BaseModel):
         return cut.merge_ranges([r.to_range() for r in self.ranges], duration, fps=fps)
 
 
+class CropIn(BaseModel):
+    """Cut the picture to `aspect` (as shown) around the horizontal centre `x` (0 left edge, 1 right edge)."""
+
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+    aspect: clip.Aspect
+    x: float = Field(default=0.5, ge=0, le=1)
+
+
+class ClipCreate(BaseModel):
+    """The frames of [start, end) (seconds) into a new asset; the `media.clip` job has this body as params."""
+
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+    kind: ClassVar[str] = "media.clip"
+    operation: ClassVar[str] = "clip"
+    start: float = Field(ge=0)
+    end: float = Field(gt=0)
+    crop: CropIn | None = None
+    pipeline: list[assets.Step] | None = None
+
+    @model_validator(mode="after")
+    def _order(self) -> ClipCreate:
+        if self.end <= self.start:
+            raise ValueError("end must be after start (a clip is [start, end) in seconds)")
+        return self
+
+    def to_crop(self) -> clip.Crop | None:
+        return clip.Crop(self.crop.aspect, self.crop.x) if self.crop is not None else None
+
+    def window(self, probe: Probe) -> tuple[float, float]:
+        """[start, end) on the source's frames; InvalidClip naming the field when it does not fit."""
+        return clip.window(self.start, self.end, probe, crop=self.to_crop())
+
+
 class ReprocessCreate(BaseModel):
     """The pipeline to rebuild from the original (default: the asset's own)."""
 
@@ -114,11 +148,14 @@ def ready_source(db: Database, media_id: str) -> Media:
     return media
 
 
-def derive(db: Database, media_id: str, params: MaskCreate | RemoveFramesCreate) -> Media:
+Derivation = MaskCreate | RemoveFramesCreate | ClipCreate
+
+
+def derive(db: Database, media_id: str, params: Derivation) -> Media:
     """The new asset (not yet recorded) an operation makes from a ready source the request fits.
 
     Refuses at once what the job would refuse: NotFound, Conflict (not ready, no video to mask), or the
-    toolkit's InvalidRegion / InvalidRanges naming the region or range that masks or removes nothing.
+    toolkit's InvalidRegion / InvalidRanges / InvalidClip naming what masks, removes or keeps nothing.
     """
     source = ready_source(db, media_id)
     probe = source.probe or {}
@@ -126,6 +163,8 @@ def derive(db: Database, media_id: str, params: MaskCreate | RemoveFramesCreate)
         if not probe.get("width") or not probe.get("height"):
             raise Conflict(f"media {source.id} has no video to mask")
         params.clipped(probe["width"], probe["height"], probe["duration"])
+    elif isinstance(params, ClipCreate):
+        params.window(recorded_probe(probe))
     else:
         params.merged(probe["duration"], fps=probe.get("fps"))
     done = params.model_dump(mode="json", exclude={"pipeline"})
@@ -133,6 +172,25 @@ def derive(db: Database, media_id: str, params: MaskCreate | RemoveFramesCreate)
         source={"parent_id": source.id, "type": params.operation, **done},
         parent_id=source.id,
         pipeline=params.pipeline,
+    )
+
+
+def recorded_probe(public: dict[str, Any]) -> Probe:
+    """The toolkit's Probe from an asset's recorded `probe` JSON (what the checks before a job need)."""
+    return Probe(
+        duration=float(public["duration"]),
+        size=int(public.get("size") or 0),
+        format_name="",
+        width=public.get("width"),
+        height=public.get("height"),
+        fps=public.get("fps"),
+        video_codec=public.get("video_codec"),
+        audio_codec=public.get("audio_codec"),
+        rotation=0,
+        bit_rate=None,
+        audio_channels=None,
+        audio_sample_rate=None,
+        nb_frames=None,
     )
 
 

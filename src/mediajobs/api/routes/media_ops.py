@@ -1,4 +1,4 @@
-"""Operations on a ready asset: mask and remove frames (each makes a derived asset), analyze, reprocess.
+"""Operations on a ready asset: mask, remove frames, clip (each makes a derived asset), analyze, reprocess.
 
 The bodies are the operations' job params (`media/operations.py`); the checks against the source live there
 too, so a route only records the work and answers.
@@ -15,7 +15,7 @@ from mediajobs.api.deps import DbDep
 from mediajobs.api.idempotency import IdempotencyHeader, replay_for
 from mediajobs.api.media_answers import media_answer
 from mediajobs.api.openapi import link, problem, problems, success
-from mediajobs.api.problems import item_problem
+from mediajobs.api.problems import invalid, item_problem
 from mediajobs.api.schemas import JobAccepted
 from mediajobs.api.submissions import accepted
 from mediajobs.db.models import Job
@@ -23,7 +23,8 @@ from mediajobs.db.session import Database
 from mediajobs.errors import InvalidParams
 from mediajobs.jobs.schemas import public as job_public
 from mediajobs.media import operations
-from mediajobs.media.operations import MaskCreate, RemoveFramesCreate, ReprocessCreate
+from mediajobs.media.operations import ClipCreate, Derivation, MaskCreate, RemoveFramesCreate, ReprocessCreate
+from mediajobs.toolkit.clip import InvalidClip
 
 router = APIRouter(prefix="/api/v1/media", tags=["media operations"])
 # What every operation answers besides 202 (the Guard's and the handlers' statuses are added for all routes).
@@ -38,7 +39,7 @@ def _derive(
     request: Request,
     db: Database,
     media_id: str,
-    params: MaskCreate | RemoveFramesCreate,
+    params: Derivation,
     *,
     scope: str,
     key: str | None,
@@ -46,8 +47,10 @@ def _derive(
     """Record the derived asset and its job, whose params are the request body; 202 with both."""
     try:
         derived = operations.derive(db, media_id, params)
+    except InvalidClip as exc:
+        raise invalid([*exc.field.split(".")], str(exc)) from exc
     except InvalidParams as exc:
-        raise item_problem(exc, params.list_field) from exc
+        raise item_problem(exc, getattr(params, "list_field", "body")) from exc
 
     def answer(job: Job) -> dict[str, Any]:
         return {"job": job_public(job), "media": media_answer(request, derived, [job.id])}
@@ -97,6 +100,32 @@ def mask(
 def remove_frames(
     media_id: str,
     body: RemoveFramesCreate,
+    request: Request,
+    db: DbDep,
+    idempotency_key: IdempotencyHeader = None,
+) -> JSONResponse:
+    scope, key, replayed = replay_for(request, db, idempotency_key)
+    if replayed is not None:
+        return replayed
+    return _derive(request, db, media_id, body, scope=scope, key=key)
+
+
+@router.post(
+    "/{media_id}/clip",
+    status_code=202,
+    response_model=None,
+    responses=success(
+        202, "the clip job and the new asset it makes", JobAccepted, located=True, links=DERIVED_LINKS
+    )
+    | NOT_READY
+    | problem(
+        422,
+        "start or end outside the media, a clip shorter than one frame, a crop of sound only, or a bad field",
+    ),
+)
+def clip(
+    media_id: str,
+    body: ClipCreate,
     request: Request,
     db: DbDep,
     idempotency_key: IdempotencyHeader = None,

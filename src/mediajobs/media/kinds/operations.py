@@ -1,7 +1,7 @@
-"""media.mask, media.remove_frames, media.analyze: operations on a ready asset.
+"""media.mask, media.remove_frames, media.clip, media.analyze: operations on a ready asset.
 
-Mask and remove-frames make a new asset (its `parent_id` the source) and run the normal pipeline on it; their
-params are the request bodies of `media/operations.py`.
+Mask, remove-frames and clip make a new asset (its `parent_id` the source) and run the normal pipeline on it;
+their params are the request bodies of `media/operations.py`.
 """
 
 from __future__ import annotations
@@ -19,9 +19,10 @@ from mediajobs.jobs.context import JobContext, Phase
 from mediajobs.jobs.registry import NoParams, job_kind
 from mediajobs.media import assets
 from mediajobs.media.kinds import HOUR
-from mediajobs.media.operations import MaskCreate, RemoveFramesCreate, remove_asset
+from mediajobs.media.operations import ClipCreate, MaskCreate, RemoveFramesCreate, remove_asset
 from mediajobs.media.originals import fetch_original, probe_source, require_media, store_original
 from mediajobs.toolkit.analyze import analyze
+from mediajobs.toolkit.clip import render_clip
 from mediajobs.toolkit.probe import Probe
 from mediajobs.toolkit.smart.render import smart_cut, smart_mask
 
@@ -107,6 +108,36 @@ def remove_frames_media(ctx: JobContext, params: RemoveFramesCreate) -> dict[str
         on_progress=Phase(ctx, 1, 95, f"Removing {len(params.ranges)} range(s)"),
     )
     return {**_finish_derived(ctx, derived, out, "cut.mp4"), **report.public()}
+
+
+@job_kind(
+    ClipCreate.kind,
+    params=ClipCreate,
+    queue="cpu",
+    soft_time_limit_s=6 * HOUR,
+    public=False,
+    on_end=_derived_ended,
+)
+def clip_media(ctx: JobContext, params: ClipCreate) -> dict[str, Any]:
+    """The frames of [start, end) and their sound into a new asset, cropped to an aspect when asked."""
+    derived, src, info = _derive(ctx)
+    start, end = params.window(info)
+    # Without a crop a smart render: the GOPs inside the range are copied, only the ends re-encoded.
+    whole = params.crop is None and start <= 0 and end >= info.duration  # the clip is the source file itself
+    name = f"clip{src.suffix.lower()}" if whole else "clip.mp4"
+    out = ctx.temp_dir / name
+    what = f"{params.crop.aspect} clip" if params.crop is not None else "clip"
+    report = render_clip(
+        src,
+        out,
+        info,
+        start,
+        end,
+        crop=params.to_crop(),
+        threads=ctx.settings.effective_ffmpeg_threads,
+        on_progress=Phase(ctx, 1, 95, f"Cutting a {end - start:.1f} s {what}"),
+    )
+    return {**_finish_derived(ctx, derived, out, name), **report.public()}
 
 
 @job_kind("media.analyze", params=NoParams, queue="cpu", soft_time_limit_s=6 * HOUR, public=False)
