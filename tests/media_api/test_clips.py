@@ -40,7 +40,9 @@ def marked(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def marked_asset(stack: MediaStack, api: httpx.Client, path: Path) -> JSON:
     """The frame-numbered 12 s clip as a ready asset, uploaded once per stack."""
     if "marked" not in stack.cache:
-        stack.cache["marked"] = wait_media(api, upload(api, path)["media"]["id"], "ready", "failed", timeout_s=120)
+        stack.cache["marked"] = wait_media(
+            api, upload(api, path)["media"]["id"], "ready", "failed", timeout_s=120
+        )
     media: JSON = stack.cache["marked"]
     assert media["state"] == "ready", media
     return media
@@ -70,7 +72,13 @@ def test_a_clip_is_a_new_asset_with_exactly_the_frames_of_its_range_that_plays(
     answer = clip(api, source["id"], {"start": 3.1, "end": 7.3, "crop": None})
     derived = answer["media"]
     assert derived["parent_id"] == source["id"] and derived["state"] in ("pending", "processing"), derived
-    assert derived["source"] == {"parent_id": source["id"], "type": "clip", "start": 3.1, "end": 7.3, "crop": None}
+    assert derived["source"] == {
+        "parent_id": source["id"],
+        "type": "clip",
+        "start": 3.1,
+        "end": 7.3,
+        "crop": None,
+    }
 
     done = wait_job(api, answer["job"]["id"], "succeeded", "failed", "cancelled", timeout_s=120)
     assert done["state"] == "succeeded", done
@@ -88,7 +96,9 @@ def test_a_clip_is_a_new_asset_with_exactly_the_frames_of_its_range_that_plays(
     assert get_media(api, source["id"])["state"] == "ready"
 
 
-def test_a_cropped_clip_has_the_asked_aspect(file_stack: MediaStack, file_api: httpx.Client, clips: Clips) -> None:
+def test_a_cropped_clip_has_the_asked_aspect(
+    file_stack: MediaStack, file_api: httpx.Client, clips: Clips
+) -> None:
     source = ready_asset(file_stack, clips)  # 640x360
     answer = clip(file_api, source["id"], {"start": 1.0, "end": 3.0, "crop": {"aspect": "9:16", "x": 0.25}})
     done = wait_job(file_api, answer["job"]["id"], "succeeded", "failed", "cancelled", timeout_s=120)
@@ -103,7 +113,9 @@ def test_a_cropped_clip_has_the_asked_aspect(file_stack: MediaStack, file_api: h
 def test_a_clip_of_sound_only_keeps_its_range(
     file_stack: MediaStack, file_api: httpx.Client, clips: Clips, tmp_path: Path
 ) -> None:
-    song = wait_media(file_api, upload(file_api, clips.stream_only("audio"))["media"]["id"], "ready", "failed")
+    song = wait_media(
+        file_api, upload(file_api, clips.stream_only("audio"))["media"]["id"], "ready", "failed"
+    )
     answer = clip(file_api, song["id"], {"start": 0.5, "end": 3.0})
     assert wait_job(file_api, answer["job"]["id"], "succeeded", "failed")["state"] == "succeeded"
     ready = wait_media(file_api, answer["media"]["id"], "ready", "failed")
@@ -143,7 +155,9 @@ def test_a_clip_that_does_not_fit_is_refused_naming_the_field(
     assert all_media_ids(file_api) == before
 
 
-def test_a_crop_of_sound_only_is_refused(file_stack: MediaStack, file_api: httpx.Client, clips: Clips) -> None:
+def test_a_crop_of_sound_only_is_refused(
+    file_stack: MediaStack, file_api: httpx.Client, clips: Clips
+) -> None:
     key = "ready-song"
     if key not in file_stack.cache:
         created = upload(file_api, clips.stream_only("audio"))

@@ -20,8 +20,8 @@ from prometheus_client import CollectorRegistry
 from mediajobs import nodes, storage
 from mediajobs.api import openapi, problems
 from mediajobs.api.limits import BodyLimit
-from mediajobs.api.routes import health, jobs, kinds, media, media_files, media_ops, webhooks
-from mediajobs.api.security import Guard
+from mediajobs.api.routes import captions, health, jobs, kinds, media, media_files, media_ops, webhooks
+from mediajobs.api.security import NON_JSON_SUFFIXES, Guard
 from mediajobs.config import Settings, get_settings
 from mediajobs.db.batch import BatchWriter
 from mediajobs.db.session import get_db
@@ -90,7 +90,8 @@ def create_app(settings: Settings | None = None, *, maintenance: bool = True) ->
     app.state.metrics_registry = CollectorRegistry(auto_describe=False)
     app.state.metrics_registry.register(EngineCollector(db, settings))
     problems.install(app)
-    app.add_middleware(BodyLimit, max_bytes=settings.max_json_body_bytes, exempt_suffixes=("/media/uploads",))
+    # Uploads and caption files are limited where they are read (MEDIAJOBS_MAX_UPLOAD_BYTES; 2 MiB).
+    app.add_middleware(BodyLimit, max_bytes=settings.max_json_body_bytes, exempt_suffixes=NON_JSON_SUFFIXES)
     # Added last, so outermost: Host, API key and cross-site checks answer before any body is read.
     app.add_middleware(Guard, settings=settings)
 
@@ -98,7 +99,7 @@ def create_app(settings: Settings | None = None, *, maintenance: bool = True) ->
     app.include_router(health.router)
     app.include_router(jobs.router)
     app.include_router(kinds.router)
-    for router in (media.router, media_files.router, media_ops.router, webhooks.router):
+    for router in (media.router, media_files.router, media_ops.router, captions.router, webhooks.router):
         app.include_router(router)
 
     app.mount("/docs/assets", StaticFiles(directory=swagger_ui_bundle.swagger_ui_path), name="docs-assets")

@@ -2,20 +2,23 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from fastapi import Request
 from sqlalchemy import select
 
-from mediajobs.db.models import Job, Media
+from mediajobs.db.models import Job, Media, MediaCaption
 from mediajobs.db.session import Database
-from mediajobs.media import playback, schemas
+from mediajobs.media import captions, playback, schemas
 
 
-def media_answer(request: Request, media: Media, jobs: list[str]) -> dict[str, Any]:
+def media_answer(
+    request: Request, media: Media, jobs: list[str], tracks: Sequence[MediaCaption] = ()
+) -> dict[str, Any]:
     """The asset's JSON; with auth on its file URLs carry a playback token for this asset."""
     token = playback.sign(request.app.state.settings, media.id)
-    return schemas.public(media, jobs=jobs, base_url=str(request.base_url), token=token)
+    return schemas.public(media, jobs=jobs, base_url=str(request.base_url), token=token, captions=tracks)
 
 
 def jobs_by_media(db: Database, ids: list[str]) -> dict[str, list[str]]:
@@ -31,6 +34,7 @@ def jobs_by_media(db: Database, ids: list[str]) -> dict[str, list[str]]:
 
 
 def media_answers(request: Request, db: Database, media: list[Media]) -> list[dict[str, Any]]:
-    """The JSON of each asset, with its jobs."""
-    jobs = jobs_by_media(db, [m.id for m in media])
-    return [media_answer(request, m, jobs[m.id]) for m in media]
+    """The JSON of each asset, with its jobs and caption tracks."""
+    ids = [m.id for m in media]
+    jobs, tracks = jobs_by_media(db, ids), captions.by_media(db, ids)
+    return [media_answer(request, m, jobs[m.id], tracks[m.id]) for m in media]

@@ -21,8 +21,8 @@ from mediajobs.media import playback
 STATE_CHANGING = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 # Bodies a web page may send to any origin without a CORS preflight: never accepted where JSON is expected.
 SIMPLE_TYPES = frozenset({"text/plain", "application/x-www-form-urlencoded", "multipart/form-data"})
-# Routes whose body is not JSON (raw or multipart uploads).
-NON_JSON_SUFFIXES = ("/media/uploads",)
+# Routes whose body is not JSON (raw or multipart uploads, caption files).
+NON_JSON_SUFFIXES = ("/media/uploads", "/captions")
 # Answer without a Host check: orchestrators probe these by pod IP, and they reveal nothing but part names.
 PROBES = frozenset({"/healthz", "/readyz"})
 FILES = re.compile(r"^/api/v1/media/(?P<id>[^/]+)/files/.+$")

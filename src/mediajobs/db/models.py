@@ -129,6 +129,19 @@ class MediaChunk(Base):
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
 
+class MediaCaption(Base):
+    """A caption track of an asset, stored as `captions/<id>.vtt` (and its subtitle playlist) beside it."""
+
+    __tablename__ = "media_captions"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    media_id: Mapped[str] = mapped_column(String(36), index=True)
+    language: Mapped[str] = mapped_column(String(35))
+    label: Mapped[str] = mapped_column(String(200))
+    cues: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
 class IdempotencyKey(Base):
     __tablename__ = "idempotency_keys"
 

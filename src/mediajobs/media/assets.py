@@ -9,7 +9,7 @@ from typing import Any, Literal, get_args
 from sqlalchemy import delete, exists, func, select, update
 
 from mediajobs.db import records
-from mediajobs.db.models import Job, Media, MediaChunk, utcnow
+from mediajobs.db.models import Job, Media, MediaCaption, MediaChunk, utcnow
 from mediajobs.db.pages import Page, newest_first
 from mediajobs.db.session import Database
 from mediajobs.jobs import states as job_states
@@ -153,4 +153,5 @@ def publish_early(
 def delete_record(db: Database, media_id: str) -> None:
     with db.write() as session:
         session.execute(delete(MediaChunk).where(MediaChunk.media_id == media_id))
+        session.execute(delete(MediaCaption).where(MediaCaption.media_id == media_id))
         session.execute(delete(Media).where(Media.id == media_id))

@@ -72,6 +72,8 @@ class Build:
             "path": self.path,
             "master": playlists.MASTER,
             "variants": playlists.variants(self.ladder, sizes, ready),
+            # Where the segments put the source's time 0: captions map their cues there.
+            "mpegts_zero": renditions.mpegts_time(self.probe.start_time),
         }
 
     def publish(self, ready: list[str]) -> None:

@@ -6,13 +6,14 @@ from; the routes, the webhook payloads and the OpenAPI description follow.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from pydantic import BaseModel, Field
 
-from mediajobs.db.models import Media
+from mediajobs.db.models import Media, MediaCaption
 from mediajobs.jobs.schemas import JobError
 
 
@@ -58,6 +59,31 @@ class FileUrls:
         return f"{url}?token={self.token}" if self.token else url
 
 
+class CaptionPublic(BaseModel):
+    """A caption track: its WebVTT file and how many cues it holds."""
+
+    id: str
+    language: str = Field(description="BCP 47 language tag (en, pt-BR)")
+    label: str = Field(description="the name players show in their captions menu")
+    url: str = Field(description="the WebVTT file (with a playback token when auth is on)")
+    cues: int
+
+    @classmethod
+    def of(cls, caption: MediaCaption, urls: FileUrls) -> CaptionPublic:
+        return cls(
+            id=caption.id,
+            language=caption.language,
+            label=caption.label,
+            url=urls.of(caption_path(caption.id)),
+            cues=caption.cues,
+        )
+
+
+def caption_path(caption_id: str) -> str:
+    """Where a caption track's WebVTT file is stored, under its asset's prefix."""
+    return f"captions/{caption_id}.vtt"
+
+
 class MediaPublic(BaseModel):
     """A media asset: a source file and everything made from it."""
 
@@ -74,11 +100,14 @@ class MediaPublic(BaseModel):
     jobs: list[str] = Field(description="ids of the jobs that worked on this asset, oldest first")
     pipeline: list[str] | None
     thumbnail_error: JobError | None = None
+    captions: list[CaptionPublic] = Field(default_factory=list, description="caption tracks, oldest first")
     created_at: str
     updated_at: str
 
     @classmethod
-    def of(cls, media: Media, *, jobs: list[str], urls: FileUrls) -> MediaPublic:
+    def of(
+        cls, media: Media, *, jobs: list[str], urls: FileUrls, captions: Sequence[MediaCaption] = ()
+    ) -> MediaPublic:
         """The JSON of an asset record: its stored paths become `urls`, `jobs` are its job ids."""
         thumbnail_error = (media.extra or {}).get("thumbnail_error")
         return cls(
@@ -96,6 +125,7 @@ class MediaPublic(BaseModel):
             jobs=jobs,
             pipeline=media.pipeline,
             thumbnail_error=JobError.model_validate(thumbnail_error) if thumbnail_error else None,
+            captions=[CaptionPublic.of(c, urls) for c in captions],
             created_at=_stamp(media.created_at),
             updated_at=_stamp(media.updated_at),
         )
@@ -123,7 +153,19 @@ def _stamp(value: datetime) -> str:
     return value.isoformat().replace("+00:00", "Z")
 
 
-def public(media: Media, *, jobs: list[str], base_url: str, token: str | None = None) -> dict[str, Any]:
+def public(
+    media: Media,
+    *,
+    jobs: list[str],
+    base_url: str,
+    token: str | None = None,
+    captions: Sequence[MediaCaption] = (),
+) -> dict[str, Any]:
     """The asset's JSON; `token` (None when auth is off) goes into every file URL so players need no key."""
     urls = FileUrls(base_url, media.id, token)
-    return MediaPublic.of(media, jobs=jobs, urls=urls).model_dump(mode="json")
+    return MediaPublic.of(media, jobs=jobs, urls=urls, captions=captions).model_dump(mode="json")
+
+
+def caption_public(caption: MediaCaption, *, base_url: str, token: str | None = None) -> dict[str, Any]:
+    """A caption track's JSON, its URL on this API (with the asset's playback token when auth is on)."""
+    return CaptionPublic.of(caption, FileUrls(base_url, caption.media_id, token)).model_dump(mode="json")

@@ -114,11 +114,17 @@ def job_ended(job: Job) -> None:
 
 def media_json(db: Database, media: Media) -> dict[str, Any]:
     """The media JSON of the API, with URLs under MEDIAJOBS_API_URL (signed when auth is on)."""
-    from mediajobs.media import assets, playback, schemas
+    from mediajobs.media import assets, captions, playback, schemas
 
     settings = get_settings()
     token = playback.sign(settings, media.id)
-    return schemas.public(media, jobs=assets.job_ids(db, media.id), base_url=settings.api_url, token=token)
+    return schemas.public(
+        media,
+        jobs=assets.job_ids(db, media.id),
+        base_url=settings.api_url,
+        token=token,
+        captions=captions.tracks(db, media.id),
+    )
 
 
 def media_changed(db: Database, media_id: str, state: str) -> None:

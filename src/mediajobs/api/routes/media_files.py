@@ -19,7 +19,7 @@ from mediajobs.api.deps import DbDep, SettingsDep
 from mediajobs.api.openapi import file_responses
 from mediajobs.api.problems import Problem
 from mediajobs.config import Settings
-from mediajobs.media import assets, livehls, playback
+from mediajobs.media import assets, captions, livehls, playback
 from mediajobs.storage import InvalidKey, InvalidRange, ObjectNotFound, Storage, join_key
 
 router = APIRouter(prefix="/api/v1/media", tags=["media"])
@@ -30,6 +30,7 @@ DOWNLOAD = "application/octet-stream"
 PLAYLIST_CAP_BYTES = 1024 * 1024
 S3_MAX_EXPIRES_S = 7 * 24 * 3600  # the longest a SigV4 presigned URL may live
 HLS_DIR = "hls/"  # every HLS version of an asset (playlists, segments, init segments) lives under it
+CAPTIONS_DIR = "captions/"  # caption tracks: WebVTT files and their subtitles playlists
 
 # By extension: what we serve inline. None of these is run by a browser (with nosniff).
 SERVED_TYPES = {
@@ -51,6 +52,7 @@ SERVED_TYPES = {
     ".jpeg": "image/jpeg",
     ".png": "image/png",
     ".webp": "image/webp",
+    ".vtt": "text/vtt",
 }
 SAFE_TYPES = frozenset(SERVED_TYPES.values())
 
@@ -99,6 +101,8 @@ def get_file(media_id: str, path: str, request: Request, db: DbDep, settings: Se
         raise missing
     if text is None and info is not None and key.endswith(".m3u8"):
         text = _read_playlist(storage, key, info.size)
+        if text is not None:
+            text = captions.master_with_captions(db, media, path, text)
     if text is not None:
         # Playlists come from the API so their relative URIs resolve here and carry the token on.
         child_token = _child_token(settings, media.id, token)
@@ -123,10 +127,11 @@ def redirects(settings: Settings, path: str) -> bool:
     Chromium's native HLS player refuses segments from an origin other than the playlist's unless the page
     asked for CORS (`crossorigin`), and hls.js reads segments with CORS, which a fresh bucket refuses: so by
     default HLS is streamed from the API's own origin, and only thumbnails and originals (an <img>, a
-    download, a plain <video> need no CORS) go to the bucket.
+    download, a plain <video> need no CORS) go to the bucket. Caption files are read by hls.js too (and by
+    <track>, which needs CORS across origins), so they stay with HLS.
     """
     mode = settings.s3_redirect
-    return mode == "all" or (mode == "except-hls" and not path.startswith(HLS_DIR))
+    return mode == "all" or (mode == "except-hls" and not path.startswith((HLS_DIR, CAPTIONS_DIR)))
 
 
 def _child_token(settings: Settings, media_id: str, token: str | None) -> str | None:
