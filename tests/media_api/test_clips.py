@@ -11,9 +11,6 @@ import httpx
 import pytest
 
 from mediajobs.toolkit.probe import probe
-from tests.media.frames import mono_pcm, tone_onsets
-from tests.media.opsclips import cached_clip
-from tests.media.smartclips import AUDIO_FRAME_S, FPS, gray, indices, marked_clip
 from tests.media_api.clips import Clips
 from tests.media_api.helpers import (
     JSON,
@@ -30,6 +27,9 @@ from tests.media_api.helpers import (
     wait_media,
 )
 from tests.media_api.stacks import MediaStack
+from tests.toolkit.frames import mono_pcm, tone_onsets
+from tests.toolkit.opsclips import cached_clip
+from tests.toolkit.smartclips import AUDIO_FRAME_S, FPS, gray, indices, marked_clip
 
 
 @pytest.fixture(scope="module")
