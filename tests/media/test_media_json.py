@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from mediajobs.db.models import Media
+from mediajobs.db.models import Media, MediaCaption
 from mediajobs.media import assets, schemas
 
 CREATED = datetime(2026, 3, 1, 12, 0, 0, tzinfo=UTC)
@@ -85,6 +85,7 @@ CASES: dict[str, tuple[Media, str, str | None, list[str], dict[str, Any]]] = {
             "jobs": [JOB],
             "pipeline": ["hls", "thumbnail"],
             "thumbnail_error": None,
+            "captions": [],
             "created_at": "2026-03-01T12:00:00Z",
             "updated_at": "2026-03-01T12:00:05.250000Z",
         },
@@ -114,6 +115,7 @@ CASES: dict[str, tuple[Media, str, str | None, list[str], dict[str, Any]]] = {
             "jobs": [JOB],
             "pipeline": ["thumbnail"],
             "thumbnail_error": None,
+            "captions": [],
             "created_at": "2026-03-01T12:00:00Z",
             "updated_at": "2026-03-01T12:00:05.250000Z",
         },
@@ -161,6 +163,7 @@ CASES: dict[str, tuple[Media, str, str | None, list[str], dict[str, Any]]] = {
             "jobs": [JOB, "second-job"],
             "pipeline": ["hls", "thumbnail"],
             "thumbnail_error": None,
+            "captions": [],
             "created_at": "2026-03-01T12:00:00Z",
             "updated_at": "2026-03-01T12:00:05.250000Z",
         },
@@ -203,6 +206,7 @@ CASES: dict[str, tuple[Media, str, str | None, list[str], dict[str, Any]]] = {
             "jobs": [],
             "pipeline": ["hls", "thumbnail"],
             "thumbnail_error": None,
+            "captions": [],
             "created_at": "2026-03-01T12:00:00Z",
             "updated_at": "2026-03-01T12:00:05.250000Z",
         },
@@ -260,6 +264,7 @@ CASES: dict[str, tuple[Media, str, str | None, list[str], dict[str, Any]]] = {
             "jobs": [JOB],
             "pipeline": ["hls", "thumbnail"],
             "thumbnail_error": {"code": "no_video", "message": "the source has no video stream"},
+            "captions": [],
             "created_at": "2026-03-01T12:00:00Z",
             "updated_at": "2026-03-01T12:00:05.250000Z",
         },
@@ -286,6 +291,7 @@ CASES: dict[str, tuple[Media, str, str | None, list[str], dict[str, Any]]] = {
             "jobs": [JOB],
             "pipeline": ["hls", "thumbnail"],
             "thumbnail_error": None,
+            "captions": [],
             "created_at": "2026-03-01T12:00:00Z",
             "updated_at": "2026-03-01T12:00:05.250000Z",
         },
@@ -321,6 +327,7 @@ CASES: dict[str, tuple[Media, str, str | None, list[str], dict[str, Any]]] = {
             "jobs": [JOB],
             "pipeline": None,
             "thumbnail_error": None,
+            "captions": [],
             "created_at": "2026-03-01T12:00:00Z",
             "updated_at": "2026-03-01T12:00:05.250000Z",
         },
@@ -335,3 +342,29 @@ def test_media_json_is_the_same_bytes_in_every_state(case: str) -> None:
     made = schemas.public(record, jobs=jobs, base_url=base_url, token=token)
 
     assert json.dumps(made) == json.dumps(expected)
+
+
+def test_caption_tracks_are_listed_oldest_first_with_their_file_urls() -> None:
+    record = media(state=assets.READY, probe=PROBE, original=ORIGINAL)
+    tracks = [
+        MediaCaption(id="c1", media_id=MEDIA_ID, language="en", label="English", cues=12, created_at=CREATED),
+        MediaCaption(
+            id="c2", media_id=MEDIA_ID, language="pt-BR", label="Português", cues=3, created_at=UPDATED
+        ),
+    ]
+
+    made = schemas.public(
+        record, jobs=[JOB], base_url="http://127.0.0.1:8000/", token="9.sig", captions=tracks
+    )
+
+    files = f"http://127.0.0.1:8000/api/v1/media/{MEDIA_ID}/files/captions"
+    assert made["captions"] == [
+        {"id": "c1", "language": "en", "label": "English", "url": f"{files}/c1.vtt?token=9.sig", "cues": 12},
+        {
+            "id": "c2",
+            "language": "pt-BR",
+            "label": "Português",
+            "url": f"{files}/c2.vtt?token=9.sig",
+            "cues": 3,
+        },
+    ]
