@@ -73,11 +73,13 @@ export class Submission {
   }
 }
 
-export async function request(method, path, { json, query, headers = {}, signal } = {}) {
+export async function request(method, path, { json, body, query, headers = {}, signal } = {}) {
   const init = { method, signal, cache: "no-store", headers: { Accept: JSON_TYPES, ...auth.headers(), ...headers } };
   if (json !== undefined) {
     init.body = JSON.stringify(json);
     init.headers["Content-Type"] = "application/json";
+  } else if (body !== undefined) {
+    init.body = body;  // a File or Blob, sent as it is (its type in Content-Type unless headers say otherwise)
   }
   let response;
   try {
@@ -149,6 +151,13 @@ export const api = {
   getMedia: (id, signal) => request("GET", `/api/v1/media/${encodeURIComponent(id)}`, { signal }),
   importMedia: (body, key) => request("POST", "/api/v1/media/imports", { json: body, headers: creating(key) }),
   deleteMedia: (id) => request("DELETE", `/api/v1/media/${encodeURIComponent(id)}`),
+  listCaptions: (id) => request("GET", `/api/v1/media/${encodeURIComponent(id)}/captions`),
+  addCaptions: (id, file, { language, label }, key) =>
+    request("POST", `/api/v1/media/${encodeURIComponent(id)}/captions`, {
+      body: file, query: { language, label }, headers: { "Content-Type": "text/plain", ...creating(key) },
+    }),
+  deleteCaption: (id, captionId) =>
+    request("DELETE", `/api/v1/media/${encodeURIComponent(id)}/captions/${encodeURIComponent(captionId)}`),
   operate: (id, operation, body, key) =>
     request("POST", `/api/v1/media/${encodeURIComponent(id)}/${operation}`, { json: body ?? {}, headers: creating(key) }),
 };

@@ -1,9 +1,11 @@
 // One media asset: the HLS player with a timeline, facts, its jobs (live), derived copies, the operations
-// (mask, remove frames, analysis, reprocess) and delete.
+// (mask, remove frames, clip, analysis, reprocess), its captions and delete.
 
 import { AnalysisPanel } from "./analysis.js";
 import { Submission, api } from "./api.js";
 import { ACTIVE, assetName, duration, pipelineFieldset, resolution, size } from "./assets.js";
+import { CaptionsPanel } from "./captions.js";
+import { ClipPanel } from "./clip.js";
 import { connection } from "./connection.js";
 import { CutPanel } from "./cut.js";
 import { clearErrors, messageOf, showErrors } from "./errors.js";
@@ -108,7 +110,7 @@ export function assetView(root, { id }) {
   const stage = h("div", { class: "asset-stage" }, h("p", { class: "hint" }, "Loading…"));
   const ops = h("div", { class: "asset-ops" });
   const derivedGrid = h("ul", { class: "media-grid media-grid-small", "aria-label": "Derived assets" });
-  const derivedEmpty = h("p", { class: "hint" }, "None yet. Masking and frame removal make new assets that appear here.");
+  const derivedEmpty = h("p", { class: "hint" }, "None yet. Masking, frame removal and clips make new assets that appear here.");
   const jobs = new JobList({ query: () => ({ media_id: id }), mediaId: id, pageSize: 10, label: "Jobs of this asset",
     empty: () => h("p", { class: "hint" }, "No jobs for this asset.") });
   let dialog = null;
@@ -130,6 +132,8 @@ export function assetView(root, { id }) {
     const panels = [];
     if (width && height) panels.push(new MaskPanel({ asset: current, player, onJob }));
     panels.push(new CutPanel({ asset: current, player, timeline, onJob }));
+    panels.push(new ClipPanel({ asset: current, player, timeline, onJob }));
+    panels.push(new CaptionsPanel({ asset: current, player }));
     const analysis = new AnalysisPanel({ asset: current, player, timeline, onJob });
     stage.replaceChildren(player.el, timeline.el);
     ops.replaceChildren(...panels.map((p) => p.form), analysis.el, reprocessForm(current, onJob));

@@ -1,6 +1,6 @@
 // The HLS player: a <video> fed by hls.js wherever MSE exists (also in Chromium, whose native HLS offers no
-// rendition choice), Safari's own HLS elsewhere, a rendition choice (auto by default), and a canvas laid over
-// the picture for drawing on it.
+// rendition choice), Safari's own HLS elsewhere, a rendition choice (auto by default), a captions choice (the
+// master's SUBTITLES tracks, shown by the browser as text), and a canvas laid over the picture for drawing on it.
 
 import { withoutToken } from "./assets.js";
 import { field, h } from "./ui.js";
@@ -25,13 +25,36 @@ export class Player {
     if (width && height) this.stage.style.aspectRatio = `${width} / ${height}`;
     this.quality = field({ label: "Quality", name: "quality", control: h("select", { disabled: true },
       h("option", { value: "-1" }, "Auto")) });
+    this.captions = field({ label: "Captions", name: "captions", control: h("select", { disabled: true },
+      h("option", { value: "-1" }, "Off")) });
+    this.captions.control.addEventListener("change", () => this.showCaptions(Number(this.captions.control.value)));
     this.playing = h("span", { class: "hint playing-level", "aria-live": "polite" });
     this.message = h("p", { class: "list-error", role: "alert", hidden: true });
     this.quality.control.addEventListener("change", () => {
       if (this.hls) this.hls.currentLevel = Number(this.quality.control.value);
     });
     this.el = h("div", { class: "player" }, this.stage,
-      h("div", { class: "player-bar" }, this.quality.wrapper, this.playing), this.message);
+      h("div", { class: "player-bar" }, this.quality.wrapper, this.captions.wrapper, this.playing), this.message);
+    // Safari's own HLS lists the master's subtitles as text tracks of the element.
+    this.video.textTracks.addEventListener?.("addtrack", () => {
+      if (!this.hls) this.subtitleChoices([...this.video.textTracks].filter((t) => /subtitles|captions/.test(t.kind)));
+    });
+  }
+
+  /** Load the stream again where it was (a new caption track is only in a freshly fetched master). */
+  async reload() {
+    const { url } = this;
+    if (!url) return;
+    const at = this.video.currentTime || 0;
+    const paused = this.video.paused;
+    const chosen = this.captions.control.value === "-1" ? null : this.captions.control.selectedOptions[0]?.textContent;
+    this.destroy();
+    this.rechoose = chosen;
+    this.video.addEventListener("loadedmetadata", () => {
+      this.video.currentTime = at;
+      if (!paused) this.video.play().catch(() => {});
+    }, { once: true });
+    await this.load({ master_url: url });
   }
 
   /** Play the asset's master playlist (once; later calls with the same stream do nothing). */
@@ -50,6 +73,7 @@ export class Player {
       const instance = new Hls();
       this.hls = instance;
       instance.on(Hls.Events.MANIFEST_PARSED, () => this.levels(instance));
+      instance.on(Hls.Events.SUBTITLE_TRACKS_UPDATED, () => this.subtitleChoices(instance.subtitleTracks));
       instance.on(Hls.Events.LEVEL_SWITCHED, (_, data) => {
         const level = instance.levels[data.level];
         const mode = instance.autoLevelEnabled ? "Auto: " : "";
@@ -72,6 +96,30 @@ export class Player {
         `${level.height}p${level.bitrate ? ` (${mbps(level.bitrate)})` : ""}`)));
     select.disabled = instance.levels.length < 2;
     select.value = "-1";
+  }
+
+  /** The captions menu: "Off" and each track by its name and language (names are text, never HTML). */
+  subtitleChoices(tracks) {
+    const select = this.captions.control;
+    const label = (t) => (t.name || t.label || t.lang || t.language || "Captions")
+      + ((t.lang || t.language) ? ` (${t.lang || t.language})` : "");
+    select.replaceChildren(h("option", { value: "-1" }, "Off"),
+      ...tracks.map((track, index) => h("option", { value: String(index) }, label(track))));
+    select.disabled = tracks.length === 0;
+    const again = [...select.options].findIndex((o) => o.textContent === this.rechoose);
+    this.rechoose = null;
+    select.value = again > 0 ? select.options[again].value : "-1";
+    this.showCaptions(Number(select.value));
+  }
+
+  showCaptions(index) {
+    if (this.hls) {
+      this.hls.subtitleDisplay = index >= 0;
+      this.hls.subtitleTrack = index;
+      return;
+    }
+    const tracks = [...this.video.textTracks].filter((t) => /subtitles|captions/.test(t.kind));
+    tracks.forEach((track, i) => { track.mode = i === index ? "showing" : "disabled"; });
   }
 
   failed(instance, Hls, data) {
@@ -121,5 +169,7 @@ export class Player {
     this.hls = null;
     this.url = null;
     this.video.removeAttribute("src");
+    this.captions.control.replaceChildren(h("option", { value: "-1" }, "Off"));
+    this.captions.control.disabled = true;
   }
 }
