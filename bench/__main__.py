@@ -14,6 +14,7 @@ MODULES = [
     "bench.mask",
     "bench.smartrender",
     "bench.egress",
+    "bench.clip",
 ]
 
 for name in sys.argv[1:] or MODULES:
