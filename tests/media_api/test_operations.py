@@ -244,7 +244,11 @@ def test_operation_with_invalid_input_is_refused_naming_the_field(
 def test_deriving_operations_take_their_jobs_params_model_as_body(file_api: httpx.Client) -> None:
     spec = file_api.get("/openapi.json").json()
     load_kinds()
-    for operation, kind in (("mask", "media.mask"), ("remove-frames", "media.remove_frames")):
+    for operation, kind in (
+        ("mask", "media.mask"),
+        ("remove-frames", "media.remove_frames"),
+        ("clip", "media.clip"),
+    ):
         body = spec["paths"][f"/api/v1/media/{{media_id}}/{operation}"]["post"]["requestBody"]
         name = body["content"]["application/json"]["schema"]["$ref"].rsplit("/", 1)[-1]
         params = registry.get(kind).params
