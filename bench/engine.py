@@ -21,7 +21,8 @@ from tests.servers import PostgresServer, _binary
 
 from bench.common import median, redis_server, stack
 from bench.jobs import submit_many
-from mediajobs.broker import TASK_NAME, Broker
+from mediajobs import bootstrap
+from mediajobs.broker import TASK_NAME
 from mediajobs.config import Settings
 
 if TYPE_CHECKING:
@@ -115,7 +116,7 @@ def postgres_outage(broker_url: str) -> None:
                 down_at = time.monotonic()
                 client = RetryingClient(s.api_url)
                 client.start()
-                celery = Broker(Settings(broker_url=broker_url, kind_modules=KINDS)).celery
+                celery = bootstrap.broker(Settings(broker_url=broker_url, kind_modules=KINDS)).celery
                 celery.send_task(TASK_NAME, args=[parked["id"], 1], queue="default", retry=False)
                 celery.close()
                 time.sleep(max(0.0, OUTAGE_S - (time.monotonic() - down_at)))

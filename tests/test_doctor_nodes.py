@@ -9,6 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from mediajobs.config import Settings
+from mediajobs.db.session import get_db
 from mediajobs.nodes import survey
 from tests.conftest import MakeStack
 from tests.servers import RedisServer, Stack, wait_for
@@ -58,8 +59,10 @@ def test_doctor_names_the_database_broker_storage_and_kind_modules_a_process_doe
     names = {item: name for item, (_, name) in started.items()}
     try:
         # Seen from the stack: in its database, its broker or both, once they have recorded themselves.
+        settings = settings_of(env)
+        db = get_db(settings.effective_database_url)
         wait_for(
-            lambda: {v.name for v in survey(settings_of(env))[0]} >= set(names.values()),
+            lambda: {v.name for v in survey(db, settings)[0]} >= set(names.values()),
             message="the three workers' node records",
         )
         with ThreadPoolExecutor(2) as pool:

@@ -1,7 +1,8 @@
-"""The broker: the Celery app built from the Settings it is given, and sending job messages through it.
+"""The broker, transport only: the Celery app built from the Settings it is given, and sending messages.
 
-Messages carry a job id and attempt only; the job row says what to do. Publishing needs no task code, so this
-module knows the task by name and the worker (`worker/app.py`) registers what runs it.
+Messages carry a job id and attempt only; the job row says what to do (`jobs/outbox.py` makes a message of a
+job). Publishing needs no task code, so this module knows the task by name and the worker (`worker/app.py`)
+registers what runs it. It knows nothing of job kinds: the longest time limit among them is passed in.
 """
 
 from __future__ import annotations
@@ -13,9 +14,8 @@ from celery import Celery
 from kombu import Queue
 
 from mediajobs.config import Settings
-from mediajobs.db.models import Job
-from mediajobs.jobs.registry import QUEUES, load_kinds, registry
 
+QUEUES = ("default", "io", "cpu")
 TASK_NAME = "mediajobs.run"
 # A redelivered message is harmless (the worker's conditional start drops it), but redelivering a two-hour
 # transcode every hour would waste a slot; so the visibility timeout sits above the longest hard time limit.
@@ -33,23 +33,10 @@ class Message:
     # Shown as the task's name in worker logs, events and Flower (the task itself is always TASK_NAME).
     kind: str = ""
 
-    @classmethod
-    def of(cls, job: Job) -> Message:
-        kind = registry.get(job.kind) if job.kind in registry else None
-        return cls(
-            job_id=job.id,
-            attempt=job.attempt,
-            queue=job.queue,
-            priority=job.priority,
-            soft_time_limit_s=kind.soft_time_limit_s if kind else None,
-            time_limit_s=kind.time_limit_s if kind else job.time_limit_s,
-            kind=job.kind,
-        )
 
-
-def celery_config(settings: Settings) -> dict[str, object]:
-    kinds = load_kinds(settings.kind_modules)
-    visibility_timeout = int(kinds.longest_time_limit_s() + VISIBILITY_MARGIN_S)
+def celery_config(settings: Settings, *, longest_time_limit_s: float) -> dict[str, object]:
+    """Celery's configuration; `longest_time_limit_s` is the longest hard time limit of any job kind."""
+    visibility_timeout = int(longest_time_limit_s + VISIBILITY_MARGIN_S)
     transport = {
         # Must be the same in all three places or the shortest wins (Celery docs, Redis caveats).
         "visibility_timeout": visibility_timeout,
@@ -99,10 +86,10 @@ def celery_config(settings: Settings) -> dict[str, object]:
 class Broker:
     """The Celery app for one Settings, and the one place that sends job messages."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, *, longest_time_limit_s: float) -> None:
         self.settings = settings
         self.celery = Celery("mediajobs", set_as_current=True)
-        self.celery.conf.update(celery_config(settings))
+        self.celery.conf.update(celery_config(settings, longest_time_limit_s=longest_time_limit_s))
 
     def publish(self, message: Message) -> None:
         """Send one message; raises when the broker cannot take it."""
@@ -118,22 +105,15 @@ class Broker:
         )
 
 
-_brokers: dict[tuple[str, str], Broker] = {}
-# By Settings object too: with the managed Redis, `effective_broker_url` reads the data dir, and the API asks
-# for its broker on every submit. The Settings are kept with it so that their id is not reused.
-_by_settings: dict[int, tuple[Settings, Broker]] = {}
+_brokers: dict[tuple[str, float], Broker] = {}
 _lock = threading.Lock()
 
 
-def broker_for(settings: Settings) -> Broker:
-    """The Broker of these settings, one per broker URL and kind modules in a process (connections pool)."""
+def broker_for(settings: Settings, *, longest_time_limit_s: float) -> Broker:
+    """The Broker of these settings, one per broker URL and time limit in a process (connections pool)."""
+    key = (settings.effective_broker_url, longest_time_limit_s)
     with _lock:
-        known = _by_settings.get(id(settings))
-        if known is not None and known[0] is settings:
-            return known[1]
-        key = (settings.effective_broker_url, settings.kind_modules)
         broker = _brokers.get(key)
         if broker is None:
-            broker = _brokers[key] = Broker(settings)
-        _by_settings[id(settings)] = (settings, broker)
+            broker = _brokers[key] = Broker(settings, longest_time_limit_s=longest_time_limit_s)
         return broker

@@ -9,12 +9,13 @@ from collections.abc import Callable
 
 import redis
 
-from mediajobs import process
+from mediajobs import bootstrap, process
+from mediajobs.broker import QUEUES
 from mediajobs.config import Settings, mask_text
 from mediajobs.db.migrate import current_revision, head_revision
 from mediajobs.db.session import get_db
-from mediajobs.jobs.registry import QUEUES
 from mediajobs.nodes import NodeView, shared_config, survey
+from mediajobs.storage import for_process
 from mediajobs.storage.cors import check_playback
 
 Check = tuple[str, Callable[[Settings], str]]
@@ -48,8 +49,6 @@ def check_broker(settings: Settings) -> str:
 
 
 def check_storage(settings: Settings) -> str:
-    from mediajobs.storage import for_process
-
     storage = for_process(settings)
     storage.check()
     return f"{storage.describe()} writable"
@@ -63,9 +62,7 @@ def tool_version(argv: list[str]) -> str:
 
 
 def check_queues(settings: Settings) -> str:
-    from mediajobs.broker import broker_for
-
-    replies = broker_for(settings).celery.control.inspect(timeout=2.0).active_queues() or {}
+    replies = bootstrap.broker(settings).celery.control.inspect(timeout=2.0).active_queues() or {}
     consumed = {q["name"] for queues in replies.values() for q in queues}
     missing = [q for q in QUEUES if q not in consumed]
     if missing:
@@ -106,7 +103,7 @@ class Mismatch(RuntimeError):
 
 def check_nodes(settings: Settings) -> str:
     """Every API and worker this host can see (its database, its broker) shares its configuration."""
-    views, unread = survey(settings)
+    views, unread = survey(get_db(settings.effective_database_url), settings)
     if len(unread) == 2:
         raise RuntimeError("cannot list the API and worker processes: " + "; ".join(unread.values()))
     own = shared_config(settings)

@@ -12,10 +12,10 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Histo
 from prometheus_client.registry import Collector, CollectorRegistry
 from sqlalchemy import func, select
 
+from mediajobs.broker import QUEUES
 from mediajobs.config import Settings
 from mediajobs.db.models import Job, Media, utcnow
 from mediajobs.db.session import Database
-from mediajobs.jobs.registry import QUEUES
 
 BUCKETS = (0.05, 0.1, 0.5, 1, 5, 10, 30, 60, 300, 900, 3600, float("inf"))
 

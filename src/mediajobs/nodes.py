@@ -23,8 +23,9 @@ from sqlalchemy import delete, select, update
 
 from mediajobs.config import Settings, mask_text, mask_url
 from mediajobs.db.models import Node, utcnow
-from mediajobs.db.session import Database, get_db
+from mediajobs.db.session import Database
 from mediajobs.errors import MediajobsError
+from mediajobs.storage import for_process
 
 log = logging.getLogger(__name__)
 
@@ -133,12 +134,12 @@ def report_storage_error(db: Database, exc: Exception) -> None:
         log.warning("could not record the storage failure on node %s: %s", _local_name, exc2)
 
 
-def survey(settings: Settings) -> tuple[list[NodeView], dict[str, str]]:
+def survey(db: Database, settings: Settings) -> tuple[list[NodeView], dict[str, str]]:
     """Every live node this host sees in its database and its broker; and the sources it could not read."""
     found: dict[str, NodeView] = {}
     unread: dict[str, str] = {}
     try:
-        for row in live_nodes(get_db(settings.effective_database_url)):
+        for row in live_nodes(db):
             found[row.name] = NodeView(
                 row.name, row.role, row.hostname, row.pid, row.config, row.storage_error, in_database=True
             )
@@ -165,12 +166,12 @@ def survey(settings: Settings) -> tuple[list[NodeView], dict[str, str]]:
 class Recorder:
     """Keeps this process's node record fresh in the database and the broker; removes it when stopped."""
 
-    def __init__(self, settings: Settings, *, role: str, name: str) -> None:
+    def __init__(self, db: Database, settings: Settings, *, role: str, name: str) -> None:
+        self.db = db
         self.settings = settings
         self.role = role
         self.name = name
         self.interval_s = interval_s(settings)
-        self.db = get_db(settings.effective_database_url)
         self._redis = redis.Redis.from_url(
             settings.broker_client_url, socket_connect_timeout=2, socket_timeout=2
         )
@@ -241,8 +242,6 @@ class Recorder:
         self._redis.set(BROKER_PREFIX + self.name, json.dumps(self._record(storage)), ex=ttl)
 
     def _check_storage(self) -> None:
-        from mediajobs.storage import for_process
-
         try:
             try:
                 if self._storage is None:

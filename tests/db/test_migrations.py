@@ -8,10 +8,12 @@ from pathlib import Path
 import pytest
 from alembic import command
 
+from mediajobs import bootstrap
+from mediajobs.config import Settings
 from mediajobs.db.migrate import alembic_config, migrate
 from mediajobs.db.models import Job, Media
 from mediajobs.db.session import get_db
-from mediajobs.jobs.registry import load_kinds, registry
+from mediajobs.jobs.registry import registry
 from tests.conftest import BACKENDS, database_url
 
 REGIONS = [{"x": 0, "y": 0, "w": 10, "h": 10, "start": 0.0, "end": None, "style": "black"}]
@@ -36,7 +38,7 @@ def test_operation_jobs_recorded_before_the_upgrade_still_validate_after_it(
             session.add(job)
 
     migrate(db)
-    load_kinds()
+    bootstrap.load_kinds(Settings())
     with db.read() as session:
         upgraded = {job.kind: job.params for job in session.query(Job)}
     for kind, params in old_params.items():

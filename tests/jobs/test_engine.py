@@ -8,7 +8,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from mediajobs.broker import Broker, Message
+from mediajobs import bootstrap
+from mediajobs.broker import Message
 from mediajobs.config import Settings
 from tests.conftest import BACKENDS, MakeStack, submit, wait_state
 from tests.servers import RedisServer, wait_for
@@ -84,7 +85,7 @@ def test_duplicate_delivery_runs_the_job_once(make_stack: MakeStack, tmp_path: P
     runs = tmp_path / "runs.txt"
     with stack.client() as api:
         job = submit(api, "tests.count", {"path": str(runs), "seconds": 0.5})
-        broker = Broker(Settings(broker_url=stack.env["MEDIAJOBS_BROKER_URL"]))
+        broker = bootstrap.broker(Settings(broker_url=stack.env["MEDIAJOBS_BROKER_URL"]))
         for _ in range(3):
             broker.publish(Message(job["id"], 1, "default", 5, None, None))
         wait_state(api, job["id"], "succeeded")

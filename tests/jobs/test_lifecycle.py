@@ -1,4 +1,8 @@
-"""One lifecycle: every move of a job does its consequences itself (hooks, publishing), whoever calls it."""
+"""Every move of a job does its consequences itself (publishing, end hooks), whoever calls it.
+
+Most tests run the engine in this process (tests/jobs/conftest.py: SQLite and a broker that records what it
+is sent); the last ones use a real Redis, a real worker and the API.
+"""
 
 from __future__ import annotations
 
@@ -14,17 +18,130 @@ import httpx
 import pytest
 import redis
 
-from mediajobs.broker import broker_for
-from mediajobs.config import Settings, get_settings
+from mediajobs import bootstrap
+from mediajobs.config import Settings
 from mediajobs.db.migrate import migrate
-from mediajobs.db.session import Database, get_db
 from mediajobs.jobs import lifecycle, rows, states
-from mediajobs.jobs.registry import load_kinds
+from mediajobs.jobs.hooks import Services
+from mediajobs.jobs.lifecycle import ParamsRejected
 from mediajobs.media import assets
+from mediajobs.worker import runner
 from tests.conftest import submit, wait_state
+from tests.jobs.conftest import Engine
 from tests.servers import RedisServer, wait_for
 
-ROOT = Path(__file__).resolve().parent.parent
+
+def lines(path: Path) -> list[str]:
+    return path.read_text().splitlines() if path.exists() else []
+
+
+def test_submit_commits_the_job_then_publishes_it_with_its_kinds_queue_and_limits(engine: Engine) -> None:
+    job = engine.submit("tests.slow_subprocess", {"pidfile": "/dev/null"}, priority=8)
+
+    message = engine.broker.wait_sent(job.id, 1)
+    assert engine.job(job.id).state == states.QUEUED
+    assert (message.queue, message.priority, message.kind) == ("cpu", 8, "tests.slow_subprocess")
+    assert (message.soft_time_limit_s, message.time_limit_s) == (1.5, 10.0)
+
+
+def test_submit_with_params_that_do_not_fit_names_the_field_and_records_nothing(engine: Engine) -> None:
+    with pytest.raises(ParamsRejected) as refused:
+        engine.submit("tests.count", {"seconds": "soon"})
+
+    assert {error["loc"] for error in refused.value.errors} == {("path",), ("seconds",)}
+    assert list(rows.list_jobs(engine.db).items) == []
+    assert engine.broker.messages == []
+
+
+def test_a_queued_job_cancelled_ends_at_once_runs_its_end_hook_once_and_never_starts(
+    engine: Engine, tmp_path: Path
+) -> None:
+    ends = tmp_path / "ends"
+    job = engine.submit("tests.hooked", {"ends": str(ends)})
+    engine.broker.wait_sent(job.id, 1)
+
+    cancelled, changed = lifecycle.cancel(engine.services, job.id)
+    again, changed_again = lifecycle.cancel(engine.services, job.id)
+    runner.run(engine.services, job.id, 1)  # its message arrives after all
+
+    assert (cancelled.state, changed, changed_again) == (states.CANCELLED, True, False)
+    assert again.state == states.CANCELLED and engine.job(job.id).started_at is None
+    assert lines(ends) == [f"{job.id} cancelled"]
+
+
+def test_a_job_cancelled_by_a_media_delete_runs_its_end_hook_once(engine: Engine, tmp_path: Path) -> None:
+    media = assets.new_media(source={"type": "upload"})
+    with engine.db.write() as session:
+        session.add(media)
+    ends = tmp_path / "ends"
+    waiting = engine.submit("tests.hooked", {"ends": str(ends)}, media_id=media.id)
+    deleting = engine.submit("media.delete", media_id=media.id)
+    engine.broker.wait_sent(deleting.id, 1)
+
+    runner.run(engine.services, deleting.id, 1)  # the delete job's handler cancels what the asset still has
+
+    assert engine.job(deleting.id).state == states.SUCCEEDED
+    assert engine.job(waiting.id).state == states.CANCELLED
+    assert lines(ends) == [f"{waiting.id} cancelled"]
+
+
+def test_retry_queues_a_new_attempt_and_publishes_it_by_itself(engine: Engine, tmp_path: Path) -> None:
+    job = engine.submit("tests.count", {"path": str(tmp_path / "runs")})
+    lifecycle.cancel(engine.services, job.id)
+
+    retried = lifecycle.retry(engine.services, job.id)
+
+    assert (retried.state, retried.attempt) == (states.QUEUED, 2)
+    engine.broker.wait_sent(job.id, 2)
+    assert engine.run_to_end(job.id).state == states.SUCCEEDED
+    assert lines(tmp_path / "runs") == [f"{job.id} 2"]  # the cancelled first attempt never ran
+
+
+def test_a_transient_failure_is_retried_until_it_succeeds(engine: Engine, tmp_path: Path) -> None:
+    job = engine.submit("tests.flaky", {"fail_times": 2, "counter": str(tmp_path / "count")})
+
+    done = engine.run_to_end(job.id, relay=True)
+
+    assert (done.state, done.attempt, done.result) == (states.SUCCEEDED, 3, 3)
+    assert engine.broker.sent(job.id) == [1, 2, 3]
+
+
+def test_a_handed_back_job_is_queued_again_at_once_using_up_no_attempt(engine: Engine) -> None:
+    job = engine.submit("tests.count", {"path": "/dev/null"})
+    lifecycle.start(engine.services, job_id=job.id, attempt=1, worker="stopping")
+
+    handed = lifecycle.hand_back(engine.services, job_id=job.id, attempt=1)
+
+    assert handed is not None and (handed.state, handed.attempt, handed.max_attempts) == ("queued", 2, 4)
+    assert engine.broker.sent(job.id) == [1, 2]  # published from here, not by the background publisher
+
+
+def test_a_hand_back_the_broker_refuses_waits_for_the_relay(engine: Engine) -> None:
+    job = engine.submit("tests.count", {"path": "/dev/null"})
+    engine.broker.wait_sent(job.id, 1)
+    lifecycle.start(engine.services, job_id=job.id, attempt=1, worker="stopping")
+    engine.broker.refusing = True
+
+    handed = lifecycle.hand_back(engine.services, job_id=job.id, attempt=1)
+
+    assert handed is not None and handed.attempt == 2
+    assert engine.job(job.id).published_at is None  # the relay's to send once the broker answers
+
+
+def test_enqueue_with_params_that_do_not_fit_fails_the_calling_job_with_invalid_params(
+    engine: Engine,
+) -> None:
+    parent = engine.submit("tests.spawn", {"kind": "tests.count", "params": {"seconds": "soon"}})
+
+    done = engine.run_to_end(parent.id)
+
+    assert done.state == states.FAILED and done.error["code"] == "invalid_params"
+    assert "invalid params for tests.count" in done.error["message"]
+    assert "path" in done.error["message"] and "seconds" in done.error["message"]
+    assert [job.id for job in rows.list_jobs(engine.db).items] == [parent.id]
+
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def queued_messages(url: str) -> list[tuple[str, int]]:
@@ -40,76 +157,36 @@ def queued_messages(url: str) -> list[tuple[str, int]]:
 
 
 @pytest.fixture
-def engine(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Settings, Database]]:
-    """Settings as a worker process has them (from its environment), a migrated SQLite and its own Redis."""
+def redis_services(tmp_path: Path) -> Iterator[Services]:
+    """The Services of a process on a migrated SQLite and a Redis of this test's own."""
     broker = RedisServer(tmp_path / "redis").start()
-    env = {
-        "MEDIAJOBS_DATA_DIR": str(tmp_path / "data"),
-        "MEDIAJOBS_DATABASE_URL": f"sqlite:///{tmp_path / 'jobs.db'}",
-        "MEDIAJOBS_BROKER_URL": broker.url,
-        "MEDIAJOBS_KIND_MODULES": "tests.kinds",
-        "MEDIAJOBS_TEMP_DIR": str(tmp_path / "tmp"),
-    }
-    for name, value in env.items():
-        monkeypatch.setenv(name, value)
-    get_settings.cache_clear()
-    settings = get_settings()
-    load_kinds(settings.kind_modules)
-    db = get_db(settings.effective_database_url)
-    migrate(db)
+    settings = Settings(
+        data_dir=tmp_path / "data",
+        database_url=f"sqlite:///{tmp_path / 'jobs.db'}",
+        broker_url=broker.url,
+        kind_modules="tests.kinds",
+        temp_dir=tmp_path / "tmp",
+    )
+    services = bootstrap.services(settings)
+    migrate(services.db)
     try:
-        yield settings, db
+        yield services
     finally:
-        get_settings.cache_clear()
         broker.stop()
 
 
-def test_a_job_cancelled_by_a_media_delete_runs_its_end_hook_once(
-    engine: tuple[Settings, Database], tmp_path: Path
-) -> None:
-    from mediajobs.worker.runner import run_job
+def test_retry_publishes_the_job_to_redis_by_itself(redis_services: Services, tmp_path: Path) -> None:
+    engine = redis_services
+    url = engine.settings.effective_broker_url
+    job = lifecycle.submit(engine, kind="tests.count", params={"path": str(tmp_path / "runs")})
+    wait_for(lambda: (job.id, 1) in queued_messages(url), message="the 1st message")
+    lifecycle.cancel(engine, job.id)
+    redis.Redis.from_url(url).flushdb()
 
-    settings, db = engine
-    broker = broker_for(settings)
-    media = assets.new_media(source={"type": "upload"})
-    with db.write() as session:
-        session.add(media)
-    ends = tmp_path / "ends.txt"
-    waiting = lifecycle.submit(db, broker, kind="tests.hooked", params={"ends": str(ends)}, media_id=media.id)
-    deleting = lifecycle.submit(db, broker, kind="media.delete", params={}, media_id=media.id)
-
-    run_job(deleting.id, deleting.attempt)  # the delete job's handler cancels what the asset still has
-
-    assert rows.get_job(db, deleting.id).state == states.SUCCEEDED
-    assert rows.get_job(db, waiting.id).state == states.CANCELLED
-    assert ends.read_text().splitlines() == [f"{waiting.id} cancelled"]
-
-
-def test_retry_publishes_the_job_by_itself(engine: tuple[Settings, Database], tmp_path: Path) -> None:
-    settings, db = engine
-    broker = broker_for(settings)
-    job = lifecycle.submit(db, broker, kind="tests.count", params={"path": str(tmp_path / "runs")})
-    wait_for(lambda: (job.id, 1) in queued_messages(settings.effective_broker_url), message="the 1st message")
-    lifecycle.cancel(db, job.id)
-    redis.Redis.from_url(settings.effective_broker_url).flushdb()
-
-    retried = lifecycle.retry(db, broker, job.id)
+    retried = lifecycle.retry(engine, job.id)
 
     assert retried.state == states.QUEUED and retried.attempt == 2
-    wait_for(
-        lambda: queued_messages(settings.effective_broker_url) == [(job.id, 2)],
-        timeout_s=5,
-        message="the retried job's message",
-    )
-
-
-def test_enqueue_with_invalid_params_fails_the_parent_at_once(api: httpx.Client) -> None:
-    parent = submit(api, "tests.spawn", {"kind": "tests.count", "params": {"seconds": "soon"}})
-    done = wait_state(api, parent["id"], "failed", "succeeded")
-    assert done["state"] == "failed"
-    assert done["error"]["code"] == "invalid_params"
-    assert "invalid params for tests.count" in done["error"]["message"]
-    assert "path" in done["error"]["message"] and "seconds" in done["error"]["message"]
+    wait_for(lambda: queued_messages(url) == [(job.id, 2)], timeout_s=5, message="the retried job's message")
 
 
 def test_enqueue_starts_the_follow_up_job(api: httpx.Client, tmp_path: Path) -> None:
@@ -121,24 +198,23 @@ def test_enqueue_starts_the_follow_up_job(api: httpx.Client, tmp_path: Path) -> 
 
 PUBLISH_WITHOUT_WORKER = """
 import sys, time
-from mediajobs.broker import broker_for
+from mediajobs import bootstrap
 from mediajobs.config import Settings
 from mediajobs.db.migrate import migrate
-from mediajobs.db.session import get_db
 from mediajobs.jobs import context, outbox, lifecycle, maintenance, reaper, rows
-from mediajobs.jobs.registry import load_kinds
-from tests.jobs.test_lifecycle import queued_messages
 
 settings = Settings(database_url=sys.argv[1], broker_url=sys.argv[2], data_dir=sys.argv[3])
-load_kinds()
-db = get_db(settings.effective_database_url)
-migrate(db)
-job = lifecycle.submit(db, broker_for(settings), kind="test.add", params={"x": 1, "y": 2})
+services = bootstrap.services(settings)
+migrate(services.db)
+job = lifecycle.submit(services, kind="test.add", params={"x": 1, "y": 2})
+worker_modules = sorted(m for m in sys.modules if m.startswith("mediajobs.worker"))
+from tests.jobs.test_lifecycle import queued_messages  # after that look: this test module runs jobs
+
 deadline = time.monotonic() + 10
 while (job.id, 1) not in queued_messages(sys.argv[2]) and time.monotonic() < deadline:
     time.sleep(0.05)
 print("published" if (job.id, 1) in queued_messages(sys.argv[2]) else "not published")
-print(sorted(m for m in sys.modules if m.startswith("mediajobs.worker")))
+print(worker_modules)
 """
 
 

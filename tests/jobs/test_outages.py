@@ -13,8 +13,9 @@ from pathlib import Path
 import httpx
 import pytest
 
+from mediajobs import bootstrap
 from mediajobs.api.app import create_app
-from mediajobs.broker import TASK_NAME, Broker
+from mediajobs.broker import TASK_NAME
 from mediajobs.config import Settings
 from mediajobs.db.migrate import migrate
 from mediajobs.db.session import get_db
@@ -107,7 +108,7 @@ def test_postgres_outage_answers_503_and_every_job_rides_through_on_attempt_1(
         assert_unavailable(api.get(f"/api/v1/jobs/{across['id']}"))
         ready = api.get("/readyz")
         assert ready.status_code == 503 and ready.json()["failing"] == ["database"]
-        celery = Broker(
+        celery = bootstrap.broker(
             Settings(broker_url=stack.env["MEDIAJOBS_BROKER_URL"], kind_modules="tests.kinds")
         ).celery
         celery.send_task(TASK_NAME, args=[claimed_inside["id"], 1], queue="default", retry=False)

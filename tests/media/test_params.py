@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import pytest
 
+from mediajobs import bootstrap
+from mediajobs.config import Settings
 from mediajobs.jobs import lifecycle
 from mediajobs.jobs.lifecycle import ParamsRejected
-from mediajobs.jobs.registry import load_kinds
 from mediajobs.media.operations import ProcessParams
 
 
 def test_media_process_refuses_a_step_no_pipeline_has() -> None:
-    load_kinds()
+    bootstrap.load_kinds(Settings())
 
     with pytest.raises(ParamsRejected) as refused:
         lifecycle.check_params("media.process", {"pipeline": ["hls", "sparkle"]})

@@ -11,7 +11,9 @@ from typing import Any
 import httpx
 import pytest
 
-from mediajobs.jobs.registry import load_kinds, registry
+from mediajobs import bootstrap
+from mediajobs.config import Settings
+from mediajobs.jobs.registry import registry
 from mediajobs.testing.files import Served
 from tests.media_api.clips import Clips
 from tests.media_api.helpers import (
@@ -243,7 +245,7 @@ def test_operation_with_invalid_input_is_refused_naming_the_field(
 
 def test_deriving_operations_take_their_jobs_params_model_as_body(file_api: httpx.Client) -> None:
     spec = file_api.get("/openapi.json").json()
-    load_kinds()
+    bootstrap.load_kinds(Settings())
     for operation, kind in (
         ("mask", "media.mask"),
         ("remove-frames", "media.remove_frames"),

@@ -6,7 +6,8 @@ from datetime import UTC, datetime
 
 from standardwebhooks.webhooks import Webhook
 
-from mediajobs.jobs.registry import load_kinds
+from mediajobs import bootstrap
+from mediajobs.config import Settings
 from mediajobs.webhooks import signing
 from mediajobs.webhooks.delivery import SCHEDULE_S
 from mediajobs.webhooks.events import DELIVER_KIND
@@ -32,10 +33,11 @@ def test_signed_headers_verify_with_the_standardwebhooks_package() -> None:
 
 
 def test_delivery_retries_follow_the_schedule_for_more_than_a_day() -> None:
-    kind = load_kinds().get(DELIVER_KIND)
+    settings = Settings()
+    kind = bootstrap.load_kinds(settings).get(DELIVER_KIND)
     assert kind.queue == "io"
     assert kind.max_attempts == len(SCHEDULE_S) + 1
     # At the default backoff base the kind's delays are the schedule as written.
-    delays = [backoff_s(attempt, kind) for attempt in range(1, kind.max_attempts)]
+    delays = [backoff_s(settings, attempt, kind) for attempt in range(1, kind.max_attempts)]
     assert delays == [5.0, 300.0, 1800.0, 7200.0, 18000.0, 36000.0, 36000.0]
     assert sum(delays) >= 24 * 3600

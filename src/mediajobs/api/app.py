@@ -17,16 +17,14 @@ from fastapi.routing import APIRoute
 from fastapi.staticfiles import StaticFiles
 from prometheus_client import CollectorRegistry
 
-from mediajobs import nodes, storage
+from mediajobs import bootstrap, nodes, storage
 from mediajobs.api import openapi, problems
 from mediajobs.api.limits import BodyLimit
 from mediajobs.api.routes import captions, health, jobs, kinds, media, media_files, media_ops, webhooks
 from mediajobs.api.security import NON_JSON_SUFFIXES, Guard
 from mediajobs.config import Settings, get_settings
 from mediajobs.db.batch import BatchWriter
-from mediajobs.db.session import get_db
 from mediajobs.jobs.maintenance import Maintenance
-from mediajobs.jobs.registry import load_kinds
 from mediajobs.metrics import EngineCollector, metrics_server
 
 log = logging.getLogger(__name__)
@@ -48,15 +46,15 @@ def _operation_id(route: APIRoute) -> str:
 
 def create_app(settings: Settings | None = None, *, maintenance: bool = True) -> FastAPI:
     settings = settings or get_settings()
-    load_kinds(settings.kind_modules)
-    db = get_db(settings.effective_database_url)
+    services = bootstrap.services(settings)
+    db = services.db
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        loop = Maintenance(db, settings).start() if maintenance else None
+        loop = Maintenance(services).start() if maintenance else None
         # Its node record (nodes.py) lets `doctor` on any host compare this API's configuration.
         node = (
-            nodes.Recorder(settings, role=nodes.API, name=nodes.api_name(settings)).start()
+            nodes.Recorder(db, settings, role=nodes.API, name=nodes.api_name(settings)).start()
             if maintenance
             else None
         )
@@ -84,6 +82,7 @@ def create_app(settings: Settings | None = None, *, maintenance: bool = True) ->
     app.state.settings = settings
     openapi.install(app, settings)
     app.state.db = db
+    app.state.services = services
     app.state.batch_writer = BatchWriter(db)
     # The process's one storage handle; routes call this (tests may swap it) rather than open their own.
     app.state.storage = functools.partial(storage.for_process, settings)

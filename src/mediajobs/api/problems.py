@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import re
 from http import HTTPStatus
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi import routing as fastapi_routing
@@ -17,9 +17,7 @@ from starlette.routing import Match
 
 from mediajobs.db.session import is_unreachable
 from mediajobs.errors import Conflict, InvalidParams, MediajobsError, NotFound
-
-if TYPE_CHECKING:
-    from mediajobs.jobs.lifecycle import ParamsRejected
+from mediajobs.jobs.lifecycle import ParamsRejected
 
 log = logging.getLogger(__name__)
 PROBLEM_JSON = "application/problem+json"

@@ -11,7 +11,6 @@ from sqlalchemy.orm import Session
 
 from mediajobs.api import idempotency
 from mediajobs.api.problems import params_problem
-from mediajobs.broker import broker_for
 from mediajobs.db.models import Job, Media
 from mediajobs.db.session import Database
 from mediajobs.jobs import lifecycle
@@ -40,9 +39,9 @@ def record_and_publish(
             session.flush()
             with_job(session, job)
 
-    broker = broker_for(request.app.state.settings)
+    services = request.app.state.services
     try:
-        return lifecycle.submit(db, broker, kind=kind, params=params, media_id=media_id, with_job=recorded)
+        return lifecycle.submit(services, kind=kind, params=params, media_id=media_id, with_job=recorded)
     except ParamsRejected as exc:
         raise params_problem(exc) from exc
 

@@ -1,4 +1,8 @@
-"""Server commands: up, api, worker, migrate, doctor."""
+"""Server commands: up, api, worker, migrate, doctor.
+
+Each command imports what it runs when it runs, for start-up cost alone: every `mediajobs` command loads this
+module, and `mediajobs jobs ls` has no use for FastAPI, Celery or Alembic.
+"""
 
 from __future__ import annotations
 

@@ -16,6 +16,7 @@ REFUSAL = "mediajobs: this stream needs ffmpeg as its downloader, which imports 
 
 def native_only() -> None:
     """Make every download yt-dlp would give to ffmpeg fail with REFUSAL."""
+    # yt-dlp loads in the child only, for start-up cost: `egress.ytdlp` imports REFUSAL from here.
     from yt_dlp.downloader.external import FFmpegFD
 
     def refuse(self: Any, tmpfilename: str, info_dict: dict[str, Any]) -> int:

@@ -19,32 +19,36 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
-from mediajobs.broker import broker_for
 from mediajobs.config import Settings
 from mediajobs.db.session import Database, is_unreachable
 from mediajobs.errors import JobCancelled, MediajobsError
 from mediajobs.jobs import fanout, lifecycle, rows
+from mediajobs.jobs.hooks import Services
 from mediajobs.jobs.registry import registry
 
 log = logging.getLogger(__name__)
 
 
 class JobContext:
-    """Handed to every job handler as its first argument."""
+    """Handed to every job handler as its first argument.
+
+    `ctx.db` and `ctx.settings` are the process's; `ctx.services` carries them with the broker, for code that
+    moves jobs or assets (`lifecycle`, `assets.update_media`).
+    """
 
     def __init__(
         self,
         *,
-        db: Database,
-        settings: Settings,
+        services: Services,
         job_id: str,
         attempt: int,
         kind: str,
         media_id: str | None,
         max_attempts: int,
     ) -> None:
-        self.db = db
-        self.settings = settings
+        self.services = services
+        self.db = services.db
+        self.settings = services.settings
         self.job_id = job_id
         self.attempt = attempt
         self.kind = kind
@@ -145,13 +149,7 @@ class JobContext:
         The failure is `invalid_params` (a ParamsRejected raised from here), at once rather than in the
         follow-up when it runs.
         """
-        job = lifecycle.submit(
-            self.db,
-            broker_for(self.settings),
-            kind=kind,
-            params=params,
-            media_id=media_id or self.media_id,
-        )
+        job = lifecycle.submit(self.services, kind=kind, params=params, media_id=media_id or self.media_id)
         return job.id
 
     def fan_out(

@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session
 
 from mediajobs.db.models import Job, utcnow
 from mediajobs.db.session import Database
+from mediajobs.errors import Conflict
 from mediajobs.jobs import rows, states
 from mediajobs.jobs.registry import registry
 
@@ -253,8 +254,6 @@ def retry(session: Session, parent: Job) -> list[Job]:
     Returns the re-queued children (claimed for publishing); none when they had all succeeded (the join
     failed): then the parent is queued to join again. Raises Conflict when the parent moved meanwhile.
     """
-    from mediajobs.errors import Conflict
-
     again = (Job.parent_id == parent.id, Job.state.in_(tuple(states.RETRYABLE)))
     pending = session.scalar(select(func.count()).where(*again)) or 0
     parent_values = _reset(Job.attempt, Job.max_attempts)

@@ -1,29 +1,29 @@
 """The moves of a job, each with its consequences: the only way the rest of the code changes a job.
 
 `rows` holds the row moves (one conditional UPDATE each); the functions here add what must follow them:
-a new or re-queued job is published, a job made terminal runs its kind's `on_end` hook and emits its webhook
-event, exactly once, in whichever process made the move. Every job is created by `submit`, which checks the
-params against the kind's model for every caller. (The reaper, `jobs/reaper.py`, ends jobs through `finish`.)
-A child job's end is its parent's bookkeeping too (fan-in, `jobs/fanout.py`): every terminal move does it.
+a new or re-queued job is published, a job made terminal runs its kind's `on_end` hook and the job-ended
+listeners (`jobs/hooks.py`: webhooks emits its events there), exactly once, in whichever process made the
+move. Every move gets the process's `Services` (database, settings, broker) from its caller and hands them on
+to the hooks. Every job is created by `submit`, which checks the params against the kind's model for every
+caller. (The reaper, `jobs/reaper.py`, ends jobs through `finish`.) A child job's end is its parent's
+bookkeeping too (fan-in, `jobs/fanout.py`): every terminal move does it.
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
 from pydantic import ValidationError
 from sqlalchemy.orm import Session
 
-from mediajobs.broker import Broker, Message, broker_for
-from mediajobs.config import get_settings
 from mediajobs.db.models import Job
-from mediajobs.db.session import Database
 from mediajobs.errors import Conflict, InvalidParams, NotFound
-from mediajobs.jobs import fanout, rows, states
-from mediajobs.jobs.outbox import publisher_for
+from mediajobs.jobs import fanout, hooks, rows, states
+from mediajobs.jobs.hooks import Services
+from mediajobs.jobs.outbox import message_of, publisher_for
 from mediajobs.jobs.registry import Kind, registry
 
 log = logging.getLogger(__name__)
@@ -73,9 +73,15 @@ def _new(
     )
 
 
+def _publish(services: Services, jobs: Iterable[Job]) -> None:
+    """Hand committed (and claimed) jobs to the background publisher; the relay sends what it cannot."""
+    publisher = publisher_for(services.db, services.broker)
+    for job in jobs:
+        publisher.submit(message_of(job))
+
+
 def submit(
-    db: Database,
-    broker: Broker,
+    services: Services,
     *,
     kind: str,
     params: dict[str, Any],
@@ -89,17 +95,16 @@ def submit(
     `with_job(session, job)` adds what must commit in the same transaction (an asset, an idempotency key).
     """
     job = _new(kind, params, priority, max_attempts, media_id)
-    with db.write() as session:
+    with services.db.write() as session:
         session.add(job)
         if with_job is not None:
             with_job(session, job)
-    publisher_for(db, broker).submit(Message.of(job))
+    _publish(services, [job])
     return job
 
 
 async def submit_grouped(
-    db: Database,
-    broker: Broker,
+    services: Services,
     write: GroupWrite,
     *,
     kind: str,
@@ -117,29 +122,17 @@ async def submit_grouped(
             with_job(session, job)
 
     await write(insert)
-    publisher_for(db, broker).submit(Message.of(job))
+    _publish(services, [job])
     return job
 
 
-def start(db: Database, *, job_id: str, attempt: int, worker: str) -> Job | None:
+def start(services: Services, *, job_id: str, attempt: int, worker: str) -> Job | None:
     """queued → running for this attempt; None if cancelled, already started or superseded."""
-    return rows.start(db, job_id=job_id, attempt=attempt, worker=worker)
-
-
-def progress(
-    db: Database, *, job_id: str, attempt: int, percent: float, stage: str, eta_seconds: float | None
-) -> None:
-    rows.report_progress(
-        db, job_id=job_id, attempt=attempt, progress=percent, stage=stage, eta_seconds=eta_seconds
-    )
-
-
-def heartbeat(db: Database, *, job_id: str, attempt: int) -> None:
-    rows.heartbeat(db, job_id=job_id, attempt=attempt)
+    return rows.start(services.db, job_id=job_id, attempt=attempt, worker=worker)
 
 
 def finish(
-    db: Database,
+    services: Services,
     *,
     job_id: str,
     attempt: int,
@@ -150,81 +143,90 @@ def finish(
 ) -> Job | None:
     """Move the job to a terminal state and run its end hook; None if someone else already moved it."""
     ended = rows.finish(
-        db, job_id=job_id, attempt=attempt, state=state, result=result, error=error, from_states=from_states
+        services.db,
+        job_id=job_id,
+        attempt=attempt,
+        state=state,
+        result=result,
+        error=error,
+        from_states=from_states,
     )
     if ended is not None:
-        run_end_hook(ended)
-        _child_ended(db, ended)
+        _ended(services, ended)
     return ended
 
 
-def schedule_retry(db: Database, *, job_id: str, attempt: int, error: dict[str, str], delay_s: float) -> bool:
+def schedule_retry(
+    services: Services, *, job_id: str, attempt: int, error: dict[str, str], delay_s: float
+) -> bool:
     """running → retrying as the next attempt; the relay publishes it once `delay_s` has passed."""
-    return rows.schedule_retry(db, job_id=job_id, attempt=attempt, error=error, delay_s=delay_s)
+    return rows.schedule_retry(services.db, job_id=job_id, attempt=attempt, error=error, delay_s=delay_s)
 
 
-def cancel(db: Database, job_id: str) -> tuple[Job, bool]:
+def cancel(services: Services, job_id: str) -> tuple[Job, bool]:
     """Cancel at once when not started (its end hook runs here); ask the worker to stop when running.
 
     Returns (job, changed). A running job's end hook runs when its worker (or the reaper) ends it.
     """
-    job, changed = rows.request_cancel(db, job_id)
+    job, changed = rows.request_cancel(services.db, job_id)
     # request_cancel answers changed with a terminal state only when this call made it cancelled.
     if changed and job.state == states.CANCELLED:
-        run_end_hook(job)
-        _child_ended(db, job)
+        _ended(services, job)
     elif changed and job.fan_phase == fanout.WAITING:
         # No worker watches a waiting parent: its children are cancelled, and the last one's end ends it.
-        for child_id in fanout.unfinished_children(db, job.id):
-            cancel(db, child_id)
-        job = rows.get_job(db, job.id)
+        for child_id in fanout.unfinished_children(services.db, job.id):
+            cancel(services, child_id)
+        job = rows.get_job(services.db, job.id)
     return job, changed
 
 
-def retry(db: Database, broker: Broker, job_id: str) -> Job:
+def retry(services: Services, job_id: str) -> Job:
     """failed/cancelled → queued as a new attempt, published; a parent re-runs its children that failed."""
+    db = services.db
     job = rows.get_job(db, job_id)
     if job.children_total is None:
         job = rows.retry(db, job_id)
-        publisher_for(db, broker).submit(Message.of(job))
+        _publish(services, [job])
         return job
     if job.state not in states.RETRYABLE:
         raise Conflict(f"job {job.id} is {job.state}; only failed or cancelled jobs can be retried")
     with db.write() as session:
         children = fanout.retry(session, job)
-    publisher = publisher_for(db, broker)
-    for child in children:
-        publisher.submit(Message.of(child))
+    _publish(services, children)
     job = rows.get_job(db, job_id)
     if job.state == states.QUEUED:  # every child had succeeded: it joins again
-        publisher.submit(Message.of(job))
+        _publish(services, [job])
     return job
 
 
-def wait_for_children(
-    db: Database, broker: Broker, *, job_id: str, attempt: int, fan: fanout.FanOut
-) -> Job | None:
+def wait_for_children(services: Services, *, job_id: str, attempt: int, fan: fanout.FanOut) -> Job | None:
     """running → waiting for the children of `fan`, created with it and published; None if it moved."""
-    made = fanout.wait(db, job_id=job_id, attempt=attempt, fan=fan)
+    made = fanout.wait(services.db, job_id=job_id, attempt=attempt, fan=fan)
     if made is None:
         return None
     parent, children = made
-    publisher = publisher_for(db, broker)
-    for child in children:
-        publisher.submit(Message.of(child))
+    _publish(services, children)
     log.info("job %s waits for %d child jobs", parent.id, len(children))
     if not children:
-        _children_done(db, parent)
+        _children_done(services, parent)
     return parent
 
 
 _WITH_CHILDREN = {"code": "cancelled", "message": "cancelled by request with its child jobs"}
 
 
-def _child_ended(db: Database, child: Job) -> None:
+def _ended(services: Services, job: Job) -> None:
+    """What follows every terminal move: the kind's hook and the job-ended listeners, then fan-in."""
+    own = registry.get(job.kind).on_end if job.kind in registry else None
+    hooks.job_ended(job, services, own=own)
+    _child_ended(services, job)
+
+
+def _child_ended(services: Services, child: Job) -> None:
     """Fan-in: a failed child fails its parent (its siblings cancelled); the last one completes it."""
     if child.parent_id is None:
         return
+    db = services.db
     try:
         parent = rows.get_job(db, child.parent_id)
     except NotFound:
@@ -233,11 +235,11 @@ def _child_ended(db: Database, child: Job) -> None:
         return  # already ended (a sibling failed it), or cancelled and ended by another child
     if child.state == states.FAILED or (child.state == states.CANCELLED and not parent.cancel_requested):
         ended = finish(
-            db, job_id=parent.id, attempt=parent.attempt, state=states.FAILED, error=_failure_of(child)
+            services, job_id=parent.id, attempt=parent.attempt, state=states.FAILED, error=_failure_of(child)
         )
         if ended is not None:
             for sibling in fanout.unfinished_children(db, parent.id):
-                cancel(db, sibling)
+                cancel(services, sibling)
         return
     if fanout.any_unfinished(db, parent.id):
         if (parent.children_total or 0) <= fanout.PROGRESS_WRITES_UP_TO:
@@ -255,9 +257,11 @@ def _child_ended(db: Database, child: Job) -> None:
         return
     counts = fanout.summaries(db, [parent.id]).get(parent.id, fanout.Summary({"total": 0}, 0.0)).counts
     if parent.cancel_requested:
-        finish(db, job_id=parent.id, attempt=parent.attempt, state=states.CANCELLED, error=_WITH_CHILDREN)
+        finish(
+            services, job_id=parent.id, attempt=parent.attempt, state=states.CANCELLED, error=_WITH_CHILDREN
+        )
     elif counts.get(states.SUCCEEDED, 0) == counts["total"]:
-        _children_done(db, parent)
+        _children_done(services, parent)
     else:
         # A child failed, and this sibling's end came before that child's own end failed the parent (they
         # ran side by side): the parent carries that child's error all the same, whichever commits first.
@@ -267,7 +271,7 @@ def _child_ended(db: Database, child: Job) -> None:
             if failed
             else {"code": "child_failed", "message": f"its child jobs ended {counts}"}
         )
-        finish(db, job_id=parent.id, attempt=parent.attempt, state=states.FAILED, error=error)
+        finish(services, job_id=parent.id, attempt=parent.attempt, state=states.FAILED, error=error)
 
 
 def _failure_of(child: Job) -> dict[str, str]:
@@ -280,46 +284,35 @@ def _failure_of(child: Job) -> dict[str, str]:
     }
 
 
-def _children_done(db: Database, parent: Job) -> None:
+def _children_done(services: Services, parent: Job) -> None:
     """Every child succeeded: the parent succeeds, or is queued to run its join."""
     if parent.join_kind is None:
         result = {"children": parent.children_total or 0}
-        finish(db, job_id=parent.id, attempt=parent.attempt, state=states.SUCCEEDED, result=result)
+        finish(services, job_id=parent.id, attempt=parent.attempt, state=states.SUCCEEDED, result=result)
         return
-    joining = fanout.to_join(db, parent)
+    joining = fanout.to_join(services.db, parent)
     if joining is None:  # a cancel came meanwhile: it ends cancelled, its children all ended
-        finish(db, job_id=parent.id, attempt=parent.attempt, state=states.CANCELLED, error=_WITH_CHILDREN)
+        finish(
+            services, job_id=parent.id, attempt=parent.attempt, state=states.CANCELLED, error=_WITH_CHILDREN
+        )
         return
-    publisher_for(db, broker_for(get_settings())).submit(Message.of(joining))
+    _publish(services, [joining])
 
 
-def hand_back(db: Database, broker: Broker, *, job_id: str, attempt: int) -> Job | None:
+def hand_back(services: Services, *, job_id: str, attempt: int) -> Job | None:
     """running → queued as an attempt that uses none up (its worker is stopping), published at once.
 
     Published from here rather than the background publisher: the calling process is about to exit. If the
     broker refuses, the relay sends it. None when the job is not running this attempt or a cancel came.
     """
-    handed = rows.hand_back(db, job_id=job_id, attempt=attempt)
+    handed = rows.hand_back(services.db, job_id=job_id, attempt=attempt)
     if handed is None:
         return None
     try:
-        broker.publish(Message.of(handed))
+        services.broker.publish(message_of(handed))
         log.info("job %s handed back on attempt %d and published again", handed.id, handed.attempt)
     except Exception as exc:
         log.warning("job %s handed back; the broker refused it (%s), the relay sends it", handed.id, exc)
         with contextlib.suppress(Exception):
-            rows.set_published(db, [(handed.id, handed.attempt)], published=False)
+            rows.set_published(services.db, [(handed.id, handed.attempt)], published=False)
     return handed
-
-
-def run_end_hook(job: Job) -> None:
-    """Call the kind's `on_end` hook, then emit the job's webhook event; failures are logged, never raised."""
-    from mediajobs.webhooks.events import job_ended  # webhook emission submits jobs: a cycle at import
-
-    hook = registry.get(job.kind).on_end if job.kind in registry else None
-    if hook is not None:
-        try:
-            hook(job)
-        except Exception:
-            log.exception("on_end hook of %s failed for job %s", job.kind, job.id)
-    job_ended(job)

@@ -6,11 +6,9 @@ import logging
 import threading
 import time
 
-from mediajobs.broker import broker_for
-from mediajobs.config import Settings
 from mediajobs.db.models import utcnow
-from mediajobs.db.session import Database
 from mediajobs.jobs.context import sweep_temp_dirs
+from mediajobs.jobs.hooks import Services
 from mediajobs.jobs.outbox import BrokerWatch, relay, republish
 from mediajobs.jobs.reaper import purge_idempotency_keys, reap
 
@@ -20,12 +18,13 @@ log = logging.getLogger(__name__)
 class Maintenance:
     """Watch the broker and relay every `maintenance_interval_s`, reap every few s, purge keys hourly."""
 
-    def __init__(self, db: Database, settings: Settings, *, sweep_temp: bool = False) -> None:
-        self.db = db
-        self.settings = settings
+    def __init__(self, services: Services, *, sweep_temp: bool = False) -> None:
+        self.services = services
+        self.db = services.db
+        self.settings = services.settings
         # Only workers write job temp directories, so only they sweep the ones dead workers left.
         self.sweep_temp = sweep_temp
-        self.broker = BrokerWatch(settings.broker_client_url)
+        self.watch = BrokerWatch(self.settings.broker_client_url)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="mediajobs-maintenance", daemon=True)
 
@@ -38,18 +37,18 @@ class Maintenance:
         self._thread.join(timeout=5)
 
     def tick(self, now: float, last: dict[str, float]) -> None:
-        if self.broker.should_republish():
+        if self.watch.should_republish():
             try:
-                sent = republish(self.db, broker_for(self.settings), before=utcnow())
+                sent = republish(self.db, self.services.broker, before=utcnow())
             except Exception:
-                self.broker.republish_failed()
+                self.watch.republish_failed()
                 raise
             log.warning("broker back or restarted: republished %d queued job(s) at once", sent)
-        relay(self.db, broker_for(self.settings), republish_after_s=self.settings.republish_after_s)
+        relay(self.db, self.services.broker, republish_after_s=self.settings.republish_after_s)
         reap_every = max(1.0, self.settings.heartbeat_timeout_s / 4)
         if now - last.get("reap", 0.0) >= reap_every:
             last["reap"] = now
-            reap(self.db, heartbeat_timeout_s=self.settings.heartbeat_timeout_s)
+            reap(self.services, heartbeat_timeout_s=self.settings.heartbeat_timeout_s)
         if self.sweep_temp and now - last.get("sweep", 0.0) >= reap_every:
             last["sweep"] = now
             swept = sweep_temp_dirs(self.settings.effective_temp_dir)

@@ -27,8 +27,23 @@ from mediajobs.broker import Broker, Message
 from mediajobs.db.models import Job, utcnow
 from mediajobs.db.session import Database
 from mediajobs.jobs import rows, states
+from mediajobs.jobs.registry import registry
 
 log = logging.getLogger(__name__)
+
+
+def message_of(job: Job) -> Message:
+    """The broker message of a job's current attempt, with its kind's time limits."""
+    kind = registry.get(job.kind) if job.kind in registry else None
+    return Message(
+        job_id=job.id,
+        attempt=job.attempt,
+        queue=job.queue,
+        priority=job.priority,
+        soft_time_limit_s=kind.soft_time_limit_s if kind else None,
+        time_limit_s=kind.time_limit_s if kind else job.time_limit_s,
+        kind=job.kind,
+    )
 
 
 class Publisher:
@@ -131,7 +146,7 @@ def _publish_due(db: Database, broker: Broker, *, stale: datetime, limit: int) -
     claimed = sorted((Job(**row._mapping) for row in claimed_rows), key=lambda j: (-j.priority, j.created_at))
     for sent, job in enumerate(claimed):
         try:
-            broker.publish(Message.of(job))
+            broker.publish(message_of(job))
         except Exception as exc:
             unsent = [(j.id, j.attempt) for j in claimed[sent:]]
             log.warning("relay: broker unavailable (%s); %d job(s) wait in the outbox", exc, len(unsent))

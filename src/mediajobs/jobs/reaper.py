@@ -13,16 +13,18 @@ from sqlalchemy import delete, or_, select
 from mediajobs.db.models import IdempotencyKey, Job, utcnow
 from mediajobs.db.session import Database
 from mediajobs.jobs import fanout, lifecycle, rows, states
+from mediajobs.jobs.hooks import Services
 
 log = logging.getLogger(__name__)
 
 
-def reap(db: Database, *, heartbeat_timeout_s: float) -> int:
+def reap(services: Services, *, heartbeat_timeout_s: float) -> int:
     """Deal with every running job whose heartbeat is older than the timeout; returns how many.
 
     Heartbeats cannot be written while the database is unreachable, so their age counts only from when this
     process could reach it again: right after an outage nothing is stale yet, however old its heartbeat.
     """
+    db = services.db
     if db.reachable_for_s() < heartbeat_timeout_s:
         return 0
     now = utcnow()
@@ -45,7 +47,7 @@ def reap(db: Database, *, heartbeat_timeout_s: float) -> int:
         ended: Job | None = None
         if job.cancel_requested:
             ended = lifecycle.finish(
-                db,
+                services,
                 job_id=job.id,
                 attempt=job.attempt,
                 state=states.CANCELLED,
@@ -55,7 +57,7 @@ def reap(db: Database, *, heartbeat_timeout_s: float) -> int:
             job.started_at and job.time_limit_s and job.started_at + timedelta(seconds=job.time_limit_s) < now
         ):
             ended = lifecycle.finish(
-                db,
+                services,
                 job_id=job.id,
                 attempt=job.attempt,
                 state=states.FAILED,
@@ -78,7 +80,7 @@ def reap(db: Database, *, heartbeat_timeout_s: float) -> int:
             continue
         else:
             ended = lifecycle.finish(
-                db,
+                services,
                 job_id=job.id,
                 attempt=job.attempt,
                 state=states.FAILED,

@@ -4,16 +4,16 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict
 
-if TYPE_CHECKING:
-    from mediajobs.db.models import Job
-    from mediajobs.jobs.context import JobContext
+from mediajobs.broker import QUEUES
+from mediajobs.jobs.hooks import EndHook, end_hook
 
-QUEUES = ("default", "io", "cpu")
+if TYPE_CHECKING:  # the context runs handlers of this registry: a cycle, for the annotation only
+    from mediajobs.jobs.context import JobContext
 
 
 class NoParams(BaseModel):
@@ -21,7 +21,6 @@ class NoParams(BaseModel):
 
 
 Handler = Callable[["JobContext", Any], Any]
-EndHook = Callable[["Job"], None]
 
 
 @dataclass(frozen=True)
@@ -37,7 +36,8 @@ class Kind:
     max_attempts: int = 3
     priority: int = 5
     public: bool = True
-    # Called once the job reaches a terminal state (in whichever process made it terminal).
+    # Called as `on_end(job, services)` once the job reaches a terminal state (in whichever process made it
+    # terminal), before the job-ended listeners of `jobs/hooks.py`.
     on_end: EndHook | None = None
     # The kind's own delays before attempts 2, 3, ... (the last repeats), instead of exponential backoff;
     # written for the default MEDIAJOBS_RETRY_BACKOFF_BASE_S and scaled with it.
@@ -59,6 +59,8 @@ class Registry:
             raise ValueError(f"kind {kind.name!r}: queue must be one of {', '.join(QUEUES)}")
         if kind.time_limit_s <= kind.soft_time_limit_s:
             raise ValueError(f"kind {kind.name!r}: time_limit_s must exceed soft_time_limit_s")
+        if kind.on_end is not None:
+            kind = replace(kind, on_end=end_hook(kind.on_end))
         self._kinds[kind.name] = kind
         return kind
 
@@ -94,10 +96,13 @@ def job_kind(
     max_attempts: int = 3,
     priority: int = 5,
     public: bool = True,
-    on_end: EndHook | None = None,
+    on_end: Callable[..., None] | None = None,
     retry_delays_s: tuple[float, ...] | None = None,
 ) -> Callable[[Handler], Handler]:
-    """Register the decorated function `fn(ctx, params)` as job kind `name`."""
+    """Register the decorated function `fn(ctx, params)` as job kind `name`.
+
+    `on_end(job, services)` runs once the job has ended, however it ended (`on_end(job)` works too).
+    """
 
     def register(fn: Handler) -> Handler:
         registry.add(
@@ -121,24 +126,8 @@ def job_kind(
     return register
 
 
-BUILTIN_MODULES = (
-    "mediajobs.jobs.builtin",
-    "mediajobs.media.kinds.imports",
-    "mediajobs.media.kinds.housekeeping",
-    "mediajobs.media.kinds.transcode",
-    "mediajobs.media.kinds.operations",
-    "mediajobs.webhooks.delivery",
-)
-_loaded = False
-
-
-def load_kinds(extra_modules: str = "") -> Registry:
-    """Import the built-in kinds and the application's kind modules (MEDIAJOBS_KIND_MODULES)."""
-    global _loaded
-    if not _loaded:
-        for module in BUILTIN_MODULES:
-            importlib.import_module(module)
-        _loaded = True
-    for module in filter(None, (m.strip() for m in extra_modules.split(","))):
+def load_kinds(modules: str) -> Registry:
+    """Import the modules (comma-separated) that register kinds; the registry, with theirs added."""
+    for module in filter(None, (m.strip() for m in modules.split(","))):
         importlib.import_module(module)
     return registry

@@ -13,6 +13,8 @@ from mediajobs.db.models import Job, Media, MediaCaption, MediaChunk, utcnow
 from mediajobs.db.pages import Page, newest_first
 from mediajobs.db.session import Database
 from mediajobs.jobs import states as job_states
+from mediajobs.jobs.hooks import Services
+from mediajobs.media import events
 from mediajobs.media.states import DELETING, FAILED, IMPORTING, PENDING, PROCESSING, READY, STATES  # noqa: F401
 
 # The asset states are spelled in media/states.py (the CLI reads them there); callers say assets.READY.
@@ -101,7 +103,7 @@ def list_media(
 
 
 def update_media(
-    db: Database,
+    services: Services,
     media_id: str,
     *,
     only_from: tuple[str, ...] | None = None,
@@ -111,20 +113,20 @@ def update_media(
     """Change an asset's fields; with `only_from`, only while it is in one of those states.
 
     `while_running` (job id, attempt): only while that attempt is the job's running one, so an attempt
-    taken over by another (its host cut off, then back) changes nothing when it finally gets here.
+    taken over by another (its host cut off, then back) changes nothing when it finally gets here. A move to
+    ready or failed fires its event (`media/events.py`), which is why this takes the Services.
     """
     values.setdefault("updated_at", utcnow())
-    with db.write() as session:
+    with services.db.write() as session:
         query = update(Media).where(Media.id == media_id)
         if only_from:
             query = query.where(Media.state.in_(only_from))
         if while_running:
             query = query.where(_running(*while_running))
         changed = bool(session.execute(query.values(**values)).rowcount)  # type: ignore[attr-defined]
-    if changed and values.get("state") in (READY, FAILED):
-        from mediajobs.webhooks import events  # webhooks build on this module, not the other way round
-
-        events.media_changed(db, media_id, values["state"])
+    state = values.get("state")
+    if changed and state in (READY, FAILED):
+        events.fire(events.MediaEvent(events.READY if state == READY else events.FAILED, media_id), services)
     return changed
 
 

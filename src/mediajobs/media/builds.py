@@ -16,13 +16,11 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from mediajobs.broker import broker_for
-from mediajobs.config import Settings, get_settings
 from mediajobs.db.models import Job
-from mediajobs.db.session import Database, get_db
 from mediajobs.errors import JobCancelled
 from mediajobs.jobs import lifecycle, states
 from mediajobs.jobs.context import JobContext
+from mediajobs.jobs.hooks import Services
 from mediajobs.media import assets, chunks
 from mediajobs.media.originals import require_media
 from mediajobs.storage import for_process
@@ -143,7 +141,7 @@ def finish(
     ]
     old = [path for path, new in before if path and path != new]
     swapped = assets.update_media(
-        ctx.db,
+        ctx.services,
         media_id,
         only_from=(assets.PROCESSING, assets.READY),
         while_running=(ctx.job_id, ctx.attempt),
@@ -176,13 +174,13 @@ def finish(
     }
 
 
-def abandon_builds(db: Database, settings: Settings, media_id: str) -> None:
+def abandon_builds(services: Services, media_id: str) -> None:
     """HLS versions left unfinished (their chunk rows say which): rows dropped, their files removed."""
-    abandoned = [p for v in chunks.versions(db, media_id) for p in chunks.version_paths(v)]
+    abandoned = [p for v in chunks.versions(services.db, media_id) for p in chunks.version_paths(v)]
     if abandoned:
-        chunks.drop_all(db, media_id)
+        chunks.drop_all(services.db, media_id)
         cleanup = {"paths": abandoned}
-        lifecycle.submit(db, broker_for(settings), kind="media.cleanup", params=cleanup, media_id=media_id)
+        lifecycle.submit(services, kind="media.cleanup", params=cleanup, media_id=media_id)
 
 
 def remove_paths(ctx: JobContext, paths: list[str]) -> int:
@@ -214,7 +212,7 @@ def removed_if_taken_over(ctx: JobContext, version: str) -> Iterator[None]:
         raise
 
 
-def media_ended(job: Job) -> None:
+def media_ended(job: Job, services: Services) -> None:
     """A media job ended short: its asset fails, or stays ready when it already has a whole stream.
 
     An HLS version left unfinished (its chunk rows say which) leaves nothing behind: its stored files are
@@ -222,17 +220,15 @@ def media_ended(job: Job) -> None:
     """
     if job.state == states.SUCCEEDED or job.media_id is None:
         return
-    settings = get_settings()
-    db = get_db(settings.effective_database_url)
-    media = assets.find_media(db, job.media_id)
+    media = assets.find_media(services.db, job.media_id)
     if media is None:
         return
     error = job.error or {"code": "internal", "message": "the job ended without a result"}
-    abandon_builds(db, settings, media.id)
+    abandon_builds(services, media.id)
     whole = media.hls is not None and all(v.get("ready", True) for v in media.hls.get("variants", []))
     if whole and media.state == assets.PROCESSING:
         assets.update_media(
-            db,
+            services,
             media.id,
             only_from=(assets.PROCESSING,),
             state=assets.READY,
@@ -241,7 +237,7 @@ def media_ended(job: Job) -> None:
         return
     withdrawn = {} if whole else {"hls": None, "playable_at": None}
     assets.update_media(
-        db,
+        services,
         media.id,
         only_from=(assets.PENDING, assets.IMPORTING, assets.PROCESSING),
         state=assets.FAILED,

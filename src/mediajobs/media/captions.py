@@ -17,12 +17,11 @@ from collections.abc import Callable
 from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
-from mediajobs.broker import broker_for
-from mediajobs.config import Settings
 from mediajobs.db.models import Media, MediaCaption, utcnow
 from mediajobs.db.session import Database
 from mediajobs.errors import Conflict, InvalidParams, NotFound
 from mediajobs.jobs import lifecycle
+from mediajobs.jobs.hooks import Services
 from mediajobs.media import assets, schemas
 from mediajobs.storage import Storage
 from mediajobs.toolkit import subtitles
@@ -173,16 +172,16 @@ def by_media(db: Database, ids: list[str]) -> dict[str, list[MediaCaption]]:
     return found
 
 
-def remove(db: Database, settings: Settings, media_id: str, caption_id: str) -> None:
+def remove(services: Services, media_id: str, caption_id: str) -> None:
     """Drop a track: it leaves the master at once; its files go after a grace for players still using it."""
-    caption = get(db, media_id, caption_id)
-    with db.write() as session:
+    caption = get(services.db, media_id, caption_id)
+    with services.db.write() as session:
         session.execute(delete(MediaCaption).where(MediaCaption.id == caption.id))
     cleanup = {
         "paths": [vtt_path(caption.id), playlist_path(caption.id)],
-        "not_before": time.time() + settings.hls_swap_grace_s,
+        "not_before": time.time() + services.settings.hls_swap_grace_s,
     }
-    lifecycle.submit(db, broker_for(settings), kind="media.cleanup", params=cleanup, media_id=media_id)
+    lifecycle.submit(services, kind="media.cleanup", params=cleanup, media_id=media_id)
 
 
 def master_with_captions(db: Database, media: Media, path: str, text: str) -> str:

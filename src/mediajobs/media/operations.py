@@ -11,10 +11,10 @@ from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from mediajobs.config import get_settings
 from mediajobs.db.models import Media
-from mediajobs.db.session import Database, get_db
+from mediajobs.db.session import Database
 from mediajobs.errors import Conflict
+from mediajobs.jobs.hooks import Services
 from mediajobs.media import assets
 from mediajobs.storage import for_process
 from mediajobs.toolkit import clip, cut, mask
@@ -202,8 +202,7 @@ def reprocess_params(source: Media, params: ReprocessCreate | None) -> ProcessPa
     )
 
 
-def remove_asset(media_id: str) -> None:
+def remove_asset(services: Services, media_id: str) -> None:
     """Delete every object of an asset, then its record."""
-    settings = get_settings()
-    for_process(settings).delete_prefix(assets.prefix(media_id))
-    assets.delete_record(get_db(settings.effective_database_url), media_id)
+    for_process(services.settings).delete_prefix(assets.prefix(media_id))
+    assets.delete_record(services.db, media_id)

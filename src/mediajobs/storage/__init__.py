@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from mediajobs.storage.handles import for_process
+from mediajobs.storage.handles import for_process, open_storage
 from mediajobs.storage.storage import (
     ByteStream,
     InvalidKey,
@@ -16,7 +16,6 @@ from mediajobs.storage.storage import (
     StorageUnavailable,
     content_type_for,
     join_key,
-    open_storage,
     safe_key,
     safe_prefix,
 )

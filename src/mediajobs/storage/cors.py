@@ -14,6 +14,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from mediajobs.config import Settings
+from mediajobs.storage.handles import for_process
 
 METHODS = ("GET", "HEAD")
 HEADER = "range"
@@ -58,7 +59,7 @@ def gaps(rules: Sequence[dict[str, Any]], origin: str) -> list[str]:
 
 def check_playback(settings: Settings) -> str:
     """`doctor`: can browsers play what the API hands out? Raise naming what the bucket's rules lack."""
-    from mediajobs.storage import for_process
+    # For start-up cost alone (boto3), as in `handles.open_storage`: file storage never loads it.
     from mediajobs.storage.backends.s3 import S3Storage
 
     storage = for_process(settings)

@@ -1,4 +1,4 @@
-"""The storage interface every task and route uses, its errors, key safety, and the factory by URL."""
+"""The storage interface every task and route uses, its errors and key safety (`handles` opens one)."""
 
 from __future__ import annotations
 
@@ -11,13 +11,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from types import TracebackType
-from typing import TYPE_CHECKING, TypeVar
-from urllib.parse import unquote, urlsplit
+from typing import TypeVar
+from urllib.parse import unquote
 
 from mediajobs.errors import MediajobsError, NotFound, PermanentError, TransientError
-
-if TYPE_CHECKING:
-    from mediajobs.config import Settings
 
 T = TypeVar("T")
 
@@ -320,26 +317,3 @@ def check_range(size: int, start: int | None, end: int | None) -> tuple[int, int
     if first < 0 or (end is not None and end < first) or (start is not None and first >= size):
         raise InvalidRange(f"byte range {start}-{end} is outside an object of {size} bytes")
     return first, last
-
-
-def open_storage(settings: Settings) -> Storage:
-    """The backend named by `MEDIAJOBS_STORAGE_URL`: `file:///abs/path` or `s3://bucket[/prefix]`."""
-    url = settings.effective_storage_url
-    parts = urlsplit(url)
-    if parts.scheme == "file":
-        path = unquote(parts.path)
-        if parts.netloc not in ("", "localhost") or not path.startswith("/"):
-            raise StorageError(f"storage URL {url!r} must name an absolute directory: file:///abs/path")
-        from mediajobs.storage.backends.local import LocalStorage
-
-        return LocalStorage(Path(path))
-    if parts.scheme == "s3":
-        from mediajobs.storage.backends.s3 import S3Storage
-
-        return S3Storage(
-            bucket=parts.netloc,
-            prefix=unquote(parts.path).strip("/"),
-            endpoint_url=settings.s3_endpoint_url or None,
-            addressing_style=settings.s3_addressing_style,
-        )
-    raise StorageError(f"storage URL {url!r} is not supported; use file:///abs/path or s3://bucket[/prefix]")

@@ -15,13 +15,13 @@ from typing import Any
 import httpx
 from pydantic import BaseModel, ConfigDict
 
-from mediajobs.config import Settings, get_settings
+from mediajobs.config import Settings
 from mediajobs.db.models import Job, WebhookAttempt, WebhookDelivery, WebhookEndpoint, utcnow
-from mediajobs.db.session import get_db
 from mediajobs.egress import egress_guard
 from mediajobs.errors import ForbiddenAddress, PermanentError, TransientError
 from mediajobs.jobs import states
 from mediajobs.jobs.context import JobContext
+from mediajobs.jobs.hooks import Services
 from mediajobs.jobs.registry import job_kind
 from mediajobs.webhooks import endpoints, signing
 from mediajobs.webhooks.events import DELIVER_KIND
@@ -112,11 +112,11 @@ def _error(code: str, message: str) -> dict[str, str]:
     return {"code": code, "message": message}
 
 
-def _delivery_ended(job: Job) -> None:
+def _delivery_ended(job: Job, services: Services) -> None:
     """A delivery job that ended short (cancelled, timed out, crashed) leaves its delivery failed."""
     if job.state == states.SUCCEEDED:
         return
-    db = get_db(get_settings().effective_database_url)
+    db = services.db
     delivery_id = (job.params or {}).get("delivery_id")
     delivery = endpoints.find_delivery(db, delivery_id) if isinstance(delivery_id, str) else None
     # A redelivery may have replaced this job already: only the delivery's current job decides its state.

@@ -1,7 +1,9 @@
 """Emission: an event becomes one delivery (and one delivery job) per endpoint that subscribed to it.
 
-Emission runs after every terminal job, so with no endpoint it must cost next to nothing: one query on the
-small, indexed endpoint table, and the payload is only built when someone listens.
+The job events come from the engine's job-ended listeners (`jobs/hooks.py`), the media events from the asset
+events (`media/events.py`): this module registers on both when it is imported. Emission runs after every
+terminal job, so with no endpoint it must cost next to nothing: one query on the small, indexed endpoint
+table, and the payload is only built when someone listens.
 """
 
 from __future__ import annotations
@@ -14,11 +16,13 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from mediajobs.broker import broker_for
-from mediajobs.config import get_settings
 from mediajobs.db.models import Job, Media, WebhookDelivery, utcnow
-from mediajobs.db.session import Database, get_db
-from mediajobs.jobs import lifecycle, states
+from mediajobs.db.session import Database
+from mediajobs.jobs import hooks, lifecycle, states
+from mediajobs.jobs.hooks import Services
+from mediajobs.jobs.schemas import public as job_public
+from mediajobs.media import assets, captions, playback, schemas
+from mediajobs.media.events import MediaEvent, on_media_event
 from mediajobs.webhooks.endpoints import PENDING
 
 log = logging.getLogger(__name__)
@@ -29,7 +33,6 @@ JOB_EVENTS = {
     states.FAILED: "job.failed",
     states.CANCELLED: "job.cancelled",
 }
-MEDIA_EVENTS = {"ready": "media.ready", "failed": "media.failed"}
 
 # Plain SQL on a pooled DBAPI connection: through SQLAlchemy's Connection (its BEGIN and ROLLBACK) the same
 # query cost 120-190 us on SQLite instead of 17 us, and it runs after every terminal job.
@@ -54,9 +57,9 @@ def subscribers(db: Database, event_type: str) -> list[str]:
     ]
 
 
-def emit(db: Database, event_type: str, data: Callable[[], dict[str, Any]]) -> list[str]:
+def emit(services: Services, event_type: str, data: Callable[[], dict[str, Any]]) -> list[str]:
     """Record a delivery for every subscriber and queue its job; returns the delivery ids."""
-    targets = subscribers(db, event_type)
+    targets = subscribers(services.db, event_type)
     if not targets:
         return []
     now = utcnow()
@@ -82,13 +85,7 @@ def emit(db: Database, event_type: str, data: Callable[[], dict[str, Any]]) -> l
                 )
             )
 
-        lifecycle.submit(
-            db,
-            broker_for(get_settings()),
-            kind=DELIVER_KIND,
-            params={"delivery_id": delivery_id},
-            with_job=with_job,
-        )
+        lifecycle.submit(services, kind=DELIVER_KIND, params={"delivery_id": delivery_id}, with_job=with_job)
         made.append(delivery_id)
     return made
 
@@ -101,48 +98,36 @@ def _safely(event_type: str, fn: Callable[[], object]) -> None:
         log.exception("could not emit webhook event %s", event_type)
 
 
-def job_ended(job: Job) -> None:
+@hooks.on_job_ended
+def job_ended(job: Job, services: Services) -> None:
     """job.succeeded / job.failed / job.cancelled, for every kind except webhook deliveries themselves."""
     event_type = JOB_EVENTS.get(job.state)
     if event_type is None or job.kind == DELIVER_KIND:
         return
-    from mediajobs.jobs.schemas import public
-
-    db = get_db(get_settings().effective_database_url)
-    _safely(event_type, lambda: emit(db, event_type, lambda: public(job)))
+    _safely(event_type, lambda: emit(services, event_type, lambda: job_public(job)))
 
 
-def media_json(db: Database, media: Media) -> dict[str, Any]:
+def media_json(services: Services, media: Media) -> dict[str, Any]:
     """The media JSON of the API, with URLs under MEDIAJOBS_API_URL (signed when auth is on)."""
-    from mediajobs.media import assets, captions, playback, schemas
-
-    settings = get_settings()
+    settings = services.settings
     token = playback.sign(settings, media.id)
     return schemas.public(
         media,
-        jobs=assets.job_ids(db, media.id),
+        jobs=assets.job_ids(services.db, media.id),
         base_url=settings.api_url,
         token=token,
-        captions=captions.tracks(db, media.id),
+        captions=captions.tracks(services.db, media.id),
     )
 
 
-def media_changed(db: Database, media_id: str, state: str) -> None:
-    """media.ready / media.failed, after the asset moved to that state."""
-    event_type = MEDIA_EVENTS.get(state)
-    if event_type is None:
-        return
+@on_media_event
+def media_changed(event: MediaEvent, services: Services) -> None:
+    """media.ready / media.failed after the asset moved to that state; media.deleted once it is gone."""
 
     def data() -> dict[str, Any]:
-        from mediajobs.media import assets
+        media = event.media or assets.find_media(services.db, event.media_id)
+        if media is None:  # deleted since: what the event says is all there is
+            return {"id": event.media_id, "state": event.type.removeprefix("media.")}
+        return media_json(services, media)
 
-        media = assets.find_media(db, media_id)
-        return media_json(db, media) if media is not None else {"id": media_id, "state": state}
-
-    _safely(event_type, lambda: emit(db, event_type, data))
-
-
-def media_deleted(db: Database, media: Media | None) -> None:
-    """media.deleted, with the asset's JSON as it was just before its record went."""
-    if media is not None:
-        _safely("media.deleted", lambda: emit(db, "media.deleted", lambda: media_json(db, media)))
+    _safely(event.type, lambda: emit(services, event.type, data))

@@ -6,7 +6,8 @@ from typing import Any
 
 
 def __getattr__(name: str) -> Any:
-    # Celery's app finder tries `mediajobs.worker.app` (a module here, which it skips), then `.celery`.
+    # Celery's app finder tries `mediajobs.worker.app` (a module here, which it skips), then `.celery`. Built
+    # on first use only: importing `mediajobs.worker.runner` must not build an app from the environment.
     if name == "celery":
         from mediajobs.worker.app import get_celery
 

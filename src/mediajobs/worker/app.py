@@ -4,20 +4,20 @@ from __future__ import annotations
 
 from celery import Celery
 
-from mediajobs.broker import TASK_NAME, broker_for
+from mediajobs import bootstrap
+from mediajobs.broker import TASK_NAME
 from mediajobs.config import Settings, get_settings
+from mediajobs.worker.runner import run_job
 
 __all__ = ["TASK_NAME", "create_celery", "get_celery"]
 
 
 def _run(job_id: str, attempt: int) -> None:
-    from mediajobs.worker.runner import run_job
-
     run_job(job_id, attempt)
 
 
 def create_celery(settings: Settings) -> Celery:
-    app = broker_for(settings).celery
+    app = bootstrap.broker(settings).celery
     # Registering the same function under the same name again is a no-op, so this may be called freely.
     app.task(name=TASK_NAME, ignore_result=True)(_run)
     return app

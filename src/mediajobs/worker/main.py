@@ -18,11 +18,12 @@ from typing import Any
 
 from celery.signals import worker_process_init, worker_ready, worker_shutdown, worker_shutting_down
 
+from mediajobs import bootstrap
+from mediajobs.broker import QUEUES
 from mediajobs.config import get_settings
 from mediajobs.db.migrate import migrate
 from mediajobs.db.session import get_db
 from mediajobs.jobs.maintenance import Maintenance
-from mediajobs.jobs.registry import QUEUES
 from mediajobs.nodes import WORKER, Recorder, local_worker_name, set_worker_name
 from mediajobs.worker import runner  # imported here so its shared stop deadline exists before the pool forks
 from mediajobs.worker.app import create_celery
@@ -41,13 +42,11 @@ def _child_init(**_: Any) -> None:
 
 @worker_ready.connect
 def _start_maintenance(**_: Any) -> None:
-    settings = get_settings()
-    _maintenance.append(
-        Maintenance(get_db(settings.effective_database_url), settings, sweep_temp=True).start()
-    )
+    services = bootstrap.services(get_settings())
+    _maintenance.append(Maintenance(services, sweep_temp=True).start())
     name = local_worker_name()
     if name is not None:  # started by run_worker (not by a bare `celery worker`)
-        _recorders.append(Recorder(settings, role=WORKER, name=name).start())
+        _recorders.append(Recorder(services.db, services.settings, role=WORKER, name=name).start())
 
 
 @worker_shutting_down.connect

@@ -25,21 +25,21 @@ from celery.exceptions import Reject
 from pydantic import ValidationError
 from pydantic_core import to_jsonable_python
 
-from mediajobs import process
-from mediajobs.broker import broker_for
+from mediajobs import bootstrap, process
 from mediajobs.config import Settings, get_settings
 from mediajobs.db.models import Job
-from mediajobs.db.session import Database, get_db, is_unreachable, ride_through
+from mediajobs.db.session import Database, is_unreachable, ride_through
 from mediajobs.errors import JobCancelled, JobTimeout, MediajobsError, NotFound, TransientError
 from mediajobs.jobs import fanout, lifecycle, rows, states
 from mediajobs.jobs.context import JobContext, Watcher
+from mediajobs.jobs.hooks import Services
 from mediajobs.jobs.registry import Kind, registry
 from mediajobs.nodes import STORAGE_PROBLEMS, report_storage_error
 from mediajobs.sandbox import Limits
 
 log = logging.getLogger(__name__)
 
-_watchers: dict[int, Watcher] = {}
+_watchers: dict[tuple[int, str], Watcher] = {}
 HAND_BACK = "handed_back"
 # The handler returned a FanOut: the job waits for its children (not a state of the contract).
 WAITING = "waiting"
@@ -80,12 +80,12 @@ def worker_name() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
-def _watcher() -> Watcher:
-    pid = os.getpid()
-    if pid not in _watchers:
-        settings = get_settings()
-        _watchers[pid] = Watcher(get_db(settings.effective_database_url), settings, stop_deadline.get)
-    return _watchers[pid]
+def _watcher(services: Services) -> Watcher:
+    """This process's watcher of jobs in this database (a pool child has its own)."""
+    key = (os.getpid(), services.db.url)
+    if key not in _watchers:
+        _watchers[key] = Watcher(services.db, services.settings, stop_deadline.get)
+    return _watchers[key]
 
 
 def _on_sigterm(signum: int, frame: Any) -> None:
@@ -93,7 +93,7 @@ def _on_sigterm(signum: int, frame: Any) -> None:
     # worker; billiard's handler would exit at once and leave the job to the reaper. The first SIGTERM while
     # a job runs starts the graceful stop instead; any other exits as billiard's handler does.
     if _current is not None and not stop_deadline.local:
-        stop_deadline.set(time.monotonic() + get_settings().shutdown_grace_s, local=True)
+        stop_deadline.set(time.monotonic() + _current.settings.shutdown_grace_s, local=True)
         return
     if callable(_previous_term):
         _previous_term(signum, frame)
@@ -112,9 +112,8 @@ def _install_sigterm_handler() -> None:
         signal.signal(signal.SIGTERM, _on_sigterm)
 
 
-def backoff_s(attempt: int, kind: Kind | None = None) -> float:
+def backoff_s(settings: Settings, attempt: int, kind: Kind | None = None) -> float:
     """The wait before attempt `attempt + 1`: the kind's own schedule, or exponential backoff."""
-    settings = get_settings()
     if kind is not None and kind.retry_delays_s:
         # Scaled with the base, so that a deployment (or a test) that shortens backoff shortens these too.
         scale = settings.retry_backoff_base_s / Settings.model_fields["retry_backoff_base_s"].default
@@ -122,19 +121,20 @@ def backoff_s(attempt: int, kind: Kind | None = None) -> float:
     return min(settings.retry_backoff_max_s, settings.retry_backoff_base_s * 2 ** (attempt - 1))
 
 
-def _claim(db: Database, job_id: str, attempt: int, grace_s: float) -> Job | None:
+def _claim(services: Services, job_id: str, attempt: int) -> Job | None:
     """queued → running, waiting out a database outage; the message goes back to the broker past the grace."""
     me = worker_name()
+    grace_s = services.settings.db_outage_grace_s
     tries = 0
 
     def claim() -> Job | None:
         nonlocal tries
         tries += 1
-        job = lifecycle.start(db, job_id=job_id, attempt=attempt, worker=me)
+        job = lifecycle.start(services, job_id=job_id, attempt=attempt, worker=me)
         if job is None and tries > 1:
             # A claim that committed just before the connection broke looks lost; the row says it was ours.
             with contextlib.suppress(NotFound):
-                row = rows.get_job(db, job_id)
+                row = rows.get_job(services.db, job_id)
                 if row.state == states.RUNNING and row.attempt == attempt and row.worker == me:
                     return row
         return job
@@ -149,10 +149,14 @@ def _claim(db: Database, job_id: str, attempt: int, grace_s: float) -> Job | Non
 
 
 def run_job(job_id: str, attempt: int) -> None:
+    """The Celery task: run a delivered job with the Services of this process's own Settings."""
+    run(bootstrap.services(get_settings()), job_id, attempt)
+
+
+def run(services: Services, job_id: str, attempt: int) -> None:
+    """Claim the job's attempt, run its handler, record how it ended (in this process, on these Services)."""
     global _current
-    settings = get_settings()
-    db = get_db(settings.effective_database_url)
-    job = _claim(db, job_id, attempt, settings.db_outage_grace_s)
+    job = _claim(services, job_id, attempt)
     if job is None:
         log.info(
             "job %s attempt %d is not queued any more (cancelled, done or a duplicate); skipped",
@@ -161,8 +165,7 @@ def run_job(job_id: str, attempt: int) -> None:
         )
         return
     ctx = JobContext(
-        db=db,
-        settings=settings,
+        services=services,
         job_id=job.id,
         attempt=job.attempt,
         kind=job.kind,
@@ -170,7 +173,7 @@ def run_job(job_id: str, attempt: int) -> None:
         max_attempts=job.max_attempts,
     )
     _install_sigterm_handler()
-    watcher = _watcher()
+    watcher = _watcher(services)
     watcher.add(ctx)
     _current = ctx
     try:
@@ -182,7 +185,7 @@ def run_job(job_id: str, attempt: int) -> None:
         error = outcome[2]
         if error is not None and error.code in STORAGE_PROBLEMS:
             # This worker cannot use the storage: its node record (doctor, /readyz) says so at once.
-            report_storage_error(db, error)
+            report_storage_error(services.db, error)
         _record(ctx, job, *outcome)
     finally:
         _current = None
@@ -267,11 +270,10 @@ def _waits(db: Database, job: Job) -> bool:
 def _write_outcome(
     ctx: JobContext, job: Job, state: str, result: Any, error: MediajobsError | None, grace_s: float
 ) -> None:
-    db = ctx.db
+    services, db = ctx.services, ctx.db
     if state == WAITING:
-        broker = broker_for(ctx.settings)
         waiting = ride_through(
-            lambda: lifecycle.wait_for_children(db, broker, job_id=job.id, attempt=job.attempt, fan=result),
+            lambda: lifecycle.wait_for_children(services, job_id=job.id, attempt=job.attempt, fan=result),
             grace_s=grace_s,
             what=f"the fan-out of job {job.id}",
         )
@@ -281,9 +283,8 @@ def _write_outcome(
         state, result = states.CANCELLED, None
         error = JobCancelled("cancelled by request before its child jobs started")
     if ctx.handing_back and state != states.SUCCEEDED:
-        broker = broker_for(ctx.settings)
         handed = ride_through(
-            lambda: lifecycle.hand_back(db, broker, job_id=job.id, attempt=job.attempt),
+            lambda: lifecycle.hand_back(services, job_id=job.id, attempt=job.attempt),
             grace_s=grace_s,
             what=f"the hand-back of job {job.id}",
         )
@@ -294,11 +295,12 @@ def _write_outcome(
     if state == states.RETRYING:
         assert err is not None
         if job.attempt < job.max_attempts and not ctx.cancel_event.is_set():
-            delay = backoff_s(job.attempt, registry.get(job.kind) if job.kind in registry else None)
+            kind = registry.get(job.kind) if job.kind in registry else None
+            delay = backoff_s(ctx.settings, job.attempt, kind)
             err["message"] += f" (attempt {job.attempt} of {job.max_attempts}; next in {delay:g} s)"
             ride_through(
                 lambda: lifecycle.schedule_retry(
-                    db, job_id=job.id, attempt=job.attempt, error=err, delay_s=delay
+                    services, job_id=job.id, attempt=job.attempt, error=err, delay_s=delay
                 ),
                 grace_s=grace_s,
                 what=f"the retry of job {job.id}",
@@ -307,7 +309,7 @@ def _write_outcome(
         state = states.FAILED
     ride_through(
         lambda: lifecycle.finish(
-            db, job_id=job.id, attempt=job.attempt, state=state, result=result, error=err
+            services, job_id=job.id, attempt=job.attempt, state=state, result=result, error=err
         ),
         grace_s=grace_s,
         what=f"the outcome of job {job.id}",

@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
 from mediajobs.api import idempotency
-from mediajobs.api.deps import DbDep, SettingsDep
+from mediajobs.api.deps import DbDep, ServicesDep
 from mediajobs.api.idempotency import IdempotencyHeader
 from mediajobs.api.openapi import problem, problems, success
 from mediajobs.api.problems import Problem, field_error, invalid
@@ -190,6 +190,6 @@ def get_caption(media_id: str, caption_id: str, request: Request, db: DbDep) -> 
     responses=success(204, "removed from the asset and its master; the files go shortly after")
     | problems(404),
 )
-def delete_caption(media_id: str, caption_id: str, db: DbDep, settings: SettingsDep) -> Response:
-    captions.remove(db, settings, assets.get_media(db, media_id).id, caption_id)
+def delete_caption(media_id: str, caption_id: str, db: DbDep, services: ServicesDep) -> Response:
+    captions.remove(services, assets.get_media(db, media_id).id, caption_id)
     return Response(status_code=204)

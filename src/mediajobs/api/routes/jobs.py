@@ -11,11 +11,10 @@ from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
 from mediajobs.api import idempotency
-from mediajobs.api.deps import DbDep, SettingsDep
+from mediajobs.api.deps import DbDep, ServicesDep
 from mediajobs.api.openapi import JOB_LINKS, problem, problems, success
 from mediajobs.api.problems import invalid, params_problem
 from mediajobs.api.sse import job_events
-from mediajobs.broker import broker_for
 from mediajobs.db.models import Job
 from mediajobs.jobs import lifecycle, rows, states
 from mediajobs.jobs.lifecycle import ParamsRejected
@@ -36,7 +35,7 @@ SCOPE = "POST /api/v1/jobs"
 async def create_job(
     body: JobCreate,
     db: DbDep,
-    settings: SettingsDep,
+    services: ServicesDep,
     request: Request,
     idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key")] = None,
 ) -> JSONResponse:
@@ -56,8 +55,7 @@ async def create_job(
 
     try:
         job = await lifecycle.submit_grouped(
-            db,
-            broker_for(settings),
+            services,
             request.app.state.batch_writer.write,
             kind=body.kind,
             params=body.params,
@@ -109,8 +107,8 @@ def get_job(job_id: str, db: DbDep) -> dict[str, Any]:
     | success(200, "the job had already finished; nothing changed", JobPublic)
     | problems(404),
 )
-def cancel_job(job_id: str, db: DbDep) -> JSONResponse:
-    job, changed = lifecycle.cancel(db, job_id)
+def cancel_job(job_id: str, db: DbDep, services: ServicesDep) -> JSONResponse:
+    job, changed = lifecycle.cancel(services, job_id)
     return JSONResponse(public_many(db, [job])[0], status_code=202 if changed else 200)
 
 
@@ -122,8 +120,8 @@ def cancel_job(job_id: str, db: DbDep) -> JSONResponse:
     | problems(404)
     | problem(409, "only failed or cancelled jobs can be retried"),
 )
-def retry_job(job_id: str, db: DbDep, settings: SettingsDep) -> JSONResponse:
-    job = lifecycle.retry(db, broker_for(settings), job_id)
+def retry_job(job_id: str, db: DbDep, services: ServicesDep) -> JSONResponse:
+    job = lifecycle.retry(services, job_id)
     location = {"Location": f"/api/v1/jobs/{job.id}"}
     return JSONResponse(public_many(db, [job])[0], status_code=202, headers=location)
 

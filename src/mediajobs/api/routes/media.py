@@ -225,10 +225,11 @@ def get_media(media_id: str, request: Request, db: DbDep) -> dict[str, Any]:
 )
 def delete_media(media_id: str, request: Request, db: DbDep) -> JSONResponse:
     media = assets.get_media(db, media_id)
+    services = request.app.state.services
     if media.state != assets.DELETING:
-        assets.update_media(db, media.id, state=assets.DELETING)
+        assets.update_media(services, media.id, state=assets.DELETING)
         for pending in assets.unfinished_jobs(db, media.id):
-            lifecycle.cancel(db, pending.id)
+            lifecycle.cancel(services, pending.id)
         job: Job | None = record_and_publish(
             request, db, media=None, kind="media.delete", params={}, media_id=media.id
         )

@@ -10,18 +10,17 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import update
 from sqlalchemy.orm import Session
 
-from mediajobs.api.deps import DbDep, SettingsDep
+from mediajobs.api.deps import DbDep, ServicesDep, SettingsDep
 from mediajobs.api.openapi import HTTP_URL, link, problem, problems, success
 from mediajobs.api.problems import invalid
 from mediajobs.api.schemas import DeliveryPage, DeliveryPublic, WebhookCreated, WebhookPage, WebhookPublic
-from mediajobs.broker import broker_for
 from mediajobs.config import Settings
 from mediajobs.db.models import Job, WebhookDelivery, utcnow
-from mediajobs.db.session import Database
 from mediajobs.egress.policy import Policy
 from mediajobs.egress.urlcheck import check_url
 from mediajobs.errors import ForbiddenAddress, InvalidUrl, NotFound, SourceUnreachable, TransientError
 from mediajobs.jobs import lifecycle, rows, states
+from mediajobs.jobs.hooks import Services
 from mediajobs.webhooks import endpoints
 from mediajobs.webhooks.endpoints import EVENTS
 from mediajobs.webhooks.events import DELIVER_KIND
@@ -145,12 +144,12 @@ def get_delivery(webhook_id: str, delivery_id: str, db: DbDep) -> dict[str, Any]
     response_model=None,
     responses=success(202, "the delivery, sent again as one attempt", DeliveryPublic) | problems(404),
 )
-def redeliver(webhook_id: str, delivery_id: str, db: DbDep, settings: SettingsDep) -> JSONResponse:
+def redeliver(webhook_id: str, delivery_id: str, db: DbDep, services: ServicesDep) -> JSONResponse:
     """Send the delivery again now, as one attempt; a retry still waiting for its turn is called off."""
     endpoint = endpoints.get_endpoint(db, webhook_id)
     delivery = endpoints.get_delivery(db, endpoint, delivery_id)
     if delivery.job_id is not None:
-        _call_off(db, delivery.job_id)
+        _call_off(services, delivery.job_id)
 
     def with_job(session: Session, job: Job) -> None:
         session.execute(
@@ -160,17 +159,16 @@ def redeliver(webhook_id: str, delivery_id: str, db: DbDep, settings: SettingsDe
         )
 
     params = {"delivery_id": delivery.id, "redeliver": True}
-    broker = broker_for(settings)
-    lifecycle.submit(db, broker, kind=DELIVER_KIND, params=params, max_attempts=1, with_job=with_job)
+    lifecycle.submit(services, kind=DELIVER_KIND, params=params, max_attempts=1, with_job=with_job)
     fresh = endpoints.get_delivery(db, endpoint, delivery.id)
     return JSONResponse(endpoints.deliveries_public(db, [fresh])[0], status_code=202)
 
 
-def _call_off(db: Database, job_id: str) -> None:
+def _call_off(services: Services, job_id: str) -> None:
     """Cancel a delivery job that is still waiting, so that the redelivery is not followed by a duplicate."""
     try:
-        job = rows.get_job(db, job_id)
+        job = rows.get_job(services.db, job_id)
     except NotFound:
         return
     if job.state in (states.QUEUED, states.RETRYING):  # a running attempt is left to finish
-        lifecycle.cancel(db, job.id)
+        lifecycle.cancel(services, job.id)

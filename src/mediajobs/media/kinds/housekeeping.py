@@ -10,11 +10,10 @@ from pydantic import BaseModel, ConfigDict
 from mediajobs.jobs import lifecycle
 from mediajobs.jobs.context import JobContext
 from mediajobs.jobs.registry import NoParams, job_kind
-from mediajobs.media import assets
+from mediajobs.media import assets, events
 from mediajobs.media.builds import remove_paths
 from mediajobs.media.kinds import HOUR
 from mediajobs.storage import for_process
-from mediajobs.webhooks import events
 
 
 class CleanupParams(BaseModel):
@@ -43,7 +42,7 @@ def delete_media(ctx: JobContext, params: NoParams) -> dict[str, Any]:
     deadline = time.monotonic() + 60
     while pending := assets.unfinished_jobs(ctx.db, ctx.media_id, excluding=ctx.job_id):
         for job in pending:
-            lifecycle.cancel(ctx.db, job.id)  # a queued one ends here, its end hook with it
+            lifecycle.cancel(ctx.services, job.id)  # a queued one ends here, its end hook with it
         if time.monotonic() > deadline:
             break  # their files are removed anyway; a late upload is cleaned when they end
         ctx.sleep(0.25)
@@ -52,6 +51,7 @@ def delete_media(ctx: JobContext, params: NoParams) -> dict[str, Any]:
     removed = storage.delete_prefix(assets.prefix(ctx.media_id))
     gone = assets.find_media(ctx.db, ctx.media_id)
     assets.delete_record(ctx.db, ctx.media_id)
-    events.media_deleted(ctx.db, gone)
+    if gone is not None:
+        events.fire(events.MediaEvent(events.DELETED, gone.id, gone), ctx.services)
     ctx.progress(100, "Deleted")
     return {"media_id": ctx.media_id, "objects_removed": removed}

@@ -37,7 +37,7 @@ def import_media(ctx: JobContext, params: ImportParams) -> dict[str, Any]:
     """Download the source with yt-dlp, store it, then hand it to the processing pipeline."""
     media = require_media(ctx)
     assets.update_media(
-        ctx.db, media.id, only_from=(assets.PENDING, assets.IMPORTING), state=assets.IMPORTING
+        ctx.services, media.id, only_from=(assets.PENDING, assets.IMPORTING), state=assets.IMPORTING
     )
     ctx.progress(0, "Resolving the URL")
 
@@ -61,7 +61,7 @@ def import_media(ctx: JobContext, params: ImportParams) -> dict[str, Any]:
     original = store_original(ctx, media.id, got.path, got.filename)
     ctx.check_cancelled()
     assets.update_media(
-        ctx.db,
+        ctx.services,
         media.id,
         only_from=(assets.IMPORTING,),
         state=assets.PROCESSING,

@@ -10,12 +10,11 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from mediajobs.config import get_settings
 from mediajobs.db.models import Job
-from mediajobs.db.session import get_db
 from mediajobs.errors import PermanentError
 from mediajobs.jobs import states
 from mediajobs.jobs.context import JobContext, Phase
+from mediajobs.jobs.hooks import Services
 from mediajobs.jobs.registry import NoParams, job_kind
 from mediajobs.media import assets
 from mediajobs.media.kinds import HOUR
@@ -29,16 +28,19 @@ from mediajobs.toolkit.smart.render import smart_cut, smart_mask
 log = logging.getLogger(__name__)
 
 
-def _derived_ended(job: Job) -> None:
+def _derived_ended(job: Job, services: Services) -> None:
     """A cancelled operation leaves nothing behind; a failed one leaves its asset failed with the reason."""
     if job.media_id is None or job.state == states.SUCCEEDED:
         return
-    db = get_db(get_settings().effective_database_url)
     if job.state == states.CANCELLED:
-        remove_asset(job.media_id)
+        remove_asset(services, job.media_id)
         return
     assets.update_media(
-        db, job.media_id, only_from=(assets.PENDING, assets.PROCESSING), state=assets.FAILED, error=job.error
+        services,
+        job.media_id,
+        only_from=(assets.PENDING, assets.PROCESSING),
+        state=assets.FAILED,
+        error=job.error,
     )
 
 
@@ -47,7 +49,7 @@ def _derive(ctx: JobContext) -> tuple[Any, Path, Probe]:
     source = assets.find_media(ctx.db, derived.parent_id) if derived.parent_id else None
     if source is None or source.state == assets.DELETING:
         raise PermanentError(f"the source asset {derived.parent_id} was deleted", code="not_found")
-    assets.update_media(ctx.db, derived.id, only_from=(assets.PENDING,), state=assets.PROCESSING)
+    assets.update_media(ctx.services, derived.id, only_from=(assets.PENDING,), state=assets.PROCESSING)
     src = fetch_original(ctx, source)
     return derived, src, probe_source(ctx, src)
 
@@ -55,7 +57,7 @@ def _derive(ctx: JobContext) -> tuple[Any, Path, Probe]:
 def _finish_derived(ctx: JobContext, derived: Any, out: Path, filename: str) -> dict[str, Any]:
     ctx.progress(96, "Storing the result")
     original = store_original(ctx, derived.id, out, filename)
-    assets.update_media(ctx.db, derived.id, original=original, probe=probe_source(ctx, out).public())
+    assets.update_media(ctx.services, derived.id, original=original, probe=probe_source(ctx, out).public())
     job_id = ctx.enqueue("media.process", {"pipeline": derived.pipeline or []})
     ctx.progress(100, "Done; building the stream")
     return {"media_id": derived.id, "process_job": job_id}

@@ -61,7 +61,7 @@ def process_media(ctx: JobContext, params: ProcessParams) -> Any:
     media = require_media(ctx)
     if not params.reprocess:
         assets.update_media(
-            ctx.db, media.id, only_from=(assets.PENDING, assets.PROCESSING), state=assets.PROCESSING
+            ctx.services, media.id, only_from=(assets.PENDING, assets.PROCESSING), state=assets.PROCESSING
         )
     src = fetch_original(ctx, media)
     ctx.progress(1, "Probing")
@@ -75,7 +75,7 @@ def process_media(ctx: JobContext, params: ProcessParams) -> Any:
     index = packets.scan(src, duration_s=info.duration) if info.has_video else None
     build = builds.Build(ctx, media.id, version, ladders.plan(info, index), info)
     # Versions an earlier attempt left unfinished (its worker died) are removed.
-    abandon_builds(ctx.db, ctx.settings, media.id)
+    abandon_builds(ctx.services, media.id)
     with removed_if_taken_over(ctx, version):
         # The version's rows say, from now on, that it is being made (media_ended removes what it left).
         chunks.plan(
