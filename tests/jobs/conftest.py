@@ -65,6 +65,11 @@ class StubBroker:
         assert found is not None, f"job {job_id} attempt {attempt} was not published within {timeout_s} s"
         return found
 
+    def pending(self) -> int:
+        """How many messages no worker took yet."""
+        with self._changed:
+            return len(self.messages) - self._taken
+
     def take(self, timeout_s: float) -> Message | None:
         """The oldest message no worker took yet, waiting up to `timeout_s` for one."""
         with self._changed:
@@ -104,13 +109,15 @@ class Engine:
         return rows.get_job(self.db, job_id)
 
     def children(self, parent_id: str) -> list[Job]:
-        return list(rows.list_jobs(self.db, parent_id=parent_id, limit=500).items)
+        """The parent's children in the order it gave them (the API lists newest first)."""
+        children = rows.list_jobs(self.db, parent_id=parent_id, limit=500).items
+        return sorted(children, key=lambda job: job.created_at)
 
     def work(self, until: Callable[[], bool], *, relay: bool = False, timeout_s: float = 20.0) -> None:
         """Run the published messages here, one at a time and in order, until `until()` holds.
 
-        With `relay`, the outbox relay runs whenever no message waits (as the maintenance loop would), so
-        that retries whose backoff has passed are sent.
+        With `relay`, whenever no message waits, retries whose backoff has passed are released and the outbox
+        relay runs, as the maintenance loop does.
         """
         deadline = time.monotonic() + timeout_s
         while not until():
@@ -118,7 +125,8 @@ class Engine:
             message = self.broker.take(timeout_s=0.05)
             if message is not None:
                 runner.run(self.services, message.job_id, message.attempt)
-            elif relay:
+            elif relay:  # as the maintenance loop does
+                lifecycle.release_retries(self.services)
                 outbox.relay(self.db, self.broker, republish_after_s=self.settings.republish_after_s)  # type: ignore[arg-type]
 
     def run_to_end(self, job_id: str, *, relay: bool = False, timeout_s: float = 20.0) -> Job:

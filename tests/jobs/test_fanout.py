@@ -1,8 +1,11 @@
-"""Fan-out and fan-in: child jobs started by a handler, their parent ended by the last, no slot held."""
+"""Fan-out and fan-in: child jobs started by a handler, their parent ended by the last, no slot held.
+
+The first tests run the engine in this process (tests/jobs/conftest.py); the last ones run real stacks: an
+API and two worker processes, one of them killed, on SQLite and PostgreSQL.
+"""
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -10,10 +13,142 @@ from typing import Any
 import httpx
 import pytest
 
+from mediajobs.db.models import Job
+from mediajobs.jobs import lifecycle, schemas, states
+from mediajobs.worker import runner
 from tests.conftest import BACKENDS, database_url, submit, wait_state
+from tests.jobs.conftest import Engine
 from tests.servers import RedisServer, Stack, base_env, wait_for
 
 MAX_CHILDREN = 20
+
+
+def split(engine: Engine, runs: Path, n: int, **params: Any) -> Job:
+    """A fan.split parent run until it waits for its `n` fan.chunk children (none of which ran yet)."""
+    parent = engine.submit("fan.split", {"n": n, "runs": str(runs), **params})
+    engine.work(lambda: engine.job(parent.id).fan_phase == "waiting")
+    return engine.job(parent.id)
+
+
+def run_child(engine: Engine, child: Job) -> None:
+    engine.broker.wait_sent(child.id, child.attempt)
+    runner.run(engine.services, child.id, child.attempt)
+
+
+def public(engine: Engine, job_id: str) -> dict[str, Any]:
+    """The job JSON the API answers."""
+    return schemas.public_many(engine.db, [engine.job(job_id)])[0]
+
+
+def test_a_parent_succeeds_once_its_children_have_and_its_join_sees_their_results_in_order(
+    engine: Engine, tmp_path: Path
+) -> None:
+    parent = engine.submit("fan.split", {"n": 5, "runs": str(tmp_path / "runs"), "join": True}, priority=7)
+
+    done = engine.run_to_end(parent.id)
+
+    assert (done.state, done.result, done.progress) == (states.SUCCEEDED, 0 + 1 + 2 + 3 + 4, 100.0)
+    assert done.attempt == 2 and done.max_attempts == 4  # the join ran as an attempt that used none up
+    children = engine.children(parent.id)
+    assert [c.state for c in children] == [states.SUCCEEDED] * 5
+    assert {(c.parent_id, c.priority) for c in children} == {(parent.id, 7)}
+    assert public(engine, parent.id)["children"] == {"total": 5, "succeeded": 5}
+
+
+def test_a_parent_without_a_join_succeeds_with_the_count_of_its_children(
+    engine: Engine, tmp_path: Path
+) -> None:
+    parent = engine.submit("fan.split", {"n": 3, "runs": str(tmp_path / "runs")})
+
+    done = engine.run_to_end(parent.id)
+
+    assert (done.state, done.result, done.attempt) == (states.SUCCEEDED, {"children": 3}, 1)
+
+
+def test_a_waiting_parents_progress_is_the_weighted_progress_of_its_children(
+    engine: Engine, tmp_path: Path
+) -> None:
+    parent = split(engine, tmp_path / "runs", 3)  # the first child weighs 2, the others 1
+    waiting = public(engine, parent.id)
+    assert (waiting["state"], waiting["progress"], waiting["children"]) == (
+        "running",
+        0.0,
+        {"total": 3, "queued": 3},
+    )
+
+    run_child(engine, engine.children(parent.id)[0])
+
+    assert public(engine, parent.id)["progress"] == 50.0  # (2 * 100 + 1 * 0 + 1 * 0) / 4
+    assert engine.job(parent.id).progress == 50.0  # recorded too, for event streams and webhooks
+
+
+def test_cancelling_a_waiting_parent_cancels_its_children_and_ends_it_cancelled(
+    engine: Engine, tmp_path: Path
+) -> None:
+    parent = split(engine, tmp_path / "runs", 3)
+    run_child(engine, engine.children(parent.id)[0])
+
+    _, changed = lifecycle.cancel(engine.services, parent.id)
+
+    done = engine.job(parent.id)
+    assert changed and (done.state, done.error["code"]) == (states.CANCELLED, "cancelled")
+    assert public(engine, parent.id)["children"] == {"total": 3, "succeeded": 1, "cancelled": 2}
+
+
+def test_a_failed_child_fails_its_parent_with_its_code_and_a_retry_runs_only_the_others_again(
+    engine: Engine, tmp_path: Path
+) -> None:
+    runs = tmp_path / "runs"
+    Path(f"{runs}.fail-2").touch()
+    parent = engine.submit("fan.split", {"n": 4, "runs": str(runs), "join": True})
+
+    failed = engine.run_to_end(parent.id)
+
+    assert (failed.state, failed.error["code"]) == (states.FAILED, "unsupported_media")
+    assert "chunk 2 is broken" in failed.error["message"]
+    before = {c.id: c.state for c in engine.children(parent.id)}
+    assert sorted(before.values()) == ["cancelled", "failed", "succeeded", "succeeded"]
+
+    Path(f"{runs}.fail-2").unlink()
+    retried = lifecycle.retry(engine.services, parent.id)
+    assert retried.state == states.RUNNING and retried.fan_phase == "waiting"
+    done = engine.run_to_end(parent.id)
+
+    assert (done.state, done.result) == (states.SUCCEEDED, 0 + 1 + 2 + 3)
+    ran = [line.split()[0] for line in runs.read_text().splitlines()]
+    assert {child: ran.count(child) for child, state in before.items() if state == "succeeded"} == {
+        child: 1 for child, state in before.items() if state == "succeeded"
+    }
+
+
+def test_invalid_child_params_fail_the_parent_with_invalid_params_and_start_no_child(
+    engine: Engine, tmp_path: Path
+) -> None:
+    runs = tmp_path / "runs"
+    parent = engine.submit("fan.split", {"n": 3, "runs": str(runs), "bad_child": True})
+
+    done = engine.run_to_end(parent.id)
+
+    assert (done.state, done.error["code"]) == (states.FAILED, "invalid_params")
+    assert "child 2" in done.error["message"] and "index" in done.error["message"]
+    assert done.children_total is None and engine.children(parent.id) == []
+    assert not runs.exists()
+
+
+def test_more_children_than_max_children_fail_the_parent_with_too_many_children(
+    engine: Engine, tmp_path: Path
+) -> None:
+    limit = engine.settings.max_children
+    parent = engine.submit("fan.split", {"n": limit + 1, "runs": str(tmp_path / "runs")})
+
+    done = engine.run_to_end(parent.id)
+
+    assert (done.state, done.error["code"]) == (states.FAILED, "too_many_children")
+    assert (
+        f"{limit + 1} child jobs" in done.error["message"]
+        and "MEDIAJOBS_MAX_CHILDREN" in done.error["message"]
+    )
+    assert engine.children(parent.id) == []
 
 
 @pytest.fixture(scope="module")
@@ -97,39 +232,6 @@ def test_twenty_children_over_two_workers_end_their_parent_though_a_child_worker
     assert sorted(int(r[2]) for r in runs_of(runs) if r[1] == "1") == list(range(20))
 
 
-def start_weighted(api: httpx.Client, runs: Path) -> dict[str, Any]:
-    """A parent of three children: the first (weight 2) ends at once, the other two run for 30 s."""
-    parent = submit(api, "fan.split", {"n": 3, "runs": str(runs), "seconds": 30, "slow_from": 1})
-
-    def two_running() -> dict[str, Any] | None:
-        job = api.get(f"/api/v1/jobs/{parent['id']}").json()
-        return job if job["children"] == {"total": 3, "succeeded": 1, "running": 2} else None
-
-    return wait_for(two_running, timeout_s=20, message="one child done, two running")  # type: ignore[no-any-return]
-
-
-def test_parent_progress_is_the_weighted_sum_of_its_childrens(stacks: Any, tmp_path: Path) -> None:
-    with stacks("sqlite").client() as api:
-        job = start_weighted(api, tmp_path / "runs")
-        assert job["state"] == "running"
-        # (2 * 100 + 1 * 0 + 1 * 0) / 4 while the running two report 0 (their first step lasts 6 s).
-        assert job["progress"] == 50.0
-        api.delete(f"/api/v1/jobs/{job['id']}")
-
-
-def test_cancelling_a_waiting_parent_cancels_its_children(stacks: Any, tmp_path: Path) -> None:
-    with stacks("sqlite").client() as api:
-        job = start_weighted(api, tmp_path / "runs")
-        response = api.delete(f"/api/v1/jobs/{job['id']}")
-        assert response.status_code == 202, response.text
-        done = wait_state(api, job["id"], "cancelled", "failed", "succeeded", timeout_s=10)
-        children = children_of(api, job["id"])
-    assert done["state"] == "cancelled"
-    assert done["error"]["code"] == "cancelled"
-    assert done["children"] == {"total": 3, "succeeded": 1, "cancelled": 2}
-    assert sorted(c["state"] for c in children) == ["cancelled", "cancelled", "succeeded"]
-
-
 def test_failed_child_fails_the_parent_with_its_code_and_retry_reruns_only_the_others(
     stacks: Any, tmp_path: Path
 ) -> None:
@@ -165,30 +267,3 @@ def test_failed_child_fails_the_parent_with_its_code_and_retry_reruns_only_the_o
         else:
             assert runs_by_child.get(child_id, 0) >= 1  # the failed (or cancelled) ones ran on the retry
     assert "failed" in before.values()
-
-
-def test_invalid_child_params_fail_the_parent_with_invalid_params_and_start_no_child(
-    stacks: Any, tmp_path: Path
-) -> None:
-    runs = tmp_path / "runs"
-    with stacks("sqlite").client() as api:
-        parent = submit(api, "fan.split", {"n": 3, "runs": str(runs), "bad_child": True})
-        done = wait_state(api, parent["id"], "failed", "succeeded", timeout_s=20)
-        assert done["error"]["code"] == "invalid_params"
-        assert "child 2" in done["error"]["message"] and "index" in done["error"]["message"]
-        assert done["children"] is None
-        assert children_of(api, parent["id"]) == []
-    assert not runs.exists()
-
-
-def test_more_children_than_max_children_fails_with_too_many_children(stacks: Any, tmp_path: Path) -> None:
-    runs = tmp_path / "runs"
-    with stacks("sqlite").client() as api:
-        parent = submit(api, "fan.split", {"n": MAX_CHILDREN + 1, "runs": str(runs)})
-        done = wait_state(api, parent["id"], "failed", "succeeded", timeout_s=20)
-        assert done["error"]["code"] == "too_many_children"
-        assert f"{MAX_CHILDREN + 1} child jobs" in done["error"]["message"]
-        assert "MEDIAJOBS_MAX_CHILDREN" in done["error"]["message"]
-        assert children_of(api, parent["id"]) == []
-        assert children_of(api, str(uuid.uuid4())) == []
-    assert not runs.exists()

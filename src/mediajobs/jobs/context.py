@@ -90,7 +90,7 @@ class JobContext:
             eta_seconds = self._estimate_eta(percent, now)
         self.expected_end = now + eta_seconds if eta_seconds is not None else None
         try:
-            rows.report_progress(
+            rows.record_progress(
                 self.db,
                 job_id=self.job_id,
                 attempt=self.attempt,
@@ -263,7 +263,7 @@ class Watcher:
                     if rows.cancel_requested(self.db, job_id=job_id):
                         ctx.cancel_event.set()
                     if time.monotonic() - last_beat >= self.settings.heartbeat_interval_s:
-                        if not rows.heartbeat(self.db, job_id=job_id, attempt=ctx.attempt):
+                        if not rows.record_heartbeat(self.db, job_id=job_id, attempt=ctx.attempt):
                             # Re-run elsewhere (its heartbeats were missed, e.g. this host lost its link) or
                             # ended: whatever it would still do or store is no one's any more.
                             log.warning("job %s attempt %d was taken over: stopping it", job_id, ctx.attempt)

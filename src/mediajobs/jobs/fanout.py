@@ -5,7 +5,8 @@ inserts the children, to a parent that waits: still `running` in the contract, w
 (`fan_phase = "waiting"`, which the reaper skips), and publishes the children. Each child's end is taken up by
 `lifecycle`: a failed child fails the parent with its code; once all have succeeded the parent succeeds, or,
 with `then`, is queued again as a new attempt that uses none up to run that kind's handler (the join,
-`fan_phase = "joining"`). The moves here are conditional UPDATEs like those of `rows`.
+`fan_phase = "joining"`). The moves here (`wait`, `to_join`, `retry`) are conditional UPDATEs like those of
+`rows`, and like them called by `lifecycle` alone; the rest reads.
 """
 
 from __future__ import annotations

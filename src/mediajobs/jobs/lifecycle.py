@@ -14,12 +14,13 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Iterable
+from datetime import datetime
 from typing import Any
 
 from pydantic import ValidationError
 from sqlalchemy.orm import Session
 
-from mediajobs.db.models import Job
+from mediajobs.db.models import Job, utcnow
 from mediajobs.errors import Conflict, InvalidParams, NotFound
 from mediajobs.jobs import fanout, hooks, rows, states
 from mediajobs.jobs.hooks import Services
@@ -159,8 +160,21 @@ def finish(
 def schedule_retry(
     services: Services, *, job_id: str, attempt: int, error: dict[str, str], delay_s: float
 ) -> bool:
-    """running → retrying as the next attempt; the relay publishes it once `delay_s` has passed."""
+    """running → retrying as the next attempt; queued (and published by the relay) once `delay_s` passed."""
     return rows.schedule_retry(services.db, job_id=job_id, attempt=attempt, error=error, delay_s=delay_s)
+
+
+def release_retries(services: Services, *, now: datetime | None = None) -> int:
+    """retrying → queued for every job whose backoff has passed (the maintenance loop, before the relay)."""
+    return rows.release_retries(services.db, now=now or utcnow())
+
+
+def requeue(services: Services, job: Job, *, error: dict[str, str]) -> Job | None:
+    """running → queued as the next attempt, published (its worker vanished: the reaper); None if it moved."""
+    requeued = rows.requeue(services.db, job, error=error)
+    if requeued is not None:
+        _publish(services, [requeued])
+    return requeued
 
 
 def cancel(services: Services, job_id: str) -> tuple[Job, bool]:
@@ -246,7 +260,7 @@ def _child_ended(services: Services, child: Job) -> None:
             summary = fanout.summaries(db, [parent.id])[parent.id]
             ended_n = sum(n for state, n in summary.counts.items() if state in states.TERMINAL)
             percent, eta = fanout.waiting_progress(parent, summary.progress)
-            rows.report_progress(
+            rows.record_progress(
                 db,
                 job_id=parent.id,
                 attempt=parent.attempt,

@@ -7,6 +7,7 @@ import threading
 import time
 
 from mediajobs.db.models import utcnow
+from mediajobs.jobs import lifecycle
 from mediajobs.jobs.context import sweep_temp_dirs
 from mediajobs.jobs.hooks import Services
 from mediajobs.jobs.outbox import BrokerWatch, relay, republish
@@ -44,6 +45,7 @@ class Maintenance:
                 self.watch.republish_failed()
                 raise
             log.warning("broker back or restarted: republished %d queued job(s) at once", sent)
+        lifecycle.release_retries(self.services)
         relay(self.db, self.services.broker, republish_after_s=self.settings.republish_after_s)
         reap_every = max(1.0, self.settings.heartbeat_timeout_s / 4)
         if now - last.get("reap", 0.0) >= reap_every:

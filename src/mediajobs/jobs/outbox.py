@@ -98,14 +98,9 @@ def publisher_for(db: Database, broker: Broker) -> Publisher:
 
 
 def relay(db: Database, broker: Broker, *, republish_after_s: float = 600.0, limit: int = 500) -> int:
-    """Publish due retries, jobs the fast path could not publish and long-queued ones; returns how many."""
+    """Publish queued jobs that the fast path could not publish (retries released by `lifecycle`, jobs the
+    broker refused) and long-queued ones; returns how many."""
     now = utcnow()
-    with db.write() as session:
-        session.execute(
-            update(Job)
-            .where(Job.state == states.RETRYING, Job.run_after <= now)
-            .values(state=states.QUEUED, run_after=None, updated_at=now)
-        )
     sent, _ = _publish_due(db, broker, stale=now - timedelta(seconds=republish_after_s), limit=limit)
     if sent:
         log.info("relay published %d job(s) from the outbox", sent)

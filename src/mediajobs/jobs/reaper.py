@@ -1,4 +1,7 @@
-"""The reaper: running jobs whose worker stopped heartbeating are re-queued or failed, never left running.
+"""The reaper: running jobs whose worker stopped heartbeating are re-queued or ended, never left running.
+
+Every move it makes goes through `lifecycle` (a re-queued job is published at once, an ended one runs its
+end hooks).
 
 A parent waiting for its child jobs is running with no worker and no heartbeat: the reaper leaves it be.
 """
@@ -12,7 +15,7 @@ from sqlalchemy import delete, or_, select
 
 from mediajobs.db.models import IdempotencyKey, Job, utcnow
 from mediajobs.db.session import Database
-from mediajobs.jobs import fanout, lifecycle, rows, states
+from mediajobs.jobs import fanout, lifecycle, states
 from mediajobs.jobs.hooks import Services
 
 log = logging.getLogger(__name__)
@@ -64,19 +67,18 @@ def reap(services: Services, *, heartbeat_timeout_s: float) -> int:
                 error={"code": "timeout", "message": f"ran past its time limit of {job.time_limit_s:g} s"},
             )
         elif job.attempt < job.max_attempts:
-            with db.write() as session:
-                lost = {
-                    "code": "worker_lost",
-                    "message": f"attempt {job.attempt} lost its worker ({job.worker}); re-queued",
-                }
-                if rows.requeue(session, job, error=lost):
-                    handled += 1
-                    log.warning(
-                        "reaper: job %s lost its worker %s; re-queued as attempt %d",
-                        job.id,
-                        job.worker,
-                        job.attempt + 1,
-                    )
+            lost = {
+                "code": "worker_lost",
+                "message": f"attempt {job.attempt} lost its worker ({job.worker}); re-queued",
+            }
+            if lifecycle.requeue(services, job, error=lost) is not None:
+                handled += 1
+                log.warning(
+                    "reaper: job %s lost its worker %s; re-queued as attempt %d",
+                    job.id,
+                    job.worker,
+                    job.attempt + 1,
+                )
             continue
         else:
             ended = lifecycle.finish(

@@ -1,14 +1,18 @@
-"""Every change of a job row: creation, start, progress, heartbeat, end, cancel, retry.
+"""The job row: its moves between states, the bookkeeping of a running attempt, and looking jobs up.
 
-Each move is one conditional UPDATE on (id, state, attempt), so two processes racing on a job (a duplicate
-delivery, the reaper and a late worker, a cancel and a finish) cannot both win.
+Each move (`start`, `finish`, `schedule_retry`, `release_retries`, `requeue`, `hand_back`, `request_cancel`,
+`retry`; the fan-out ones are in `fanout`) is one conditional UPDATE on (id, state, attempt), so two processes
+racing on a job (a duplicate delivery, the reaper and a late worker, a cancel and a finish) cannot both win.
+Only `lifecycle` calls them: it adds what must follow a move (publishing, end hooks, fan-in). The `record_*`
+writes and `set_published` change no state: they are the running attempt's progress and heartbeat and the
+outbox's marks, written directly by the job's context, the watcher and the outbox.
 """
 
 from __future__ import annotations
 
 import functools
 import uuid
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Connection, bindparam, select, update
@@ -146,9 +150,10 @@ def start(db: Database, *, job_id: str, attempt: int, worker: str) -> Job | None
         )
 
 
-def report_progress(
+def record_progress(
     db: Database, *, job_id: str, attempt: int, progress: float, stage: str, eta_seconds: float | None
 ) -> None:
+    """The running attempt's progress, stage and ETA (and a heartbeat with them); not a move."""
     with db.write_connection() as session:
         _update(
             session,
@@ -162,8 +167,8 @@ def report_progress(
         )
 
 
-def heartbeat(db: Database, *, job_id: str, attempt: int) -> bool:
-    """Record that this attempt is alive; False when it is not the running attempt any more."""
+def record_heartbeat(db: Database, *, job_id: str, attempt: int) -> bool:
+    """Record that this attempt is alive (not a move); False when it is not the running attempt any more."""
     with db.write_connection() as session:
         return _update(
             session, job_id, Job.state == states.RUNNING, Job.attempt == attempt, heartbeat_at=utcnow()
@@ -211,24 +216,38 @@ def schedule_retry(db: Database, *, job_id: str, attempt: int, error: dict[str, 
         )
 
 
-def requeue(session: Session, job: Job, *, error: dict[str, str] | None) -> bool:
-    """running → queued as the next attempt (after its worker vanished)."""
-    return _update(
-        session,
-        job.id,
-        Job.state == states.RUNNING,
-        Job.attempt == job.attempt,
-        state=states.QUEUED,
-        attempt=job.attempt + 1,
-        published_at=None,
-        run_after=None,
-        worker=None,
-        started_at=None,
-        progress=0.0,
-        stage="",
-        eta_seconds=None,
-        error=error,
-    )
+def release_retries(db: Database, *, now: datetime) -> int:
+    """retrying → queued for every job whose backoff has passed by `now`; the relay publishes them."""
+    with db.write() as session:
+        released = session.execute(
+            update(Job)
+            .where(Job.state == states.RETRYING, Job.run_after <= now)
+            .values(state=states.QUEUED, run_after=None, updated_at=now)
+        )
+        return int(released.rowcount)  # type: ignore[attr-defined]
+
+
+def requeue(db: Database, job: Job, *, error: dict[str, str] | None) -> Job | None:
+    """running → queued as the next attempt (its worker vanished), claimed for publishing; None if moved."""
+    with db.write() as session:
+        if not _update(
+            session,
+            job.id,
+            Job.state == states.RUNNING,
+            Job.attempt == job.attempt,
+            state=states.QUEUED,
+            attempt=job.attempt + 1,
+            published_at=utcnow(),
+            run_after=None,
+            worker=None,
+            started_at=None,
+            progress=0.0,
+            stage="",
+            eta_seconds=None,
+            error=error,
+        ):
+            return None
+        return session.get(Job, job.id)
 
 
 def hand_back(db: Database, *, job_id: str, attempt: int) -> Job | None:
