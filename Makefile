@@ -28,6 +28,7 @@ lint: $(DEV_STAMP)
 	$(VENV)/bin/ruff check src tests bench
 	$(VENV)/bin/ruff format --check src tests bench
 	$(VENV)/bin/mypy
+	$(VENV)/bin/lint-imports --no-logo
 
 system-up:
 	@scripts/install-system.sh $(SYSTEM_UP)
