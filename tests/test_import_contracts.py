@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import os
 import shutil
 import subprocess
@@ -58,3 +59,29 @@ def test_an_import_against_the_layers_or_into_the_toolkit_or_of_the_test_helpers
     assert "mediajobs.toolkit.probe -> mediajobs.db.models" in out
     assert "mediajobs.media.assets -> mediajobs.testing.files" in out
     assert "mediajobs.newthing" in out  # exhaustive: every top-level module has its layer
+
+
+LOOK_UPS = {"get_settings", "get_db", "broker_for"}
+# The entry points build a process's Services (bootstrap); everything below them is handed them.
+ENTRY_POINTS = ("cli", "worker", "api/app.py", "doctor.py", "supervisor.py", "bootstrap.py")
+DEFINED_IN = {"config.py": "get_settings", "db/session.py": "get_db", "broker.py": "broker_for"}
+
+
+def test_no_module_below_the_entry_points_looks_up_the_settings_the_database_or_the_broker() -> None:
+    package = REPO / "src" / "mediajobs"
+    found = []
+    for path in sorted(package.rglob("*.py")):
+        name = path.relative_to(package).as_posix()
+        if name.startswith(ENTRY_POINTS) or name.startswith("testing/"):
+            continue
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            used = (
+                node.id
+                if isinstance(node, ast.Name)
+                else node.attr
+                if isinstance(node, ast.Attribute)
+                else None
+            )
+            if used in LOOK_UPS and DEFINED_IN.get(name) != used:
+                found.append(f"{name}:{node.lineno} {used}")
+    assert found == []
