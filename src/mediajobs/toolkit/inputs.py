@@ -52,6 +52,23 @@ def input_args(path: str | Path, *, duration_s: float | None = None) -> list[str
     return [*args, "-i", f"file:{Path(path).resolve()}"]
 
 
+def segments_input_args(list_file: Path) -> list[str]:
+    """`-i` for MPEG-TS segments this service made, read back to back as one stream (`concatf` protocol).
+
+    Only for our own HLS segments, fetched from storage by the caller, which writes `list_file` (one absolute
+    path a line): each part is opened through `file` and must be MPEG-TS, as the ladder wrote it. Byte
+    concatenation keeps the ladder's one timeline (its segments were cut from one stream).
+    """
+    args = ["-protocol_whitelist", "concatf,file", "-format_whitelist", "mpegts"]
+    return [*args, "-i", f"concatf:{Path(list_file).resolve()}"]
+
+
+def write_segment_list(paths: list[Path], list_file: Path) -> Path:
+    """The `concatf` list of `paths` for `segments_input_args`."""
+    list_file.write_text("".join(f"{Path(p).resolve()}\n" for p in paths))
+    return list_file
+
+
 def read_limit_s(duration_s: float) -> float:
     """How far into a source an encode reads: its probed duration and a margin for estimated durations.
 

@@ -1,13 +1,15 @@
-"""A JPEG thumbnail from a representative, non-black frame of a video."""
+"""A JPEG thumbnail from a representative, non-black frame of a video, and the time of that frame."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from mediajobs import process
 from mediajobs.errors import ProcessFailed, UnsupportedMedia
-from mediajobs.toolkit.inputs import encode_limits, input_args
-from mediajobs.toolkit.probe import Probe
+from mediajobs.toolkit.downloads import first_number
+from mediajobs.toolkit.inputs import encode_limits, input_args, probe_limits
+from mediajobs.toolkit.probe import FFPROBE, Probe
 
 FFMPEG = "ffmpeg"
 SEEK_FRACTION = 0.2
@@ -23,6 +25,14 @@ class ThumbnailFailed(ProcessFailed):
 
 def make_thumbnail(src: str | Path, out_path: str | Path, probe: Probe, *, width: int = 640) -> Path:
     """Write a JPEG at most `width` wide to `out_path`; raise a PermanentError if no frame is usable."""
+    return pick_thumbnail(src, out_path, probe, width=width)[0]
+
+
+def pick_thumbnail(
+    src: str | Path, out_path: str | Path, probe: Probe, *, width: int = 640, first_pts: float | None = None
+) -> tuple[Path, float | None]:
+    """`make_thumbnail`, and the time of the frame it shows: seconds after the first frame (`first_pts`,
+    the video's first presentation time, is read from the file when not given); None if ffmpeg did not say."""
     if not probe.has_video:
         raise UnsupportedMedia("no video stream to make a thumbnail from")
     src, out_path = Path(src), Path(out_path)
@@ -36,26 +46,56 @@ def make_thumbnail(src: str | Path, out_path: str | Path, probe: Probe, *, width
         "metadata=mode=select:key=lavfi.blackframe.pblack:value=95:function=less",
         f"thumbnail=n={batch}",
     ]
-    if _render(src, out_path, probe, seek_s, filters, width):
-        return out_path
-    # Nothing but black after the seek point (a dark or very short video): any frame beats no thumbnail.
-    if _render(src, out_path, probe, 0.0, [f"thumbnail=n={batch}"], width):
-        return out_path
+    for seek, chain in ((seek_s, filters), (0.0, [f"thumbnail=n={batch}"])):
+        # Nothing but black after the seek point (a dark or very short video): any frame beats no thumbnail.
+        shown = _render(src, out_path, probe, seek, chain, width)
+        if shown is not None:
+            if shown < 0:
+                return out_path, None
+            start = first_pts if first_pts is not None else _first_video_pts(src)
+            return out_path, None if start is None else max(0.0, round(shown - start, 6))
     raise ThumbnailFailed("ffmpeg produced no frame for the thumbnail")
 
 
-def _render(src: Path, out_path: Path, probe: Probe, seek_s: float, filters: list[str], width: int) -> bool:
+_SHOWN = re.compile(r"Parsed_showinfo.*\bpts_time:\s*(-?[0-9.]+)")
+
+
+def _render(
+    src: Path, out_path: Path, probe: Probe, seek_s: float, filters: list[str], width: int
+) -> float | None:
+    """The presentation time of the frame written (-1 when unknown), None when none was."""
     out_path.unlink(missing_ok=True)
-    chain = ",".join([*filters, f"scale='min({width},iw)':-2", "format=yuvj420p"])
-    args = [FFMPEG, "-nostdin", "-v", "error", "-y"]
+    chain = ",".join([*filters, "showinfo", f"scale='min({width},iw)':-2", "format=yuvj420p"])
+    # Timestamps as in the file (-copyts), so the frame's time can be told; showinfo speaks at info level.
+    args = [FFMPEG, "-nostdin", "-v", "info", "-hide_banner", "-nostats", "-y", "-copyts"]
     if seek_s > 0:
         args += ["-ss", f"{seek_s:.3f}"]
     args += input_args(src, duration_s=probe.duration)
     args += ["-map", "0:V:0", "-vf", chain, "-frames:v", "1", "-update", "1", "-q:v", "3", str(out_path)]
+    shown: list[float] = []
+
+    def said(line: str) -> None:
+        if (found := _SHOWN.search(line)) is not None:
+            shown.append(float(found[1]))
+
     try:
         # A dark video may be decoded to its end looking for a frame that is not black.
         limits = encode_limits(probe.duration)
-        process.run(args, timeout_s=THUMBNAIL_TIMEOUT_S, limits=limits, network=False)
+        process.run(args, timeout_s=THUMBNAIL_TIMEOUT_S, limits=limits, network=False, on_stderr=said)
     except ProcessFailed as exc:
         raise ThumbnailFailed(f"thumbnail failed: {exc}") from exc
-    return out_path.exists() and out_path.stat().st_size > 0
+    if not (out_path.exists() and out_path.stat().st_size > 0):
+        return None
+    return shown[0] if shown else -1.0
+
+
+def _first_video_pts(src: Path) -> float | None:
+    args = [FFPROBE, "-v", "error", "-select_streams", "V:0", "-show_entries", "stream=start_time"]
+    done = process.run(
+        [*args, "-of", "csv=p=0", *input_args(src)],
+        capture_stdout=True,
+        timeout_s=60,
+        limits=probe_limits(),
+        network=False,
+    )
+    return first_number(done.stdout or "")
