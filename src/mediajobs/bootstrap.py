@@ -13,11 +13,11 @@ from mediajobs.config import Settings
 from mediajobs.db.session import get_db
 from mediajobs.jobs import builtin, registry
 from mediajobs.jobs.hooks import Services
-from mediajobs.media.kinds import housekeeping, imports, operations, transcode
+from mediajobs.media.kinds import housekeeping, imports, operations, outputs, transcode
 from mediajobs.webhooks import delivery, events
 
 # Imported for what importing them does: they register their kinds, and `events` its listeners.
-BUILTIN = (builtin, imports, housekeeping, transcode, operations, delivery, events)
+BUILTIN = (builtin, imports, housekeeping, transcode, operations, outputs, delivery, events)
 
 
 def load_kinds(settings: Settings) -> registry.Registry:

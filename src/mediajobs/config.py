@@ -80,6 +80,8 @@ class Settings(BaseSettings):
     retry_backoff_max_s: float = 300.0
     # The most child jobs one job may fan out to (ctx.fan_out); more fails it with too_many_children.
     max_children: int = 10000
+    # Images rendered on request per asset and HLS version (each kept in storage); past it requests get 429.
+    max_image_renders: int = Field(default=1000, ge=0)
     # How long a running job rides through an unreachable database (claim and outcome are retried that long).
     db_outage_grace_s: float = 60.0
     # How long a stopping worker lets running jobs finish before handing them back to the queue.

@@ -34,6 +34,15 @@ class InvalidParams(PermanentError):
     code = "invalid_params"
 
 
+class InvalidField(InvalidParams):
+    """One request field has a value the target does not allow (a time past the end, a missing rung)."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}")
+        self.field = field
+        self.detail = message
+
+
 class UnsupportedMedia(PermanentError):
     """The input is not a video or audio file that can be processed."""
 

@@ -86,6 +86,8 @@ CASES: dict[str, tuple[Media, str, str | None, list[str], dict[str, Any]]] = {
             "pipeline": ["hls", "thumbnail"],
             "thumbnail_error": None,
             "captions": [],
+            "downloads": [],
+            "storyboard": None,
             "created_at": "2026-03-01T12:00:00Z",
             "updated_at": "2026-03-01T12:00:05.250000Z",
         },
@@ -116,6 +118,17 @@ CASES: dict[str, tuple[Media, str, str | None, list[str], dict[str, Any]]] = {
             "pipeline": ["thumbnail"],
             "thumbnail_error": None,
             "captions": [],
+            "downloads": [
+                {
+                    "type": "original",
+                    "height": None,
+                    "content_type": "video/mp4",
+                    "size": 812345,
+                    "url": f"{FILES}/original/talk.mp4",
+                    "ready": True,
+                }
+            ],
+            "storyboard": None,
             "created_at": "2026-03-01T12:00:00Z",
             "updated_at": "2026-03-01T12:00:05.250000Z",
         },
@@ -164,6 +177,17 @@ CASES: dict[str, tuple[Media, str, str | None, list[str], dict[str, Any]]] = {
             "pipeline": ["hls", "thumbnail"],
             "thumbnail_error": None,
             "captions": [],
+            "downloads": [
+                {
+                    "type": "original",
+                    "height": 480,
+                    "content_type": "video/mp4",
+                    "size": 812345,
+                    "url": f"{FILES}/original/talk.mp4?token=pt.abc",
+                    "ready": True,
+                }
+            ],
+            "storyboard": None,
             "created_at": "2026-03-01T12:00:00Z",
             "updated_at": "2026-03-01T12:00:05.250000Z",
         },
@@ -207,6 +231,17 @@ CASES: dict[str, tuple[Media, str, str | None, list[str], dict[str, Any]]] = {
             "pipeline": ["hls", "thumbnail"],
             "thumbnail_error": None,
             "captions": [],
+            "downloads": [
+                {
+                    "type": "original",
+                    "height": 480,
+                    "content_type": "video/mp4",
+                    "size": 812345,
+                    "url": f"{REMOTE}/original/talk.mp4",
+                    "ready": True,
+                }
+            ],
+            "storyboard": None,
             "created_at": "2026-03-01T12:00:00Z",
             "updated_at": "2026-03-01T12:00:05.250000Z",
         },
@@ -265,6 +300,17 @@ CASES: dict[str, tuple[Media, str, str | None, list[str], dict[str, Any]]] = {
             "pipeline": ["hls", "thumbnail"],
             "thumbnail_error": {"code": "no_video", "message": "the source has no video stream"},
             "captions": [],
+            "downloads": [
+                {
+                    "type": "original",
+                    "height": None,
+                    "content_type": "audio/mp4",
+                    "size": 812345,
+                    "url": f"{FILES}/original/talk.mp4?token=pt.xyz",
+                    "ready": True,
+                }
+            ],
+            "storyboard": None,
             "created_at": "2026-03-01T12:00:00Z",
             "updated_at": "2026-03-01T12:00:05.250000Z",
         },
@@ -292,6 +338,8 @@ CASES: dict[str, tuple[Media, str, str | None, list[str], dict[str, Any]]] = {
             "pipeline": ["hls", "thumbnail"],
             "thumbnail_error": None,
             "captions": [],
+            "downloads": [],
+            "storyboard": None,
             "created_at": "2026-03-01T12:00:00Z",
             "updated_at": "2026-03-01T12:00:05.250000Z",
         },
@@ -328,6 +376,8 @@ CASES: dict[str, tuple[Media, str, str | None, list[str], dict[str, Any]]] = {
             "pipeline": None,
             "thumbnail_error": None,
             "captions": [],
+            "downloads": [],
+            "storyboard": None,
             "created_at": "2026-03-01T12:00:00Z",
             "updated_at": "2026-03-01T12:00:05.250000Z",
         },
@@ -368,3 +418,84 @@ def test_caption_tracks_are_listed_oldest_first_with_their_file_urls() -> None:
             "cues": 3,
         },
     ]
+
+
+def test_downloads_and_storyboard_list_their_urls_once_ready() -> None:
+    made_of = {"version": "4f2a9c1d0e", "width": 854, "content_type": "video/mp4"}
+    record = media(
+        state=assets.READY,
+        probe=PROBE,
+        original=ORIGINAL,
+        hls=hls(RUNG_480),
+        downloads=[
+            {
+                **made_of,
+                "type": "mp4",
+                "height": 480,
+                "label": "480p",
+                "path": "downloads/4f2a9c1d0e/480p.mp4",
+                "size": 654321,
+                "ready": True,
+            },
+            {
+                "version": "4f2a9c1d0e",
+                "type": "audio",
+                "height": None,
+                "width": None,
+                "label": "audio",
+                "path": "downloads/4f2a9c1d0e/audio.m4a",
+                "content_type": "audio/mp4",
+                "size": None,
+                "ready": False,
+            },
+        ],
+        storyboard={
+            "version": "4f2a9c1d0e",
+            "path": "storyboard/4f2a9c1d0e",
+            "sheets": 2,
+            "tile_width": 160,
+            "tile_height": 90,
+            "interval_s": 1.0,
+            "count": 120,
+        },
+    )
+
+    made = schemas.public(record, jobs=[JOB], base_url="http://127.0.0.1:8000/", token="9.sig")
+
+    assert made["downloads"] == [
+        {
+            "type": "original",
+            "height": 480,
+            "content_type": "video/mp4",
+            "size": 812345,
+            "url": f"{FILES}/original/talk.mp4?token=9.sig",
+            "ready": True,
+        },
+        {
+            "type": "mp4",
+            "height": 480,
+            "content_type": "video/mp4",
+            "size": 654321,
+            "url": f"{FILES}/downloads/4f2a9c1d0e/480p.mp4?token=9.sig",
+            "ready": True,
+        },
+        {
+            "type": "audio",
+            "height": None,
+            "content_type": "audio/mp4",
+            "size": None,
+            "url": None,
+            "ready": False,
+        },
+    ]
+    assert made["storyboard"] == {
+        "vtt_url": f"{FILES}/storyboard/4f2a9c1d0e/storyboard.vtt?token=9.sig",
+        "images": [
+            f"{FILES}/storyboard/4f2a9c1d0e/sheet_000.jpg?token=9.sig",
+            f"{FILES}/storyboard/4f2a9c1d0e/sheet_001.jpg?token=9.sig",
+        ],
+        "tile_width": 160,
+        "tile_height": 90,
+        "interval_s": 1.0,
+        "count": 120,
+    }

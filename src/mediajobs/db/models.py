@@ -104,8 +104,19 @@ class Media(Base):
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     # When the master URL first played (fast start), before the whole ladder is done.
     playable_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    # Made from the current HLS version (media/downloads, media/storyboards, media/images): progressive files,
+    # the storyboard, and how many images were rendered on request (against MEDIAJOBS_MAX_IMAGE_RENDERS).
+    downloads: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON, nullable=True)
+    storyboard: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    # {"time": seconds, "chosen": bool}: the frame the thumbnail shows; `chosen` when set by PUT .../poster.
+    poster: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    # Only a server default: rows written through an older schema (migration tests) must not name it.
+    image_renders: Mapped[int] = mapped_column(Integer, server_default="0")
 
     __table_args__ = (Index("ix_media_created", "created_at", "id"),)
+    # Server defaults are not read back on insert (no RETURNING): a row written through an older schema (the
+    # migration tests do) names no column that schema lacks.
+    __mapper_args__ = {"eager_defaults": False}
 
 
 class MediaChunk(Base):

@@ -4,24 +4,50 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
-from typing import Any, Literal, get_args
+from typing import Annotated, Any, Literal, get_args
 
+from pydantic import AfterValidator
 from sqlalchemy import delete, exists, func, select, update
 
 from mediajobs.db import records
 from mediajobs.db.models import Job, Media, MediaCaption, MediaChunk, utcnow
 from mediajobs.db.pages import Page, newest_first
 from mediajobs.db.session import Database
+from mediajobs.errors import InvalidParams
 from mediajobs.jobs import states as job_states
 from mediajobs.jobs.hooks import Services
 from mediajobs.media import events
 from mediajobs.media.states import DELETING, FAILED, IMPORTING, PENDING, PROCESSING, READY, STATES  # noqa: F401
 
 # The asset states are spelled in media/states.py (the CLI reads them there); callers say assets.READY.
-# What a pipeline may do after the original is stored; the API's `pipeline` fields take these.
-Step = Literal["hls", "thumbnail"]
+# What a pipeline may do after the original is stored; the API's `pipeline` fields take these. mp4, audio
+# and storyboard are made from the HLS ladder once it is whole (media/outputs.py).
+Step = Literal["hls", "thumbnail", "mp4", "audio", "storyboard"]
 PIPELINE_STEPS: tuple[str, ...] = get_args(Step)
 DEFAULT_PIPELINE: list[Step] = list(get_args(Step))
+LADDER_STEPS = ("mp4", "audio", "storyboard")
+
+
+def check_pipeline(steps: Sequence[str], *, has_hls: bool = False) -> None:
+    """InvalidParams when a step made from the ladder comes without a ladder to make it from."""
+    needing = [s for s in steps if s in LADDER_STEPS]
+    if needing and "hls" not in steps and not has_hls:
+        raise InvalidParams(
+            f"{', '.join(needing)} {'is' if len(needing) == 1 else 'are'} made from the HLS ladder; "
+            "add hls to the pipeline"
+        )
+
+
+def _whole(steps: list[Step]) -> list[Step]:
+    try:
+        check_pipeline(steps)
+    except InvalidParams as exc:
+        raise ValueError(str(exc)) from exc
+    return steps
+
+
+# A request's pipeline: known steps, and the ladder wherever something is made from it.
+Pipeline = Annotated[list[Step], AfterValidator(_whole)]
 
 
 def prefix(media_id: str) -> str:
@@ -62,6 +88,9 @@ def new_media(
         error=None,
         pipeline=list(pipeline) if pipeline is not None else DEFAULT_PIPELINE,
         extra={},
+        downloads=[],
+        storyboard=None,
+        poster=None,
         created_at=now,
         updated_at=now,
     )

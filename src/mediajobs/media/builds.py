@@ -11,8 +11,8 @@ import json
 import logging
 import shutil
 import time
-from collections.abc import Iterator
-from dataclasses import asdict
+from collections.abc import Iterator, Sequence
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +21,7 @@ from mediajobs.errors import JobCancelled
 from mediajobs.jobs import lifecycle, states
 from mediajobs.jobs.context import JobContext
 from mediajobs.jobs.hooks import Services
-from mediajobs.media import assets, chunks
+from mediajobs.media import assets, chunks, outputs
 from mediajobs.media.originals import require_media
 from mediajobs.storage import for_process
 from mediajobs.toolkit.hls import ladder as ladders
@@ -104,12 +104,24 @@ def store_audio(build: Build, out: Path) -> list[int]:
     return sizes
 
 
+@dataclass(frozen=True)
+class Thumb:
+    """A processing's thumbnail: its path, why there is none, and the time of the frame it shows."""
+
+    path: str | None
+    error: dict[str, str] | None
+    time_s: float | None
+
+    def saved(self) -> dict[str, Any]:
+        return {"thumbnail": self.path, "thumbnail_error": self.error, "poster_time": self.time_s}
+
+    @staticmethod
+    def loaded(data: dict[str, Any]) -> Thumb:
+        return Thumb(data.get("thumbnail"), data.get("thumbnail_error"), data.get("poster_time"))
+
+
 def join(
-    ctx: JobContext,
-    build: Build,
-    sizes: dict[str, list[int]],
-    thumbnail: str | None,
-    thumbnail_error: dict[str, str] | None,
+    ctx: JobContext, build: Build, sizes: dict[str, list[int]], thumb: Thumb, *, pipeline: Sequence[str]
 ) -> dict[str, Any]:
     """Every segment is stored: write the playlists and the measured master; the asset is ready."""
     lad = build.ladder
@@ -119,7 +131,7 @@ def join(
     build.put_text(playlists.MASTER, playlists.master(lad, lad.names, sizes))
     build.storage.delete(build.prefix + BUILD)
     hls_record = build.record(lad.names or [AUDIO], sizes)
-    result = finish(ctx, build.media_id, build.probe, hls_record, thumbnail, thumbnail_error)
+    result = finish(ctx, build.media_id, build.probe, hls_record, thumb, pipeline=pipeline)
     chunks.drop(ctx.db, build.media_id, build.version)
     return result
 
@@ -129,17 +141,28 @@ def finish(
     media_id: str,
     info: Probe,
     hls_record: dict[str, Any] | None,
-    thumbnail: str | None,
-    thumbnail_error: dict[str, str] | None,
+    thumb: Thumb,
+    *,
+    pipeline: Sequence[str],
 ) -> dict[str, Any]:
-    """Swap the new files in: the asset is ready; superseded files go after a grace period."""
+    """Swap the new files in: the asset is ready; superseded files go after a grace period.
+
+    What was made from the old HLS version (downloads, storyboard, images) goes with it; what the pipeline
+    makes from the new one follows (`outputs.follow_up`).
+    """
     ctx.check_cancelled()
     media = require_media(ctx)
-    before = [
-        (media.hls["path"] if media.hls else None, hls_record["path"] if hls_record else None),
-        (media.thumbnail, thumbnail),
-    ]
+    thumbnail, thumbnail_error = thumb.path, thumb.error
+    was = media.hls["path"] if media.hls else None
+    now = hls_record["path"] if hls_record else None
+    before = [(was, now), (media.thumbnail, thumbnail)]
     old = [path for path, new in before if path and path != new]
+    derived = outputs.swapped(media, hls_record, info.public(), pipeline)
+    if was and was != now:
+        old += outputs.version_dirs(was.split("/", 1)[1])
+    poster = media.poster
+    if thumbnail != media.thumbnail:
+        poster = {"time": thumb.time_s, "chosen": False} if thumbnail and thumb.time_s is not None else None
     swapped = assets.update_media(
         ctx.services,
         media_id,
@@ -151,6 +174,8 @@ def finish(
         thumbnail=thumbnail,
         error=None,
         extra={**(media.extra or {}), "thumbnail_error": thumbnail_error},
+        poster=poster,
+        **derived,
     )
     if not swapped:
         # Taken over (or the asset is going): what this attempt stored is no one's.
@@ -165,6 +190,7 @@ def finish(
         ctx.enqueue(
             "media.cleanup", {"paths": old, "not_before": time.time() + ctx.settings.hls_swap_grace_s}
         )
+    outputs.follow_up(ctx, media_id, hls_record, derived, pipeline)
     ctx.progress(100, "Ready")
     return {
         "media_id": media_id,
@@ -184,12 +210,13 @@ def abandon_builds(services: Services, media_id: str) -> None:
 
 
 def remove_paths(ctx: JobContext, paths: list[str]) -> int:
-    """Remove files of the job's asset: `hls/…` directories whole, anything else one file."""
+    """Remove files of the job's asset: version directories (`hls/…`, `downloads/…`, …) whole, anything else
+    one file."""
     storage = for_process(ctx.settings)
     removed = 0
     for path in paths:
         key = f"{assets.prefix(ctx.media_id or '')}{path}"
-        if path.startswith("hls/"):
+        if path.startswith(outputs.VERSIONED):
             removed += storage.delete_prefix(key + "/")
         else:
             storage.delete(key)

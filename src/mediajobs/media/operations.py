@@ -51,7 +51,7 @@ class MaskCreate(BaseModel):
     operation: ClassVar[str] = "mask"
     list_field: ClassVar[str] = "regions"
     regions: list[RegionIn] = Field(min_length=1, max_length=200)
-    pipeline: list[assets.Step] | None = None
+    pipeline: assets.Pipeline | None = None
 
     def clipped(self, width: int, height: int, duration: float) -> list[mask.Region]:
         """The regions clipped to the frame; InvalidRegion naming one that masks nothing."""
@@ -83,7 +83,7 @@ class RemoveFramesCreate(BaseModel):
     operation: ClassVar[str] = "remove_frames"
     list_field: ClassVar[str] = "ranges"
     ranges: list[RangeIn] = Field(min_length=1, max_length=1000)
-    pipeline: list[assets.Step] | None = None
+    pipeline: assets.Pipeline | None = None
 
     def merged(self, duration: float, fps: float | None) -> list[cut.Range]:
         """The ranges snapped to frames and merged; InvalidRanges naming one that does not fit."""
@@ -107,7 +107,7 @@ class ClipCreate(BaseModel):
     start: float = Field(ge=0)
     end: float = Field(gt=0)
     crop: CropIn | None = None
-    pipeline: list[assets.Step] | None = None
+    pipeline: assets.Pipeline | None = None
 
     @model_validator(mode="after")
     def _order(self) -> ClipCreate:
@@ -195,11 +195,12 @@ def recorded_probe(public: dict[str, Any]) -> Probe:
 
 
 def reprocess_params(source: Media, params: ReprocessCreate | None) -> ProcessParams:
-    """The `media.process` params that rebuild the source's derived files."""
+    """The `media.process` params that rebuild the source's derived files; InvalidParams for a pipeline that
+    makes something from an HLS ladder the asset neither has nor is to get."""
     asked = params.pipeline if params is not None else None
-    return ProcessParams.model_validate(
-        {"pipeline": asked or source.pipeline or assets.DEFAULT_PIPELINE, "reprocess": True}
-    )
+    steps = asked or source.pipeline or assets.DEFAULT_PIPELINE
+    assets.check_pipeline(steps, has_hls=bool(source.hls))
+    return ProcessParams.model_validate({"pipeline": steps, "reprocess": True})
 
 
 def remove_asset(services: Services, media_id: str) -> None:

@@ -89,3 +89,18 @@ def tokenize_playlist(text: str, token: str) -> str:
             body = _with_token(stripped, token)
         out.append(body + end)
     return "".join(out)
+
+
+# A storyboard cue's payload: an image beside the VTT, with an optional media fragment (`#xywh=...`).
+_IMAGE_REFERENCE = re.compile(r"^[^\s?#]+\.(?:jpe?g|png|webp)(?:#xywh=\d+,\d+,\d+,\d+)?$", re.IGNORECASE)
+
+
+def tokenize_vtt(text: str, token: str) -> str:
+    """A WebVTT file with `token` on every relative image reference (storyboard cues); text cues untouched."""
+    out = []
+    for line in text.splitlines(keepends=True):
+        body = line.rstrip("\r\n")
+        if _IMAGE_REFERENCE.match(body.strip()):
+            body = _with_token(body.strip(), token)
+        out.append(body + line[len(line.rstrip("\r\n")) :])
+    return "".join(out)

@@ -15,6 +15,7 @@ from pydantic import BaseModel, Field
 
 from mediajobs.db.models import Media, MediaCaption
 from mediajobs.jobs.schemas import JobError
+from mediajobs.media import downloads, storyboards
 
 
 class MediaOriginal(BaseModel):
@@ -84,6 +85,28 @@ def caption_path(caption_id: str) -> str:
     return f"captions/{caption_id}.vtt"
 
 
+class MediaDownload(BaseModel):
+    """A file of the asset to download or play as it is (`?download=1` answers it as an attachment)."""
+
+    type: str = Field(description='"original", "mp4" (a rung of the ladder, remuxed) or "audio" (M4A)')
+    height: int | None = Field(description="the picture's height in pixels; null for the audio")
+    content_type: str | None
+    size: int | None = Field(description="bytes; null until ready")
+    url: str | None = Field(description="null until ready")
+    ready: bool
+
+
+class MediaStoryboard(BaseModel):
+    """Timeline previews: a WebVTT whose cues name tiles (`sheet.jpg#xywh=x,y,w,h`) of JPEG sprite sheets."""
+
+    vtt_url: str
+    images: list[str] = Field(description="the sprite sheets, in order")
+    tile_width: int
+    tile_height: int
+    interval_s: float = Field(description="seconds between tiles; cue k starts at k * interval_s")
+    count: int = Field(description="how many tiles (and cues)")
+
+
 class MediaPublic(BaseModel):
     """A media asset: a source file and everything made from it."""
 
@@ -101,6 +124,10 @@ class MediaPublic(BaseModel):
     pipeline: list[str] | None
     thumbnail_error: JobError | None = None
     captions: list[CaptionPublic] = Field(default_factory=list, description="caption tracks, oldest first")
+    downloads: list[MediaDownload] = Field(
+        default_factory=list, description="the original, MP4s of the ladder's rungs, the audio as M4A"
+    )
+    storyboard: MediaStoryboard | None = Field(default=None, description="timeline previews, once made")
     created_at: str
     updated_at: str
 
@@ -126,9 +153,18 @@ class MediaPublic(BaseModel):
             pipeline=media.pipeline,
             thumbnail_error=JobError.model_validate(thumbnail_error) if thumbnail_error else None,
             captions=[CaptionPublic.of(c, urls) for c in captions],
+            downloads=[MediaDownload.model_validate(d) for d in downloads.listed(media, urls.of)],
+            storyboard=MediaStoryboard.model_validate(board)
+            if (board := storyboards.listed(media, urls.of))
+            else None,
             created_at=_stamp(media.created_at),
             updated_at=_stamp(media.updated_at),
         )
+
+
+def _storyboard(media: Media, urls: FileUrls) -> MediaStoryboard | None:
+    board = storyboards.listed(media, urls.of)
+    return MediaStoryboard.model_validate(board) if board else None
 
 
 def _hls(record: dict[str, Any] | None, urls: FileUrls) -> MediaHls | None:

@@ -291,10 +291,18 @@ class Storage(ABC):
         """Copy every object under `src_prefix` to `dst_prefix` (overwrites, never prunes); returns keys."""
 
     @abstractmethod
-    def signed_url(self, key: str, *, expires_s: int = 3600, content_type: str | None = None) -> str | None:
+    def signed_url(
+        self,
+        key: str,
+        *,
+        expires_s: int = 3600,
+        content_type: str | None = None,
+        disposition: str | None = None,
+    ) -> str | None:
         """A time-limited URL a browser can GET directly, or None when the API must stream the object.
 
-        `content_type` overrides the stored type in the answer (what a client sent at upload is not trusted).
+        `content_type` overrides the stored type in the answer (what a client sent at upload is not trusted);
+        `disposition`, when given, is the answer's Content-Disposition (a download under a readable name).
         """
 
     @abstractmethod

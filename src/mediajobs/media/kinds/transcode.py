@@ -37,7 +37,7 @@ from mediajobs.toolkit.hls import ladder as ladders
 from mediajobs.toolkit.hls import playlists, renditions
 from mediajobs.toolkit.hls.ladder import AUDIO
 from mediajobs.toolkit.probe import Probe
-from mediajobs.toolkit.thumbnail import make_thumbnail
+from mediajobs.toolkit.thumbnail import pick_thumbnail
 
 log = logging.getLogger(__name__)
 
@@ -67,11 +67,14 @@ def process_media(ctx: JobContext, params: ProcessParams) -> Any:
     ctx.progress(1, "Probing")
     info = probe_source(ctx, src)
     version = uuid.uuid4().hex[:10]
-    thumbnail, thumbnail_error = media.thumbnail, None
+    thumb = builds.Thumb(media.thumbnail, None, None)
+    # A poster someone chose stays: the original is the same, so is the frame they chose.
+    chosen = bool(media.thumbnail and (media.poster or {}).get("chosen"))
+    auto_thumbnail = "thumbnail" in params.pipeline and not chosen
     if "hls" not in params.pipeline:
-        if "thumbnail" in params.pipeline:
-            thumbnail, thumbnail_error = _thumbnail(ctx, media.id, src, info, version)
-        return builds.finish(ctx, media.id, info, media.hls, thumbnail, thumbnail_error)
+        if auto_thumbnail:
+            thumb = _thumbnail(ctx, media.id, src, info, version)
+        return builds.finish(ctx, media.id, info, media.hls, thumb, pipeline=params.pipeline)
     index = packets.scan(src, duration_s=info.duration) if info.has_video else None
     build = builds.Build(ctx, media.id, version, ladders.plan(info, index), info)
     # Versions an earlier attempt left unfinished (its worker died) are removed.
@@ -90,15 +93,15 @@ def process_media(ctx: JobContext, params: ProcessParams) -> Any:
         copied: dict[str, list[int]] = {}
         if build.ladder.fast_start is None:
             copied = _fast_start(ctx, build, src, index, early=early)
-        if "thumbnail" in params.pipeline:
-            thumbnail, thumbnail_error = _thumbnail(ctx, media.id, src, info, version)
-        build.save(copied=copied, thumbnail=thumbnail, thumbnail_error=thumbnail_error)
+        if auto_thumbnail:
+            thumb = _thumbnail(ctx, media.id, src, info, version, first_pts=index.start if index else None)
+        build.save(copied=copied, **thumb.saved())
         lad = build.ladder
         ctx.progress(builds.OWN_UNTIL, "Planning the encodes")
         if info.duration > ctx.settings.chunk_threshold_s and lad.encoded:
             return _fan_out(ctx, build, early=early)
         sizes = {**copied, **_encode_here(ctx, build, src, early=early)}
-        return builds.join(ctx, build, sizes, thumbnail, thumbnail_error)
+        return builds.join(ctx, build, sizes, thumb, pipeline=params.pipeline)
 
 
 def _fan_out(ctx: JobContext, build: builds.Build, *, early: bool) -> Any:
@@ -286,25 +289,25 @@ def finish_ladder(ctx: JobContext, params: ProcessParams) -> dict[str, Any]:
     assert ctx.media_id is not None
     build, data = builds.Build.load(ctx, ctx.media_id, version)
     sizes = {**(data.get("copied") or {}), **chunks.sizes(chunks.rows(ctx.db, ctx.media_id, version))}
-    return builds.join(ctx, build, sizes, data.get("thumbnail"), data.get("thumbnail_error"))
+    return builds.join(ctx, build, sizes, builds.Thumb.loaded(data), pipeline=params.pipeline)
 
 
 def _thumbnail(
-    ctx: JobContext, media_id: str, src: Path, info: Probe, version: str
-) -> tuple[str | None, dict[str, str] | None]:
-    """A thumbnail, or the reason there is none; it never fails the asset."""
+    ctx: JobContext, media_id: str, src: Path, info: Probe, version: str, *, first_pts: float | None = None
+) -> builds.Thumb:
+    """A thumbnail and the time it shows, or the reason there is none; it never fails the asset."""
     ctx.stage("Making the thumbnail")
     try:
         if not info.has_video:
             raise PermanentError("the source has no video stream", code="no_video")
-        local = make_thumbnail(src, ctx.temp_dir / "thumbnail.jpg", info)
+        local, shown_s = pick_thumbnail(src, ctx.temp_dir / "thumbnail.jpg", info, first_pts=first_pts)
         path = f"thumbnail/{version}.jpg"
         for_process(ctx.settings).put_file(
             f"{assets.prefix(media_id)}{path}", local, content_type="image/jpeg"
         )
-        return path, None
+        return builds.Thumb(path, None, shown_s)
     except MediajobsError as exc:
         if exc.code == "cancelled":
             raise
         log.info("no thumbnail for %s: %s", media_id, exc)
-        return None, {"code": exc.code, "message": str(exc)}
+        return builds.Thumb(None, {"code": exc.code, "message": str(exc)}, None)

@@ -254,7 +254,14 @@ class LocalStorage(Storage):
             keys.append(target)
         return keys
 
-    def signed_url(self, key: str, *, expires_s: int = 3600, content_type: str | None = None) -> str | None:
+    def signed_url(
+        self,
+        key: str,
+        *,
+        expires_s: int = 3600,
+        content_type: str | None = None,
+        disposition: str | None = None,
+    ) -> str | None:
         safe_key(key)
         return None
 

@@ -385,10 +385,19 @@ class S3Storage(Storage):
         with ThreadPoolExecutor(self.max_concurrency) as pool:
             return [*pool.map(copy, pairs)]
 
-    def signed_url(self, key: str, *, expires_s: int = 3600, content_type: str | None = None) -> str | None:
+    def signed_url(
+        self,
+        key: str,
+        *,
+        expires_s: int = 3600,
+        content_type: str | None = None,
+        disposition: str | None = None,
+    ) -> str | None:
         params = {"Bucket": self.bucket, "Key": self.full_key(key)}
         if content_type:
             params["ResponseContentType"] = content_type
+        if disposition:
+            params["ResponseContentDisposition"] = disposition
         with self.errors("sign", key):
             return str(self.client.generate_presigned_url("get_object", Params=params, ExpiresIn=expires_s))
 
