@@ -20,7 +20,17 @@ from prometheus_client import CollectorRegistry
 from mediajobs import bootstrap, nodes, storage
 from mediajobs.api import openapi, problems
 from mediajobs.api.limits import BodyLimit
-from mediajobs.api.routes import captions, health, jobs, kinds, media, media_files, media_ops, webhooks
+from mediajobs.api.routes import (
+    captions,
+    health,
+    jobs,
+    kinds,
+    media,
+    media_files,
+    media_images,
+    media_ops,
+    webhooks,
+)
 from mediajobs.api.security import NON_JSON_SUFFIXES, Guard
 from mediajobs.config import Settings, get_settings
 from mediajobs.db.batch import BatchWriter
@@ -98,7 +108,8 @@ def create_app(settings: Settings | None = None, *, maintenance: bool = True) ->
     app.include_router(health.router)
     app.include_router(jobs.router)
     app.include_router(kinds.router)
-    for router in (media.router, media_files.router, media_ops.router, captions.router, webhooks.router):
+    routers = (media.router, media_files.router, media_images.router, media_ops.router, captions.router)
+    for router in (*routers, webhooks.router):
         app.include_router(router)
 
     app.mount("/docs/assets", StaticFiles(directory=swagger_ui_bundle.swagger_ui_path), name="docs-assets")

@@ -64,6 +64,11 @@ def problem(status: int, description: str) -> Responses:
     return {status: {"model": Problem, "description": description}}
 
 
+def retrying(status: int, description: str) -> Responses:
+    """A `responses=` entry for an error that may pass: problem+json with `Retry-After`."""
+    return {status: {"model": Problem, "description": description, "headers": RETRY_AFTER}}
+
+
 def success(
     status: int,
     description: str,

@@ -25,7 +25,7 @@ SIMPLE_TYPES = frozenset({"text/plain", "application/x-www-form-urlencoded", "mu
 NON_JSON_SUFFIXES = ("/media/uploads", "/captions")
 # Answer without a Host check: orchestrators probe these by pod IP, and they reveal nothing but part names.
 PROBES = frozenset({"/healthz", "/readyz"})
-FILES = re.compile(r"^/api/v1/media/(?P<id>[^/]+)/files/.+$")
+FILES = re.compile(r"^/api/v1/media/(?P<id>[^/]+)/(?:files|images)/.+$")
 MAX_TOKEN_BYTES = 4096
 DEFAULT_PORTS = {"http": 80, "https": 443}
 CHALLENGE = {"WWW-Authenticate": 'Bearer realm="mediajobs"'}

@@ -22,7 +22,7 @@ from mediajobs.db.models import Job, Media
 from mediajobs.db.session import Database
 from mediajobs.egress.policy import Policy
 from mediajobs.egress.urlcheck import check_url
-from mediajobs.errors import ForbiddenAddress, InvalidUrl, SourceUnreachable, TransientError
+from mediajobs.errors import ForbiddenAddress, InvalidParams, InvalidUrl, SourceUnreachable, TransientError
 from mediajobs.jobs import lifecycle
 from mediajobs.jobs.schemas import public as job_public
 from mediajobs.media import assets
@@ -51,7 +51,7 @@ class ImportCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
     # The pattern documents the scheme check (egress/urlcheck) for clients; it is not what enforces it.
     url: str = Field(min_length=1, max_length=4096, json_schema_extra={"pattern": HTTP_URL})
-    pipeline: list[assets.Step] | None = None
+    pipeline: assets.Pipeline | None = None
 
 
 @router.post(
@@ -173,9 +173,14 @@ def _process_params(pipeline: str | None) -> ProcessParams:
     if pipeline is None:
         return ProcessParams()
     try:
-        return ProcessParams.model_validate({"pipeline": [step for step in pipeline.split(",") if step]})
+        params = ProcessParams.model_validate({"pipeline": [step for step in pipeline.split(",") if step]})
     except ValidationError as exc:
         raise invalid(["pipeline"], f"steps must be among {', '.join(assets.PIPELINE_STEPS)}") from exc
+    try:
+        assets.check_pipeline(params.pipeline)
+    except InvalidParams as exc:
+        raise invalid(["pipeline"], str(exc)) from exc
+    return params
 
 
 # What clients send when they do not know (curl --data-binary sends a form type): the name says more.

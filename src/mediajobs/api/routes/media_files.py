@@ -10,7 +10,6 @@ from __future__ import annotations
 import re
 from pathlib import PurePosixPath
 from typing import Any
-from urllib.parse import quote
 
 from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse, Response, StreamingResponse
@@ -19,8 +18,8 @@ from mediajobs.api.deps import DbDep, SettingsDep
 from mediajobs.api.openapi import file_responses
 from mediajobs.api.problems import Problem
 from mediajobs.config import Settings
-from mediajobs.media import assets, captions, livehls, playback
-from mediajobs.storage import InvalidKey, InvalidRange, ObjectNotFound, Storage, join_key
+from mediajobs.media import assets, captions, downloads, livehls, playback
+from mediajobs.storage import InvalidKey, InvalidRange, ObjectInfo, ObjectNotFound, Storage, join_key
 
 router = APIRouter(prefix="/api/v1/media", tags=["media"])
 
@@ -53,8 +52,13 @@ SERVED_TYPES = {
     ".png": "image/png",
     ".webp": "image/webp",
     ".vtt": "text/vtt",
+    ".gif": "image/gif",
 }
 SAFE_TYPES = frozenset(SERVED_TYPES.values())
+# A real WebVTT file (storyboards, captions) is read by the API, like a playlist, so that its image references
+# (storyboard cues) carry the playback token on; players fetch them relative to the VTT.
+VTT = "text/vtt"
+VTT_CAP_BYTES = 4 * 1024 * 1024
 
 
 def served_type(key: str, stored_type: str | None) -> str:
@@ -64,25 +68,24 @@ def served_type(key: str, stored_type: str | None) -> str:
     return by_name or (stored if stored in SAFE_TYPES else DOWNLOAD)
 
 
-def file_headers(settings: Settings, key: str, media_type: str, cache: str) -> dict[str, str]:
+def file_headers(
+    settings: Settings, key: str, media_type: str, cache: str, *, save_as: str | None = None
+) -> dict[str, str]:
+    """Headers of every file answer; `save_as` (`?download=1`) makes it an attachment under that name."""
     headers = {
         "X-Content-Type-Options": "nosniff",
         "Content-Security-Policy": "sandbox",
         # Answers opened by a key or token must not land in shared caches.
         "Cache-Control": f"private, {cache}" if settings.api_key_list else cache,
     }
-    if media_type == DOWNLOAD:
-        name = PurePosixPath(key).name
-        fallback = re.sub(r"[^A-Za-z0-9._-]", "_", name) or "download"
-        headers["Content-Disposition"] = (
-            f"attachment; filename=\"{fallback}\"; filename*=UTF-8''{quote(name)}"
-        )
+    if media_type == DOWNLOAD or save_as is not None:
+        headers["Content-Disposition"] = downloads.attachment(save_as or PurePosixPath(key).name)
     return headers
 
 
 @router.head("/{media_id}/files/{path:path}", include_in_schema=False)
 @router.get(
-    "/{media_id}/files/{path:path}", responses=file_responses([PLAYLIST, DOWNLOAD, *sorted(SAFE_TYPES)])
+    "/{media_id}/files/{path:path}", responses=file_responses([PLAYLIST, VTT, DOWNLOAD, *sorted(SAFE_TYPES)])
 )
 def get_file(media_id: str, path: str, request: Request, db: DbDep, settings: SettingsDep) -> Response:
     media = assets.get_media(db, media_id)
@@ -111,14 +114,46 @@ def get_file(media_id: str, path: str, request: Request, db: DbDep, settings: Se
         headers["Content-Length"] = str(len(body))
         return Response(b"" if head else body, media_type=PLAYLIST, headers=headers)
     assert info is not None
+    save_as = downloads.filename(media, path) if _wants_download(request) else None
+    if key.endswith(".vtt") and (vtt := _read_vtt(storage, key, info.size)) is not None:
+        child_token = _child_token(settings, media.id, token)
+        body = (playback.tokenize_vtt(vtt, child_token) if child_token else vtt).encode()
+        headers = file_headers(settings, key, VTT, "no-cache", save_as=save_as)
+        headers["Content-Length"] = str(len(body))
+        return Response(b"" if head else body, media_type=f"{VTT}; charset=utf-8", headers=headers)
+    return answer_file(request, settings, storage, media.id, key, path, info, save_as=save_as)
+
+
+def answer_file(
+    request: Request,
+    settings: Settings,
+    storage: Storage,
+    media_id: str,
+    key: str,
+    path: str,
+    info: ObjectInfo,
+    *,
+    save_as: str | None = None,
+) -> Response:
+    """A stored file of an asset: a redirect to a signed URL where allowed, else streamed with ranges."""
     media_type = served_type(key, info.content_type)
     if media_type != DOWNLOAD and redirects(settings, path):
-        expires_s = min(playback.expires_in_s(settings, media.id, token), S3_MAX_EXPIRES_S)
-        if (signed := storage.signed_url(key, expires_s=expires_s, content_type=media_type)) is not None:
-            headers = file_headers(settings, key, media_type, "no-store")
+        token = request.query_params.get(playback.QUERY)
+        expires_s = min(playback.expires_in_s(settings, media_id, token), S3_MAX_EXPIRES_S)
+        disposition = downloads.attachment(save_as) if save_as else None
+        signed = storage.signed_url(
+            key, expires_s=expires_s, content_type=media_type, disposition=disposition
+        )
+        if signed is not None:
+            headers = file_headers(settings, key, media_type, "no-store", save_as=save_as)
             return RedirectResponse(signed, status_code=307, headers=headers)
-    headers = file_headers(settings, key, media_type, "max-age=3600")
+    headers = file_headers(settings, key, media_type, "max-age=3600", save_as=save_as)
+    head = request.method == "HEAD"
     return _stream(storage, key, info.size, media_type, request.headers.get("range"), headers, head=head)
+
+
+def _wants_download(request: Request) -> bool:
+    return request.query_params.get("download", "").lower() in ("1", "true", "yes")
 
 
 def redirects(settings: Settings, path: str) -> bool:
@@ -156,6 +191,24 @@ def _read_playlist(storage: Storage, key: str, size: int) -> str | None:
         return None
     data = data.removeprefix(b"\xef\xbb\xbf")
     if not data.startswith(b"#EXTM3U"):
+        return None
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+
+
+def _read_vtt(storage: Storage, key: str, size: int) -> str | None:
+    """The text of a real WebVTT file under the cap; None for anything else (served as a download)."""
+    if not 0 < size <= VTT_CAP_BYTES:
+        return None
+    try:
+        data = b"".join(storage.open_reader(key, start=0, end=size - 1))
+    except (InvalidRange, ObjectNotFound):
+        return None
+    data = data.removeprefix(b"\xef\xbb\xbf")
+    # "WEBVTT" then a space, a tab or a line end (RFC: the signature line).
+    if not re.match(rb"WEBVTT(?:[ \t\r\n]|$)", data):
         return None
     try:
         return data.decode("utf-8")

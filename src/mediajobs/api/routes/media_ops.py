@@ -6,10 +6,11 @@ too, so a route only records the work and answers.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field
 
 from mediajobs.api.deps import DbDep
 from mediajobs.api.idempotency import IdempotencyHeader, replay_for
@@ -20,9 +21,9 @@ from mediajobs.api.schemas import JobAccepted
 from mediajobs.api.submissions import accepted
 from mediajobs.db.models import Job
 from mediajobs.db.session import Database
-from mediajobs.errors import InvalidParams
+from mediajobs.errors import InvalidField, InvalidParams
 from mediajobs.jobs.schemas import public as job_public
-from mediajobs.media import operations
+from mediajobs.media import downloads, operations
 from mediajobs.media.operations import ClipCreate, Derivation, MaskCreate, RemoveFramesCreate, ReprocessCreate
 from mediajobs.toolkit.clip import InvalidClip
 
@@ -110,6 +111,48 @@ def remove_frames(
     return _derive(request, db, media_id, body, scope=scope, key=key)
 
 
+class DownloadCreate(BaseModel):
+    """Another progressive file of the asset: an MP4 of a rung of its ladder, or its audio (M4A)."""
+
+    model_config = ConfigDict(extra="forbid")
+    type: Literal["mp4", "audio"] = "mp4"
+    height: int | None = Field(
+        default=None, ge=1, description="the rung's height (hls.variants); default: top"
+    )
+
+
+@router.post(
+    "/{media_id}/downloads",
+    status_code=202,
+    response_model=None,
+    responses=success(202, "the job that makes the file; `downloads` lists it", JobAccepted, located=True)
+    | NOT_READY
+    | problem(422, "a height the ladder does not have, or a bad field"),
+)
+def create_download(
+    media_id: str,
+    body: DownloadCreate,
+    request: Request,
+    db: DbDep,
+    idempotency_key: IdempotencyHeader = None,
+) -> JSONResponse:
+    scope, key, replayed = replay_for(request, db, idempotency_key)
+    if replayed is not None:
+        return replayed
+    source = operations.ready_source(db, media_id)
+    try:
+        made = downloads.requested(source, body.type, body.height)
+    except InvalidField as exc:
+        raise invalid([exc.field], exc.detail) from exc
+    # Listed at once (not ready) unless it exists: a file made before stays served while it is made again.
+    listed = lambda es: es if any(e["path"] == made["path"] for e in es) else downloads.replace(es, made)  # noqa: E731
+    downloads.update(db, source.id, made["version"], listed)
+    params = {"version": made["version"], "mp4_height": made["height"], "audio": made["type"] == "audio"}
+    return accepted(
+        request, db, kind="media.downloads", params=params, media_id=source.id, scope=scope, key=key
+    )
+
+
 @router.post(
     "/{media_id}/clip",
     status_code=202,
@@ -175,7 +218,10 @@ def reprocess(
     if replayed is not None:
         return replayed
     source = operations.ready_source(db, media_id)
-    params = operations.reprocess_params(source, body).model_dump(mode="json")
+    try:
+        params = operations.reprocess_params(source, body).model_dump(mode="json")
+    except InvalidParams as exc:
+        raise invalid(["pipeline"], str(exc)) from exc
     return accepted(
         request, db, kind="media.process", params=params, media_id=source.id, scope=scope, key=key
     )
