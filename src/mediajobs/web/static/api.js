@@ -158,6 +158,7 @@ export const api = {
     }),
   deleteCaption: (id, captionId) =>
     request("DELETE", `/api/v1/media/${encodeURIComponent(id)}/captions/${encodeURIComponent(captionId)}`),
+  setPoster: (id, time) => request("PUT", `/api/v1/media/${encodeURIComponent(id)}/poster`, { json: { time } }),
   operate: (id, operation, body, key) =>
     request("POST", `/api/v1/media/${encodeURIComponent(id)}/${operation}`, { json: body ?? {}, headers: creating(key) }),
 };

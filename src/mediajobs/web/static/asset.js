@@ -8,6 +8,7 @@ import { CaptionsPanel } from "./captions.js";
 import { ClipPanel } from "./clip.js";
 import { connection } from "./connection.js";
 import { CutPanel } from "./cut.js";
+import { DownloadsCard } from "./downloads.js";
 import { clearErrors, messageOf, showErrors } from "./errors.js";
 import { JobList } from "./joblist.js";
 import { trackedJob } from "./jobrow.js";
@@ -15,6 +16,8 @@ import { MaskPanel } from "./mask.js";
 import { MediaCard } from "./media.js";
 import { PlayableNote } from "./playable.js";
 import { Player } from "./player.js";
+import { posterAction } from "./poster.js";
+import { StoryboardPreview } from "./storyboard.js";
 import { Timeline } from "./timeline.js";
 import { announce, formatTime, h, reconcile, shortId, stateBadge, updateBadge } from "./ui.js";
 
@@ -56,7 +59,7 @@ function reprocessForm(asset, onJob) {
   const submission = new Submission();
   const form = h("form", { class: "card form op", novalidate: true, "aria-labelledby": "reprocess-heading" },
     h("h2", { id: "reprocess-heading" }, "Reprocess"),
-    h("p", { class: "hint" }, "Rebuild the stream and thumbnail from the original file."),
+    h("p", { class: "hint" }, "Rebuild the stream, thumbnail, downloads and storyboard from the original file."),
     pipeline.fieldset, summary, h("div", { class: "form-actions" }, button), slot);
   form.addEventListener("submit", async (event) => {
     event.preventDefault();
@@ -82,7 +85,7 @@ function deleteDialog(asset, onConfirm) {
   const dialog = h("dialog", { class: "dialog", "aria-labelledby": "delete-title" },
     h("form", { method: "dialog" },
       h("h2", { id: "delete-title" }, "Delete this asset?"),
-      h("p", {}, `“${assetName(asset)}” and every file made from it (stream, thumbnail) will be removed, and its `
+      h("p", {}, `“${assetName(asset)}” and every file made from it (stream, thumbnail, downloads, storyboard, images) will be removed, and its `
         + "unfinished jobs cancelled. Copies derived from it are kept. This cannot be undone."),
       h("div", { class: "form-actions" },
         h("button", { value: "cancel", class: "btn", autofocus: true }, "Keep it"),
@@ -111,6 +114,7 @@ export function assetView(root, { id }) {
   const ops = h("div", { class: "asset-ops" });
   const derivedGrid = h("ul", { class: "media-grid media-grid-small", "aria-label": "Derived assets" });
   const derivedEmpty = h("p", { class: "hint" }, "None yet. Masking, frame removal and clips make new assets that appear here.");
+  const downloads = new DownloadsCard({ onJob: (job) => onJob(job) });
   const jobs = new JobList({ query: () => ({ media_id: id }), mediaId: id, pageSize: 10, label: "Jobs of this asset",
     empty: () => h("p", { class: "hint" }, "No jobs for this asset.") });
   let dialog = null;
@@ -129,6 +133,8 @@ export function assetView(root, { id }) {
     if (!width && !length) return false;
     const player = new Player({ width, height });
     const timeline = new Timeline({ duration: length, video: player.video });
+    const previews = new StoryboardPreview(timeline);
+    if (width && height) player.bar.append(posterAction({ asset: current, player, onDone: show }));
     const panels = [];
     if (width && height) panels.push(new MaskPanel({ asset: current, player, onJob }));
     panels.push(new CutPanel({ asset: current, player, timeline, onJob }));
@@ -138,7 +144,7 @@ export function assetView(root, { id }) {
     stage.replaceChildren(player.el, timeline.el);
     ops.replaceChildren(...panels.map((p) => p.form), analysis.el, reprocessForm(current, onJob));
     analysis.latest();
-    workspace = { player, panels };
+    workspace = { player, panels, previews };
     return true;
   }
 
@@ -160,7 +166,11 @@ export function assetView(root, { id }) {
         ? `This asset is ${current.state}; the player and the operations appear once the file has been probed.`
         : "This asset has no probed media to show."));
     }
-    if (workspace) workspace.player.load(current.hls);
+    if (workspace) {
+      workspace.player.load(current.hls);
+      workspace.previews.load(current.storyboard);
+    }
+    downloads.update(current);
   }
 
   async function load() {
@@ -234,6 +244,7 @@ export function assetView(root, { id }) {
     h("div", { class: "asset-layout" }, stage, ops,
       h("div", { class: "asset-info" },
         h("section", { class: "card", "aria-labelledby": "info-heading" }, h("h2", { id: "info-heading" }, "About"), infoBody),
+        downloads.el,
         h("section", { class: "card", "aria-labelledby": "asset-jobs-heading" },
           h("h2", { id: "asset-jobs-heading" }, "Jobs"), jobs.el),
         h("section", { class: "card", "aria-labelledby": "derived-heading" },

@@ -2,7 +2,9 @@
 
 import { formatBytes, formatSeconds, h, shortId } from "./ui.js";
 
-export const PIPELINE = ["hls", "thumbnail"];
+export const PIPELINE = ["hls", "thumbnail", "mp4", "audio", "storyboard"];
+const STEP_NAMES = { hls: "HLS stream", thumbnail: "thumbnail", mp4: "MP4 download", audio: "audio download (M4A)",
+  storyboard: "storyboard (timeline previews)" };
 export const ACTIVE = new Set(["pending", "importing", "processing", "deleting"]);
 
 export function assetName(asset) {
@@ -37,7 +39,7 @@ export function pipelineFieldset(legend = "Then make") {
   const id = `pipeline-${Math.random().toString(36).slice(2, 8)}`;
   const boxes = PIPELINE.map((step) => {
     const box = h("input", { type: "checkbox", value: step, checked: true, id: `${id}-${step}` });
-    return { step, box, label: h("label", { class: "check", for: box.id }, box, ` ${step === "hls" ? "HLS stream" : "thumbnail"}`) };
+    return { step, box, label: h("label", { class: "check", for: box.id }, box, ` ${STEP_NAMES[step] || step}`) };
   });
   const error = h("p", { class: "field-error", id: `${id}-error`, hidden: true });
   const fieldset = h("fieldset", { class: "pipeline", id, dataset: { field: "pipeline" }, "aria-describedby": error.id },

@@ -33,8 +33,8 @@ export class Player {
     this.quality.control.addEventListener("change", () => {
       if (this.hls) this.hls.currentLevel = Number(this.quality.control.value);
     });
-    this.el = h("div", { class: "player" }, this.stage,
-      h("div", { class: "player-bar" }, this.quality.wrapper, this.captions.wrapper, this.playing), this.message);
+    this.bar = h("div", { class: "player-bar" }, this.quality.wrapper, this.captions.wrapper, this.playing);
+    this.el = h("div", { class: "player" }, this.stage, this.bar, this.message);
     // Safari's own HLS lists the master's subtitles as text tracks of the element.
     this.video.textTracks.addEventListener?.("addtrack", () => {
       if (!this.hls) this.subtitleChoices([...this.video.textTracks].filter((t) => /subtitles|captions/.test(t.kind)));
