@@ -15,6 +15,7 @@ MODULES = [
     "bench.smartrender",
     "bench.egress",
     "bench.clip",
+    "bench.outputs",
 ]
 
 for name in sys.argv[1:] or MODULES:
