@@ -22,5 +22,5 @@ def test_media_process_refuses_a_step_no_pipeline_has() -> None:
 
 
 def test_media_process_makes_the_whole_pipeline_unless_told_otherwise() -> None:
-    assert ProcessParams().pipeline == ["hls", "thumbnail"]
+    assert ProcessParams().pipeline == ["hls", "thumbnail", "mp4", "audio", "storyboard"]
     assert ProcessParams.model_validate({"pipeline": []}).pipeline == []
