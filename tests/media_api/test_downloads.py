@@ -154,3 +154,10 @@ def test_audio_only_and_silent_assets_offer_what_they_have(
     assert problem(refused, 409)["detail"].endswith("has no audio")
     refused = file_api.post(f"/api/v1/media/{song['id']}/downloads", json={"type": "mp4"})
     problem(refused, 409)
+    # Sound has no pictures to take: no images, no poster (409 without Retry-After: it will not change).
+    for answer in (
+        file_api.get(f"/api/v1/media/{song['id']}/images/thumbnail.jpg"),
+        file_api.put(f"/api/v1/media/{song['id']}/poster", json={"time": 1.0}),
+    ):
+        assert "no video" in problem(answer, 409)["detail"]
+        assert "retry-after" not in answer.headers
