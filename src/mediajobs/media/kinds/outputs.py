@@ -217,6 +217,13 @@ def render_image(ctx: JobContext, params: images.ImageParams) -> dict[str, Any]:
     key = f"{assets.prefix(media.id)}{params.path}"
     storage.put_file(key, out, content_type=content_type)
     size_bytes = out.stat().st_size
+    if not params.poster:
+        try:
+            current(ctx, params.version)
+        except PermanentError:
+            # A new version (or the deletion) came while this rendered: its cleanup may have run already.
+            storage.delete(key)
+            raise
     if params.poster:
         assert params.still is not None
         old = images.set_poster(ctx.db, media.id, params.path, params.still.time_ms / 1000)
