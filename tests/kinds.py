@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+import os
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -117,3 +120,27 @@ class SpawnParams(BaseModel):
 def spawn(ctx: JobContext, params: SpawnParams) -> str:
     """Start a follow-up job through `ctx.enqueue` and return its id."""
     return ctx.enqueue(params.kind, params.params)
+
+
+class JailProbeParams(BaseModel):
+    targets: dict[str, Any]
+    through_egress_guard: bool = False
+
+
+@job_kind("tests.jail_probe", params=JailProbeParams, queue="io")
+def jail_probe(ctx: JobContext, params: JailProbeParams) -> Any:
+    """Run tests.jail_probe's PROBE as the toolkit runs ffmpeg and ffprobe (no network), or as an import runs
+    yt-dlp (through the egress guard); the job's result is what the probe saw."""
+    from mediajobs.egress import egress_guard
+    from tests.jail_probe import PROBE
+
+    argv = [sys.executable, "-c", PROBE, json.dumps(params.targets)]
+    if not params.through_egress_guard:
+        done = process.run(argv, network=False, capture_stdout=True)
+    else:
+        with egress_guard(ctx.settings) as guard:
+            argv, env = guard.wrap(argv)
+            # The whole environment, as imports passed it before: the runner must keep only what is allowed.
+            env = {**os.environ, **env}
+            done = process.run(argv, env=env, network=guard.network, untrusted=True, capture_stdout=True)
+    return json.loads(done.stdout)

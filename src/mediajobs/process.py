@@ -21,10 +21,13 @@ from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass
+from pathlib import Path
 from typing import IO, Any, Protocol
 
+from mediajobs import sandbox
+from mediajobs.confine import Confinement
 from mediajobs.errors import JobCancelled, JobTimeout, ProcessFailed, ResourceLimit
-from mediajobs.sandbox import Limits, without_network
+from mediajobs.sandbox import Limits, Sandbox
 
 _PR_SET_PDEATHSIG = 1
 _prctl: Any
@@ -42,6 +45,8 @@ class CancelSignal(Protocol):
 current_cancel: ContextVar[CancelSignal | None] = ContextVar("current_cancel", default=None)
 # Likewise the resource limits every subprocess of a job runs under (the memory cap from the settings).
 current_limits: ContextVar[Limits | None] = ContextVar("current_limits", default=None)
+# And where its jailed children may look (the job's temp dir, and what to hide besides the shared dirs).
+current_sandbox: ContextVar[Sandbox | None] = ContextVar("current_sandbox", default=None)
 
 LineCallback = Callable[[str], None]
 
@@ -63,8 +68,9 @@ class Completed:
     stderr_tail: str
 
 
-def _child_setup(limits: Limits | None) -> Callable[[], None]:
+def _child_setup(limits: Limits | None, confinement: Confinement) -> Callable[[], None]:
     def setup() -> None:
+        confinement.enter()  # before the parent-death signal: a change of uid clears it
         if _prctl is not None:
             _prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
         if limits is not None:
@@ -117,31 +123,46 @@ def run(
     stderr_tail_lines: int = 40,
     grace_s: float = 0.5,
     limits: Limits | None = None,
-    network: bool = True,
+    network: bool | int = True,
+    untrusted: bool | None = None,
 ) -> Completed:
     """Run `args` (a list, never a shell string) to completion, killable at any moment.
 
     `limits` (merged with the job's `current_limits`) bound the child's memory and CPU time, and a child
-    stopped by one raises ResourceLimit whatever `check` says; with `network=False` it runs without any
-    network where the machine allows it (see `sandbox`).
+    stopped by one raises ResourceLimit whatever `check` says. `network=False` runs it without any network
+    where the machine allows it, an int enters that network namespace (the egress jail's); see `sandbox`.
+    An `untrusted` child (by default: any child without the host's network) parses strangers' input: its
+    environment is `sandbox.child_env` (of `env`, only proxy variables are kept) and, inside a job, it runs
+    as the sandbox uid with a minimal filesystem view where the worker is root.
     """
     argv = [str(a) for a in args]
     program = argv[0]
     cancel = cancel if cancel is not None else current_cancel.get()
     outer = current_limits.get()
     effective = limits.merged(outer) if limits is not None else outer
-    if not network:
-        argv = without_network(argv)
-    proc = subprocess.Popen(
-        argv,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        cwd=cwd,
-        env=env,
-        start_new_session=True,
-        preexec_fn=_child_setup(effective),
+    if untrusted is None:
+        untrusted = network is not True
+    env_path = (env or os.environ).get("PATH") or sandbox.DEFAULT_PATH
+    jail = current_sandbox.get()
+    confinement, workdir = sandbox.confinement(
+        network=network, untrusted=untrusted, sandbox=jail, program=program, env_path=env_path
     )
+    if untrusted:
+        env = sandbox.child_env(workdir or (Path(cwd) if cwd else None), env)
+    confinement.cwd = str(cwd) if cwd else None
+    try:
+        proc = subprocess.Popen(
+            argv,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            cwd=cwd,
+            env=env,
+            start_new_session=True,
+            preexec_fn=_child_setup(effective, confinement.prepare()),
+        )
+    except subprocess.SubprocessError as exc:  # raised in the child before exec: the confinement failed
+        raise ProcessFailed(f"{os.path.basename(program)} could not be confined: {exc}") from exc
     lines: queue.Queue[tuple[str, str | None]] = queue.Queue()
     assert proc.stdout is not None and proc.stderr is not None
     pumps = [
@@ -243,12 +264,17 @@ def last_words(stderr_tail: str, limit: int = 400) -> str:
 
 
 @contextlib.contextmanager
-def cancellable(cancel: CancelSignal | None, limits: Limits | None = None) -> Iterator[None]:
-    """Make `cancel` the signal, and `limits` the resource limits, every `run` inside the block obeys."""
+def cancellable(
+    cancel: CancelSignal | None, limits: Limits | None = None, jail: Sandbox | None = None
+) -> Iterator[None]:
+    """Make `cancel` the signal, `limits` the resource limits and `jail` the sandbox every `run` inside the
+    block obeys."""
     token = current_cancel.set(cancel)
     limits_token = current_limits.set(limits)
+    sandbox_token = current_sandbox.set(jail)
     try:
         yield
     finally:
+        current_sandbox.reset(sandbox_token)
         current_limits.reset(limits_token)
         current_cancel.reset(token)

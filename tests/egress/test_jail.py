@@ -1,14 +1,14 @@
 from __future__ import annotations
 
 import os
-import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
+from mediajobs import process
 from mediajobs.config import Settings
-from mediajobs.egress import egress_guard
+from mediajobs.egress import Guard, egress_guard
 from mediajobs.egress.policy import Policy, parse_networks
 from mediajobs.sandbox import netns_available
 from tests.egress.sites import Site
@@ -23,8 +23,10 @@ DIRECT = (
 )
 
 
-def _run(argv: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(argv, env={**os.environ, **env}, capture_output=True, text=True, timeout=30)
+def _run(argv: list[str], env: dict[str, str], guard: Guard | None = None) -> process.Completed:
+    """Run as imports run yt-dlp: through the guard's jail when there is one."""
+    network = guard.network if guard is not None else True
+    return process.run(argv, env=env, network=network, untrusted=True, check=False, capture_stdout=True)
 
 
 def test_a_tool_that_ignores_the_proxy_has_no_network_in_the_jail(tmp_path: Path, attacker: Site) -> None:
@@ -34,9 +36,9 @@ def test_a_tool_that_ignores_the_proxy_has_no_network_in_the_jail(tmp_path: Path
 
     with egress_guard(Settings(temp_dir=tmp_path), policy=POLICY) as guard:
         argv, env = guard.wrap(direct)
-        jailed = _run(argv, env)
+        jailed = _run(argv, env, guard)
 
-    assert jailed.returncode != 0 and "ConnectionRefusedError" in jailed.stderr
+    assert jailed.returncode != 0 and "ConnectionRefusedError" in jailed.stderr_tail
     assert attacker.connections == 1
 
 
@@ -46,17 +48,17 @@ def test_the_jail_reaches_the_proxy_and_passes_the_exit_code_on(
     public = attacker.add("/clip.mp4", b"video", "video/mp4")
     with egress_guard(Settings(temp_dir=tmp_path), policy=POLICY) as guard:
         argv, env = guard.wrap(["curl", "-sS", "-o", "-", "-w", " %{http_code}", public])
-        assert _run(argv, env).stdout == "video 200"
+        assert _run(argv, env, guard).stdout == "video 200"
         argv, env = guard.wrap(["curl", "-sS", "-w", "%{http_code}", internal.url("/latest/meta-data/iam")])
-        assert _run(argv, env).stdout.endswith("403")
+        assert _run(argv, env, guard).stdout.endswith("403")
         argv, env = guard.wrap([sys.executable, "-c", "raise SystemExit(7)"])
-        assert _run(argv, env).returncode == 7
+        assert _run(argv, env, guard).returncode == 7
     assert internal.connections == 0
 
 
 def test_jailed_children_run_with_nothing_between_them_and_their_parent(tmp_path: Path) -> None:
     with egress_guard(Settings(temp_dir=tmp_path), policy=POLICY) as guard:
         argv, env = guard.wrap([sys.executable, "-c", "import os; print(os.getppid())"])
-        jailed = _run(argv, env)
+        jailed = _run(argv, env, guard)
     # No relay process in the jail: the command is the runner's own child, and talks to the proxy itself.
     assert jailed.stdout.strip() == str(os.getpid())

@@ -6,7 +6,7 @@ import contextlib
 from collections.abc import Iterator, Sequence
 
 from mediajobs.config import Settings
-from mediajobs.egress.jail import Jail, jail_available
+from mediajobs.egress.jail import Jail
 from mediajobs.egress.policy import Policy
 from mediajobs.egress.proxy import EgressProxy, Resolver, system_resolver
 from mediajobs.errors import (
@@ -44,15 +44,21 @@ class Guard:
         return list(self._proxy.refused)
 
     def wrap(self, argv: Sequence[str]) -> tuple[list[str], dict[str, str]]:
-        """`argv` to run a child through the proxy, and the environment variables to add for it."""
+        """`argv` to run a child through the proxy, and the environment variables to add for it.
+
+        Run it with `process.run(argv, env=env, network=guard.network, untrusted=True)`.
+        """
         env = dict.fromkeys(PROXY_VARIABLES, self.proxy_url) | {"no_proxy": "", "NO_PROXY": ""}
-        if not self.jail:
-            return list(argv), env
-        if self._jail is None:
+        if self.jail and self._jail is None:
             # Made on first use (webhook deliveries never need one); every child of this guard shares it.
             self._jail = Jail.make(self._proxy.port)
             self._proxy.serve(self._jail.listener)
-        return self._jail.argv(argv), env
+        return list(argv), env
+
+    @property
+    def network(self) -> bool | int:
+        """The `network` of `process.run` for wrapped children: the jail's namespace, or the host's."""
+        return self._jail.namespace_fd if self._jail is not None else True
 
     def close(self) -> None:
         """Let the jail's namespace go (the proxy has stopped answering in it)."""
@@ -92,7 +98,7 @@ def egress_guard(
     """
     proxy = EgressProxy(policy or Policy.from_settings(settings), resolver=resolver)
     if jail is None:
-        jail = netns_available() and jail_available()
+        jail = netns_available()
     proxy.start()
     guard = Guard(proxy, jail=jail)
     try:

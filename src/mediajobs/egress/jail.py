@@ -2,16 +2,16 @@
 
     jail = Jail.make(port)            # in the worker: a fresh namespace with a listener on 127.0.0.1:port
     proxy.serve(jail.listener)        # the proxy answers there directly
-    jail.argv(["yt-dlp", ...])        # nsenter --net=/proc/WORKER/fd/N -- yt-dlp ...
+    process.run(["yt-dlp", ...], network=jail.namespace_fd)   # the child enters it before exec
 
 unshare(2) with CLONE_NEWNET moves only the calling thread, so a short-lived thread of the worker makes the
 namespace: it brings the namespace's loopback up, opens a listening socket on 127.0.0.1:port there and a
 handle on the namespace, and ends. A socket stays in the namespace it was made in whoever holds it, so the
 proxy's event loop accepts the jailed children's connections itself: no relay process, no second copy of
 every byte.
-Children enter with `nsenter`, which execs the command in place (no interpreter starts; the pid, process group
-and parent-death signal are the command's own). Inside there is nothing but that loopback: a tool that
-ignores the proxy settings finds no route anywhere.
+Children enter it between fork and exec (setns on the handle, see `mediajobs.confine`), so the command is the
+runner's own child (no helper process; the pid, process group and parent-death signal are the command's own).
+Inside there is nothing but that loopback: a tool that ignores the proxy settings finds no route anywhere.
 """
 
 from __future__ import annotations
@@ -20,11 +20,9 @@ import contextlib
 import ctypes
 import fcntl
 import os
-import shutil
 import socket
 import struct
 import threading
-from collections.abc import Sequence
 from dataclasses import dataclass
 
 _CLONE_NEWNET = 0x40000000
@@ -82,20 +80,8 @@ class Jail:
             raise made[0]
         return made[0]
 
-    def argv(self, command: Sequence[str]) -> list[str]:
-        """`command` run inside the namespace."""
-        # /proc/PID/fd/N names the namespace for as long as the worker holds the handle; children do not
-        # inherit the descriptor itself (the runner closes them), and need not.
-        nsenter = shutil.which("nsenter") or "nsenter"
-        return [nsenter, f"--net=/proc/{os.getpid()}/fd/{self.namespace_fd}", "--", *command]
-
     def close(self) -> None:
         """Let the namespace go (the kernel frees it once the last process in it has ended)."""
         self.listener.close()
         with contextlib.suppress(OSError):
             os.close(self.namespace_fd)
-
-
-def jail_available() -> bool:
-    """Whether `nsenter` is here to put children into a jail (namespaces themselves: `sandbox`)."""
-    return shutil.which("nsenter") is not None

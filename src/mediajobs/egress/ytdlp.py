@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import mimetypes
-import os
 import re
 import sys
 import time
@@ -126,7 +125,9 @@ def download(
             cancel=watch,
             check=False,
             cwd=dest_dir,
-            env={**os.environ, **env},
+            env=env,
+            network=guard.network if guard is not None else True,
+            untrusted=True,
         )
         # What the proxy saw outranks what yt-dlp makes of it: a refused key or fragment is the cause.
         if guard is not None and (refused := guard.failure()) is not None:

@@ -17,7 +17,9 @@ import socket
 import struct
 import threading
 import time
+from pathlib import Path
 from typing import Any
+from urllib.parse import unquote, urlsplit
 
 from billiard.exceptions import SoftTimeLimitExceeded
 from billiard.process import current_process
@@ -35,7 +37,7 @@ from mediajobs.jobs.context import JobContext, Watcher
 from mediajobs.jobs.hooks import Services
 from mediajobs.jobs.registry import Kind, registry
 from mediajobs.nodes import STORAGE_PROBLEMS, report_storage_error
-from mediajobs.sandbox import Limits
+from mediajobs.sandbox import Limits, Sandbox
 
 log = logging.getLogger(__name__)
 
@@ -191,6 +193,16 @@ def run(services: Services, job_id: str, attempt: int) -> None:
         _current = None
 
 
+def job_sandbox(ctx: JobContext) -> Sandbox:
+    """What the job's jailed children see of the machine: its temp dir, nothing of this deployment's files."""
+    settings = ctx.settings
+    hidden = [settings.data_dir, settings.effective_temp_dir]
+    storage = urlsplit(settings.effective_storage_url)
+    if storage.scheme == "file":
+        hidden.append(Path(unquote(storage.path)))
+    return Sandbox(workdir=lambda: ctx.temp_dir, hidden=tuple(hidden))
+
+
 def _execute(ctx: JobContext, job: Job) -> tuple[str, Any, MediajobsError | None]:
     """Run the handler; returns (state, result, error) without touching the row."""
     try:
@@ -211,7 +223,7 @@ def _execute(ctx: JobContext, job: Job) -> tuple[str, Any, MediajobsError | None
                 f"stored params are invalid: {exc.errors()[0]['msg']}", code="invalid_params"
             ) from exc
         limits = Limits(memory_bytes=ctx.settings.child_memory_bytes or None)
-        with process.cancellable(ctx.cancel_event, limits):
+        with process.cancellable(ctx.cancel_event, limits, job_sandbox(ctx)):
             result = kind.handler(ctx, params)
         if ctx.cancel_event.is_set():
             return states.CANCELLED, None, JobCancelled("cancelled by request; its work has stopped")
