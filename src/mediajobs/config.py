@@ -179,6 +179,21 @@ class Settings(BaseSettings):
     def effective_ffmpeg_threads(self) -> int:
         return self.ffmpeg_threads or max(1, self.cores // self.effective_cpu_concurrency)
 
+    def example_secrets(self) -> list[str]:
+        """The variables still holding an example secret (`change-me…`, as in deploy/.env.example)."""
+        found = ["MEDIAJOBS_API_KEYS"] if any(k.startswith(EXAMPLE_SECRET) for k in self.api_key_list) else []
+        for name, url in (
+            ("MEDIAJOBS_DATABASE_URL", self.database_url),
+            ("MEDIAJOBS_BROKER_URL", self.broker_url),
+        ):
+            try:
+                password = urlsplit(url).password
+            except ValueError:
+                continue
+            if password and unquote(password).startswith(EXAMPLE_SECRET):
+                found.append(name)
+        return found
+
     def masked(self) -> dict[str, str]:
         """The effective configuration with secrets hidden, for `doctor` and logs."""
         shown = {
@@ -216,6 +231,10 @@ def _read_text(path: Path) -> str:
         return path.read_text().strip()
     except OSError:  # missing (`up` never ran here) or not ours to read: connecting then says why
         return ""
+
+
+# How deploy/.env.example's secrets begin: a process that finds one refuses to start.
+EXAMPLE_SECRET = "change-me"
 
 
 def redis_py_url(url: str) -> str:

@@ -11,7 +11,7 @@ import logging
 
 import click
 
-from mediajobs.config import Settings, get_settings
+from mediajobs.config import EXAMPLE_SECRET, Settings, get_settings
 
 INSECURE_HELP = (
     "listen on a non-loopback address without MEDIAJOBS_API_KEYS (something in front must authenticate)"
@@ -43,6 +43,16 @@ def refuse_open_bind(settings: Settings, host: str, insecure_no_auth: bool) -> N
     )
 
 
+def refuse_example_secrets(settings: Settings) -> None:
+    """Exit non-zero, before anything starts, while a secret still has deploy/.env.example's value."""
+    if names := settings.example_secrets():
+        raise click.ClickException(
+            f"refusing to start: {', '.join(names)} still holds an example secret (it starts with "
+            f"{EXAMPLE_SECRET!r}, as in deploy/.env.example). Replace it with a secret of your own, e.g. "
+            "the output of `python -c 'import secrets; print(secrets.token_urlsafe(32))'`."
+        )
+
+
 @click.command()
 @click.option("--insecure-no-auth", is_flag=True, help=INSECURE_HELP)
 def up(insecure_no_auth: bool) -> None:
@@ -51,6 +61,7 @@ def up(insecure_no_auth: bool) -> None:
 
     settings = get_settings()
     refuse_open_bind(settings, settings.host, insecure_no_auth)
+    refuse_example_secrets(settings)
     _logging()
     raise SystemExit(Supervisor(settings, insecure_no_auth=insecure_no_auth).run())
 
@@ -72,6 +83,7 @@ def api(host: str | None, port: int | None, no_migrate: bool, insecure_no_auth: 
     # The app answers to the Host it listens on, so it is built with the address given here.
     settings = settings.model_copy(update={"host": host or settings.host, "port": port or settings.port})
     refuse_open_bind(settings, settings.host, insecure_no_auth)
+    refuse_example_secrets(settings)
     _logging()
     if not no_migrate:
         migrate(get_db(settings.effective_database_url))
@@ -100,8 +112,9 @@ def worker(queues: str, concurrency: int | None, loglevel: str, no_migrate: bool
     """Run a Celery worker consuming QUEUES."""
     from mediajobs.worker.main import parse_queues, run_worker
 
-    _logging(loglevel)
     settings = get_settings()
+    refuse_example_secrets(settings)
+    _logging(loglevel)
     try:
         names = parse_queues(queues)
     except ValueError as exc:
