@@ -10,7 +10,11 @@ run here, so they are replaced by local programs:
 - `redis` runs its command as written, with the local redis-server;
 - `minio/minio` is moto's S3 server on port 9000 (MinIO cannot be downloaded here), checked by an S3
   request instead of its `mc ready` healthcheck;
-- `minio/mc` is tests/hosts/standin_mc.py, which understands the `mb` command and MC_HOST_<alias>.
+- `minio/mc` runs its entrypoint and command as written with `mc` being tests/hosts/standin_mc.py, which
+  understands `mb`, the `admin` commands that make a user and a policy (recorded, since moto's S3 server has
+  no MinIO admin API) and MC_HOST_<alias>.
+
+Secrets a service is granted are files in `/run/secrets` of its host, as in a container.
 
 Volumes, ports and restart policies are not modelled: each host keeps its files in its own directory.
 """
@@ -193,6 +197,11 @@ class ComposeStack:
         host = self.host(service.name)
         env = base_env(**service.environment)
         env["PATH"] = f"{VENV_BIN}:{env.get('PATH', '/usr/bin:/bin')}"
+        if service.secrets:
+            host.secrets = host.root / "secrets"
+            host.secrets.mkdir(mode=0o700, exist_ok=True)
+            for name, value in service.secrets.items():
+                (host.secrets / name).write_text(value)
         health: Probe | None = None
         if service.healthcheck is not None:
             health = CommandProbe(host, service.healthcheck, env, self._program)
@@ -212,14 +221,22 @@ class ComposeStack:
             assert postgres.proc is not None
             proc = postgres.proc
         elif service.repository == "redis":
-            proc = Proc(host, service.name, service.command or ["redis-server"], env)
+            proc = Proc(host, service.name, [*service.entrypoint, *service.command] or ["redis-server"], env)
         elif service.repository == "minio/minio":
             moto = [str(VENV_BIN / "moto_server"), "-H", "0.0.0.0", "-p", "9000"]
             proc = Proc(host, service.name, moto, env)
             # `mc ready local` has no mc to run here: an S3 request to the stand-in takes its place.
             health = HttpProbe(f"http://{host.address}:9000/")
         elif service.repository == "minio/mc":
-            proc = Proc(host, service.name, [sys.executable, str(STANDIN_MC), *service.command], env)
+            if service.entrypoint:  # a script calling mc: the stand-in is `mc` on its PATH
+                tools = host.root / "bin"
+                tools.mkdir(exist_ok=True)
+                (tools / "mc").write_text(f'#!/bin/sh\nexec {sys.executable} {STANDIN_MC} "$@"\n')
+                (tools / "mc").chmod(0o755)
+                env["PATH"] = f"{tools}:{env['PATH']}"
+                proc = Proc(host, service.name, [*service.entrypoint, *service.command], env)
+            else:
+                proc = Proc(host, service.name, [sys.executable, str(STANDIN_MC), *service.command], env)
         else:
             raise ComposeError(f"{service.name}: no stand-in for the image {service.image}")
         self.procs[service.name] = proc

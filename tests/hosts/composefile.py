@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 import shlex
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -122,6 +122,11 @@ class Service:
     environment: dict[str, str]
     depends_on: dict[str, str]
     healthcheck: Healthcheck | None
+    entrypoint: list[str] = field(default_factory=list)
+    # Each secret granted to the service, by name, with its value (compose mounts it at /run/secrets/NAME).
+    secrets: dict[str, str] = field(default_factory=dict)
+    # Published ports as written ("127.0.0.1:5555:5555").
+    ports: list[str] = field(default_factory=list)
 
     @property
     def repository(self) -> str:
@@ -135,9 +140,35 @@ class Service:
         return name
 
 
+def _argv(value: Any) -> list[str]:
+    if not value:
+        return []
+    return shlex.split(value) if isinstance(value, str) else [str(c) for c in value]
+
+
+def _secrets(document: dict[str, Any], granted: list[Any], variables: Mapping[str, str]) -> dict[str, str]:
+    """Granted secrets' values: `environment: VAR` (from the variables, as compose reads .env) or `file:`."""
+    values = {}
+    for item in granted:
+        name = item if isinstance(item, str) else item["source"]
+        source = (document.get("secrets") or {}).get(name)
+        if source is None:
+            raise ComposeError(f"secret {name} is not defined at the top level")
+        if "environment" in source:
+            if source["environment"] not in variables:
+                raise ComposeError(f"secret {name}: variable {source['environment']} is not set")
+            values[name] = variables[source["environment"]]
+        elif "file" in source:
+            values[name] = (COMPOSE_FILE.parent / source["file"]).read_text()
+        else:
+            raise ComposeError(f"secret {name}: only `environment` and `file` sources are modelled")
+    return values
+
+
 def load(path: Path = COMPOSE_FILE, variables: Mapping[str, str] | None = None) -> dict[str, Service]:
     """The services of a compose file, interpolated (merge keys and anchors resolved by the YAML loader)."""
-    document = interpolate(yaml.safe_load(path.read_text()), variables or {})
+    variables = variables or {}
+    document = interpolate(yaml.safe_load(path.read_text()), variables)
     services = {}
     for name, raw in document["services"].items():
         command = raw.get("command") or []
@@ -155,6 +186,9 @@ def load(path: Path = COMPOSE_FILE, variables: Mapping[str, str] | None = None) 
             environment={k: "" if v is None else str(v) for k, v in environment.items()},
             depends_on={d: (c or {}).get("condition", "service_started") for d, c in depends.items()},
             healthcheck=Healthcheck.parse(raw["healthcheck"]) if raw.get("healthcheck") else None,
+            entrypoint=_argv(raw.get("entrypoint")),
+            secrets=_secrets(document, raw.get("secrets") or [], variables),
+            ports=[str(p) for p in raw.get("ports") or []],
         )
     for service in services.values():
         for dependency, condition in service.depends_on.items():

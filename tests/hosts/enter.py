@@ -8,6 +8,8 @@ left to make a host of it, done here before exec so the command itself runs unch
 - its hostname (a UTS namespace of its own: job rows and Celery name workers by hostname);
 - its filesystem view: the other hosts' directories are hidden under empty read-only tmpfs mounts and its own
   temp directory is bind-mounted over `/tmp`, so a path written on one host does not exist on another;
+- its compose secrets: a directory bound read-only at `/run/secrets` (over an empty `/run`), as a container
+  sees them;
 - optionally the CPUs it may run on.
 
 A standalone script (no imports from the test suite), run with `python -I` to start fast.
@@ -22,7 +24,7 @@ import socket
 import sys
 
 CLONE_NEWUTS = 0x04000000
-MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC, MS_BIND, MS_REC = 1, 2, 4, 8, 4096, 16384
+MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC, MS_REMOUNT, MS_BIND, MS_REC = 1, 2, 4, 8, 32, 4096, 16384
 
 _libc = ctypes.CDLL(None, use_errno=True)
 
@@ -55,6 +57,7 @@ def main(argv: list[str]) -> None:
     parser.add_argument(
         "--keep", action="append", default=[], help="directory under /tmp to keep (repeatable)"
     )
+    parser.add_argument("--secrets", help="directory bound read-only at /run/secrets")
     parser.add_argument("--cpus", help="CPU list, e.g. 0 or 0,1")
     parser.add_argument("--cwd")
     parser.add_argument("command", nargs=argparse.REMAINDER)
@@ -81,6 +84,11 @@ def main(argv: list[str]) -> None:
             os.makedirs(path, exist_ok=True)
             mount(f"/proc/self/fd/{fd}", path, None, MS_BIND | MS_REC)
             os.close(fd)
+    if options.secrets:
+        mount("none", "/run", "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, "size=64k,mode=0755")
+        os.mkdir("/run/secrets")
+        mount(options.secrets, "/run/secrets", None, MS_BIND)
+        mount("none", "/run/secrets", None, MS_BIND | MS_REMOUNT | MS_RDONLY)
     if options.cpus:
         os.sched_setaffinity(0, {int(c) for c in options.cpus.split(",")})
     if options.cwd:

@@ -60,6 +60,8 @@ class Host:
         # shared memory in /dev/shm a SIGKILL would leave behind).
         self.on_destroy: list[Callable[[], None]] = []
         self.mac = ""
+        # Compose secrets: bound at /run/secrets in every process of the host (see enter.py).
+        self.secrets: Path | None = None
 
     def _build(self) -> None:
         for directory in (self.root, self.data):
@@ -103,6 +105,8 @@ class Host:
             launcher += ["--cgroup", f"/proc/{os.getpid()}/root{self.cgroup}"]
         if cpus:
             launcher += ["--cpus", cpus]
+        if self.secrets is not None:
+            launcher += ["--secrets", str(self.secrets)]
         for other in self.network.hidden_from(self):
             launcher += ["--hide", str(other)]
         for shared in (REPO, Path(sys.prefix).resolve(), Path(sys.base_prefix).resolve()):
