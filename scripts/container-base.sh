@@ -7,13 +7,16 @@
 # tests/test_container.py runs it when the image is missing, then builds and runs deploy/Dockerfile as below.
 #   podman --runtime runc --cgroup-manager=cgroupfs build --env PIP_CERT=/etc/ssl/certs/ca-certificates.crt \
 #     -v /etc/ssl/certs/ca-certificates.crt:/etc/ssl/certs/ca-certificates.crt:ro -f deploy/Dockerfile -t mediajobs .
-#   podman --runtime runc --cgroup-manager=cgroupfs run --rm --network=none mediajobs mediajobs --help
+#   podman --runtime runc --cgroup-manager=cgroupfs run --rm --network=none \
+#     --ulimit nofile=20000:20000 --ulimit nproc=4096:4096 mediajobs mediajobs --help
 #
 # The stand-in is Debian bookworm (minbase) with Debian's Python 3.11, pip and venv, `python`/`pip` on
 # /usr/local/bin as in the official image, and pip allowed to install system-wide (as the official image does).
 # It differs from the official image in Python's build (Debian's 3.11.2, not a source build in /usr/local).
 # The flags above are what this kind of machine needs: crun cannot run here (hybrid cgroups), runc with
-# cgroupfs can; the machine's TLS interception needs its CA bundle inside the build for pip.
+# cgroupfs can; the machine's TLS interception needs its CA bundle inside the build for pip; root here lacks
+# CAP_SYS_RESOURCE, so podman's default rlimits (above ours) make runc fail ("error setting rlimit type 6"):
+# `run` needs --ulimit values within the caller's (`ulimit -Hn`).
 set -euo pipefail
 TAG=${1:-docker.io/library/python:3.11-slim-bookworm}
 command -v podman >/dev/null && command -v debootstrap >/dev/null && command -v runc >/dev/null || {

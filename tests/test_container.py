@@ -15,23 +15,31 @@ It prints how long the base image and the build took (a build with every layer c
 from __future__ import annotations
 
 import os
+import resource
 import subprocess
 import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 
 from tests.servers import REPO, PostgresServer, RedisServer, Stack, base_env, wait_for
-from tests.storage.moto_server import AWS_ENV, create_bucket
+from tests.storage.moto_server import AWS_ENV, create_bucket, moto_endpoint
+
+__all__ = ["moto_endpoint"]  # the S3 server fixture, used here
 
 BASE_IMAGE = "docker.io/library/python:3.11-slim-bookworm"
 IMAGE = "localhost/mediajobs-test:latest"
 CA_BUNDLE = "/etc/ssl/certs/ca-certificates.crt"
 # What this kind of machine needs (scripts/container-base.sh): runc with cgroupfs, as crun cannot run here.
 PODMAN = ["podman", "--runtime", "runc", "--cgroup-manager=cgroupfs"]
+# podman's default rlimits are above what a process without CAP_SYS_RESOURCE (this machine's root) may set:
+# runc then fails with "error setting rlimit type 6/7". Limits within ours, and ample for a worker.
+_NOFILE = min(resource.getrlimit(resource.RLIMIT_NOFILE)[1], 65536)
+RUN = ["--ulimit", f"nofile={_NOFILE}:{_NOFILE}", "--ulimit", "nproc=4096:4096"]
 # How a build that could not reach a package mirror or PyPI says so.
 OFFLINE = (
     "Temporary failure in name resolution",
@@ -103,11 +111,14 @@ def servers_env(
 
 @pytest.fixture
 def container_worker(image: str, servers_env: dict[str, str]) -> Iterator[str]:
-    """`mediajobs worker` in the container, on the host's network; its name."""
+    """`mediajobs worker` in the container, on the host's network, run as deploy/compose.yaml's jailing recipe
+    says (root, CAP_SYS_ADMIN, the engine's default seccomp profile); its name."""
     name = f"mediajobs-test-worker-{os.getpid()}"
     podman("rm", "-f", name, check=False)
     env = [arg for key, value in servers_env.items() for arg in ("-e", f"{key}={value}")]
-    podman("run", "-d", "--name", name, "--network=host", *env, image, "mediajobs", "worker", "-c", "1")
+    jailing = ["--user", "root", "--cap-add", "SYS_ADMIN"]
+    worker = ["mediajobs", "worker", "-c", "1"]
+    podman("run", "-d", "--name", name, "--network=host", *RUN, *jailing, *env, image, *worker)
     try:
 
         def ready() -> bool:
@@ -123,38 +134,83 @@ def container_worker(image: str, servers_env: dict[str, str]) -> Iterator[str]:
 
 
 def test_the_image_runs_mediajobs(image: str) -> None:
-    done = podman("run", "--rm", "--network=none", image, "mediajobs", "--help")
+    done = podman("run", "--rm", "--network=none", *RUN, image, "mediajobs", "--help")
     assert "worker" in done.stdout and "doctor" in done.stdout, done.stdout
-    user = podman("run", "--rm", "--network=none", image, "id", "-u").stdout.strip()
+    user = podman("run", "--rm", "--network=none", *RUN, image, "id", "-u").stdout.strip()
     assert user == "10001"
 
 
-def test_a_worker_in_the_container_runs_a_job_and_doctor_passes(
+def test_a_worker_in_the_container_runs_jobs_jailed_and_doctor_passes(
     image: str,
     container_worker: str,
     servers_env: dict[str, str],
     tmp_path: Path,
 ) -> None:
+    # What the recipe gives the worker's children in this engine: namespaces, mounts, Landlock.
+    levels = podman(
+        "exec",
+        container_worker,
+        "python",
+        "-c",
+        "from mediajobs import confine, sandbox; "
+        "print(sandbox.netns_available(), sandbox.mounts_available(), confine.landlock_abi() > 0)",
+    )
+    assert levels.stdout.split() == ["True", "True", "True"], levels.stdout
+    clip = tmp_path / "clip.mp4"
+    make = [
+        "ffmpeg",
+        "-v",
+        "error",
+        "-f",
+        "lavfi",
+        "-i",
+        "testsrc2=d=2:s=320x240:r=25",
+        "-pix_fmt",
+        "yuv420p",
+    ]
+    subprocess.run([*make, str(clip)], check=True, timeout=60)
     stack = Stack(tmp_path, base_env(**servers_env))
     stack.start_api()
     try:
         headers = {"Authorization": f"Bearer {servers_env['MEDIAJOBS_API_KEYS']}"}
-        with httpx.Client(base_url=stack.api_url, headers=headers, timeout=10) as api:
+        with httpx.Client(base_url=stack.api_url, headers=headers, timeout=30) as api:
             job = api.post("/api/v1/jobs", json={"kind": "test.add", "params": {"x": 2, "y": 3}}).json()
-
-            def ended() -> dict[str, object] | None:
-                current: dict[str, object] = api.get(f"/api/v1/jobs/{job['id']}").json()
-                return current if current["state"] in ("succeeded", "failed") else None
-
-            done = wait_for(ended, timeout_s=120, message="the container's worker to run the job")
-        assert done["state"] == "succeeded" and done["result"] == 5, done
+            done: Any = wait_for(
+                lambda: _ended(api, f"/api/v1/jobs/{job['id']}"), timeout_s=120, message="test.add"
+            )
+            assert done["state"] == "succeeded" and done["result"] == 5, done
+            # A media job: ffprobe and ffmpeg run jailed by the container's worker.
+            created = api.post(
+                "/api/v1/media/uploads", content=clip.read_bytes(), headers={"content-type": "video/mp4"}
+            )
+            assert created.status_code in (201, 202), created.text
+            media: Any = wait_for(
+                lambda: _ended(api, f"/api/v1/media/{created.json()['media']['id']}"),
+                timeout_s=180,
+                message="the upload to be processed in the container",
+            )
+            assert media["state"] == "ready", media
 
         env = [arg for key, value in servers_env.items() for arg in ("-e", f"{key}={value}")]
         doctor = podman(
-            "run", "--rm", "--network=host", *env, image, "mediajobs", "doctor", timeout_s=180, check=False
+            "run",
+            "--rm",
+            "--network=host",
+            *RUN,
+            *env,
+            image,
+            "mediajobs",
+            "doctor",
+            timeout_s=180,
+            check=False,
         )
         assert doctor.returncode == 0, doctor.stdout + doctor.stderr
-        for check in ("database", "broker", "storage", "ffmpeg", "yt-dlp"):
+        for check in ("database", "broker", "storage", "ffmpeg", "yt-dlp", "queues"):
             assert check in doctor.stdout, doctor.stdout
     finally:
         stack.stop()
+
+
+def _ended(api: httpx.Client, path: str) -> dict[str, Any] | None:
+    current: dict[str, Any] = api.get(path).json()
+    return current if current["state"] in ("succeeded", "failed", "cancelled", "ready") else None

@@ -22,6 +22,7 @@ import os
 import struct
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 
 # nobody/nogroup: present on every Debian and in the image; it owns no files a job could use.
@@ -93,6 +94,7 @@ def _mount(source: str | None, target: str, fstype: str | None, flags: int, data
     )
 
 
+@lru_cache(maxsize=1)
 def landlock_abi() -> int:
     """The Landlock ABI version this kernel offers (0: none)."""
     if _libc is None:
