@@ -57,7 +57,8 @@ class Settings(BaseSettings):
     # When set, /metrics is served on this port (loopback) instead of behind the API token.
     metrics_port: int = 0
     max_upload_bytes: int = 10 * 1024**3
-    api_url: str = "http://127.0.0.1:8000"
+    # Where the CLI (and URLs handed out: webhooks, the bucket CORS check) find the API; unset: HOST:PORT.
+    api_url: str = ""
     # The CLI's bearer token; when unset it uses the first of `api_keys`.
     api_key: str = ""
     # 0: the managed Redis listens on a unix socket in the data dir (or a free loopback port when that path
@@ -144,6 +145,23 @@ class Settings(BaseSettings):
         return redis_py_url(self.effective_broker_url)
 
     @property
+    def effective_api_url(self) -> str:
+        """`MEDIAJOBS_API_URL`, or the API this machine's `MEDIAJOBS_HOST`/`MEDIAJOBS_PORT` make it listen on.
+
+        A wildcard host (`0.0.0.0`, `::`) listens on every address, loopback included: the CLI calls loopback.
+        """
+        if self.api_url.strip():
+            return self.api_url.strip()
+        host = self.host.strip().strip("[]") or "127.0.0.1"
+        host = {"0.0.0.0": "127.0.0.1", "::": "::1", "*": "127.0.0.1"}.get(host, host)
+        return f"http://[{host}]:{self.port}" if ":" in host else f"http://{host}:{self.port}"
+
+    @property
+    def cli_token(self) -> str:
+        """The CLI's bearer token: `MEDIAJOBS_API_KEY`, else the first of `MEDIAJOBS_API_KEYS`."""
+        return self.api_key or next(iter(self.api_key_list), "")
+
+    @property
     def api_key_list(self) -> list[str]:
         """The API keys in the order given (the first signs playback tokens)."""
         return [k.strip() for k in self.api_keys.split(",") if k.strip()]
@@ -214,7 +232,7 @@ class Settings(BaseSettings):
             "max_duration_s": f"{self.max_duration_s:g}",
             "max_pixels": str(self.max_pixels),
             "max_upload_bytes": str(self.max_upload_bytes),
-            "api_url": mask_url(self.api_url),
+            "api_url": mask_url(self.effective_api_url),
             "kind_modules": self.kind_modules or "(none)",
             "cpu_concurrency": str(self.effective_cpu_concurrency),
             "io_concurrency": str(self.effective_io_concurrency),

@@ -7,6 +7,7 @@ import socket
 import sys
 from collections.abc import Callable
 
+import httpx
 import redis
 
 from mediajobs import bootstrap, process
@@ -52,6 +53,32 @@ def check_storage(settings: Settings) -> str:
     storage = for_process(settings)
     storage.check()
     return f"{storage.describe()} writable"
+
+
+def check_api(settings: Settings) -> str:
+    """The API answers where the CLI will call it, and takes the CLI's key."""
+    url = settings.effective_api_url.rstrip("/")
+    where = "MEDIAJOBS_API_URL" if settings.api_url.strip() else "MEDIAJOBS_HOST and MEDIAJOBS_PORT"
+    headers = {"Authorization": f"Bearer {settings.cli_token}"} if settings.cli_token else {}
+    try:
+        with httpx.Client(base_url=url, timeout=5.0, trust_env=False, headers=headers) as client:
+            health = client.get("/healthz")
+            jobs = client.get("/api/v1/jobs", params={"limit": 1}) if health.status_code == 200 else None
+    except httpx.HTTPError as exc:
+        raise RuntimeError(
+            f"no API answers at {url} (from {where}): {type(exc).__name__}; start it (`mediajobs up` or "
+            "`mediajobs api`) or point MEDIAJOBS_API_URL at it"
+        ) from None
+    if jobs is None:
+        raise RuntimeError(f"{url}/healthz answered {health.status_code} (from {where}): is that mediajobs?")
+    if jobs.status_code == 401:
+        raise RuntimeError(
+            f"the API at {url} refuses the CLI's key: set MEDIAJOBS_API_KEY (or MEDIAJOBS_API_KEYS) "
+            "to one it takes"
+        )
+    if jobs.status_code != 200:
+        raise RuntimeError(f"the API at {url} answered {jobs.status_code} to GET /api/v1/jobs")
+    return f"answers at {url} (from {where})"
 
 
 def tool_version(argv: list[str]) -> str:
@@ -129,6 +156,7 @@ def check_nodes(settings: Settings) -> str:
 
 
 CHECKS: list[Check] = [
+    ("api", check_api),
     ("database", check_database),
     ("broker", check_broker),
     ("storage", check_storage),

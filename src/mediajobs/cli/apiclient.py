@@ -117,10 +117,8 @@ class ApiClient:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> ApiClient:
-        """An explicit `MEDIAJOBS_API_KEY` wins; otherwise the first of `MEDIAJOBS_API_KEYS`."""
-        keys = [key.strip() for key in settings.api_keys.split(",") if key.strip()]
-        token = settings.api_key or (keys[0] if keys else "")
-        return cls(settings.api_url, token=token)
+        """`MEDIAJOBS_API_URL` (or HOST:PORT) with the CLI's token (`Settings.cli_token`)."""
+        return cls(settings.effective_api_url, token=settings.cli_token)
 
     def __enter__(self) -> ApiClient:
         return self

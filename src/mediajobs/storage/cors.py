@@ -68,7 +68,7 @@ def check_playback(settings: Settings) -> str:
     if settings.s3_redirect != "all":
         mode = settings.s3_redirect
         return f"the API streams HLS (MEDIAJOBS_S3_REDIRECT={mode}): the bucket needs no CORS rules"
-    origin = origin_of(settings.api_url)
+    origin = origin_of(settings.effective_api_url)
     rules = storage.cors_rules()
     problems = gaps(rules, origin) if rules else [f"{storage.describe()} has no CORS rules"]
     if problems:

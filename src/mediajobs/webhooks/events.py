@@ -114,7 +114,7 @@ def media_json(services: Services, media: Media) -> dict[str, Any]:
     return schemas.public(
         media,
         jobs=assets.job_ids(services.db, media.id),
-        base_url=settings.api_url,
+        base_url=settings.effective_api_url,
         token=token,
         captions=captions.tracks(services.db, media.id),
     )
