@@ -49,3 +49,33 @@ def test_operation_jobs_recorded_before_the_upgrade_still_validate_after_it(
     command.downgrade(alembic_config(db), "0005")
     with db.read() as session:
         assert {job.kind: job.params for job in session.query(Job)} == old_params
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_assets_recorded_before_titles_get_one_from_their_file_page_or_url(
+    backend: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    db = get_db(database_url(backend, tmp_path, request))
+    command.upgrade(alembic_config(db), "0008")
+    recorded = {
+        "upload": ({"type": "upload", "filename": "holiday.mp4"}, {"filename": "holiday.mp4"}),
+        "import": ({"type": "url", "url": "https://x.example/a.mp4", "title": "Big Buck Bunny"}, None),
+        "pending": ({"type": "url", "url": "https://x.example/talks/Keynote%201.webm"}, None),
+        "derived": ({"type": "mask", "parent_id": "7c1e2f0a-9d3b"}, None),
+        "nameless": ({"type": "upload", "filename": None}, None),
+    }
+    with db.write() as session:
+        for name, (source, original) in recorded.items():
+            session.add(Media(id=name, state="ready", source=source, original=original))
+
+    migrate(db)
+
+    with db.read() as session:
+        found = {media.id: (media.title, media.title_search) for media in session.query(Media)}
+    assert found == {
+        "upload": ("holiday", "holiday"),
+        "import": ("Big Buck Bunny", "big buck bunny"),
+        "pending": ("Keynote 1", "keynote 1"),
+        "derived": ("mask of 7c1e2f0a", "mask of 7c1e2f0a"),
+        "nameless": ("Untitled", "untitled"),
+    }

@@ -38,6 +38,7 @@ def media(**fields: Any) -> Media:
     """An asset record as the database hands it back (timestamps in UTC)."""
     values: dict[str, Any] = {
         "id": MEDIA_ID,
+        "title": "talk",
         "state": assets.PENDING,
         "source": {"type": "url", "url": "https://videos.example/talk.mp4"},
         "parent_id": None,
@@ -73,6 +74,7 @@ CASES: dict[str, tuple[Media, str, str | None, list[str], dict[str, Any]]] = {
         [JOB],
         {
             "id": MEDIA_ID,
+            "title": "talk",
             "state": "pending",
             "source": {"type": "url", "url": "https://videos.example/talk.mp4"},
             "parent_id": None,
@@ -105,6 +107,7 @@ CASES: dict[str, tuple[Media, str, str | None, list[str], dict[str, Any]]] = {
         [JOB],
         {
             "id": MEDIA_ID,
+            "title": "talk",
             "state": "processing",
             "source": {"type": "upload", "filename": "talk.mp4"},
             "parent_id": None,
@@ -146,6 +149,7 @@ CASES: dict[str, tuple[Media, str, str | None, list[str], dict[str, Any]]] = {
         [JOB, "second-job"],
         {
             "id": MEDIA_ID,
+            "title": "talk",
             "state": "processing",
             "source": {"type": "url", "url": "https://videos.example/talk.mp4"},
             "parent_id": None,
@@ -207,6 +211,7 @@ CASES: dict[str, tuple[Media, str, str | None, list[str], dict[str, Any]]] = {
         [],
         {
             "id": MEDIA_ID,
+            "title": "talk",
             "state": "ready",
             "source": {"type": "url", "url": "https://videos.example/talk.mp4"},
             "parent_id": None,
@@ -268,6 +273,7 @@ CASES: dict[str, tuple[Media, str, str | None, list[str], dict[str, Any]]] = {
         [JOB],
         {
             "id": MEDIA_ID,
+            "title": "talk",
             "state": "ready",
             "source": {"type": "url", "url": "https://videos.example/talk.mp4"},
             "parent_id": None,
@@ -325,6 +331,7 @@ CASES: dict[str, tuple[Media, str, str | None, list[str], dict[str, Any]]] = {
         [JOB],
         {
             "id": MEDIA_ID,
+            "title": "talk",
             "state": "failed",
             "source": {"type": "url", "url": "https://videos.example/talk.mp4"},
             "parent_id": None,
@@ -359,6 +366,7 @@ CASES: dict[str, tuple[Media, str, str | None, list[str], dict[str, Any]]] = {
         [JOB],
         {
             "id": MEDIA_ID,
+            "title": "talk",
             "state": "pending",
             "source": {
                 "parent_id": PARENT_ID,

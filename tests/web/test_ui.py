@@ -25,7 +25,7 @@ from tests.web.conftest import (
 )
 
 pytestmark = pytest.mark.slow
-PRIORITY = "Priority (0–9, optional)"  # noqa: RUF001 - the label's own en dash
+PRIORITY = "Priority (0–9, optional)"
 
 
 def row(page: Page, job_id: str) -> Locator:

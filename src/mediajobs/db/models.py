@@ -93,6 +93,10 @@ class Media(Base):
     state: Mapped[str] = mapped_column(String(16))
     source: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     parent_id: Mapped[str | None] = mapped_column(String(36), nullable=True)
+    # What people call it (media/titles.py), and the same case-folded: `?q=` searches that. Server defaults
+    # only, like image_renders below.
+    title: Mapped[str] = mapped_column(String(200), server_default="")
+    title_search: Mapped[str] = mapped_column(String(1000), server_default="")
     original: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
     probe: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
     hls: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)

@@ -16,7 +16,7 @@ from mediajobs.db.session import Database
 from mediajobs.errors import InvalidParams
 from mediajobs.jobs import states as job_states
 from mediajobs.jobs.hooks import Services
-from mediajobs.media import events
+from mediajobs.media import events, titles
 from mediajobs.media.states import DELETING, FAILED, IMPORTING, PENDING, PROCESSING, READY, STATES  # noqa: F401
 
 # The asset states are spelled in media/states.py (the CLI reads them there); callers say assets.READY.
@@ -69,6 +69,7 @@ def safe_filename(name: str | None, default: str = "upload.bin") -> str:
 def new_media(
     *,
     source: dict[str, Any],
+    title: str = titles.UNTITLED,
     state: str = PENDING,
     parent_id: str | None = None,
     pipeline: Sequence[str] | None = None,
@@ -80,6 +81,8 @@ def new_media(
         id=media_id or str(uuid.uuid4()),
         state=state,
         source=source,
+        title=title,
+        title_search=titles.search_key(title),
         parent_id=parent_id,
         original=original,
         probe=None,
@@ -121,14 +124,34 @@ def unfinished_jobs(db: Database, media_id: str, *, excluding: str | None = None
 
 
 def list_media(
-    db: Database, *, state: str | None, limit: int, cursor: str | None, parent_id: str | None = None
+    db: Database,
+    *,
+    state: str | None,
+    limit: int,
+    cursor: str | None,
+    parent_id: str | None = None,
+    q: str | None = None,
 ) -> Page:
+    """Newest first; `q` keeps assets whose title holds it (any case; `%`, `_`, `*` are plain characters)."""
     query = select(Media)
     if state:
         query = query.where(Media.state == state)
     if parent_id:
         query = query.where(Media.parent_id == parent_id)
+    if q and (needle := titles.search_key(q)):
+        query = query.where(Media.title_search.contains(needle, autoescape=True))
     return newest_first(db, query, Media, limit=limit, cursor=cursor)
+
+
+def rename(services: Services, media_id: str, title: str, *, only_if: str | None = None) -> bool:
+    """Give an asset a title; with `only_if`, only while its title is still that one (a person's choice made
+    meanwhile is never overwritten by a name the service found later)."""
+    with services.db.write() as session:
+        query = update(Media).where(Media.id == media_id, Media.state != DELETING)
+        if only_if is not None:
+            query = query.where(Media.title == only_if)
+        values = {"title": title, "title_search": titles.search_key(title), "updated_at": utcnow()}
+        return bool(session.execute(query.values(**values)).rowcount)  # type: ignore[attr-defined]
 
 
 def update_media(

@@ -15,7 +15,7 @@ from mediajobs.db.models import Media
 from mediajobs.db.session import Database
 from mediajobs.errors import Conflict
 from mediajobs.jobs.hooks import Services
-from mediajobs.media import assets
+from mediajobs.media import assets, titles
 from mediajobs.storage import for_process
 from mediajobs.toolkit import clip, cut, mask
 from mediajobs.toolkit.probe import Probe
@@ -170,6 +170,7 @@ def derive(db: Database, media_id: str, params: Derivation) -> Media:
     done = params.model_dump(mode="json", exclude={"pipeline"})
     return assets.new_media(
         source={"parent_id": source.id, "type": params.operation, **done},
+        title=titles.derived(source.title, params.operation, done, probe.get("duration")),
         parent_id=source.id,
         pipeline=params.pipeline,
     )

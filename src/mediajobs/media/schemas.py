@@ -15,7 +15,7 @@ from pydantic import BaseModel, Field
 
 from mediajobs.db.models import Media, MediaCaption
 from mediajobs.jobs.schemas import JobError
-from mediajobs.media import downloads, storyboards
+from mediajobs.media import downloads, storyboards, titles
 
 
 class MediaOriginal(BaseModel):
@@ -111,6 +111,10 @@ class MediaPublic(BaseModel):
     """A media asset: a source file and everything made from it."""
 
     id: str
+    title: str = Field(
+        description="what people call it: the file name without its extension, the page title of an import, "
+        "or what an operation made (plain text, at most 200 characters; PATCH changes it)"
+    )
     state: str = Field(description="pending, importing, processing, ready, failed or deleting")
     source: dict[str, Any] = Field(description='where it came from: {"type": "url" | "upload", ...}')
     parent_id: str | None = Field(description="the asset a mask or frame removal was made from")
@@ -139,6 +143,7 @@ class MediaPublic(BaseModel):
         thumbnail_error = (media.extra or {}).get("thumbnail_error")
         return cls(
             id=media.id,
+            title=media.title or titles.UNTITLED,
             state=media.state,
             source=media.source,
             parent_id=media.parent_id,

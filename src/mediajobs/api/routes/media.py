@@ -22,10 +22,17 @@ from mediajobs.db.models import Job, Media
 from mediajobs.db.session import Database
 from mediajobs.egress.policy import Policy
 from mediajobs.egress.urlcheck import check_url
-from mediajobs.errors import ForbiddenAddress, InvalidParams, InvalidUrl, SourceUnreachable, TransientError
+from mediajobs.errors import (
+    Conflict,
+    ForbiddenAddress,
+    InvalidParams,
+    InvalidUrl,
+    SourceUnreachable,
+    TransientError,
+)
 from mediajobs.jobs import lifecycle
 from mediajobs.jobs.schemas import public as job_public
-from mediajobs.media import assets
+from mediajobs.media import assets, titles
 from mediajobs.media.operations import ProcessParams
 from mediajobs.media.schemas import MediaPublic
 from mediajobs.storage import content_type_for
@@ -77,7 +84,9 @@ def import_media(
         raise invalid(["url"], str(exc)) from exc
     except (SourceUnreachable, TransientError):
         pass  # DNS may recover; the import job checks again and fails with a specific code if not
-    media = assets.new_media(source={"type": "url", "url": body.url}, pipeline=body.pipeline)
+    media = assets.new_media(
+        source={"type": "url", "url": body.url}, title=titles.from_url(body.url), pipeline=body.pipeline
+    )
     return accepted(
         request,
         db,
@@ -152,6 +161,8 @@ async def upload_media(
         "key": stored.key,
     }
     media.source = {"type": "upload", "filename": stored.filename or None}
+    media.title = titles.from_filename(stored.filename)
+    media.title_search = titles.search_key(media.title)
     return await run_in_threadpool(
         lambda: accepted(
             request,
@@ -202,13 +213,20 @@ def list_media(
     db: DbDep,
     state: str | None = None,
     parent_id: str | None = None,
+    q: Annotated[
+        str | None,
+        Query(
+            max_length=titles.MAX_LENGTH,
+            description="assets whose title holds this text, in any case (every character matches itself)",
+        ),
+    ] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     cursor: str | None = None,
 ) -> dict[str, Any]:
     if state is not None and state not in assets.STATES:
         raise invalid(["state"], f"unknown state {state!r}; one of {', '.join(assets.STATES)}")
     try:
-        page = assets.list_media(db, state=state, limit=limit, cursor=cursor, parent_id=parent_id)
+        page = assets.list_media(db, state=state, limit=limit, cursor=cursor, parent_id=parent_id, q=q)
     except ValueError as exc:
         raise invalid(["cursor"], str(exc)) from exc
     return {"items": media_answers(request, db, list(page.items)), "next_cursor": page.next_cursor}
@@ -219,6 +237,36 @@ def list_media(
 )
 def get_media(media_id: str, request: Request, db: DbDep) -> dict[str, Any]:
     return _public(request, db, assets.get_media(db, media_id))
+
+
+class MediaUpdate(BaseModel):
+    """What a person may change about an asset."""
+
+    model_config = ConfigDict(extra="forbid")
+    title: str = Field(
+        description=f"plain text, 1 to {titles.MAX_LENGTH} characters once white space and control "
+        "characters are tidied away",
+        json_schema_extra={"minLength": 1, "maxLength": titles.MAX_LENGTH},
+    )
+
+
+@router.patch(
+    "/{media_id}",
+    response_model=None,
+    responses=success(200, "the asset, renamed", MediaPublic)
+    | problems(404)
+    | problem(409, "the asset is being deleted")
+    | problem(422, "a title that is not a string, empty, or longer than 200 characters"),
+)
+def update_media(media_id: str, body: MediaUpdate, request: Request, db: DbDep) -> dict[str, Any]:
+    try:
+        title = titles.chosen(body.title)
+    except titles.InvalidTitle as exc:
+        raise invalid(["title"], str(exc)) from exc
+    media = assets.get_media(db, media_id)
+    if not assets.rename(request.app.state.services, media.id, title):
+        raise Conflict(f"media {media.id} is being deleted")
+    return _public(request, db, assets.get_media(db, media.id))
 
 
 @router.delete(

@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict
 from mediajobs.egress import egress_guard, ytdlp
 from mediajobs.jobs.context import JobContext
 from mediajobs.jobs.registry import job_kind
-from mediajobs.media import assets
+from mediajobs.media import assets, titles
 from mediajobs.media.builds import media_ended
 from mediajobs.media.kinds import HOUR
 from mediajobs.media.originals import probe_source, require_media, store_original
@@ -69,6 +69,8 @@ def import_media(ctx: JobContext, params: ImportParams) -> dict[str, Any]:
         probe=info.public(),
         source={**media.source, "title": got.title},
     )
+    # The page's title names it, unless a person renamed it while it downloaded.
+    assets.rename(ctx.services, media.id, titles.fit(got.title, media.title), only_if=media.title)
     ctx.progress(100, "Imported")
     job_id = ctx.enqueue("media.process", {"pipeline": media.pipeline or []})
     return {"media_id": media.id, "size": original["size"], "process_job": job_id}
