@@ -11,10 +11,13 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from types import TracebackType
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 from urllib.parse import unquote
 
 from mediajobs.errors import MediajobsError, NotFound, PermanentError, TransientError
+
+if TYPE_CHECKING:
+    from mediajobs.storage.partial import Partial, PartialWriter
 
 T = TypeVar("T")
 
@@ -304,6 +307,22 @@ class Storage(ABC):
         `content_type` overrides the stored type in the answer (what a client sent at upload is not trusted);
         `disposition`, when given, is the answer's Content-Disposition (a download under a readable name).
         """
+
+    @abstractmethod
+    def begin_partial(self, key: str, *, content_type: str | None = None, size_hint: int = 0) -> Partial:
+        """The state of a new, empty partial object to be published under `key` (nothing is stored yet)."""
+
+    @abstractmethod
+    def resume_partial(self, key: str, state: Partial) -> PartialWriter:
+        """A writer appending to the partial object from `state`; raises PartialLost if storage holds less."""
+
+    @abstractmethod
+    def finish_partial(self, key: str, state: Partial) -> int:
+        """Publish the partial object under `key` (idempotent: done already is fine); its size in bytes."""
+
+    @abstractmethod
+    def abort_partial(self, key: str, state: Partial) -> None:
+        """Remove everything stored for a partial object that will never be finished."""
 
     @abstractmethod
     def check(self) -> None:

@@ -13,6 +13,7 @@ from pathlib import Path
 from stat import S_ISREG
 from typing import BinaryIO
 
+from mediajobs.storage.partial import Partial, PartialLost, PartialWriter
 from mediajobs.storage.storage import (
     CHUNK_BYTES,
     ByteStream,
@@ -35,6 +36,7 @@ from mediajobs.storage.storage import (
 # Temp files sit next to their target so os.replace stays on one file system; list() hides them.
 TEMP_TAG = ".mjtmp-"
 CHECK_PREFIX = f".check{TEMP_TAG}"  # check()'s probe file in the root (readyz, doctor)
+PARTIAL_TAG = f"{TEMP_TAG}partial-"  # a partial object's file, beside its key until it is finished
 
 
 @contextmanager
@@ -94,6 +96,49 @@ class LocalWriter(ObjectWriter):
         self._file.close()
         self._temp.unlink(missing_ok=True)
         self._storage.prune(self._path.parent)
+
+
+class LocalPartialWriter(PartialWriter):
+    """Appends to the partial object's own file; a checkpoint syncs it, so a recorded size is on disk."""
+
+    def __init__(self, key: str, state: Partial, path: Path) -> None:
+        super().__init__(key, state)
+        with _os_errors("write", key):
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+            try:
+                stored = os.fstat(fd).st_size
+                if stored < self.size:
+                    raise PartialLost(f"{key!r} holds {stored} of the {self.size} bytes recorded")
+                # Bytes past the recorded size were never acknowledged (a writer that died, a bad checksum).
+                os.ftruncate(fd, self.size)
+                os.lseek(fd, self.size, os.SEEK_SET)
+            except BaseException:
+                os.close(fd)
+                raise
+        self._file: BinaryIO = os.fdopen(fd, "wb")
+
+    def _write(self, data: bytes) -> None:
+        with _os_errors("write", self.key):
+            self._file.write(data)
+
+    def checkpoint(self) -> Partial:
+        return self.flush()
+
+    def flush(self) -> Partial:
+        with _os_errors("write", self.key):
+            self._file.flush()
+            os.fdatasync(self._file.fileno())
+        return {**self.start, "size": self.size}
+
+    def recorded(self, state: Partial) -> None:
+        self.start = dict(state)
+
+    def discard(self) -> None:
+        pass  # the next writer truncates the file to the recorded size
+
+    def close(self) -> None:
+        self._file.close()
 
 
 class LocalStorage(Storage):
@@ -264,6 +309,41 @@ class LocalStorage(Storage):
     ) -> str | None:
         safe_key(key)
         return None
+
+    def _partial_path(self, key: str, state: Partial) -> Path:
+        name = str(state.get("file", ""))
+        if not name.startswith(".") or PARTIAL_TAG not in name or "/" in name or "\\" in name:
+            raise InvalidKey(f"{name!r} is not the file of a partial object")
+        return self.path(key).parent / name
+
+    def begin_partial(self, key: str, *, content_type: str | None = None, size_hint: int = 0) -> Partial:
+        name = self.path(key).name
+        return {"size": 0, "file": f".{name[:200]}{PARTIAL_TAG}{secrets.token_hex(6)}"}
+
+    def resume_partial(self, key: str, state: Partial) -> LocalPartialWriter:
+        return LocalPartialWriter(key, state, self._partial_path(key, state))
+
+    def finish_partial(self, key: str, state: Partial) -> int:
+        size, source, target = int(state["size"]), self._partial_path(key, state), self.path(key)
+        with _os_errors("write", key):
+            try:
+                stored = source.stat().st_size
+            except FileNotFoundError:
+                done = self.stat(key)
+                if done is not None and done.size == size:
+                    return size  # finished before: the record of it was what did not happen
+                raise PartialLost(f"{key!r} has no stored bytes to finish") from None
+            if stored < size:
+                raise PartialLost(f"{key!r} holds {stored} of the {size} bytes recorded")
+            os.truncate(source, size)
+            os.replace(source, target)
+        return size
+
+    def abort_partial(self, key: str, state: Partial) -> None:
+        path = self._partial_path(key, state)
+        with _os_errors("delete", key):
+            path.unlink(missing_ok=True)
+        self.prune(path.parent)
 
     def check(self) -> None:
         try:

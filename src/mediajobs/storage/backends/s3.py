@@ -25,6 +25,8 @@ from botocore.exceptions import (
     PartialCredentialsError,
 )
 
+from mediajobs.storage.backends import s3_partial
+from mediajobs.storage.partial import Partial
 from mediajobs.storage.storage import (
     CHUNK_BYTES,
     PART_SIZE_BYTES,
@@ -400,6 +402,19 @@ class S3Storage(Storage):
             params["ResponseContentDisposition"] = disposition
         with self.errors("sign", key):
             return str(self.client.generate_presigned_url("get_object", Params=params, ExpiresIn=expires_s))
+
+    def begin_partial(self, key: str, *, content_type: str | None = None, size_hint: int = 0) -> Partial:
+        safe_key(key)
+        return s3_partial.begin(self, key, content_type, size_hint)
+
+    def resume_partial(self, key: str, state: Partial) -> s3_partial.S3PartialWriter:
+        return s3_partial.S3PartialWriter(self, key, state)
+
+    def finish_partial(self, key: str, state: Partial) -> int:
+        return s3_partial.finish(self, key, state)
+
+    def abort_partial(self, key: str, state: Partial) -> None:
+        s3_partial.abort(self, key, state)
 
     def cors_rules(self) -> list[dict[str, Any]]:
         """The bucket's CORS rules, as GetBucketCors names them (`AllowedOrigins`, ...); [] if none."""
