@@ -57,6 +57,8 @@ class Settings(BaseSettings):
     # When set, /metrics is served on this port (loopback) instead of behind the API token.
     metrics_port: int = 0
     max_upload_bytes: int = 10 * 1024**3
+    # A resumable upload that receives no byte for this long is removed, with its asset.
+    upload_expiry_s: float = 86400.0
     # Where the CLI (and URLs handed out: webhooks, the bucket CORS check) find the API; unset: HOST:PORT.
     api_url: str = ""
     # The CLI's bearer token; when unset it uses the first of `api_keys`.
@@ -232,6 +234,7 @@ class Settings(BaseSettings):
             "max_duration_s": f"{self.max_duration_s:g}",
             "max_pixels": str(self.max_pixels),
             "max_upload_bytes": str(self.max_upload_bytes),
+            "upload_expiry_s": f"{self.upload_expiry_s:g}",
             "api_url": mask_url(self.effective_api_url),
             "kind_modules": self.kind_modules or "(none)",
             "cpu_concurrency": str(self.effective_cpu_concurrency),

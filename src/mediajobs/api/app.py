@@ -29,12 +29,14 @@ from mediajobs.api.routes import (
     media_files,
     media_images,
     media_ops,
+    uploads as upload_routes,
     webhooks,
 )
-from mediajobs.api.security import NON_JSON_SUFFIXES, Guard
+from mediajobs.api.security import NON_JSON_PREFIXES, NON_JSON_SUFFIXES, Guard
 from mediajobs.config import Settings, get_settings
 from mediajobs.db.batch import BatchWriter
 from mediajobs.jobs.maintenance import Maintenance
+from mediajobs.media import uploads
 from mediajobs.metrics import EngineCollector, metrics_server
 
 log = logging.getLogger(__name__)
@@ -61,7 +63,8 @@ def create_app(settings: Settings | None = None, *, maintenance: bool = True) ->
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        loop = Maintenance(services).start() if maintenance else None
+        chores = [uploads.chore(services)]
+        loop = Maintenance(services, chores=chores).start() if maintenance else None
         # Its node record (nodes.py) lets `doctor` on any host compare this API's configuration.
         node = (
             nodes.Recorder(db, settings, role=nodes.API, name=nodes.api_name(settings)).start()
@@ -100,7 +103,12 @@ def create_app(settings: Settings | None = None, *, maintenance: bool = True) ->
     app.state.metrics_registry.register(EngineCollector(db, settings))
     problems.install(app)
     # Uploads and caption files are limited where they are read (MEDIAJOBS_MAX_UPLOAD_BYTES; 2 MiB).
-    app.add_middleware(BodyLimit, max_bytes=settings.max_json_body_bytes, exempt_suffixes=NON_JSON_SUFFIXES)
+    app.add_middleware(
+        BodyLimit,
+        max_bytes=settings.max_json_body_bytes,
+        exempt_suffixes=NON_JSON_SUFFIXES,
+        exempt_prefixes=NON_JSON_PREFIXES,
+    )
     # Added last, so outermost: Host, API key and cross-site checks answer before any body is read.
     app.add_middleware(Guard, settings=settings)
 
@@ -109,6 +117,7 @@ def create_app(settings: Settings | None = None, *, maintenance: bool = True) ->
     app.include_router(jobs.router)
     app.include_router(kinds.router)
     routers = (media.router, media_files.router, media_images.router, media_ops.router, captions.router)
+    routers = (*routers, upload_routes.router)
     for router in (*routers, webhooks.router):
         app.include_router(router)
 

@@ -11,13 +11,24 @@ from mediajobs.api.problems import problem_response
 class BodyLimit:
     """413 for bodies over `max_bytes`, by Content-Length up front or by counting chunked bodies."""
 
-    def __init__(self, app: ASGIApp, *, max_bytes: int, exempt_suffixes: tuple[str, ...] = ()) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        max_bytes: int,
+        exempt_suffixes: tuple[str, ...] = (),
+        exempt_prefixes: tuple[str, ...] = (),
+    ) -> None:
         self.app = app
         self.max_bytes = max_bytes
         self.exempt_suffixes = exempt_suffixes
+        self.exempt_prefixes = exempt_prefixes
+
+    def _exempt(self, path: str) -> bool:
+        return path.rstrip("/").endswith(self.exempt_suffixes) or path.startswith(self.exempt_prefixes)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["path"].rstrip("/").endswith(self.exempt_suffixes):
+        if scope["type"] != "http" or self._exempt(scope["path"]):
             await self.app(scope, receive, send)
             return
         limit = self.max_bytes

@@ -20,7 +20,7 @@ from pydantic import BaseModel
 from mediajobs.api.deps import get_db_dep
 from mediajobs.api.problems import PROBLEM_JSON
 from mediajobs.api.schemas import NotReady, Problem
-from mediajobs.api.security import FILES, NON_JSON_SUFFIXES, PROBES, STATE_CHANGING
+from mediajobs.api.security import FILES, NON_JSON_PREFIXES, NON_JSON_SUFFIXES, PROBES, STATE_CHANGING
 from mediajobs.config import Settings
 from mediajobs.jobs.registry import Kind, registry
 
@@ -131,7 +131,11 @@ def _shared(
         shared.setdefault("403", []).append("a cross-site request (Origin or Sec-Fetch-Site)")
     if method in WITH_BODY:
         shared["413"] = [DESCRIPTIONS[413]]
-        if api and not path.rstrip("/").endswith(NON_JSON_SUFFIXES):
+        if (
+            api
+            and not path.rstrip("/").endswith(NON_JSON_SUFFIXES)
+            and not path.startswith(NON_JSON_PREFIXES)
+        ):
             shared["415"] = ["a body type browsers send cross-site; send `Content-Type: application/json`"]
     if settings.api_key_list and (api or (path == "/metrics" and not settings.metrics_port)):
         shared["401"] = [DESCRIPTIONS[401]]

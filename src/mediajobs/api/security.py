@@ -21,8 +21,11 @@ from mediajobs.media import playback
 STATE_CHANGING = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 # Bodies a web page may send to any origin without a CORS preflight: never accepted where JSON is expected.
 SIMPLE_TYPES = frozenset({"text/plain", "application/x-www-form-urlencoded", "multipart/form-data"})
-# Routes whose body is not JSON (raw or multipart uploads, caption files).
+# Routes whose body is not JSON (raw or multipart uploads, caption files), and the tus routes, whose every
+# request carries a `Tus-Resumable` header (no page sends that cross-site without a preflight) and which
+# name their own 415.
 NON_JSON_SUFFIXES = ("/media/uploads", "/captions")
+NON_JSON_PREFIXES = ("/api/v1/uploads",)
 # Answer without a Host check: orchestrators probe these by pod IP, and they reveal nothing but part names.
 PROBES = frozenset({"/healthz", "/readyz"})
 FILES = re.compile(r"^/api/v1/media/(?P<id>[^/]+)/(?:files|images)/.+$")
@@ -125,6 +128,7 @@ class Guard:
                 method != "DELETE"
                 and path.startswith("/api/")
                 and not path.rstrip("/").endswith(NON_JSON_SUFFIXES)
+                and not path.startswith(NON_JSON_PREFIXES)
             ):
                 types = [
                     v.decode("latin-1").split(";")[0].strip().lower()

@@ -12,9 +12,17 @@ from python_multipart.multipart import MultipartParser, parse_options_header
 from starlette.concurrency import run_in_threadpool
 
 from mediajobs.api.problems import Problem, invalid
-from mediajobs.storage import ObjectWriter, Storage
+from mediajobs.storage import ObjectWriter, Storage, content_type_for
 
 CHUNK = 1024 * 1024
+# What clients send when they do not know (curl --data-binary sends a form type): the name says more.
+GENERIC_TYPES = ("", "application/octet-stream", "application/x-www-form-urlencoded", "multipart/form-data")
+
+
+def media_type(sent: str | None, key: str) -> str:
+    """The type to record for an uploaded file: what the client said, unless that says nothing."""
+    sent = (sent or "").split(";")[0].strip().lower()
+    return content_type_for(key) if sent in GENERIC_TYPES else sent
 
 
 @dataclass

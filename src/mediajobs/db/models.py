@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, DateTime, Float, Index, Integer, String, Text, TypeDecorator
+from sqlalchemy import JSON, BigInteger, Boolean, DateTime, Float, Index, Integer, String, Text, TypeDecorator
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -155,6 +155,35 @@ class MediaCaption(Base):
     label: Mapped[str] = mapped_column(String(200))
     cues: Mapped[int] = mapped_column(Integer)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class Upload(Base):
+    """A resumable (tus) upload: its bytes so far are in the storage (`partial`), how many in `offset`.
+
+    Every API process can continue it: a request writes only while it holds the row's claim (`writer`,
+    renewed at `claimed_at`), taken by a conditional update on the offset, so two never write at once.
+    """
+
+    __tablename__ = "uploads"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    media_id: Mapped[str] = mapped_column(String(36), index=True)
+    # uploading -> done (the asset is processed), or gone for good when terminated or expired.
+    state: Mapped[str] = mapped_column(String(16))
+    length: Mapped[int] = mapped_column(BigInteger)
+    offset: Mapped[int] = mapped_column(BigInteger, default=0)
+    key: Mapped[str] = mapped_column(Text)
+    # The storage's state of the partial object (storage/partial.py); what `offset` bytes it holds.
+    partial: Mapped[dict[str, Any]] = mapped_column(JSON)
+    # Upload-Metadata as sent (HEAD answers it) and what was made of it: filename, content type, pipeline.
+    meta: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    writer: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    claimed_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+    __table_args__ = (Index("ix_uploads_state_expires", "state", "expires_at"),)
 
 
 class IdempotencyKey(Base):

@@ -5,6 +5,8 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 from mediajobs.db.models import utcnow
 from mediajobs.jobs import lifecycle
@@ -16,13 +18,24 @@ from mediajobs.jobs.reaper import purge_idempotency_keys, reap
 log = logging.getLogger(__name__)
 
 
+@dataclass(frozen=True)
+class Chore:
+    """Work of a layer above this one that the loop runs every `every_s` (e.g. removing expired uploads)."""
+
+    name: str
+    every_s: float
+    run: Callable[[], object]
+
+
 class Maintenance:
     """Watch the broker and relay every `maintenance_interval_s`, reap every few s, purge keys hourly."""
 
-    def __init__(self, services: Services, *, sweep_temp: bool = False) -> None:
+    def __init__(self, services: Services, *, sweep_temp: bool = False, chores: Sequence[Chore] = ()) -> None:
         self.services = services
         self.db = services.db
         self.settings = services.settings
+        # Every process runs them; each must be safe side by side with the same chore in other processes.
+        self.chores = list(chores)
         # Only workers write job temp directories, so only they sweep the ones dead workers left.
         self.sweep_temp = sweep_temp
         self.watch = BrokerWatch(self.settings.broker_client_url)
@@ -59,6 +72,10 @@ class Maintenance:
         if now - last.get("purge", 0.0) >= 3600:
             last["purge"] = now
             purge_idempotency_keys(self.db)
+        for chore in self.chores:
+            if now - last.get(chore.name, 0.0) >= chore.every_s:
+                last[chore.name] = now
+                chore.run()
 
     def _run(self) -> None:
         last: dict[str, float] = {}

@@ -17,7 +17,16 @@ from mediajobs.errors import InvalidParams
 from mediajobs.jobs import states as job_states
 from mediajobs.jobs.hooks import Services
 from mediajobs.media import events, titles
-from mediajobs.media.states import DELETING, FAILED, IMPORTING, PENDING, PROCESSING, READY, STATES  # noqa: F401
+from mediajobs.media.states import (  # noqa: F401
+    DELETING,
+    FAILED,
+    IMPORTING,
+    PENDING,
+    PROCESSING,
+    READY,
+    STATES,
+    UPLOADING,
+)
 
 # The asset states are spelled in media/states.py (the CLI reads them there); callers say assets.READY.
 # What a pipeline may do after the original is stored; the API's `pipeline` fields take these. mp4, audio

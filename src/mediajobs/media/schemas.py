@@ -16,6 +16,7 @@ from pydantic import BaseModel, Field
 from mediajobs.db.models import Media, MediaCaption
 from mediajobs.jobs.schemas import JobError
 from mediajobs.media import downloads, storyboards, titles
+from mediajobs.media.states import UPLOADING
 
 
 class MediaOriginal(BaseModel):
@@ -45,6 +46,16 @@ class HlsVariant(BaseModel):
 class MediaHls(BaseModel):
     master_url: str
     variants: list[HlsVariant]
+
+
+class MediaUpload(BaseModel):
+    """How far the resumable upload of an `uploading` asset has come."""
+
+    url: str = Field(description="the tus upload URL (HEAD, PATCH, DELETE)")
+    offset: int = Field(description="bytes stored so far")
+    length: int = Field(description="bytes the whole file has (its Upload-Length)")
+    progress: float = Field(description="offset as a percentage of length, 0-100")
+    expires_at: str = Field(description="when it is removed unless more bytes arrive (ISO 8601 UTC)")
 
 
 @dataclass(frozen=True)
@@ -115,7 +126,7 @@ class MediaPublic(BaseModel):
         description="what people call it: the file name without its extension, the page title of an import, "
         "or what an operation made (plain text, at most 200 characters; PATCH changes it)"
     )
-    state: str = Field(description="pending, importing, processing, ready, failed or deleting")
+    state: str = Field(description="pending, uploading, importing, processing, ready, failed or deleting")
     source: dict[str, Any] = Field(description='where it came from: {"type": "url" | "upload", ...}')
     parent_id: str | None = Field(description="the asset a mask or frame removal was made from")
     original: MediaOriginal | None
@@ -123,6 +134,9 @@ class MediaPublic(BaseModel):
     hls: MediaHls | None
     thumbnail_url: str | None
     error: JobError | None
+    upload: MediaUpload | None = Field(
+        default=None, description="while `state` is uploading: how far its resumable upload has come"
+    )
     playable_at: str | None = Field(description="when the master URL first played (ISO 8601 UTC)")
     jobs: list[str] = Field(description="ids of the jobs that worked on this asset, oldest first")
     pipeline: list[str] | None
@@ -137,9 +151,16 @@ class MediaPublic(BaseModel):
 
     @classmethod
     def of(
-        cls, media: Media, *, jobs: list[str], urls: FileUrls, captions: Sequence[MediaCaption] = ()
+        cls,
+        media: Media,
+        *,
+        jobs: list[str],
+        urls: FileUrls,
+        captions: Sequence[MediaCaption] = (),
+        upload: MediaUpload | None = None,
     ) -> MediaPublic:
-        """The JSON of an asset record: its stored paths become `urls`, `jobs` are its job ids."""
+        """The JSON of an asset record: its stored paths become `urls`, `jobs` are its job ids, `upload` its
+        resumable upload's progress (shown while it is `uploading`)."""
         thumbnail_error = (media.extra or {}).get("thumbnail_error")
         return cls(
             id=media.id,
@@ -153,6 +174,7 @@ class MediaPublic(BaseModel):
             hls=_hls(media.hls, urls),
             thumbnail_url=urls.of(media.thumbnail) if media.thumbnail else None,
             error=JobError.model_validate(media.error) if media.error else None,
+            upload=upload if media.state == UPLOADING else None,
             playable_at=_stamp(media.playable_at) if media.playable_at else None,
             jobs=jobs,
             pipeline=media.pipeline,
@@ -201,10 +223,13 @@ def public(
     base_url: str,
     token: str | None = None,
     captions: Sequence[MediaCaption] = (),
+    upload: MediaUpload | None = None,
 ) -> dict[str, Any]:
     """The asset's JSON; `token` (None when auth is off) goes into every file URL so players need no key."""
     urls = FileUrls(base_url, media.id, token)
-    return MediaPublic.of(media, jobs=jobs, urls=urls, captions=captions).model_dump(mode="json")
+    return MediaPublic.of(media, jobs=jobs, urls=urls, captions=captions, upload=upload).model_dump(
+        mode="json"
+    )
 
 
 def caption_public(caption: MediaCaption, *, base_url: str, token: str | None = None) -> dict[str, Any]:

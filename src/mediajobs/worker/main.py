@@ -24,6 +24,7 @@ from mediajobs.config import get_settings
 from mediajobs.db.migrate import migrate
 from mediajobs.db.session import get_db
 from mediajobs.jobs.maintenance import Maintenance
+from mediajobs.media import uploads
 from mediajobs.nodes import WORKER, Recorder, local_worker_name, set_worker_name
 from mediajobs.worker import runner  # imported here so its shared stop deadline exists before the pool forks
 from mediajobs.worker.app import create_celery
@@ -43,7 +44,8 @@ def _child_init(**_: Any) -> None:
 @worker_ready.connect
 def _start_maintenance(**_: Any) -> None:
     services = bootstrap.services(get_settings())
-    _maintenance.append(Maintenance(services, sweep_temp=True).start())
+    # Expired uploads are swept by every process, workers too: an API-less moment still frees the storage.
+    _maintenance.append(Maintenance(services, sweep_temp=True, chores=[uploads.chore(services)]).start())
     name = local_worker_name()
     if name is not None:  # started by run_worker (not by a bare `celery worker`)
         _recorders.append(Recorder(services.db, services.settings, role=WORKER, name=name).start())

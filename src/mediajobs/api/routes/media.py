@@ -17,7 +17,7 @@ from mediajobs.api.openapi import HTTP_URL, link, problem, problems, success
 from mediajobs.api.problems import invalid
 from mediajobs.api.schemas import MediaAccepted, MediaDeleting, MediaPage
 from mediajobs.api.submissions import Answer, accepted, record_and_publish
-from mediajobs.api.uploads import store_upload
+from mediajobs.api.uploads import media_type, store_upload
 from mediajobs.db.models import Job, Media
 from mediajobs.db.session import Database
 from mediajobs.egress.policy import Policy
@@ -32,10 +32,9 @@ from mediajobs.errors import (
 )
 from mediajobs.jobs import lifecycle
 from mediajobs.jobs.schemas import public as job_public
-from mediajobs.media import assets, titles
+from mediajobs.media import assets, titles, uploads
 from mediajobs.media.operations import ProcessParams
 from mediajobs.media.schemas import MediaPublic
-from mediajobs.storage import content_type_for
 
 router = APIRouter(prefix="/api/v1/media", tags=["media"])
 # Where an answer with a new asset leads: the asset, its operations, its job.
@@ -156,7 +155,7 @@ async def upload_media(
     )
     media.original = {
         "size": stored.size,
-        "content_type": _media_type(stored.content_type, stored.key),
+        "content_type": media_type(stored.content_type, stored.key),
         "filename": stored.filename or None,
         "key": stored.key,
     }
@@ -192,15 +191,6 @@ def _process_params(pipeline: str | None) -> ProcessParams:
     except InvalidParams as exc:
         raise invalid(["pipeline"], str(exc)) from exc
     return params
-
-
-# What clients send when they do not know (curl --data-binary sends a form type): the name says more.
-GENERIC_TYPES = ("", "application/octet-stream", "application/x-www-form-urlencoded", "multipart/form-data")
-
-
-def _media_type(sent: str | None, key: str) -> str:
-    sent = (sent or "").split(";")[0].strip().lower()
-    return content_type_for(key) if sent in GENERIC_TYPES else sent
 
 
 @router.get(
@@ -281,6 +271,7 @@ def delete_media(media_id: str, request: Request, db: DbDep) -> JSONResponse:
     services = request.app.state.services
     if media.state != assets.DELETING:
         assets.update_media(services, media.id, state=assets.DELETING)
+        uploads.end_for_media(db, media.id)  # its unfinished upload, if any, takes no more bytes
         for pending in assets.unfinished_jobs(db, media.id):
             lifecycle.cancel(services, pending.id)
         job: Job | None = record_and_publish(
