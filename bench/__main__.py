@@ -16,6 +16,7 @@ MODULES = [
     "bench.egress",
     "bench.clip",
     "bench.outputs",
+    "bench.tus",
 ]
 
 for name in sys.argv[1:] or MODULES:

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import os
@@ -24,6 +25,7 @@ from mediajobs.config import get_settings
 from mediajobs.testing.files import Served
 from tests.clips import MakeClip
 from tests.conftest import MakeStack, submit, wait_state
+from tests.media_api.cutter import CuttingProxy
 from tests.servers import Stack, base_env, free_port, wait_for
 
 # The CLI talks HTTP, so the database behind the API does not matter here: SQLite is enough.
@@ -434,3 +436,54 @@ def test_media_upload_streams_without_holding_the_file_in_memory(stack: Stack, t
     code, peak_mib = map(int, result.stdout.strip().splitlines()[-1].split())
     assert code == 0, result.stderr
     assert peak_mib < 120, f"the CLI peaked at {peak_mib} MiB uploading 300 MiB"
+
+
+@sqlite_stack
+def test_media_upload_retries_dropped_connections_by_itself(stack: Stack, tmp_path: Path) -> None:
+    big = tmp_path / "big.mp4"
+    big.write_bytes(os.urandom(12 * 1024**2))
+    proxy = CuttingProxy([stack.port], cuts=[2_000_000, 5_000_000, 3_000_000])
+    env = {**stack.env, "MEDIAJOBS_API_URL": proxy.url, "XDG_STATE_HOME": str(tmp_path / "state")}
+    try:
+        result = mediajobs(env, "media", "upload", str(big), "--json", timeout_s=180)
+    finally:
+        proxy.stop()
+    assert result.returncode == 0, result.stderr
+    assert proxy.cut_count == 3
+    media = as_json(result)["media"]
+    assert media["original"]["size"] == big.stat().st_size
+    stored = httpx.get(f"{stack.api_url}/api/v1/media/{media['id']}/files/original/big.mp4", timeout=30)
+    assert stored.content == big.read_bytes()
+
+
+@sqlite_stack
+def test_media_upload_resumes_an_upload_interrupted_in_an_earlier_run(stack: Stack, tmp_path: Path) -> None:
+    big = tmp_path / "resumed.mp4"
+    big.write_bytes(os.urandom(200 * 1024**2))
+    size = big.stat().st_size
+    env = {**stack.env, "XDG_STATE_HOME": str(tmp_path / "state")}
+    first = spawn(env, "media", "upload", str(big))
+
+    def uploading() -> dict[str, Any] | None:
+        items = httpx.get(f"{stack.api_url}/api/v1/media", params={"state": "uploading"}).json()["items"]
+        return next((m for m in items if m["upload"] and m["upload"]["offset"] > 0), None)
+
+    asset = wait_for(uploading, timeout_s=60, message="the first run to have stored some bytes")
+    first.kill()  # an interrupted run: no goodbye to the server
+    first.wait(timeout=10)
+    assert isinstance(asset, dict)
+    url = asset["upload"]["url"]
+    offset = int(httpx.head(url, headers={"Tus-Resumable": "1.0.0"}, timeout=30).headers["upload-offset"])
+    assert 0 < offset < size
+    proxy = CuttingProxy([stack.port])
+    try:
+        result = mediajobs({**env, "MEDIAJOBS_API_URL": proxy.url}, "media", "upload", str(big), "--json")
+    finally:
+        proxy.stop()
+    assert result.returncode == 0, result.stderr
+    media = as_json(result)["media"]
+    assert media["id"] == asset["id"]  # the same asset, not a second one
+    assert media["original"]["size"] == size
+    assert proxy.forwarded < size - offset + 64 * 1024, "the second run sent bytes the server had"
+    stored = httpx.get(f"{stack.api_url}/api/v1/media/{media['id']}/files/original/resumed.mp4", timeout=60)
+    assert hashlib.sha256(stored.content).digest() == hashlib.sha256(big.read_bytes()).digest()

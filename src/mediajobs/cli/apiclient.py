@@ -138,6 +138,15 @@ class ApiClient:
     def _timeout(self, *, read_s: float | None = None) -> httpx.Timeout:
         return httpx.Timeout(self.timeout_s, connect=5.0, read=read_s or self.timeout_s)
 
+    def send(
+        self, method: str, url: str, *, timeout_read_s: float | None = None, **kwargs: Any
+    ) -> httpx.Response:
+        """One request as it is: the answer whatever its status; transport errors raised as httpx's."""
+        return self._http.request(method, url, timeout=self._timeout(read_s=timeout_read_s), **kwargs)
+
+    def unreachable(self, exc: httpx.TransportError) -> ApiUnreachable:
+        return self._unreachable(exc)
+
     def _unreachable(self, exc: httpx.TransportError) -> ApiUnreachable:
         if isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout):
             return ApiUnreachable(
@@ -265,7 +274,8 @@ class ApiClient:
         return created
 
     def media_upload(self, path: Path, *, on_progress: Callable[[int], None] | None = None) -> dict[str, Any]:
-        """Stream a file as the raw request body, a chunk at a time; `on_progress` gets each chunk's size."""
+        """Stream a file as the raw request body of one request (POST /api/v1/media/uploads, not resumable);
+        `on_progress` gets each chunk's size."""
         size = path.stat().st_size
 
         def chunks() -> Iterator[bytes]:

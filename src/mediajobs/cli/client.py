@@ -22,6 +22,7 @@ from mediajobs.cli.progress import (
     wait_for_job,
     wait_for_media,
 )
+from mediajobs.cli.resumable import ResumableUpload
 from mediajobs.config import get_settings
 from mediajobs.jobs import states
 from mediajobs.media import states as media_states
@@ -302,21 +303,32 @@ def media_import(url: str, pipeline: str | None, wait: bool, as_json: bool) -> N
 
 @media.command("upload")
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, readable=True, path_type=Path))
+@click.option(
+    "--resume/--no-resume",
+    default=True,
+    show_default=True,
+    help="Continue this file's upload from an earlier run that was interrupted (same file, unchanged).",
+)
 @click.option("--wait", is_flag=True, help="Follow the import and pipeline; exit non-zero unless ready.")
 @click.option("--json", "as_json", is_flag=True)
-def media_upload(file: Path, wait: bool, as_json: bool) -> None:
-    """Upload a video or audio FILE (streamed, never held in memory)."""
+def media_upload(file: Path, resume: bool, wait: bool, as_json: bool) -> None:
+    """Upload a video or audio FILE, resumably (tus): a dropped connection is retried, and an interrupted
+    upload continues where it stopped when the command runs again."""
     bar = TransferProgress(file.name, file.stat().st_size)
     with connect() as client:
         try:
-            created = client.media_upload(file, on_progress=bar.advance)
+            media_id = ResumableUpload(client, file, resume=resume, on_progress=bar.at).run()
         except KeyboardInterrupt:
             bar.close()
-            click.echo("upload interrupted", err=True)
+            click.echo("upload interrupted; run the same command again to resume it", err=True)
             raise click.exceptions.Exit(130) from None
         finally:
             bar.close()
-        after_create(client, created, wait=wait, as_json=as_json)
+        media = client.media(media_id)
+        job = client.job(media["jobs"][-1]) if media.get("jobs") else None
+        if job is None:
+            raise ClientError(f"media {media_id} has no processing job; it is {media['state']}")
+        after_create(client, {"media": media, "job": job}, wait=wait, as_json=as_json)
 
 
 @media.command("ls")

@@ -163,6 +163,13 @@ class TransferProgress:
         self._started = time.monotonic()
         self._drawn_at = 0.0
         self._drawn_step = -1
+        self._resumed_at: int | None = None  # what the server had when this run began (a resumed upload)
+
+    def at(self, position: int) -> None:
+        """The server has `position` bytes (a resumed upload starts past zero, a cut one may step back)."""
+        if self._resumed_at is None:
+            self._resumed_at = position
+        self.advance(position - self.sent_bytes)
 
     def advance(self, n_bytes: int) -> None:
         self.sent_bytes += n_bytes
@@ -179,7 +186,7 @@ class TransferProgress:
 
     def render(self, percent: float, now: float) -> str:
         elapsed = max(now - self._started, 1e-6)
-        rate = self.sent_bytes / elapsed
+        rate = max(0, self.sent_bytes - (self._resumed_at or 0)) / elapsed
         parts = [
             f"upload {self.label}",
             bar(percent),

@@ -209,7 +209,7 @@ async def _write(
 
 
 def _progress_headers(upload: Upload) -> dict[str, str]:
-    extra = {"Upload_Offset": str(upload.offset)}
+    extra = {"Upload_Offset": str(upload.offset), "Mediajobs_Media_Id": upload.media_id}
     if upload.state == uploads.ACTIVE:
         extra["Upload_Expires"] = tus.http_date(upload.expires_at)
     return tus.headers(**extra)
@@ -337,6 +337,7 @@ async def create_upload(
         {
             "Upload-Offset": _header("bytes stored", "integer"),
             "Upload-Length": _header("the whole file's size", "integer"),
+            "Mediajobs-Media-Id": _header("the id of the asset the upload makes"),
             "Upload-Metadata": _header("as sent on creation"),
             "Upload-Expires": _header("when it is removed unless more bytes arrive"),
         },
@@ -377,6 +378,7 @@ async def get_upload_offset(upload_id: str, db: DbDep, tus_resumable: Version = 
         {
             "Upload-Offset": _header("bytes stored now", "integer"),
             "Upload-Expires": _header("when it is removed unless more bytes arrive"),
+            "Mediajobs-Media-Id": _header("the id of the asset the upload makes"),
         },
     )
     | problem(400, "Upload-Offset missing or not a number, or a malformed Upload-Checksum")

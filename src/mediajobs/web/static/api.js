@@ -1,7 +1,7 @@
-// The public HTTP API (/api/v1), and nothing else: fetch with the optional bearer key, uploads with progress.
+// The public HTTP API (/api/v1), and nothing else: fetch with the optional bearer key (uploads: upload.js).
 
 import { connection } from "./connection.js";
-import { ApiError, offlineError, problemFrom, problemFromBody } from "./errors.js";
+import { offlineError, problemFrom } from "./errors.js";
 
 const KEY_STORAGE = "mediajobs.apiKey";
 const JSON_TYPES = "application/json, application/problem+json";
@@ -97,44 +97,6 @@ export async function request(method, path, { json, body, query, headers = {}, s
   }
   if (response.status === 204) return null;
   return response.json();
-}
-
-/** POST a file as the raw request body, reporting upload progress; resolves to {media, job}. */
-export function uploadFile(file, { onProgress, signal, idempotencyKey } = {}) {
-  return new Promise((resolve, reject) => {
-    const xhr = new XMLHttpRequest();
-    xhr.open("POST", withQuery("/api/v1/media/uploads", { filename: file.name }));
-    xhr.setRequestHeader("Accept", JSON_TYPES);
-    xhr.setRequestHeader("Content-Type", file.type || "application/octet-stream");
-    for (const [name, value] of Object.entries(auth.headers())) xhr.setRequestHeader(name, value);
-    if (idempotencyKey) xhr.setRequestHeader("Idempotency-Key", idempotencyKey);
-    xhr.upload.addEventListener("progress", (event) => {
-      if (onProgress) onProgress(event.loaded, event.lengthComputable ? event.total : file.size);
-    });
-    xhr.addEventListener("load", () => {
-      let body = null;
-      try {
-        body = xhr.responseText ? JSON.parse(xhr.responseText) : null;
-      } catch {
-        body = null;
-      }
-      connection.succeeded();
-      if (xhr.status >= 200 && xhr.status < 300) {
-        resolve(body);
-        return;
-      }
-      const problem = problemFromBody(xhr.status, body, xhr.responseText);
-      if (xhr.status === 401) auth.refused(problem);
-      reject(problem);
-    });
-    xhr.addEventListener("error", () => {
-      connection.failed();
-      reject(offlineError(new Error("the upload was interrupted")));
-    });
-    xhr.addEventListener("abort", () => reject(new ApiError({ status: 0, detail: "upload cancelled" })));
-    if (signal) signal.addEventListener("abort", () => xhr.abort());
-    xhr.send(file);
-  });
 }
 
 const creating = (key) => (key ? { "Idempotency-Key": key } : {});

@@ -5,7 +5,7 @@ import { formatBytes, formatSeconds, h, shortId } from "./ui.js";
 export const PIPELINE = ["hls", "thumbnail", "mp4", "audio", "storyboard"];
 const STEP_NAMES = { hls: "HLS stream", thumbnail: "thumbnail", mp4: "MP4 download", audio: "audio download (M4A)",
   storyboard: "storyboard (timeline previews)" };
-export const ACTIVE = new Set(["pending", "importing", "processing", "deleting"]);
+export const ACTIVE = new Set(["pending", "uploading", "importing", "processing", "deleting"]);
 
 export function assetName(asset) {
   if (asset.original?.filename) return asset.original.filename;

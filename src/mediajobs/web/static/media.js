@@ -1,12 +1,13 @@
 // The media library: import from a URL, upload a file with progress, and a live grid of assets.
 
-import { Submission, api, uploadFile } from "./api.js";
+import { Submission, api } from "./api.js";
 import { ACTIVE, assetName, duration, pipelineFieldset, resolution, setImage, size } from "./assets.js";
 import { connection } from "./connection.js";
 import { clearErrors, messageOf, showErrors, showLocalErrors } from "./errors.js";
 import { PLAYABLE_LABEL, followAssetJob, playableEarly } from "./playable.js";
+import { uploadForm } from "./upload.js";
 import {
-  MEDIA_STATES, announce, field, formError, formatBytes, formatPercent, h, progressBar, reconcile, setProgress,
+  MEDIA_STATES, announce, field, formError, formatPercent, h, progressBar, reconcile, setProgress,
   shortId, stateBadge, updateBadge,
 } from "./ui.js";
 
@@ -110,62 +111,6 @@ function importForm(onCreated) {
       showErrors(form, err);
     } finally {
       button.disabled = false;
-    }
-  });
-  return form;
-}
-
-function uploadForm(onCreated) {
-  const file = field({
-    label: "Video or audio file", name: "file", apiField: "file filename",
-    control: h("input", { type: "file", accept: "video/*,audio/*,.mkv,.mov,.mp4,.webm,.m4a,.mp3,.wav" }),
-  });
-  const bar = progressBar("Upload progress");
-  const progressText = h("span", { class: "upload-text" });
-  const progress = h("div", { class: "upload-progress", hidden: true }, bar, progressText);
-  const button = h("button", { type: "submit", class: "btn btn-primary" }, "Upload");
-  const cancel = h("button", { type: "button", class: "btn", hidden: true }, "Cancel upload");
-  const summary = formError();
-  const result = h("p", { class: "form-result", role: "status" });
-  const form = h("form", { class: "card form", novalidate: true, "aria-labelledby": "upload-heading" },
-    h("h2", { id: "upload-heading" }, "Upload a file"), file.wrapper, progress, summary,
-    h("div", { class: "form-actions" }, button, cancel), result);
-  let controller = null;
-  cancel.addEventListener("click", () => controller?.abort());
-  form.addEventListener("submit", async (event) => {
-    event.preventDefault();
-    result.textContent = "";
-    const chosen = file.control.files[0];
-    let message = "";
-    if (!chosen) message = "Choose a video or audio file to upload.";
-    else if (chosen.size === 0) message = `${chosen.name} is empty (0 bytes); choose another file.`;
-    if (showLocalErrors(form, message ? [{ control: file.control, message }] : [])) return;
-    controller = new AbortController();
-    button.disabled = true;
-    cancel.hidden = false;
-    progress.hidden = false;
-    const show = (loaded, total) => {
-      const percent = total ? (100 * loaded) / total : 0;
-      setProgress(bar, percent, `${formatPercent(percent)} uploaded`);
-      progressText.textContent = `${formatBytes(loaded)} of ${formatBytes(total)} (${formatPercent(percent)})`;
-    };
-    show(0, chosen.size);
-    try {
-      const answer = await uploadFile(chosen, { onProgress: show, signal: controller.signal });
-      show(chosen.size, chosen.size);
-      clearErrors(form);
-      file.control.value = "";
-      result.replaceChildren("Uploaded ", h("a", { href: `#/media/${answer.media.id}` }, assetName(answer.media)),
-        "; it is being processed.");
-      announce(`Uploaded ${assetName(answer.media)}.`);
-      onCreated(answer.media);
-    } catch (err) {
-      progress.hidden = true;
-      showErrors(form, err);
-    } finally {
-      controller = null;
-      button.disabled = false;
-      cancel.hidden = true;
     }
   });
   return form;

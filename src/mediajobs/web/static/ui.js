@@ -70,7 +70,7 @@ export function setProgress(bar, percent, text) {
 
 export const TERMINAL = new Set(["succeeded", "failed", "cancelled"]);
 export const JOB_STATES = ["queued", "running", "retrying", "succeeded", "failed", "cancelled"];
-export const MEDIA_STATES = ["pending", "importing", "processing", "ready", "failed", "deleting"];
+export const MEDIA_STATES = ["pending", "uploading", "importing", "processing", "ready", "failed", "deleting"];
 
 export function formatPercent(value) {
   const v = Number(value) || 0;
