@@ -461,29 +461,33 @@ def test_media_upload_resumes_an_upload_interrupted_in_an_earlier_run(stack: Sta
     big = tmp_path / "resumed.mp4"
     big.write_bytes(os.urandom(200 * 1024**2))
     size = big.stat().st_size
-    env = {**stack.env, "XDG_STATE_HOME": str(tmp_path / "state")}
+    proxy = CuttingProxy([stack.port])  # both runs go through it; it counts what the second one sends
+    env = {**stack.env, "XDG_STATE_HOME": str(tmp_path / "state"), "MEDIAJOBS_API_URL": proxy.url}
     first = spawn(env, "media", "upload", str(big))
 
     def uploading() -> dict[str, Any] | None:
         items = httpx.get(f"{stack.api_url}/api/v1/media", params={"state": "uploading"}).json()["items"]
         return next((m for m in items if m["upload"] and m["upload"]["offset"] > 0), None)
 
-    asset = wait_for(uploading, timeout_s=60, message="the first run to have stored some bytes")
-    first.kill()  # an interrupted run: no goodbye to the server
-    first.wait(timeout=10)
-    assert isinstance(asset, dict)
-    url = asset["upload"]["url"]
-    offset = int(httpx.head(url, headers={"Tus-Resumable": "1.0.0"}, timeout=30).headers["upload-offset"])
-    assert 0 < offset < size
-    proxy = CuttingProxy([stack.port])
     try:
-        result = mediajobs({**env, "MEDIAJOBS_API_URL": proxy.url}, "media", "upload", str(big), "--json")
+        asset = wait_for(uploading, timeout_s=60, message="the first run to have stored some bytes")
+        first.kill()  # an interrupted run: no goodbye to the server
+        first.wait(timeout=10)
+        assert isinstance(asset, dict)
+        upload_url = f"{stack.api_url}/api/v1/uploads/{asset['upload']['url'].rsplit('/', 1)[1]}"
+        head = httpx.head(upload_url, headers={"Tus-Resumable": "1.0.0"}, timeout=30)
+        offset = int(head.headers["upload-offset"])
+        assert 0 < offset < size
+        sent_before = proxy.forwarded
+        result = mediajobs(env, "media", "upload", str(big), "--json")
     finally:
         proxy.stop()
     assert result.returncode == 0, result.stderr
     media = as_json(result)["media"]
     assert media["id"] == asset["id"]  # the same asset, not a second one
     assert media["original"]["size"] == size
-    assert proxy.forwarded < size - offset + 64 * 1024, "the second run sent bytes the server had"
+    assert proxy.forwarded - sent_before < size - offset + 64 * 1024, (
+        "the second run sent what the server had"
+    )
     stored = httpx.get(f"{stack.api_url}/api/v1/media/{media['id']}/files/original/resumed.mp4", timeout=60)
     assert hashlib.sha256(stored.content).digest() == hashlib.sha256(big.read_bytes()).digest()

@@ -11,7 +11,7 @@ from alembic import command
 from mediajobs import bootstrap
 from mediajobs.config import Settings
 from mediajobs.db.migrate import alembic_config, migrate
-from mediajobs.db.models import Job, Media
+from mediajobs.db.models import Job, Media, Upload, utcnow
 from mediajobs.db.session import get_db
 from mediajobs.jobs.registry import registry
 from tests.conftest import BACKENDS, database_url
@@ -79,3 +79,35 @@ def test_assets_recorded_before_titles_get_one_from_their_file_page_or_url(
         "derived": ("mask of 7c1e2f0a", "mask of 7c1e2f0a"),
         "nameless": ("Untitled", "untitled"),
     }
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_uploads_hold_offsets_past_4_gib_and_downgrade_away(
+    backend: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    db = get_db(database_url(backend, tmp_path, request))
+    migrate(db)
+    big = 9 * 1024**3 + 7  # past what a 32-bit integer column holds
+    now = utcnow()
+    with db.write() as session:
+        session.add(
+            Upload(
+                id=str(uuid.uuid4()),
+                media_id=str(uuid.uuid4()),
+                state="uploading",
+                length=big,
+                offset=big - 1,
+                key="media/x/original/a.mp4",
+                partial={"size": big - 1},
+                meta={},
+                created_at=now,
+                updated_at=now,
+                expires_at=now,
+            )
+        )
+    with db.read() as session:
+        assert [(u.length, u.offset) for u in session.query(Upload)] == [(big, big - 1)]
+    command.downgrade(alembic_config(db), "0009")
+    command.upgrade(alembic_config(db), "head")
+    with db.read() as session:
+        assert session.query(Upload).count() == 0

@@ -7,12 +7,14 @@ and connections alternate between the upstreams as a load balancer would send th
 from __future__ import annotations
 
 import contextlib
+import re
 import socket
 import threading
 import time
 from collections import Counter
 
 CHUNK = 64 * 1024
+OFFSET = re.compile(rb"\r\nupload-offset: *([0-9]+)\r\n", re.IGNORECASE)
 
 
 class CuttingProxy:
@@ -28,6 +30,7 @@ class CuttingProxy:
         self.cuts = list(cuts or [])
         self.cut_count = 0
         self.forwarded = 0  # bytes sent upstream, all connections
+        self.offsets: list[int] = []  # the Upload-Offset of every tus request seen going upstream
         self.served: Counter[int] = Counter()
         self._lock = threading.Lock()
         self._next = 0
@@ -62,11 +65,10 @@ class CuttingProxy:
         back = threading.Thread(target=self._pump_back, args=(upstream, client), daemon=True)
         back.start()
         sent = 0
-        started = time.monotonic()
         try:
             while chunk := client.recv(CHUNK if self.bytes_per_s is None else 16 * 1024):
-                if self.bytes_per_s:
-                    time.sleep(max(0.0, started + (sent + len(chunk)) / self.bytes_per_s - time.monotonic()))
+                if self.bytes_per_s:  # read at that rate, whenever the connection was opened (keep-alive)
+                    time.sleep(len(chunk) / self.bytes_per_s)
                 with self._lock:
                     budget = self.cuts[0] if self.cuts else None
                 if budget is not None and sent + len(chunk) >= budget:
@@ -80,6 +82,10 @@ class CuttingProxy:
                 upstream.sendall(chunk)
                 sent += len(chunk)
                 self._count(len(chunk))
+                found = [int(m) for m in OFFSET.findall(chunk)]
+                if found:
+                    with self._lock:
+                        self.offsets += found
             else:
                 with contextlib.suppress(OSError):
                     upstream.shutdown(socket.SHUT_WR)

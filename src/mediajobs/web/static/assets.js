@@ -9,6 +9,7 @@ export const ACTIVE = new Set(["pending", "uploading", "importing", "processing"
 
 export function assetName(asset) {
   if (asset.original?.filename) return asset.original.filename;
+  if (asset.source?.filename) return asset.source.filename; // an upload still arriving has no original yet
   if (asset.source?.url) return asset.source.url.replace(/^https?:\/\//, "").slice(0, 80);
   if (asset.parent_id) return `${asset.source?.type || "derived"} of ${shortId(asset.parent_id)}`;
   return `asset ${shortId(asset.id)}`;
