@@ -17,9 +17,12 @@ from datetime import datetime
 from email.utils import format_datetime
 from typing import Any
 
+from pydantic import ValidationError
+
 from mediajobs.api.problems import Problem
 from mediajobs.api.uploads import media_type
 from mediajobs.media import assets
+from mediajobs.media.operations import ProcessParams
 
 VERSION = "1.0.0"
 EXTENSIONS = ("creation", "creation-with-upload", "termination", "expiration", "checksum")
@@ -121,18 +124,20 @@ def describe(meta: dict[str, str]) -> Described:
     key_name = assets.safe_filename(filename)
     sent = meta.get("filetype") or meta.get("type") or meta.get("contentType") or ""
     content_type = media_type(sent if TYPE.match(sent) else "", key_name)
-    pipeline = assets.DEFAULT_PIPELINE
+    params = ProcessParams()
     if "pipeline" in meta:
-        pipeline = [step.strip() for step in meta["pipeline"].split(",") if step.strip()]
-        unknown = [step for step in pipeline if step not in assets.PIPELINE_STEPS]
-        if unknown:
+        steps = [step.strip() for step in meta["pipeline"].split(",") if step.strip()]
+        try:
+            params = ProcessParams.model_validate({"pipeline": steps})
+        except ValidationError:
             raise problem(
                 400,
-                f"Upload-Metadata pipeline has unknown steps {unknown}; steps are among "
+                f"Upload-Metadata pipeline {meta['pipeline'][:80]!r} has unknown steps; steps are among "
                 f"{', '.join(assets.PIPELINE_STEPS)}",
                 "bad-metadata",
-            )
-    return Described(filename, content_type, list(pipeline))
+            ) from None
+    pipeline: list[str] = list(params.pipeline)
+    return Described(filename, content_type, pipeline)
 
 
 @dataclass
