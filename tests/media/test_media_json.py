@@ -83,6 +83,7 @@ CASES: dict[str, tuple[Media, str, str | None, list[str], dict[str, Any]]] = {
             "hls": None,
             "thumbnail_url": None,
             "error": None,
+            "upload": None,
             "playable_at": None,
             "jobs": [JOB],
             "pipeline": ["hls", "thumbnail"],
@@ -116,6 +117,7 @@ CASES: dict[str, tuple[Media, str, str | None, list[str], dict[str, Any]]] = {
             "hls": None,
             "thumbnail_url": None,
             "error": None,
+            "upload": None,
             "playable_at": None,
             "jobs": [JOB],
             "pipeline": ["thumbnail"],
@@ -176,6 +178,7 @@ CASES: dict[str, tuple[Media, str, str | None, list[str], dict[str, Any]]] = {
             },
             "thumbnail_url": None,
             "error": None,
+            "upload": None,
             "playable_at": "2026-03-01T12:00:03Z",
             "jobs": [JOB, "second-job"],
             "pipeline": ["hls", "thumbnail"],
@@ -231,6 +234,7 @@ CASES: dict[str, tuple[Media, str, str | None, list[str], dict[str, Any]]] = {
             },
             "thumbnail_url": f"{REMOTE}/thumbnail/4f2a9c1d0e.jpg",
             "error": None,
+            "upload": None,
             "playable_at": None,
             "jobs": [],
             "pipeline": ["hls", "thumbnail"],
@@ -301,6 +305,7 @@ CASES: dict[str, tuple[Media, str, str | None, list[str], dict[str, Any]]] = {
             },
             "thumbnail_url": None,
             "error": None,
+            "upload": None,
             "playable_at": "2026-03-01T12:00:03Z",
             "jobs": [JOB],
             "pipeline": ["hls", "thumbnail"],
@@ -340,6 +345,7 @@ CASES: dict[str, tuple[Media, str, str | None, list[str], dict[str, Any]]] = {
             "hls": None,
             "thumbnail_url": None,
             "error": {"code": "unsupported_media", "message": "the source is corrupt between 4.0 and 8.0 s"},
+            "upload": None,
             "playable_at": None,
             "jobs": [JOB],
             "pipeline": ["hls", "thumbnail"],
@@ -379,6 +385,7 @@ CASES: dict[str, tuple[Media, str, str | None, list[str], dict[str, Any]]] = {
             "hls": None,
             "thumbnail_url": None,
             "error": None,
+            "upload": None,
             "playable_at": None,
             "jobs": [JOB],
             "pipeline": None,
@@ -507,3 +514,25 @@ def test_downloads_and_storyboard_list_their_urls_once_ready() -> None:
         "interval_s": 1.0,
         "count": 120,
     }
+
+
+def test_an_uploading_asset_shows_how_far_its_upload_has_come_and_others_never_do() -> None:
+    progress = schemas.MediaUpload(
+        url="http://127.0.0.1:8000/api/v1/uploads/u1",
+        offset=400,
+        length=1000,
+        progress=40.0,
+        expires_at="2026-03-02T12:00:05Z",
+    )
+    uploading = media(state=assets.UPLOADING, source={"type": "upload", "filename": "talk.mp4"})
+    made = schemas.public(uploading, jobs=[], base_url="http://127.0.0.1:8000", upload=progress)
+    assert made["state"] == "uploading"
+    assert made["upload"] == {
+        "url": "http://127.0.0.1:8000/api/v1/uploads/u1",
+        "offset": 400,
+        "length": 1000,
+        "progress": 40.0,
+        "expires_at": "2026-03-02T12:00:05Z",
+    }
+    processing = media(state=assets.PROCESSING, original=ORIGINAL)
+    assert schemas.public(processing, jobs=[], base_url="http://x", upload=progress)["upload"] is None
