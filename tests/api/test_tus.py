@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from mediajobs.media import assets
 from tests.api.conftest import KEY, ORIGIN, MakeClient, TestClient
 
 TUS = {"Tus-Resumable": "1.0.0"}
@@ -119,7 +120,7 @@ def test_an_upload_in_pieces_becomes_the_original_of_an_asset_being_processed(cl
     assert (job["kind"], job["state"], job["params"]) == (
         "media.process",
         "queued",
-        {"pipeline": ["hls", "thumbnail"]},
+        {"pipeline": list(assets.DEFAULT_PIPELINE)},
     )
     stored = stored_files(client)
     assert stored == [f"media/{media_id}/original/clip.mp4"]

@@ -29,9 +29,9 @@ from mediajobs.api.routes import (
     media_files,
     media_images,
     media_ops,
-    uploads as upload_routes,
     webhooks,
 )
+from mediajobs.api.routes import uploads as upload_routes
 from mediajobs.api.security import NON_JSON_PREFIXES, NON_JSON_SUFFIXES, Guard
 from mediajobs.config import Settings, get_settings
 from mediajobs.db.batch import BatchWriter
@@ -116,8 +116,8 @@ def create_app(settings: Settings | None = None, *, maintenance: bool = True) ->
     app.include_router(health.router)
     app.include_router(jobs.router)
     app.include_router(kinds.router)
-    routers = (media.router, media_files.router, media_images.router, media_ops.router, captions.router)
-    routers = (*routers, upload_routes.router)
+    routers = [media.router, media_files.router, media_images.router, media_ops.router, captions.router]
+    routers.append(upload_routes.router)
     for router in (*routers, webhooks.router):
         app.include_router(router)
 
