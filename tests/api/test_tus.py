@@ -87,7 +87,7 @@ def test_an_upload_in_pieces_becomes_the_original_of_an_asset_being_processed(cl
     assert url.startswith("/api/v1/uploads/")
     assert "GMT" in created.headers["upload-expires"]
     media = client.get(f"/api/v1/media/{media_id}").json()
-    assert media["state"] == "uploading"
+    assert media["state"] == "uploading" and media["title"] == "clip"
     assert media["upload"]["offset"] == 0 and media["upload"]["length"] == len(DATA)
     assert media["upload"]["url"].endswith(url)
 

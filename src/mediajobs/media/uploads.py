@@ -23,7 +23,7 @@ from mediajobs.db.session import Database
 from mediajobs.jobs import lifecycle
 from mediajobs.jobs.hooks import Services
 from mediajobs.jobs.maintenance import Chore
-from mediajobs.media import assets, events
+from mediajobs.media import assets, events, titles
 from mediajobs.media.states import PROCESSING, UPLOADING
 from mediajobs.storage import Storage, for_process
 from mediajobs.storage.partial import Partial
@@ -68,7 +68,10 @@ def create(
 ) -> Upload:
     """A new upload and its asset (state `uploading`) in one transaction; claimed at once with `claim_for`."""
     media = assets.new_media(
-        source={"type": "upload", "filename": filename}, state=UPLOADING, pipeline=pipeline
+        source={"type": "upload", "filename": filename},
+        title=titles.from_filename(filename),
+        state=UPLOADING,
+        pipeline=pipeline,
     )
     key = assets.original_key(media.id, assets.safe_filename(filename))
     now = utcnow()
