@@ -6,12 +6,14 @@ storage and on S3 (moto's server), three ways, with the API's peak RSS for each:
 - tus with tuspy through a proxy that cuts the connection 3 times (tuspy resumes after each).
 
 Aims: cut / uninterrupted wall time <= 1.15x; tus throughput >= 0.9x the single request's; API peak RSS
-< 150 MB. `MJ_BENCH_TUS_MIB` sets the size (default 2048). Self-contained: it imports nothing from tests/.
+< 150 MB. `MJ_BENCH_TUS_MIB` sets the size (default 2048), `MJ_BENCH_TUS_STORAGES` the storages (default
+`local,s3`). Self-contained: it imports nothing from tests/.
 """
 
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import shutil
 import socket
@@ -199,6 +201,7 @@ def run_storage(kind: str, file: Path, broker: str, moto_url: str) -> None:
 
 
 def main() -> None:
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # moto's server would log every request
     load = os.getloadavg()
     print(f"tus: load average {load[0]:.1f} {load[1]:.1f} {load[2]:.1f} on {os.cpu_count()} cores")
     with tempfile.TemporaryDirectory(prefix="mj-bench-tus-file-") as d:
@@ -213,7 +216,7 @@ def main() -> None:
         host, port = moto.get_host_and_port()
         try:
             with redis(Path(d)) as broker:
-                for kind in ("local", "s3"):
+                for kind in os.environ.get("MJ_BENCH_TUS_STORAGES", "local,s3").split(","):
                     run_storage(kind, file, broker, f"http://{host}:{port}")
         finally:
             moto.stop()
