@@ -6,6 +6,8 @@ jobs on both at once, like a long video on a cluster.
 
 from __future__ import annotations
 
+import re
+import shutil
 import subprocess
 import threading
 import time
@@ -19,6 +21,7 @@ from mediajobs.toolkit.hls.playlists import parse_media_playlist
 from tests.media_api.helpers import JSON, get_media, upload, wait_gone, wait_job, wait_media
 from tests.media_api.stacks import MediaStack, StackPool
 from tests.servers import wait_for
+from tests.toolkit import hlscheck
 from tests.toolkit.test_ladder import check_ladder, encode_source
 
 
@@ -44,6 +47,9 @@ def sources(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     }  # fmt: skip
 
 
+TERMINAL = ("succeeded", "failed", "cancelled")
+
+
 class Watch:
     """Samples an asset and its media.process job while it works, as a client polling the API would."""
 
@@ -67,7 +73,8 @@ class Watch:
                     self.playlist_then["master"] = master.text
                     for v in media["hls"]["variants"]:
                         self.playlist_then[str(v["height"])] = api.get(v["url"]).text
-                if media["state"] in ("ready", "failed"):
+                # The asset is swapped in a moment before its job writes its last progress.
+                if media["state"] in ("ready", "failed") and job["state"] in TERMINAL:
                     return
                 time.sleep(0.05)
 
@@ -77,6 +84,75 @@ def watch(api: httpx.Client, created: JSON) -> tuple[Watch, threading.Thread]:
     thread = threading.Thread(target=w.run, daemon=True)
     thread.start()
     return w, thread
+
+
+def long_standard(out: Path, *, pieces: int = 9) -> Path:
+    """A 72 s 640x360 H.264/AAC upload of about 300 MB (noise at a low QP), 2 s GOPs, its index first: a
+    stream whose whole cut takes seconds, made in seconds (one 8 s piece, copied `pieces` times)."""
+    piece = out.with_suffix(".piece.ts")
+    subprocess.run(
+        ["ffmpeg", "-v", "error", "-y", "-f", "lavfi", "-i", "testsrc2=size=640x360:rate=25", "-f", "lavfi",
+         "-i", "sine=frequency=440:sample_rate=48000", "-t", "8", "-vf", "noise=alls=8:allf=t",
+         "-c:v", "libx264", "-preset", "ultrafast", "-qp", "10", "-g", "50", "-c:a", "aac", str(piece)],
+        check=True,
+    )  # fmt: skip
+    listing = out.with_suffix(".txt")
+    listing.write_text(f"file '{piece.name}'\n" * pieces)
+    subprocess.run(
+        ["ffmpeg", "-v", "error", "-y", "-f", "concat", "-safe", "0", "-i", str(listing), "-c", "copy",
+         "-movflags", "+faststart", str(out)],
+        check=True,
+    )  # fmt: skip
+    piece.unlink()
+    return out
+
+
+@pytest.fixture(scope="module")
+def long_source(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return long_standard(tmp_path_factory.mktemp("long") / "long.mp4")
+
+
+class FirstPlay:
+    """What a client saw the first time the asset played: the media, its playlists, the stored segments."""
+
+    def __init__(self, stack: MediaStack, api: httpx.Client, media_id: str) -> None:
+        self.stack, self.api, self.media_id = stack, api, media_id
+        self.media: JSON | None = None
+        self.playlists: dict[str, str] = {}
+        self.segments_then: list[str] = []
+        self.failed: JSON | None = None
+
+    def run(self) -> None:
+        with httpx.Client(base_url=str(self.api.base_url), timeout=10) as api:
+            deadline = time.monotonic() + 120
+            while time.monotonic() < deadline:
+                media = api.get(f"/api/v1/media/{self.media_id}").json()
+                if media.get("hls") and self.media is None:
+                    # Storage first: whatever the playlists list was stored before this look.
+                    stored = self.stack.stored.keys(f"media/{self.media_id}")
+                    self.segments_then = [k for k in stored if k.endswith(".ts")]
+                    self.media = media
+                    master = media["hls"]["master_url"]
+                    urls = {"master": master, "audio": master.rsplit("/", 1)[0] + "/audio/index.m3u8"}
+                    urls |= {str(v["height"]): v["url"] for v in media["hls"]["variants"]}
+                    for name, url in urls.items():
+                        self.playlists[name] = api.get(url).text
+                if media["state"] in ("ready", "failed"):
+                    return
+                time.sleep(0.05)
+
+
+def target(playlist: str) -> str:
+    found = re.search(r"#EXT-X-TARGETDURATION:(\d+)", playlist)
+    assert found is not None, playlist
+    return found.group(1)
+
+
+def first_play(stack: MediaStack, api: httpx.Client, created: JSON) -> tuple[FirstPlay, threading.Thread]:
+    seen = FirstPlay(stack, api, created["media"]["id"])
+    thread = threading.Thread(target=seen.run, daemon=True)
+    thread.start()
+    return seen, thread
 
 
 def stored_hls(stack: MediaStack, media: JSON) -> Path:
@@ -229,3 +305,65 @@ def test_a_corrupt_region_fails_its_chunk_and_the_asset_says_where(
     assert [c["error"]["code"] for c in failed] == ["unsupported_media"]
     chunked.assert_temp_empty()
     assert get_media(capi, media["id"])["state"] == "failed"
+
+
+def test_a_long_standard_upload_plays_before_its_whole_stream_is_cut(
+    chunked: MediaStack, capi: httpx.Client, long_source: Path, tmp_path: Path
+) -> None:
+    created = upload(capi, long_source)
+    seen, thread = first_play(chunked, capi, created)
+    media = wait_media(capi, created["media"]["id"], "ready", "failed", timeout_s=180)
+    thread.join(10)
+
+    assert media["state"] == "ready", media
+    assert seen.media is not None, "the asset never played while it was processing"
+    # It played first while its own stream was still being cut: a growing EVENT playlist (video and audio),
+    # listing the first segments only, and the last segment was not stored yet.
+    assert [(v["height"], v["ready"]) for v in seen.media["hls"]["variants"]] == [(360, False)]
+    final = stored_hls(chunked, media)
+    every = parse_media_playlist((final / "360p" / "index.m3u8").read_text())
+    for name in ("360", "audio"):
+        growing = seen.playlists[name]
+        assert "#EXT-X-PLAYLIST-TYPE:EVENT" in growing and "#EXT-X-ENDLIST" not in growing, growing
+        listed = parse_media_playlist(growing)
+        assert 1 <= len(listed) < len(every)
+        assert listed == every[: len(listed)]  # what was published never changed, it only grew
+        assert target(growing) == target((final / "360p" / "index.m3u8").read_text())  # RFC 8216: unchanged
+    last = f"360p/seg_{len(every) - 1:05d}.ts"
+    assert not any(k.endswith(last) for k in seen.segments_then), "the whole stream was cut before it played"
+    assert "360p/index.m3u8" in seen.playlists["master"]
+    # The copy, read as its playlist lists it, is the source's stream packet for packet (no decoding: the
+    # checks that decode are test_standard_upload_plays_its_own_stream...'s, on a small source).
+    found = hlscheck.renditions(final)
+    assert len({tuple(r.durations) for r in found.values()}) == 1
+    copied = hlscheck.packets(hlscheck.joined(found["360p"], tmp_path), "v:0")
+    assert len(copied) == len(hlscheck.packets(long_source, "v:0"))
+    assert hlscheck.monotonic(hlscheck.joined(found["audio"], tmp_path), "a:0")
+    assert hlscheck.largest_audio_gap_s(hlscheck.joined(found["audio"], tmp_path)) < 0.002
+
+
+def test_a_long_upload_whose_tail_is_corrupt_withdraws_the_stream_it_published(
+    chunked: MediaStack, capi: httpx.Client, long_source: Path, tmp_path: Path
+) -> None:
+    broken = tmp_path / "broken.mp4"
+    shutil.copyfile(long_source, broken)
+    size = broken.stat().st_size
+    with broken.open("r+b") as f:
+        f.seek(int(size * 0.80))  # the index is at the front: the last fifth of the pictures and sound
+        f.write(bytes((i * 7919) % 251 for i in range(size // 20)))
+
+    created = upload(capi, broken)
+    seen, thread = first_play(chunked, capi, created)
+    media = wait_media(capi, created["media"]["id"], "ready", "failed", timeout_s=180)
+    thread.join(10)
+
+    assert seen.media is not None, "the asset never played: nothing was published to withdraw"
+    assert media["state"] == "failed", media
+    assert media["error"]["code"] == "unsupported_media", media["error"]
+    assert media["hls"] is None and media["playable_at"] is None
+    wait_for(
+        lambda: not [k for k in chunked.stored.keys(f"media/{media['id']}") if "/hls/" in k],
+        timeout_s=30,
+        message="the published stream to be removed",
+    )
+    chunked.assert_temp_empty()

@@ -23,7 +23,7 @@ from mediajobs.jobs.context import JobContext
 from mediajobs.jobs.hooks import Services
 from mediajobs.media import assets, chunks, outputs
 from mediajobs.media.originals import require_media
-from mediajobs.storage import for_process
+from mediajobs.storage import content_type_for, for_process
 from mediajobs.toolkit.hls import ladder as ladders
 from mediajobs.toolkit.hls import playlists, renditions
 from mediajobs.toolkit.hls.ladder import AUDIO, Ladder
@@ -65,6 +65,9 @@ class Build:
     def upload(self, out: Path) -> None:
         self.storage.put_dir(self.prefix, out)
 
+    def put_file(self, relative: str, path: Path) -> None:
+        self.storage.put_file(self.prefix + relative, path, content_type=content_type_for(relative))
+
     def record(self, ready: list[str], sizes: dict[str, list[int]] | None = None) -> dict[str, Any]:
         return {
             "path": self.path,
@@ -74,10 +77,11 @@ class Build:
             "mpegts_zero": renditions.mpegts_time(self.probe.start_time),
         }
 
-    def publish(self, ready: list[str]) -> None:
+    def publish(self, ready: list[str], sizes: dict[str, list[int]] | None = None) -> None:
         """The asset plays from here on (first processing only: a reprocess swaps at the end)."""
         job = (self.ctx.job_id, self.ctx.attempt)
-        if assets.publish_early(self.ctx.db, self.media_id, self.record(ready), self.probe.public(), job=job):
+        record = self.record(ready, sizes)
+        if assets.publish_early(self.ctx.db, self.media_id, record, self.probe.public(), job=job):
             log.info("media %s plays (%s ready)", self.media_id, ", ".join(ready) or "growing renditions")
 
 
@@ -225,17 +229,19 @@ def remove_paths(ctx: JobContext, paths: list[str]) -> int:
 
 
 @contextlib.contextmanager
-def removed_if_taken_over(ctx: JobContext, version: str) -> Iterator[None]:
-    """What this attempt stores of `version` is removed when it stops because another attempt took the job
-    over: the new attempt removed the version's rows and files as it began, before these late writes."""
+def removed_if_taken_over(ctx: JobContext, versions: Sequence[str]) -> Iterator[None]:
+    """What this attempt stores of `versions` (a list it adds to as it begins one) is removed when it stops
+    because another attempt took the job over: the new attempt removed the versions' rows and files as it
+    began, before these late writes."""
     try:
         yield
     except JobCancelled:
         if ctx.taken_over:
-            removed = remove_paths(ctx, chunks.version_paths(version))
-            log.info(
-                "taken over: removed %d file(s) of version %s this attempt stored late", removed, version
-            )
+            for version in versions:
+                removed = remove_paths(ctx, chunks.version_paths(version))
+                log.info(
+                    "taken over: removed %d file(s) of version %s this attempt stored late", removed, version
+                )
         raise
 
 
@@ -253,7 +259,9 @@ def media_ended(job: Job, services: Services) -> None:
     error = job.error or {"code": "internal", "message": "the job ended without a result"}
     abandon_builds(services, media.id)
     whole = media.hls is not None and all(v.get("ready", True) for v in media.hls.get("variants", []))
-    if whole and media.state == assets.PROCESSING:
+    # A whole stream stays playable, unless what failed is the media itself: a copy that plays as it was
+    # published, then decodes to garbage further on (the check ran after it was published), goes.
+    if whole and media.state == assets.PROCESSING and error.get("code") != "unsupported_media":
         assets.update_media(
             services,
             media.id,

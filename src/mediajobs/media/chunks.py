@@ -3,6 +3,10 @@
 The job that plans a ladder writes one row per chunk of segments (and one, index -1, for the audio
 rendition) before any is encoded; each chunk's encoder marks its row done with its segments' sizes. The API
 builds growing playlists from them (`livehls`); the join measures bandwidths from their sizes.
+
+One more row, index -2, is there from the moment a version is begun: the renditions cut from the source as
+it is read (a standard source's own stream and its AAC audio), which grow segment by segment while they are
+published (`faststart`); it is done when they are whole, or when there are none.
 """
 
 from __future__ import annotations
@@ -15,6 +19,43 @@ from mediajobs.db.models import MediaChunk, utcnow
 from mediajobs.db.session import Database
 
 AUDIO_ROW = -1
+STREAM_ROW = -2
+
+
+def begin(db: Database, media_id: str, version: str) -> None:
+    """The version is being made from now on (media_ended removes what it leaves): its stream row."""
+    with db.write() as session:
+        mine = (MediaChunk.media_id == media_id, MediaChunk.version == version)
+        session.execute(delete(MediaChunk).where(*mine))
+        session.add(
+            MediaChunk(
+                media_id=media_id, version=version, index=STREAM_ROW, first_segment=0, durations=[],
+                done=False, sizes={}, updated_at=utcnow(),
+            )
+        )  # fmt: skip
+
+
+def stream(
+    db: Database,
+    media_id: str,
+    version: str,
+    durations: list[float],
+    sizes: dict[str, list[int]],
+    *,
+    done: bool,
+) -> bool:
+    """The streamed renditions hold these segments now (all when `done`); False when the row is gone."""
+    with db.write() as session:
+        moved = session.execute(
+            update(MediaChunk)
+            .where(
+                MediaChunk.media_id == media_id,
+                MediaChunk.version == version,
+                MediaChunk.index == STREAM_ROW,
+            )
+            .values(durations=durations, sizes=sizes, done=done, updated_at=utcnow())
+        )
+        return bool(moved.rowcount)  # type: ignore[attr-defined]
 
 
 def plan(
@@ -77,6 +118,11 @@ def drop(db: Database, media_id: str, version: str) -> None:
         )
 
 
+def encoded(found: Sequence[MediaChunk]) -> list[MediaChunk]:
+    """The rows of chunks of encoded renditions, in grid order."""
+    return sorted((r for r in found if r.index >= 0), key=lambda r: r.first_segment)
+
+
 def playable(found: Sequence[MediaChunk]) -> bool:
     """Whether a player can start: the first chunk and the audio (when made apart) are stored."""
     by_index = {row.index: row for row in found}
@@ -87,7 +133,7 @@ def playable(found: Sequence[MediaChunk]) -> bool:
 def sizes(found: Sequence[MediaChunk]) -> dict[str, list[int]]:
     """Every rendition's segment sizes, in grid order, from done rows."""
     joined: dict[str, list[int]] = {}
-    for row in sorted(found, key=lambda r: (r.index == AUDIO_ROW, r.first_segment)):
+    for row in sorted((r for r in found if r.index != STREAM_ROW), key=lambda r: (r.index, r.first_segment)):
         for name, values in (row.sizes or {}).items():
             joined.setdefault(name, []).extend(values)
     return joined

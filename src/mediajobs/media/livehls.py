@@ -1,8 +1,12 @@
-"""Growing playlists: what the API serves for a rendition of an asset that plays while it is still encoding.
+"""Growing playlists: what the API serves for a rendition of an asset that plays while it is still being made.
 
-A rendition's playlist lists the segments of its chunks done so far, in grid order, as an EVENT playlist
-(players may not seek past its end, and refresh it); once every chunk is done it is complete. It is built
-from the database on each request, so no two encoders ever race on a stored playlist, and it only grows.
+A rendition's playlist lists the segments stored so far, in grid order, as an EVENT playlist (players may
+not seek past its end, and refresh it); once every segment is stored it is complete. It is built from the
+database on each request, so no two writers ever race on a stored playlist, and it only grows:
+
+- an encoded rendition lists the segments of its chunks done so far (`media_chunks` rows 0..);
+- the renditions cut from the source as it is read (a standard source's own stream and its AAC audio) list
+  the segments of the version's stream row (-2), which its cutter extends as it stores them.
 """
 
 from __future__ import annotations
@@ -13,13 +17,15 @@ from typing import Any
 
 from mediajobs.db.models import Media, MediaChunk
 from mediajobs.db.session import Database
-from mediajobs.media.chunks import AUDIO_ROW, rows
+from mediajobs.media.chunks import STREAM_ROW, encoded, rows
+from mediajobs.toolkit.hls.grid import COPY_TARGET_S
+from mediajobs.toolkit.hls.ladder import AUDIO
 from mediajobs.toolkit.hls.playlists import PLAYLIST, media_playlist
 
 
 def growing_playlist(found: Sequence[MediaChunk]) -> str:
     """A video rendition's playlist as far as its chunks are done, in order; complete once all are."""
-    video = sorted((r for r in found if r.index != AUDIO_ROW), key=lambda r: r.first_segment)
+    video = encoded(found)
     every = [d for row in video for d in row.durations]
     target = max(1, math.ceil(max(every, default=1.0) - 0.001))
     available: list[float] = []
@@ -30,17 +36,28 @@ def growing_playlist(found: Sequence[MediaChunk]) -> str:
     return media_playlist(available, target_duration=target, complete=len(available) == len(every))
 
 
-def render(db: Database, media: Media, path: str) -> str | None:
-    """The text the API serves for `path` of an asset still encoding, or None to serve the stored file.
+def streamed_playlist(row: MediaChunk) -> str:
+    """A rendition cut as the source is read: the segments stored so far, with the target promised for all."""
+    return media_playlist(row.durations, target_duration=COPY_TARGET_S, complete=False)
 
-    Only the playlist of a video rendition that is not `ready` yet is built here.
+
+def render(db: Database, media: Media, path: str) -> str | None:
+    """The text the API serves for `path` of an asset still being made, or None to serve the stored file.
+
+    Only the playlist of a rendition that is not whole yet is built here.
     """
     hls: dict[str, Any] | None = media.hls
     if not hls or not path.startswith(f"{hls['path']}/") or not path.endswith(f"/{PLAYLIST}"):
         return None
     relative = path[len(hls["path"]) + 1 :]
+    name = relative.split("/", 1)[0]
     variant = next((v for v in hls.get("variants", []) if v.get("path") == relative), None)
-    if variant is None or variant.get("ready", True):
+    if name != AUDIO and (variant is None or variant.get("ready", True)):
         return None
     found = rows(db, media.id, hls["path"].rsplit("/", 1)[-1])
-    return growing_playlist(found) if found else None
+    stream = next((r for r in found if r.index == STREAM_ROW), None)
+    if stream is not None and not stream.done and name in (stream.sizes or {}):
+        return streamed_playlist(stream)
+    if name == AUDIO:
+        return None  # an encoded audio rendition is stored whole before anything plays
+    return growing_playlist(found) if encoded(found) else None

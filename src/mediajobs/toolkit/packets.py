@@ -41,22 +41,31 @@ class VideoIndex:
         return max((b - a for a, b in itertools.pairwise(marks)), default=0.0)
 
 
-def scan(path: str | Path, *, duration_s: float) -> VideoIndex:
+def scan(path: str | Path, *, duration_s: float, until_s: float | None = None) -> VideoIndex:
     """Every packet of the first video stream (cover pictures aside); UnsupportedMedia when there is none.
 
-    Reads at most a little past the probed `duration_s`, with CPU time in proportion to it.
+    Reads at most a little past the probed `duration_s`, with CPU time in proportion to it; with `until_s`,
+    only the packets of the stream's first `until_s` seconds (a prefix: `prefix_s` says whether one
+    would be shorter than the whole).
     """
+    reach = read_limit_s(duration_s) if until_s is None else min(until_s, read_limit_s(duration_s))
     args = [FFPROBE, "-v", "error", "-select_streams", "V:0"]
     args += ["-show_entries", "packet=pts_time,dts_time,duration_time,flags", "-of", "csv=p=0"]
     done = process.run(
         # ffprobe has no -t: read_intervals bounds how far it reads.
-        [*args, "-read_intervals", f"%+{read_limit_s(duration_s):.3f}", *input_args(path)],
+        [*args, "-read_intervals", f"%+{reach:.3f}", *input_args(path)],
         capture_stdout=True,
         timeout_s=SCAN_TIMEOUT_S,
-        limits=Limits(cpu_s=PROBE_CPU_S + SCAN_CPU_PER_MEDIA_S * duration_s),
+        limits=Limits(cpu_s=PROBE_CPU_S + SCAN_CPU_PER_MEDIA_S * reach),
         network=False,
     )
     return parse((done.stdout or "").splitlines())
+
+
+def prefix_s(duration_s: float, wanted_s: float) -> float | None:
+    """How much of a `duration_s` stream to index first when `wanted_s` is enough to start with: None when
+    that would be (nearly) all of it."""
+    return wanted_s if duration_s > 2 * wanted_s else None
 
 
 def parse(lines: list[str]) -> VideoIndex:

@@ -15,8 +15,6 @@
 from __future__ import annotations
 
 import logging
-import shutil
-import uuid
 from pathlib import Path
 from typing import Any
 
@@ -25,13 +23,12 @@ from pydantic import BaseModel, ConfigDict
 from mediajobs.errors import MediajobsError, PermanentError
 from mediajobs.jobs.context import JobContext, Phase
 from mediajobs.jobs.registry import job_kind
-from mediajobs.media import assets, builds, chunks
+from mediajobs.media import assets, builds, chunks, faststart
 from mediajobs.media.builds import abandon_builds, media_ended, removed_if_taken_over
 from mediajobs.media.kinds import HOUR
 from mediajobs.media.operations import ProcessParams
 from mediajobs.media.originals import fetch_original, probe_source, require_media
 from mediajobs.storage import for_process
-from mediajobs.toolkit import packets
 from mediajobs.toolkit.hls import grid as grids
 from mediajobs.toolkit.hls import ladder as ladders
 from mediajobs.toolkit.hls import playlists, renditions
@@ -66,41 +63,30 @@ def process_media(ctx: JobContext, params: ProcessParams) -> Any:
     src = fetch_original(ctx, media)
     ctx.progress(1, "Probing")
     info = probe_source(ctx, src)
-    version = uuid.uuid4().hex[:10]
     thumb = builds.Thumb(media.thumbnail, None, None)
     # A poster someone chose stays: the original is the same, so is the frame they chose.
     chosen = bool(media.thumbnail and (media.poster or {}).get("chosen"))
     auto_thumbnail = "thumbnail" in params.pipeline and not chosen
     if "hls" not in params.pipeline:
         if auto_thumbnail:
-            thumb = _thumbnail(ctx, media.id, src, info, version)
+            thumb = _thumbnail(ctx, media.id, src, info, faststart.new_version())
         return builds.finish(ctx, media.id, info, media.hls, thumb, pipeline=params.pipeline)
-    index = packets.scan(src, duration_s=info.duration) if info.has_video else None
-    build = builds.Build(ctx, media.id, version, ladders.plan(info, index), info)
     # Versions an earlier attempt left unfinished (its worker died) are removed.
     abandon_builds(ctx.services, media.id)
-    with removed_if_taken_over(ctx, version):
-        # The version's rows say, from now on, that it is being made (media_ended removes what it left).
-        chunks.plan(
-            ctx.db,
-            media.id,
-            version,
-            [(0, len(build.ladder.grid))],
-            build.ladder.grid.durations(),
-            audio=False,
-        )
-        early = not params.reprocess
-        copied: dict[str, list[int]] = {}
-        if build.ladder.fast_start is None:
-            copied = _fast_start(ctx, build, src, index, early=early)
+    early = not params.reprocess
+    versions: list[str] = []
+    with removed_if_taken_over(ctx, versions):
+        begun = faststart.start(ctx, media.id, src, info, versions, early=early)
+        build, index = begun.build, begun.index
         if auto_thumbnail:
-            thumb = _thumbnail(ctx, media.id, src, info, version, first_pts=index.start if index else None)
-        build.save(copied=copied, **thumb.saved())
+            first_pts = index.start if index else None
+            thumb = _thumbnail(ctx, media.id, src, info, build.version, first_pts=first_pts)
+        build.save(copied=begun.made, **thumb.saved())
         lad = build.ladder
         ctx.progress(builds.OWN_UNTIL, "Planning the encodes")
         if info.duration > ctx.settings.chunk_threshold_s and lad.encoded:
             return _fan_out(ctx, build, early=early)
-        sizes = {**copied, **_encode_here(ctx, build, src, early=early)}
+        sizes = {**begun.made, **_encode_here(ctx, build, src, early=early)}
         return builds.join(ctx, build, sizes, thumb, pipeline=params.pipeline)
 
 
@@ -128,38 +114,6 @@ def _fan_out(ctx: JobContext, build: builds.Build, *, early: bool) -> Any:
         weight = ladders.cost(lad, builds.seconds(lad, span))
         children.append(("media.transcode_chunk", {"version": build.version, "index": i}, weight))
     return ctx.fan_out(children, then="media.finish_ladder", span=(builds.OWN_UNTIL, builds.JOIN_FROM))
-
-
-def _fast_start(
-    ctx: JobContext, build: builds.Build, src: Path, index: packets.VideoIndex | None, *, early: bool
-) -> dict[str, list[int]]:
-    """Cut the source's own stream into the top rendition and publish it; {} when it cannot be copied."""
-    lad, out = build.ladder, ctx.temp_dir / "remux"
-    renditions.remux(
-        src, out, lad, build.probe, on_progress=Phase(ctx, 1, 3, "Cutting the source into segments")
-    )
-    problem = renditions.copy_is_exact(out, lad)
-    if problem is not None:
-        log.info("media %s: its stream is not copied: %s", build.media_id, problem)
-        build.ladder = ladders.plan_encoded(build.probe, index, problem)
-        grid = build.ladder.grid
-        chunks.plan(ctx.db, build.media_id, build.version, [(0, len(grid))], grid.durations(), audio=False)
-        shutil.rmtree(out, ignore_errors=True)
-        return {}
-    top = lad.renditions[0]
-    n = len(lad.grid)
-    sizes = {top.name: renditions.segment_sizes(out / top.name, 0, n)}
-    if lad.audio == "copy":
-        sizes[AUDIO] = renditions.segment_sizes(out / AUDIO, 0, n)
-    for name in sizes:
-        (out / playlists.playlist_path(name)).write_text(playlists.media_playlist_for(lad))
-    (out / playlists.MASTER).write_text(playlists.master(lad, [top.name], sizes))
-    ctx.progress(3, "Storing the first rendition")
-    build.upload(out)
-    shutil.rmtree(out, ignore_errors=True)
-    if early:
-        build.publish([top.name])
-    return sizes
 
 
 def _encode_here(ctx: JobContext, build: builds.Build, src: Path, *, early: bool) -> dict[str, list[int]]:

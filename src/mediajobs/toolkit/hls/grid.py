@@ -21,14 +21,25 @@ TARGET_S = 4.0
 # after" a time, and a frame time printed to microseconds may round up past the frame. Real frames are
 # at least 1/240 s apart (probe.MAX_FPS).
 EARLY_S = 0.0005
+# The longest segment `on_keyframes` can make of a stream whose keyframes are at most MAX_GOP_S apart: a
+# keyframe just under half a target after a start, the next a whole GOP later, and a folded tiny tail.
+MAX_GOP_S = 10.0
+COPY_TARGET_S = math.ceil(TARGET_S / 2 + MAX_GOP_S + TARGET_S / 4)
+# The end of a prefix index a grid does not plan on: frames shown there may be decoded after the prefix.
+PREFIX_MARGIN_S = 1.0
 
 
 @dataclass(frozen=True)
 class Grid:
-    """Segment start times (first frame of each) and where the last segment ends."""
+    """Segment start times (first frame of each) and where the last segment ends.
+
+    `target`: an EXT-X-TARGETDURATION promised before the whole grid was known (a stream published while
+    it is cut, `COPY_TARGET_S`); its playlists keep it to the end, as RFC 8216 wants.
+    """
 
     starts: tuple[float, ...]
     end: float
+    target: int = 0
 
     def __len__(self) -> int:
         return len(self.starts)
@@ -42,18 +53,23 @@ class Grid:
         return self.starts[first], (self.starts[stop] if stop < len(self.starts) else None)
 
     def public(self) -> dict[str, object]:
-        return {"starts": list(self.starts), "end": self.end}
+        return {"starts": list(self.starts), "end": self.end, "target": self.target}
 
     @staticmethod
     def from_public(data: dict[str, object]) -> Grid:
         starts = data["starts"]
         assert isinstance(starts, list)
-        return Grid(tuple(float(s) for s in starts), float(data["end"]))  # type: ignore[arg-type]
+        target = int(data.get("target") or 0)  # type: ignore[call-overload]
+        return Grid(tuple(float(s) for s in starts), float(data["end"]), target)  # type: ignore[arg-type]
 
 
-def on_keyframes(index: VideoIndex, target_s: float = TARGET_S) -> Grid:
-    """Segments that start at source keyframes, each as close to `target_s` long as the keyframes allow."""
-    keys = index.keyframes
+def on_keyframes(index: VideoIndex, target_s: float = TARGET_S, *, complete: bool = True) -> Grid:
+    """Segments that start at source keyframes, each as close to `target_s` long as the keyframes allow.
+
+    `complete=False`: the index is a prefix of the stream (`packets.scan(until_s=...)`); the grid holds only
+    the segments no later keyframe can change, so they are the first segments of the whole stream's grid.
+    """
+    keys = known(index.keyframes, index, complete)
     starts = [keys[0]]
     i = 0
     while True:
@@ -65,14 +81,20 @@ def on_keyframes(index: VideoIndex, target_s: float = TARGET_S) -> Grid:
         best = j
         while best + 1 < len(keys) and abs(keys[best + 1] - goal) < abs(keys[best] - goal):
             best += 1
+        if not complete and best + 1 == len(keys) and keys[best] < goal:
+            break  # a keyframe not read yet may be nearer the goal
         starts.append(keys[best])
         i = best
-    return _trim_tail(starts, index.end, target_s)
+    return _trim_tail(starts, index.end, target_s) if complete else _prefix(starts)
 
 
-def fixed(index: VideoIndex, target_s: float = TARGET_S) -> Grid:
-    """Segments every `target_s` from the first frame, each starting at the first frame at or after."""
-    frames = index.frames
+def fixed(index: VideoIndex, target_s: float = TARGET_S, *, complete: bool = True) -> Grid:
+    """Segments every `target_s` from the first frame, each starting at the first frame at or after.
+
+    `complete=False`: as for `on_keyframes`, only the first segments, those the rest of the stream cannot
+    change.
+    """
+    frames = known(index.frames, index, complete)
     starts = [frames[0]]
     k = 1
     while True:
@@ -82,7 +104,22 @@ def fixed(index: VideoIndex, target_s: float = TARGET_S) -> Grid:
         if frames[j] > starts[-1]:
             starts.append(frames[j])
         k += 1
-    return _trim_tail(starts, index.end, target_s)
+    return _trim_tail(starts, index.end, target_s) if complete else _prefix(starts)
+
+
+def known(times: list[float], index: VideoIndex, complete: bool) -> list[float]:
+    """`times` a grid may be planned on: all of them, or those of a prefix that later packets cannot change.
+
+    A prefix read up to a time may still lack a frame or two reordered past its end.
+    """
+    if complete:
+        return times
+    return [t for t in times if t < index.end - PREFIX_MARGIN_S] or times[:1]
+
+
+def _prefix(starts: list[float]) -> Grid:
+    # The last start's segment ends where the prefix does not reach: it is not part of the grid yet.
+    return Grid(tuple(starts[:-1]), starts[-1])
 
 
 def _trim_tail(starts: list[float], end: float, target_s: float) -> Grid:
@@ -119,4 +156,4 @@ def chunks(grid: Grid, chunk_s: float, *, short_first: bool = False) -> list[tup
 
 def target_duration(grid: Grid) -> int:
     """EXT-X-TARGETDURATION: every EXTINF rounded to the nearest integer must be at most this."""
-    return max(1, math.ceil(max(grid.durations(), default=1.0) - 0.001))
+    return max(1, grid.target, math.ceil(max(grid.durations(), default=1.0) - 0.001))

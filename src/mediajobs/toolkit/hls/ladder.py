@@ -22,7 +22,7 @@ AUDIO_BITRATE = 128_000
 # (shorter side, video bitrate cap in bit/s), best first.
 LADDER = ((1080, 5_000_000), (720, 2_800_000), (480, 1_400_000), (360, 800_000))
 # Longest keyframe distance a stream copy may keep: its segments can be no shorter.
-MAX_COPY_GOP_S = 10.0
+MAX_COPY_GOP_S = grids.MAX_GOP_S
 STANDARD_PROFILES = ("Baseline", "Constrained Baseline", "Main", "High")
 STANDARD_PIX_FMTS = ("yuv420p", "yuvj420p")
 _AVC_PROFILE = {"Baseline": "4200", "Constrained Baseline": "42e0", "Main": "4d40", "High": "6400"}
@@ -137,8 +137,14 @@ def plan_encoded(probe: Probe, index: VideoIndex | None, reason: str) -> Ladder:
     return plan(probe, index, refuse_copy=reason)
 
 
-def plan(probe: Probe, index: VideoIndex | None, *, refuse_copy: str | None = None) -> Ladder:
-    """The ladder and grid for a source: its own stream on top when it is standard, else all encoded."""
+def plan(
+    probe: Probe, index: VideoIndex | None, *, refuse_copy: str | None = None, complete: bool = True
+) -> Ladder:
+    """The ladder and grid for a source: its own stream on top when it is standard, else all encoded.
+
+    `complete=False`: `index` is a prefix of the stream (`packets.scan(until_s=...)`), the grid holds the
+    first segments only (`grid.on_keyframes`), and a problem later in the stream may still refuse the copy.
+    """
     reason = refuse_copy or standard_reason(probe, index)
     renditions = plan_ladder(probe)
     if index is not None and reason is None:
@@ -147,9 +153,9 @@ def plan(probe: Probe, index: VideoIndex | None, *, refuse_copy: str | None = No
             probe.height, probe.width, 0, 0, 0, AUDIO_BITRATE, copy=True, level=probe.video_level or 40
         )
         renditions = [top, *(r for r in renditions if min(r.width, r.height) < min(top.width, top.height))]
-        grid = grids.on_keyframes(index)
+        grid = grids.on_keyframes(index, complete=complete)
     elif index is not None:
-        grid = grids.fixed(index)
+        grid = grids.fixed(index, complete=complete)
     else:
         grid = _audio_grid(probe.duration)
     if not renditions and not probe.has_audio:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -71,23 +71,68 @@ def _span_args(grid: Grid, first: int, stop: int) -> tuple[list[str], list[str]]
 
 
 def remux(
-    src: Path, out_dir: Path, ladder: Ladder, probe: Probe, *, on_progress: FractionCallback | None = None
+    src: Path,
+    out_dir: Path,
+    ladder: Ladder,
+    probe: Probe,
+    *,
+    grid: Grid | None = None,
+    prefix: bool = False,
+    on_segments: Callable[[int], None] | None = None,
+    on_progress: FractionCallback | None = None,
 ) -> None:
-    """Cut the source's own video (and its AAC audio when `ladder.audio == "copy"`) into segments."""
+    """Cut the source's own video (and its AAC audio when `ladder.audio == "copy"`) into segments.
+
+    `grid` (default the ladder's); `prefix`: the grid covers the stream's first segments only and the cut
+    stops where its last segment ends. `on_segments(n)`, called as ffmpeg goes: segments [0, n) of every
+    output are written whole (the rest are being written).
+    """
+    grid = grid or ladder.grid
     top = ladder.renditions[0]
     assert top.copy
     (out_dir / top.name).mkdir(parents=True, exist_ok=True)
-    n = len(ladder.grid)
+    n = len(grid)
+    stop = ["-to", f"{grid.end - EARLY_S:.6f}"] if prefix else []
     args = ["-v", "error", "-copyts", *input_args(src, duration_s=probe.duration)]
-    args += ["-map", "0:V:0", "-c:v", "copy", *_segment_args(ladder.grid, 0, n, top.name)]
+    args += ["-map", "0:V:0", "-c:v", "copy", *stop, *_segment_args(grid, 0, n, top.name)]
     outputs = [top.name]
     if ladder.audio == "copy":
         (out_dir / AUDIO).mkdir(parents=True, exist_ok=True)
-        args += ["-map", "0:a:0", "-c:a", "copy", *_segment_args(ladder.grid, 0, n, AUDIO)]
+        args += ["-map", "0:a:0", "-c:a", "copy", *stop, *_segment_args(grid, 0, n, AUDIO)]
         outputs.append(AUDIO)
-    run_ffmpeg(args, probe.duration, on_progress, source=probe, cwd=out_dir)
-    for name in outputs:
-        segment_sizes(out_dir / name, 0, n)
+    dirs = [out_dir / name for name in outputs]
+    progress = on_progress
+    if on_segments is not None:
+        opened = dict.fromkeys(dirs, 0)
+
+        def progress(fraction: float) -> None:
+            for d in dirs:
+                while (d / SEGMENT_NAME.format(opened[d])).is_file():
+                    opened[d] += 1
+            # A segment file is whole once the muxer has opened the next one.
+            on_segments(min(n, *(count - 1 for count in opened.values())))
+            if on_progress is not None:
+                on_progress(fraction)
+
+    try:
+        run_ffmpeg(args, grid.end if prefix else probe.duration, progress, source=probe, cwd=out_dir)
+    except ProcessFailed:
+        # Where the cutter stopped: a copy passes damage on until the muxer meets what it cannot parse.
+        at = grid.starts[max(0, min(written(d) for d in dirs) - 1)]
+        with _corrupt_is_unsupported(at, grid.end if prefix else probe.duration):
+            raise
+    for d in dirs:
+        segment_sizes(d, 0, n)
+    if on_segments is not None:
+        on_segments(n)
+
+
+def written(directory: Path) -> int:
+    """How many segment files a segment muxer has opened in `directory` (numbered from 0)."""
+    count = 0
+    while (directory / SEGMENT_NAME.format(count)).is_file():
+        count += 1
+    return count
 
 
 def copy_is_exact(out_dir: Path, ladder: Ladder) -> str | None:

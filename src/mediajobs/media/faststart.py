@@ -1,0 +1,207 @@
+"""The first part of an HLS version: planned from the first seconds of the source and published at once.
+
+Nothing a player needs first depends on the end of the file, so a first processing reads only the packets of
+the source's first `PREFIX_S` seconds before it publishes anything:
+
+- A standard source (`ladder.standard_reason`) is cut into its copied top rendition and its AAC audio in
+  two passes. The first cuts the segments the prefix already fixes (`grid.on_keyframes(complete=False)`),
+  and the master is published with that rendition growing (`livehls`: an EVENT playlist of the segments
+  stored so far, from the version's stream row). Then the whole stream is indexed and cut front to back,
+  each segment stored as soon as the cutter has moved past it; at the end the rendition's playlist is a
+  stored VOD playlist and the variant is `ready`. The grid of the whole stream starts with the prefix's
+  segments, so nothing published changes.
+- A problem only the rest of the stream shows (a long GOP, an index that lies, a segment that does not start
+  with an IDR) withdraws what was published, and the source is encoded like any other.
+
+A reprocess (the old version plays until the new one is whole) and a short source are planned on the whole
+index at once.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import uuid
+from dataclasses import replace
+from pathlib import Path
+
+from mediajobs.jobs.context import JobContext, Phase
+from mediajobs.media import assets, chunks
+from mediajobs.media.builds import Build, remove_paths
+from mediajobs.toolkit import packets
+from mediajobs.toolkit.hls import grid as grids
+from mediajobs.toolkit.hls import ladder as ladders
+from mediajobs.toolkit.hls import playlists, renditions
+from mediajobs.toolkit.hls.ladder import AUDIO, Ladder
+from mediajobs.toolkit.packets import VideoIndex, first_slice_is_idr
+from mediajobs.toolkit.probe import Probe
+
+log = logging.getLogger(__name__)
+
+# How much of the source is indexed before the first segments are cut: six or so segments, more than a
+# player plays before it first reloads a growing playlist (after its target duration, COPY_TARGET_S).
+PREFIX_S = 30.0
+
+
+class NotCopyable(Exception):
+    """The rest of the stream shows the copy cannot play as the source does (the message says why)."""
+
+
+def new_version() -> str:
+    return uuid.uuid4().hex[:10]
+
+
+class Start:
+    """How a version began: its build (the ladder of the whole source), the source's index, and the sizes of
+    the renditions made whole on the way (the copied top rendition and its audio)."""
+
+    def __init__(self, build: Build, index: VideoIndex | None, made: dict[str, list[int]]) -> None:
+        self.build, self.index, self.made = build, index, made
+
+
+def start(
+    ctx: JobContext, media_id: str, src: Path, info: Probe, versions: list[str], *, early: bool
+) -> Start:
+    """Plan the version's ladder and make (and, when `early`, publish) what plays first.
+
+    Every version begun is appended to `versions` before anything of it is stored.
+    """
+    if not info.has_video:
+        return Start(_begin(ctx, media_id, ladders.plan(info, None), info, versions), None, {})
+    until = packets.prefix_s(info.duration, PREFIX_S) if early else None
+    if until is not None:
+        head = ladders.plan(info, packets.scan(src, duration_s=info.duration, until_s=until), complete=False)
+        if head.fast_start is None and len(head.grid):
+            build = _begin(ctx, media_id, head, info, versions)
+            try:
+                return _stream_copy(ctx, build, src)
+            except NotCopyable as exc:
+                log.info("media %s: its stream is not copied after all: %s", media_id, exc)
+                _withdraw(ctx, build)
+                index = packets.scan(src, duration_s=info.duration)
+                build = _begin(ctx, media_id, ladders.plan_encoded(info, index, str(exc)), info, versions)
+                return Start(build, index, {})
+    index = packets.scan(src, duration_s=info.duration)
+    build = _begin(ctx, media_id, ladders.plan(info, index), info, versions)
+    if build.ladder.fast_start is not None:
+        return Start(build, index, {})
+    made = _copy_whole(ctx, build, src, index, early=early)
+    return Start(build, index, made)
+
+
+def _begin(ctx: JobContext, media_id: str, ladder: Ladder, info: Probe, versions: list[str]) -> Build:
+    version = new_version()
+    versions.append(version)
+    chunks.begin(ctx.db, media_id, version)
+    return Build(ctx, media_id, version, ladder, info)
+
+
+def _withdraw(ctx: JobContext, build: Build) -> None:
+    """What a version published goes: the asset no longer plays it, its rows and files are removed."""
+    assets.update_media(
+        ctx.services,
+        build.media_id,
+        only_from=(assets.PROCESSING,),
+        while_running=(ctx.job_id, ctx.attempt),
+        hls=None,
+        playable_at=None,
+    )
+    chunks.drop(ctx.db, build.media_id, build.version)
+    remove_paths(ctx, [build.path])
+
+
+def _stream_copy(ctx: JobContext, build: Build, src: Path) -> Start:
+    """Cut and publish the prefix's segments, then cut the whole stream, storing each segment as it is cut."""
+    info, head = build.probe, build.ladder
+    head = replace(head, grid=replace(head.grid, target=grids.COPY_TARGET_S))
+    top = head.renditions[0]
+    names = [top.name, *([AUDIO] if head.audio == "copy" else [])]
+    out = ctx.temp_dir / "stream"
+    renditions.remux(src, out, head, info, prefix=True)
+    k = len(head.grid)
+    sizes = {name: renditions.segment_sizes(out / name, 0, k) for name in names}
+    for i in range(k):
+        _check_idr(out, top.name, i)
+        for name in names:
+            segment = f"{name}/{playlists.SEGMENT_NAME.format(i)}"
+            build.put_file(segment, out / segment)
+    build.ladder = head
+    chunks.stream(ctx.db, build.media_id, build.version, head.grid.durations(), sizes, done=False)
+    build.put_text(playlists.MASTER, playlists.master(head, [top.name], sizes))
+    build.publish([], sizes)
+    ctx.progress(1.5, "Playable; cutting the rest of the source into segments")
+
+    index = packets.scan(src, duration_s=info.duration)
+    whole = ladders.plan(info, index)
+    if whole.fast_start is not None:
+        raise NotCopyable(whole.fast_start)
+    whole = replace(whole, grid=replace(whole.grid, target=grids.COPY_TARGET_S))
+    continues = whole.grid.starts[:k] == head.grid.starts and (
+        k == len(whole.grid) or whole.grid.starts[k] == head.grid.end
+    )
+    if not continues:
+        raise NotCopyable("the segments of the whole stream do not continue those already published")
+    build.ladder = whole
+    durations = whole.grid.durations()
+    stored = k
+
+    def store(complete: int) -> None:
+        nonlocal stored
+        if complete <= stored:
+            return
+        for i in range(stored, complete):
+            _check_idr(out, top.name, i)
+            for name in names:
+                segment = f"{name}/{playlists.SEGMENT_NAME.format(i)}"
+                sizes[name].append((out / segment).stat().st_size)
+                build.put_file(segment, out / segment)
+        stored = complete
+        chunks.stream(ctx.db, build.media_id, build.version, durations[:stored], sizes, done=False)
+
+    shutil.rmtree(out, ignore_errors=True)
+    cutting = Phase(ctx, 1.5, 3, "Cutting the source into segments")
+    renditions.remux(src, out, whole, info, on_segments=store, on_progress=cutting)
+    for name in names:
+        build.put_text(playlists.playlist_path(name), playlists.media_playlist_for(whole))
+    build.put_text(playlists.MASTER, playlists.master(whole, [top.name], sizes))
+    build.publish([top.name], sizes)
+    chunks.stream(ctx.db, build.media_id, build.version, durations, sizes, done=True)
+    shutil.rmtree(out, ignore_errors=True)
+    return Start(build, index, sizes)
+
+
+def _check_idr(out: Path, name: str, i: int) -> None:
+    if not first_slice_is_idr(out / name / playlists.SEGMENT_NAME.format(i)):
+        raise NotCopyable(f"segment {i} of the source's stream does not start with a decodable keyframe")
+
+
+def _copy_whole(
+    ctx: JobContext, build: Build, src: Path, index: VideoIndex, *, early: bool
+) -> dict[str, list[int]]:
+    """Cut the source's own stream into the top rendition in one pass and publish it (`early`); {} when it
+    cannot be copied (the build's ladder is then all encoded)."""
+    lad, out = build.ladder, ctx.temp_dir / "remux"
+    renditions.remux(
+        src, out, lad, build.probe, on_progress=Phase(ctx, 1, 3, "Cutting the source into segments")
+    )
+    problem = renditions.copy_is_exact(out, lad)
+    if problem is not None:
+        log.info("media %s: its stream is not copied: %s", build.media_id, problem)
+        build.ladder = ladders.plan_encoded(build.probe, index, problem)
+        shutil.rmtree(out, ignore_errors=True)
+        return {}
+    top = lad.renditions[0]
+    n = len(lad.grid)
+    sizes = {top.name: renditions.segment_sizes(out / top.name, 0, n)}
+    if lad.audio == "copy":
+        sizes[AUDIO] = renditions.segment_sizes(out / AUDIO, 0, n)
+    for name in sizes:
+        (out / playlists.playlist_path(name)).write_text(playlists.media_playlist_for(lad))
+    (out / playlists.MASTER).write_text(playlists.master(lad, [top.name], sizes))
+    ctx.progress(3, "Storing the first rendition")
+    build.upload(out)
+    shutil.rmtree(out, ignore_errors=True)
+    chunks.stream(ctx.db, build.media_id, build.version, lad.grid.durations(), sizes, done=True)
+    if early:
+        build.publish([top.name], sizes)
+    return sizes
