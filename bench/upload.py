@@ -43,6 +43,8 @@ def api_only(broker_url: str) -> Iterator[Stack]:
 def body() -> Iterator[bytes]:
     """2 GiB made on the fly: a few random MiB cycled, so the client neither stores nor computes much."""
     pool = [os.urandom(CHUNK_BYTES) for _ in range(DISTINCT_CHUNKS)]
+    # Starting as a Matroska file does: the API refuses a body whose first bytes are not media (415).
+    pool[0] = b"\x1a\x45\xdf\xa3" + pool[0][4:]
     for i in range(TOTAL_BYTES // CHUNK_BYTES):
         yield pool[i % DISTINCT_CHUNKS]
 

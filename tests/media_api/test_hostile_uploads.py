@@ -11,7 +11,7 @@ import pytest
 
 from mediajobs import sandbox
 from tests.media_api.clips import Clips
-from tests.media_api.helpers import JSON, error_code, upload, wait_job, wait_media
+from tests.media_api.helpers import JSON, all_media_ids, error_code, problem, upload, wait_job, wait_media
 from tests.media_api.stacks import MediaStack
 from tests.servers import wait_for
 from tests.toolkit.hostile import (
@@ -40,8 +40,19 @@ def refused(stack: MediaStack, api: httpx.Client, path: Path, *, filename: str |
     return job
 
 
+def refused_at_once(stack: MediaStack, api: httpx.Client, path: Path, *, filename: str) -> str:
+    """Upload `path`: 415 before anything is stored (no asset, no object, no job); the problem's detail."""
+    before = all_media_ids(api), stack.stored.keys("media/")
+    with path.open("rb") as body:
+        response = api.post("/api/v1/media/uploads", params={"filename": filename}, content=body)
+    detail = str(problem(response, 415)["detail"])
+    assert (all_media_ids(api), stack.stored.keys("media/")) == before
+    return detail
+
+
+# The worker refuses these too, should one arrive some other way (tests/toolkit/test_hostile_media.py).
 @pytest.mark.parametrize("filename", ["evil.m3u8", "holiday.mp4"])
-def test_uploaded_hls_playlist_fails_and_the_worker_file_it_lists_is_never_opened(
+def test_uploaded_hls_playlist_is_refused_at_once_and_the_worker_file_it_lists_is_never_opened(
     file_stack: MediaStack, file_api: httpx.Client, tmp_path: Path, filename: str
 ) -> None:
     # A file of the worker's machine; a FIFO knows whether anyone opened it, whatever atime says.
@@ -49,24 +60,22 @@ def test_uploaded_hls_playlist_fails_and_the_worker_file_it_lists_is_never_opene
         playlist = tmp_path / "playlist.txt"
         playlist.write_text(hls_playlist(str(secret.path)))
 
-        job = refused(file_stack, file_api, playlist, filename=filename)
+        detail = refused_at_once(file_stack, file_api, playlist, filename=filename)
 
-        assert job["error"]["code"] == "unsupported_media", job
-        assert "HLS playlists cannot be uploaded; upload the video file" in job["error"]["message"], job
-        assert not secret.opened.is_set(), "the worker read a local file listed in an uploaded playlist"
+        assert detail.startswith("this is an HLS playlist (a list of links, not the video itself)"), detail
+        assert not secret.opened.is_set(), "something read a local file listed in an uploaded playlist"
 
 
-def test_uploaded_ffconcat_script_fails_and_the_file_it_lists_is_never_opened(
+def test_uploaded_ffconcat_script_is_refused_at_once_and_the_file_it_lists_is_never_opened(
     file_stack: MediaStack, file_api: httpx.Client, tmp_path: Path
 ) -> None:
     with trap(tmp_path / "worker-secret.ts") as secret:
         script = tmp_path / "script.txt"
         script.write_text(ffconcat(str(secret.path)))
 
-        job = refused(file_stack, file_api, script, filename="notes.mp4")
+        detail = refused_at_once(file_stack, file_api, script, filename="notes.mp4")
 
-        assert job["error"]["code"] == "unsupported_media", job
-        assert "concat scripts are not media" in job["error"]["message"], job
+        assert detail.startswith("this is an ffconcat script; upload a video or audio file"), detail
         assert not secret.opened.is_set()
 
 
@@ -77,9 +86,8 @@ def test_uploaded_playlist_listing_an_internal_url_makes_no_request(
         playlist = tmp_path / "meta.txt"
         playlist.write_text(hls_playlist(internal.url("latest/meta-data/iam/security-credentials/x.ts")))
 
-        job = refused(file_stack, file_api, playlist, filename="clip.mp4")
+        refused_at_once(file_stack, file_api, playlist, filename="clip.mp4")
 
-        assert job["error"]["code"] == "unsupported_media", job
         assert internal.hits() == 0
 
 

@@ -91,6 +91,32 @@ def test_import_of_a_bad_source_fails_with_a_specific_code(
     file_stack.assert_temp_empty()
 
 
+@pytest.mark.parametrize(
+    ("name", "data", "says"),
+    [
+        ("notes.mp4", b"Meeting notes, not a video.\n" * 200, "the URL gave a text file, not a video"),
+        ("still.mp4", b"\x89PNG\r\n\x1a\n" + bytes(2000), "the URL gave a PNG image, not a video"),
+    ],
+)
+def test_import_of_a_file_that_is_not_media_fails_at_once_in_plain_words(
+    file_stack: MediaStack, file_api: httpx.Client, source: Served, name: str, data: bytes, says: str
+) -> None:
+    (source.root / name).write_bytes(data)
+
+    created = import_url(file_api, source.url(name))
+
+    job = wait_job(file_api, created["job"]["id"], "succeeded", "failed", "cancelled")
+    assert job["state"] == "failed" and job["error"]["code"] == "unsupported_media", job
+    assert job["error"]["message"].startswith(says), job
+    assert "ffprobe" not in job["error"]["message"] and "moov" not in job["error"]["message"], job
+    assert job["attempt"] == 1, job
+    media = wait_media(file_api, created["media"]["id"], "ready", "failed")
+    assert media["state"] == "failed" and media["error"] == job["error"], media
+    assert [j for j in media["jobs"] if j != job["id"]] == [], "nothing after the import ran"
+    assert file_stack.stored.keys(f"media/{media['id']}/") == []
+    file_stack.assert_temp_empty()
+
+
 def test_import_over_the_size_limit_fails_with_too_large(stack_pool: StackPool, source: Served) -> None:
     limited = limited_file_stack(stack_pool)
     assert (source.root / "medium.mp4").stat().st_size > LIMIT_BYTES

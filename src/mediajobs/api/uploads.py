@@ -13,6 +13,8 @@ from starlette.concurrency import run_in_threadpool
 
 from mediajobs.api.problems import Problem, invalid
 from mediajobs.storage import ObjectWriter, Storage, content_type_for
+from mediajobs.toolkit import sniff
+from mediajobs.units import format_bytes
 
 CHUNK = 1024 * 1024
 # What clients send when they do not know (curl --data-binary sends a form type): the name says more.
@@ -23,6 +25,45 @@ def media_type(sent: str | None, key: str) -> str:
     """The type to record for an uploaded file: what the client said, unless that says nothing."""
     sent = (sent or "").split(";")[0].strip().lower()
     return content_type_for(key) if sent in GENERIC_TYPES else sent
+
+
+def too_large(max_bytes: int, size: int | None = None) -> Problem:
+    """The 413 for an upload over MEDIAJOBS_MAX_UPLOAD_BYTES, in units a person reads."""
+    what = f"the upload of {format_bytes(size)}" if size is not None else "the upload"
+    return Problem(
+        413,
+        f"{what} is over the limit of {format_bytes(max_bytes)} ({max_bytes:,} bytes; "
+        "MEDIAJOBS_MAX_UPLOAD_BYTES)",
+        slug="too-large",
+    )
+
+
+class FirstBytes:
+    """The start of an upload's file, kept until it shows whether the file is media (`toolkit/sniff`).
+
+    `feed` each chunk as it arrives and `check` before storing anything: a 415 naming what the file is
+    ("this is a PNG image; upload a video or audio file ...") as soon as enough bytes are in.
+    """
+
+    def __init__(self) -> None:
+        self.head = b""
+        self.checked = False
+
+    def feed(self, chunk: bytes) -> None:
+        if len(self.head) < sniff.SNIFF_BYTES:
+            self.head += chunk[: sniff.SNIFF_BYTES - len(self.head)]
+
+    @property
+    def enough(self) -> bool:
+        return len(self.head) >= sniff.SNIFF_BYTES
+
+    def check(self) -> None:
+        """Problem 415 when the bytes so far are not media; call once enough are in, or at the body's end."""
+        if self.checked:
+            return
+        self.checked = True
+        if (refusal := sniff.sniff(self.head).refusal) is not None:
+            raise Problem(415, refusal, slug="unsupported-media")
 
 
 @dataclass
@@ -122,12 +163,7 @@ async def store_upload(
     """Stream the body to storage: 413 over `max_bytes`, 422 when empty, nothing left on failure."""
     length = request.headers.get("content-length")
     if length and length.isdigit() and int(length) > max_bytes:
-        raise Problem(
-            413,
-            f"the upload of {int(length)} bytes is over the limit of {max_bytes} bytes "
-            "(MEDIAJOBS_MAX_UPLOAD_BYTES)",
-            slug="too-large",
-        )
+        raise too_large(max_bytes, int(length))
     content_type, options = parse_options_header(request.headers.get("content-type", ""))
     meta = {"filename": filename or "", "content_type": content_type.decode("latin-1")}
     if content_type == b"multipart/form-data":
@@ -140,15 +176,15 @@ async def store_upload(
     writer: ObjectWriter | None = None
     buffered: list[bytes] = []
     size = buffered_size = 0
+    first = FirstBytes()
     try:
         async for chunk in body:
             size += len(chunk)
             if size > max_bytes:
-                raise Problem(
-                    413,
-                    f"the upload is over the limit of {max_bytes} bytes (MEDIAJOBS_MAX_UPLOAD_BYTES)",
-                    slug="too-large",
-                )
+                raise too_large(max_bytes)
+            first.feed(chunk)
+            if first.enough:
+                first.check()  # nothing is stored yet: the writer opens after a whole CHUNK
             buffered.append(chunk)
             buffered_size += len(chunk)
             if buffered_size >= CHUNK:
@@ -160,6 +196,7 @@ async def store_upload(
             raise invalid(
                 ["body"], "the upload is empty; send the file's bytes as the body or a 'file' form field"
             )
+        first.check()
         if writer is None:
             writer = storage.open_writer(key_for(filename or meta["filename"]))
         if buffered:

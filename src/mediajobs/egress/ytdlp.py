@@ -31,6 +31,7 @@ from mediajobs.errors import (
     UnsupportedMedia,
 )
 from mediajobs.toolkit.probe import probe
+from mediajobs.toolkit.sniff import sniff_file
 
 DownloadProgress = Callable[[int, int | None, float | None, float | None], None]
 
@@ -227,7 +228,10 @@ def _result(reader: _OutputReader, dest_dir: Path, max_bytes: int) -> Downloaded
     if size > max_bytes:
         raise TooLarge(f"the source is over the {max_bytes} byte limit ({size} bytes)")
     ext = str(reader.result.get("ext") or path.suffix.lstrip("."))
-    # The generic extractor names anything it cannot place "unknown_video"; a probe tells media from text.
+    # The generic extractor names anything it cannot place "unknown_video": the first bytes say what it is,
+    # then a probe tells a real file from a damaged one.
+    if (refusal := sniff_file(path).import_refusal) is not None:
+        raise UnsupportedMedia(refusal)
     probe(path)
     title = str(reader.result.get("title") or path.stem)
     safe = re.sub(r"[\x00-\x1f/\\]+", "_", title).strip(" .")[:150] or "download"

@@ -11,6 +11,7 @@ from typing import Any
 
 from mediajobs import process
 from mediajobs.errors import TooLarge, UnsupportedMedia
+from mediajobs.toolkit import plain
 from mediajobs.toolkit.inputs import input_args, probe_limits, refused_format
 
 FFPROBE = "ffprobe"
@@ -84,7 +85,7 @@ def probe(
     path = Path(path)
     size = path.stat().st_size
     if size == 0:
-        raise UnsupportedMedia("file is empty")
+        raise UnsupportedMedia("the file is empty (0 bytes); upload the video or audio file itself")
     args = [FFPROBE, "-v", "error", "-print_format", "json", "-show_format", "-show_streams"]
     done = process.run(
         [*args, *input_args(path)],
@@ -98,8 +99,7 @@ def probe(
         refusal = refused_format(done.stderr_tail)
         if refusal is not None:
             raise UnsupportedMedia(refusal)
-        reason = _reason(process.last_words(done.stderr_tail), path)
-        raise UnsupportedMedia(f"ffprobe could not read the file: {reason}")
+        raise UnsupportedMedia(plain.unreadable(_reason(process.last_words(done.stderr_tail), path)))
     info = parse(json.loads(done.stdout or "{}"), size=size)
     check(
         info,
@@ -170,13 +170,13 @@ def parse(data: dict[str, Any], *, size: int) -> Probe:
     )
     audio = next((s for s in streams if s.get("codec_type") == "audio"), None)
     if video is None and audio is None:
-        raise UnsupportedMedia("no video or audio stream")
+        raise UnsupportedMedia("the file holds no video or audio (only subtitles, data or pictures)")
 
     duration = _float(fmt.get("duration"))
     if not duration:
         duration = max((_float(s.get("duration")) or 0.0 for s in streams), default=0.0)
     if not duration or duration <= 0:
-        raise UnsupportedMedia("zero duration")
+        raise UnsupportedMedia("the file holds no playing time (its duration is zero)")
 
     width = height = None
     rotation = 0

@@ -130,6 +130,7 @@ def _media_and_job(request: Request, media: Media) -> Answer:
     )
     | problem(400, "a malformed multipart/form-data body")
     | problem(413, "the upload is over MEDIAJOBS_MAX_UPLOAD_BYTES")
+    | problem(415, "the file is not a video or audio file (a text file, a picture, an archive, ...)")
     | problem(422, "an empty upload, a form without a `file` field, or a bad pipeline"),
 )
 async def upload_media(

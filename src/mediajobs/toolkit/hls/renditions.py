@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from mediajobs.errors import ProcessFailed, UnsupportedMedia
-from mediajobs.toolkit import packets
+from mediajobs.toolkit import packets, plain
 from mediajobs.toolkit.ffmpeg import run_ffmpeg, thread_args
 from mediajobs.toolkit.hls.grid import EARLY_S, Grid
 from mediajobs.toolkit.hls.ladder import AUDIO, AUDIO_BITRATE, PRESET, Ladder, Rendition, plan, plan_encoded
@@ -240,9 +240,9 @@ def _corrupt_is_unsupported(start: float, end: float) -> Iterator[None]:
     except ProcessFailed as exc:
         if not _CORRUPT.search(str(exc)):
             raise
+        plain.unreadable(str(exc), tool="ffmpeg")  # what ffmpeg said goes to the log
         where = f"between {start:.1f} and {end:.1f} s"
-        said = re.sub(r"file:\S+: ", "", str(exc))  # the worker's path means nothing to the user
-        raise UnsupportedMedia(f"the source is corrupt {where} and cannot be decoded ({said})") from exc
+        raise UnsupportedMedia(f"the source is corrupt {where} and cannot be decoded") from exc
 
 
 _CORRUPT = re.compile(r"corrupt|error while decoding|invalid data|decode_slice|concealing", re.IGNORECASE)
