@@ -31,6 +31,8 @@ import httpx
 from moto.server import ThreadedMotoServer
 from tusclient.client import TusClient
 
+from mediajobs.testing.files import MEDIA_MAGIC
+
 SIZE = int(os.environ.get("MJ_BENCH_TUS_MIB", "2048")) * 1024**2
 TUS_CHUNK = 256 * 1024**2  # tuspy reads each PATCH body into memory: bounded here, one PATCH per 256 MiB
 AWS = {"AWS_ACCESS_KEY_ID": "bench", "AWS_SECRET_ACCESS_KEY": "bench", "AWS_DEFAULT_REGION": "us-east-1"}
@@ -211,6 +213,8 @@ def main() -> None:
             for _ in range(SIZE // len(block)):
                 f.write(block)
             f.write(block[: SIZE % len(block)])
+            f.seek(0)
+            f.write(MEDIA_MAGIC)  # the API refuses (415) an upload whose first bytes are not media
         moto = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
         moto.start()
         host, port = moto.get_host_and_port()

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import os
 import time
 from pathlib import Path
 from typing import Any
@@ -15,11 +14,12 @@ from typing import Any
 import pytest
 
 from mediajobs.media import assets
+from mediajobs.testing.files import MEDIA_MAGIC, media_like
 from tests.api.conftest import KEY, ORIGIN, MakeClient, TestClient
 
 TUS = {"Tus-Resumable": "1.0.0"}
 OCTETS = "application/offset+octet-stream"
-DATA = os.urandom(300_000)
+DATA = media_like(300_000)
 LIMIT = 1_000_000
 
 
@@ -172,7 +172,7 @@ def test_requests_without_tus_1_0_0_are_refused_with_412(client: TestClient, ver
 def test_upload_length_over_the_limit_is_413_before_anything_exists(client: TestClient) -> None:
     before = stored_files(client)
     answer = client.post("/api/v1/uploads", headers={**TUS, "Upload-Length": str(LIMIT + 1)})
-    assert_problem(answer, 413, str(LIMIT), "MEDIAJOBS_MAX_UPLOAD_BYTES")
+    assert_problem(answer, 413, "over the limit of 976.6 KiB (1,000,000 bytes", "MEDIAJOBS_MAX_UPLOAD_BYTES")
     assert client.get("/api/v1/media").json()["items"] == []
     assert stored_files(client) == before
 
@@ -234,7 +234,7 @@ def test_filenames_lose_their_path_parts_and_control_characters(
             "Content-Type": OCTETS,
             "Upload-Metadata": metadata(filename=sent),
         },
-        content=b"abcde",
+        content=MEDIA_MAGIC + b"x",
     )
     assert answer.status_code == 201, answer.text
     media_id = answer.headers["mediajobs-media-id"]
@@ -306,9 +306,44 @@ def test_termination_removes_the_upload_its_asset_and_every_stored_byte(client: 
     assert_problem(client.delete("/api/v1/uploads/00000000-0000-0000-0000-000000000000", headers=TUS), 404)
 
 
+@pytest.mark.parametrize(
+    ("body", "says"),
+    [
+        (b"Meeting notes, not a video.\n" * 200, "this is a text file; upload a video or audio file"),
+        (b"\x89PNG\r\n\x1a\n" + bytes(5000), "this is a PNG image; upload a video or audio file"),
+        (b"tiny", "this is a text file"),  # the whole file, shorter than what is sniffed
+    ],
+)
+@pytest.mark.parametrize("on_creation", [False, True], ids=["patch", "creation-with-upload"])
+def test_a_file_that_is_not_media_is_refused_at_its_first_bytes_and_leaves_nothing(
+    client: TestClient, body: bytes, says: str, on_creation: bool
+) -> None:
+    headers = {**TUS, "Upload-Length": str(len(body)), "Upload-Metadata": metadata(filename="notes.mp4")}
+    if on_creation:
+        answer = client.post("/api/v1/uploads", headers={**headers, "Content-Type": OCTETS}, content=body)
+    else:
+        created = client.post("/api/v1/uploads", headers=headers)
+        url, media_id = created.headers["location"], created.headers["mediajobs-media-id"]
+        answer = patch(client, url, 0, body)
+
+    assert_problem(answer, 415, says)
+    assert client.get("/api/v1/media").json()["items"] == []  # the upload's asset went with it
+    assert stored_files(client) == []
+    if not on_creation:
+        assert client.head(url, headers=TUS).status_code == 410
+        assert client.get(f"/api/v1/media/{media_id}").status_code == 404
+
+
+def test_a_first_patch_too_short_to_judge_is_taken_and_the_file_left_to_the_probe(client: TestClient) -> None:
+    created = create(client)
+    url = created.headers["location"]
+    assert patch(client, url, 0, DATA[:100]).status_code == 204  # too few bytes to tell: taken
+    assert patch(client, url, 100, DATA[100:]).status_code == 204
+
+
 def test_a_complete_upload_cannot_be_terminated_its_asset_is_deleted_instead(client: TestClient) -> None:
-    created = create(client, length=3)
-    assert patch(client, created.headers["location"], 0, b"abc").status_code == 204
+    created = create(client, length=4)
+    assert patch(client, created.headers["location"], 0, MEDIA_MAGIC).status_code == 204
     assert_problem(client.delete(created.headers["location"], headers=TUS), 409, "DELETE /api/v1/media/")
 
 

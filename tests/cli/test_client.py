@@ -22,7 +22,7 @@ from mediajobs.cli.apiclient import ApiClient, ClientError, SseEvent, parse_sse
 from mediajobs.cli.client import parse_param
 from mediajobs.cli.progress import JobProgress, Line
 from mediajobs.config import get_settings
-from mediajobs.testing.files import Served
+from mediajobs.testing.files import MEDIA_MAGIC, Served, media_like
 from tests.clips import MakeClip
 from tests.conftest import MakeStack, submit, wait_state
 from tests.media_api.cutter import CuttingProxy
@@ -232,7 +232,15 @@ def test_jobs_ls_lists_succeeded_jobs(stack: Stack) -> None:
     assert job["id"] in [item["id"] for item in listed["items"]]
     assert {item["state"] for item in listed["items"]} == {"succeeded"}
     table = mediajobs(stack.env, "jobs", "ls", "--state", "succeeded")
-    assert table.stdout.splitlines()[0].split() == ["ID", "KIND", "STATE", "PROGRESS", "STAGE", "AGE"]
+    assert table.stdout.splitlines()[0].split() == [
+        "ID",
+        "KIND",
+        "STATE",
+        "PROGRESS",
+        "STAGE",
+        "AGE",
+        "MEDIA",
+    ]
     row = next(line for line in table.stdout.splitlines() if line.startswith(job["id"]))
     assert row.split()[1:4] == ["test.add", "succeeded", "100%"]
 
@@ -370,7 +378,15 @@ def test_media_ls_show_and_rm(stack: Stack, make_clip: MakeClip) -> None:
     media_id = created["media"]["id"]
     assert created["job"]["id"] in created["media"]["jobs"]
     listed = mediajobs(stack.env, "media", "ls")
-    assert listed.stdout.splitlines()[0].split() == ["ID", "STATE", "DURATION", "SIZE", "AGE", "SOURCE"]
+    assert listed.stdout.splitlines()[0].split() == [
+        "ID",
+        "STATE",
+        "TITLE",
+        "DURATION",
+        "SIZE",
+        "AGE",
+        "SOURCE",
+    ]
     assert any(line.startswith(media_id) for line in listed.stdout.splitlines())
     shown = mediajobs(stack.env, "media", "show", media_id)
     assert shown.returncode == 0 and "clip0.mp4" in shown.stdout
@@ -385,11 +401,11 @@ def test_media_ls_show_and_rm(stack: Stack, make_clip: MakeClip) -> None:
 
 @sqlite_stack
 def test_media_wait_exits_nonzero_when_the_media_fails(stack: Stack, tmp_path: Path) -> None:
-    text = tmp_path / "notes.mp4"
-    text.write_text("this is not a video\n" * 100)
-    result = mediajobs(stack.env, "media", "upload", str(text), "--wait", timeout_s=120)
+    broken = tmp_path / "broken.mp4"
+    broken.write_bytes(b"\x00\x00\x00\x20ftypisom" + b"\x00" * 2000)  # starts as an MP4, holds nothing
+    result = mediajobs(stack.env, "media", "upload", str(broken), "--wait", timeout_s=120)
     assert result.returncode == 1
-    assert "failed" in result.stderr.splitlines()[-1]
+    assert "failed: unsupported_media: the file " in result.stderr.splitlines()[-1], result.stderr
 
 
 def test_media_import_wait_follows_the_import_and_its_pipeline(
@@ -418,6 +434,7 @@ def test_media_import_wait_follows_the_import_and_its_pipeline(
 def test_media_upload_streams_without_holding_the_file_in_memory(stack: Stack, tmp_path: Path) -> None:
     big = tmp_path / "big.mp4"
     with big.open("wb") as f:
+        f.write(MEDIA_MAGIC)  # zeros after the first bytes of a Matroska file: not refused as "not media"
         f.truncate(300 * 1024**2)
     measure = (
         "import resource, subprocess, sys\n"
@@ -441,7 +458,7 @@ def test_media_upload_streams_without_holding_the_file_in_memory(stack: Stack, t
 @sqlite_stack
 def test_media_upload_retries_dropped_connections_by_itself(stack: Stack, tmp_path: Path) -> None:
     big = tmp_path / "big.mp4"
-    big.write_bytes(os.urandom(12 * 1024**2))
+    big.write_bytes(media_like(12 * 1024**2))
     proxy = CuttingProxy([stack.port], cuts=[2_000_000, 5_000_000, 3_000_000])
     env = {**stack.env, "MEDIAJOBS_API_URL": proxy.url, "XDG_STATE_HOME": str(tmp_path / "state")}
     try:
@@ -459,7 +476,7 @@ def test_media_upload_retries_dropped_connections_by_itself(stack: Stack, tmp_pa
 @sqlite_stack
 def test_media_upload_resumes_an_upload_interrupted_in_an_earlier_run(stack: Stack, tmp_path: Path) -> None:
     big = tmp_path / "resumed.mp4"
-    big.write_bytes(os.urandom(200 * 1024**2))
+    big.write_bytes(media_like(200 * 1024**2))
     size = big.stat().st_size
     proxy = CuttingProxy([stack.port])  # both runs go through it; it counts what the second one sends
     env = {**stack.env, "XDG_STATE_HOME": str(tmp_path / "state"), "MEDIAJOBS_API_URL": proxy.url}

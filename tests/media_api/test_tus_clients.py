@@ -21,6 +21,7 @@ import httpx
 import pytest
 from tusclient.client import TusClient
 
+from mediajobs.testing.files import MEDIA_MAGIC, media_like
 from tests.media_api.clips import Clips
 from tests.media_api.cutter import CuttingProxy
 from tests.media_api.helpers import fetch, wait_media
@@ -159,8 +160,9 @@ def test_two_patches_racing_on_one_upload_one_wins_and_no_byte_is_written_twice(
             sock.sendall(head.encode())
             sock.settimeout(30)
             with contextlib.suppress(OSError):
-                for _ in range(10):
-                    sock.sendall(letter * (size // 10))
+                for i in range(10):
+                    part = letter * (size // 10)
+                    sock.sendall(MEDIA_MAGIC + part[len(MEDIA_MAGIC) :] if i == 0 else part)
                     time.sleep(0.1)
             reply = b""
             with contextlib.suppress(OSError):
@@ -176,7 +178,7 @@ def test_two_patches_racing_on_one_upload_one_wins_and_no_byte_is_written_twice(
     assert sorted(answers.values()) in ([204, 409], [204, 423]), answers
     winner = next(letter for letter, status in answers.items() if status == 204)
     media = wait_media(file_api, media_id, "processing", "failed", "ready")
-    assert original_bytes(file_api, media) == winner * size
+    assert original_bytes(file_api, media) == MEDIA_MAGIC + winner * (size - len(MEDIA_MAGIC))
 
 
 def test_an_expired_upload_leaves_nothing_in_the_storage(stack_pool: StackPool, clips: Clips) -> None:
@@ -184,7 +186,7 @@ def test_an_expired_upload_leaves_nothing_in_the_storage(stack_pool: StackPool, 
     with stack.client() as api:
         created = api.post("/api/v1/uploads", headers={**TUS, "Upload-Length": "20000000"})
         url, media_id = created.headers["location"], created.headers["mediajobs-media-id"]
-        part = os.urandom(9 * 1024 * 1024)  # a whole part in a multipart upload, and a tail object
+        part = media_like(9 * 1024 * 1024)  # a whole part in a multipart upload, and a tail object
         answer = api.patch(url, headers={**TUS, "Upload-Offset": "0", "Content-Type": OCTETS}, content=part)
         assert answer.status_code == 204, answer.text
         assert any("unfinished" in k for k in stack.stored.keys(f"media/{media_id}"))
@@ -211,7 +213,8 @@ def test_api_memory_stays_flat_while_hundreds_of_megabytes_arrive(stack_pool: St
         Path(f"/proc/{stack.stack.api.pid}/clear_refs").write_text("5")  # VmHWM from here on
 
         def body() -> Iterator[bytes]:
-            for _ in range(size // len(block)):
+            yield MEDIA_MAGIC + block[len(MEDIA_MAGIC) :]
+            for _ in range(size // len(block) - 1):
                 yield block
 
         answer = api.patch(

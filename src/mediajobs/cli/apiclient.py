@@ -8,7 +8,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 from urllib.parse import urljoin
 
 import httpx
@@ -301,9 +301,60 @@ class ApiClient:
         return media
 
     def media_list(
-        self, *, state: str | None = None, limit: int | None = None, cursor: str | None = None
+        self,
+        *,
+        state: str | None = None,
+        q: str | None = None,
+        limit: int | None = None,
+        cursor: str | None = None,
     ) -> dict[str, Any]:
-        return self._list("/api/v1/media", limit=limit, cursor=cursor, state=state)
+        return self._list("/api/v1/media", limit=limit, cursor=cursor, state=state, q=q)
+
+    def media_rename(self, media_id: str, title: str) -> dict[str, Any]:
+        media: dict[str, Any] = self._request("PATCH", f"/api/v1/media/{media_id}", json={"title": title})
+        return media
+
+    def media_operate(self, media_id: str, operation: str, body: dict[str, Any] | None = None) -> Any:
+        """POST /api/v1/media/{id}/{operation} (mask, remove-frames, clip, analyze, reprocess, downloads)."""
+        return self._request("POST", f"/api/v1/media/{media_id}/{operation}", json=body)
+
+    def captions(self, media_id: str) -> list[dict[str, Any]]:
+        items: list[dict[str, Any]] = self._request("GET", f"/api/v1/media/{media_id}/captions")["items"]
+        return items
+
+    def caption_add(self, media_id: str, path: Path, *, language: str, label: str | None) -> dict[str, Any]:
+        params = {"language": language, **({"label": label} if label else {})}
+        headers = {"Content-Type": "text/vtt" if path.suffix.lower() == ".vtt" else "application/x-subrip"}
+        track: dict[str, Any] = self._request(
+            "POST",
+            f"/api/v1/media/{media_id}/captions",
+            params=params,
+            content=path.read_bytes(),
+            headers=headers,
+        )
+        return track
+
+    def caption_delete(self, media_id: str, caption_id: str) -> None:
+        self._request("DELETE", f"/api/v1/media/{media_id}/captions/{caption_id}")
+
+    def download(
+        self, url: str, *, open_output: Callable[[httpx.Response], BinaryIO], on_bytes: Callable[[int], None]
+    ) -> None:
+        """Stream a file URL of the API (following a redirect to a signed bucket URL; the key is not sent
+        there) into what `open_output(response)` opens once the answer's headers are in."""
+        try:
+            with self._http.stream(
+                "GET", self.absolute_url(url), follow_redirects=True, timeout=self._timeout(read_s=120.0)
+            ) as response:
+                if response.status_code >= 400:
+                    response.read()
+                    raise problem_from(response)
+                out = open_output(response)
+                for chunk in response.iter_bytes(UPLOAD_CHUNK_BYTES):
+                    out.write(chunk)
+                    on_bytes(len(chunk))
+        except httpx.TransportError as exc:
+            raise self._unreachable(exc) from None
 
     def media_delete(self, media_id: str) -> Any:
         return self._request("DELETE", f"/api/v1/media/{media_id}")

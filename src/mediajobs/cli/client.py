@@ -1,4 +1,5 @@
-"""The API client commands: `submit`, `jobs ls|show|cancel|retry|watch`, `media import|upload|ls|show|rm`."""
+"""The API client commands: `submit`, `jobs ls|show|cancel|retry|watch`,
+`media import|upload|ls|show|rename|rm` (the operations on an asset: media_ops.py)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,18 @@ from typing import Any
 
 import click
 
+from mediajobs.cli import media_ops
 from mediajobs.cli.apiclient import ApiClient, ClientError
+from mediajobs.cli.common import (
+    ApiCommand,
+    ApiGroup,
+    after_create,
+    all_items,
+    connect,
+    print_fields,
+    print_table,
+    shorten,
+)
 from mediajobs.cli.progress import (
     TransferProgress,
     age,
@@ -18,33 +30,11 @@ from mediajobs.cli.progress import (
     format_duration,
     print_json,
     report_job,
-    report_media,
     wait_for_job,
-    wait_for_media,
 )
 from mediajobs.cli.resumable import ResumableUpload
-from mediajobs.config import get_settings
 from mediajobs.jobs import states
 from mediajobs.media import states as media_states
-
-
-class ApiCommand(click.Command):
-    """A command that talks to the API: its errors become one message and an exit code, not a traceback."""
-
-    def invoke(self, ctx: click.Context) -> Any:
-        try:
-            return super().invoke(ctx)
-        except ClientError as exc:
-            click.echo(exc.render(), err=True)
-            raise click.exceptions.Exit(exc.exit_code) from None
-
-
-class ApiGroup(click.Group):
-    command_class = ApiCommand
-
-
-def connect() -> ApiClient:
-    return ApiClient.from_settings(get_settings())
 
 
 def parse_param(text: str) -> tuple[str, Any]:
@@ -63,41 +53,41 @@ def _params(ctx: click.Context, param: click.Parameter, values: Sequence[str]) -
     return dict(parse_param(value) for value in values)
 
 
-def print_table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
-    widths = [max(len(row[i]) for row in [headers, *rows]) for i in range(len(headers))]
-    for row in [headers, *rows]:
-        click.echo("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip())
-
-
-def print_fields(fields: Sequence[tuple[str, Any]]) -> None:
-    width = max(len(name) for name, _ in fields)
-    for name, value in fields:
-        if value is None or value == "":
-            continue
-        text = value if isinstance(value, str) else json.dumps(value, indent=2)
-        click.echo(f"{name.ljust(width)}  {text.replace(chr(10), chr(10) + ' ' * (width + 2))}")
-
-
-def all_items(fetch_page: Any, *, limit: int | None, follow: bool) -> tuple[list[dict[str, Any]], str | None]:
-    """One page, or with `follow` every page (`limit` then sizes the pages)."""
-    page = fetch_page(limit=limit or (500 if follow else None), cursor=None)
-    items = list(page["items"])
-    while follow and page.get("next_cursor"):
-        page = fetch_page(limit=limit or 500, cursor=page["next_cursor"])
-        items.extend(page["items"])
-    return items, None if follow else page.get("next_cursor")
-
-
-def job_row(job: dict[str, Any]) -> list[str]:
-    stage = str(job.get("stage") or "")
+def job_row(job: dict[str, Any], titles: dict[str, str]) -> list[str]:
     return [
         job["id"],
         job["kind"],
         job["state"],
         f"{float(job.get('progress') or 0):.0f}%",
-        stage if len(stage) <= 40 else stage[:39] + "…",
+        shorten(str(job.get("stage") or ""), 40),
         age(job.get("created_at")),
+        shorten(titles.get(job.get("media_id") or "", ""), 40),
     ]
+
+
+def titles_of(client: ApiClient, media_ids: Sequence[str | None]) -> dict[str, str]:
+    """The title of each asset (once per asset); "(deleted)" for one that is gone."""
+    found: dict[str, str] = {}
+    for media_id in dict.fromkeys(m for m in media_ids if m):
+        try:
+            found[media_id] = str(client.media(media_id).get("title") or "")
+        except ClientError as exc:
+            if exc.status != 404:
+                raise
+            found[media_id] = "(deleted)"
+    return found
+
+
+# Kinds the API runs for the media commands; they are not submitted as jobs of their own.
+MEDIA_COMMANDS = {
+    "media.import": "mediajobs media import URL",
+    "media.process": "mediajobs media upload FILE, or mediajobs media reprocess ID",
+    "media.mask": "mediajobs media mask ID --region x,y,w,h[,start[,end]][:style]",
+    "media.remove_frames": "mediajobs media remove-frames ID --range START-END",
+    "media.clip": "mediajobs media clip ID --range START-END [--crop 9:16]",
+    "media.analyze": "mediajobs media analyze ID",
+    "media.downloads": "mediajobs media download ID [--type mp4|audio|original]",
+}
 
 
 @click.command(cls=ApiCommand)
@@ -126,6 +116,15 @@ def submit(
     as_json: bool,
 ) -> None:
     """Submit a job of KIND."""
+    if kind in MEDIA_COMMANDS:
+        raise click.UsageError(
+            f"{kind} jobs are started by the media commands, not submitted: use `{MEDIA_COMMANDS[kind]}` "
+            "(`mediajobs media --help` lists them)"
+        )
+    if kind.startswith("media."):
+        raise click.UsageError(
+            f"{kind} jobs are run by mediajobs itself for the media commands (`mediajobs media --help`)"
+        )
     with connect() as client:
         job = client.jobs_submit(kind, params, priority=priority, max_attempts=max_attempts)
         if wait:
@@ -158,10 +157,12 @@ def jobs_ls(
             limit=limit,
             follow=follow,
         )
-    if as_json:
-        print_json({"items": items, "next_cursor": more})
-        return
-    print_table(["ID", "KIND", "STATE", "PROGRESS", "STAGE", "AGE"], [job_row(job) for job in items])
+        if as_json:
+            print_json({"items": items, "next_cursor": more})
+            return
+        titles = titles_of(client, [job.get("media_id") for job in items])
+    headers = ["ID", "KIND", "STATE", "PROGRESS", "STAGE", "AGE", "MEDIA"]
+    print_table(headers, [job_row(job, titles) for job in items])
     if more:
         click.echo("(more jobs: --all lists every page)", err=True)
 
@@ -173,9 +174,10 @@ def jobs_show(job_id: str, as_json: bool) -> None:
     """Show one job."""
     with connect() as client:
         job = client.job(job_id)
-    if as_json:
-        print_json(job)
-        return
+        if as_json:
+            print_json(job)
+            return
+        title = titles_of(client, [job.get("media_id")]).get(job.get("media_id") or "")
     eta = job.get("eta_seconds")
     print_fields(
         [
@@ -187,7 +189,7 @@ def jobs_show(job_id: str, as_json: bool) -> None:
             ("attempt", f"{job.get('attempt')}/{job.get('max_attempts')}"),
             ("queue", job.get("queue")),
             ("priority", str(job.get("priority"))),
-            ("media", job.get("media_id")),
+            ("media", f"{job['media_id']}  {title}" if job.get("media_id") else None),
             ("params", job.get("params")),
             ("result", job.get("result")),
             ("error", describe_error(job["error"]) if job.get("error") else None),
@@ -240,39 +242,34 @@ def jobs_watch(job_id: str) -> None:
         report_job(wait_for_job(client, client.job(job_id)), as_json=False)
 
 
-def after_create(client: ApiClient, created: dict[str, Any], *, wait: bool, as_json: bool) -> None:
-    media, job = created["media"], created["job"]
-    if wait:
-        report_media(client, wait_for_media(client, media, job), as_json=as_json)
-    elif as_json:
-        print_json(created)
-    else:
-        click.echo(f"media {media['id']} {media['state']}; job {job['id']} {job['state']}")
-
-
 def media_source(media: dict[str, Any]) -> str:
     source, original = media.get("source") or {}, media.get("original") or {}
-    text = str(source.get("url") or original.get("filename") or source.get("type") or "-")
-    return text if len(text) <= 50 else text[:49] + "…"
+    if media.get("parent_id"):
+        return f"{str(source.get('type', 'derived')).replace('_', '-')} of {str(media['parent_id'])[:8]}"
+    return shorten(str(source.get("url") or original.get("filename") or source.get("type") or "-"), 50)
 
 
 def media_row(media: dict[str, Any]) -> list[str]:
     probe, original = media.get("probe") or {}, media.get("original") or {}
     duration = format_duration(probe["duration"]) if probe.get("duration") is not None else "-"
     size = format_bytes(original["size"]) if original.get("size") is not None else "-"
-    return [media["id"], media["state"], duration, size, age(media.get("created_at")), media_source(media)]
+    created = age(media.get("created_at"))
+    title = shorten(str(media.get("title") or ""), 40)
+    return [media["id"], media["state"], title, duration, size, created, media_source(media)]
 
 
 def media_fields(client: ApiClient, item: dict[str, Any]) -> list[tuple[str, Any]]:
     probe, hls = item.get("probe") or {}, item.get("hls") or {}
-    _, _, duration, size, _, source = media_row(item)
+    _, _, _, duration, size, _, source = media_row(item)
     video = f"{probe['width']}x{probe.get('height')} {probe.get('fps')} fps" if probe.get("width") else ""
     codecs = "/".join(str(probe[name]) for name in ("video_codec", "audio_codec") if probe.get(name))
     return [
         ("id", item["id"]),
+        ("title", item.get("title")),
         ("state", item["state"]),
         ("source", source),
         ("parent", item.get("parent_id")),
+        ("made by", media_ops.describe_operation(item.get("source") or {})),
         ("size", size.strip("-")),
         ("probe", "  ".join(part for part in (duration.strip("-"), video, codecs) if part)),
         ("hls", client.absolute_url(hls["master_url"]) if hls.get("master_url") else None),
@@ -286,7 +283,8 @@ def media_fields(client: ApiClient, item: dict[str, Any]) -> list[tuple[str, Any
 
 @click.group(cls=ApiGroup)
 def media() -> None:
-    """Import, upload, list, inspect and delete media assets."""
+    """Import, upload, list, inspect, rename and delete media assets, and work on them (mask, cut, clip,
+    analyze, reprocess, captions, download)."""
 
 
 @media.command("import")
@@ -333,19 +331,21 @@ def media_upload(file: Path, resume: bool, wait: bool, as_json: bool) -> None:
 
 @media.command("ls")
 @click.option("--state", type=click.Choice(media_states.STATES))
+@click.option("-q", "--search", help="Only assets whose title holds this text (any case).")
 @click.option("--limit", type=click.IntRange(1, 500), help="How many (with --all: per page).")
 @click.option("--all", "follow", is_flag=True, help="Every page, not only the newest.")
 @click.option("--json", "as_json", is_flag=True)
-def media_ls(state: str | None, limit: int | None, follow: bool, as_json: bool) -> None:
+def media_ls(state: str | None, search: str | None, limit: int | None, follow: bool, as_json: bool) -> None:
     """List media assets, newest first."""
     with connect() as client:
         items, more = all_items(
-            lambda **page: client.media_list(state=state, **page), limit=limit, follow=follow
+            lambda **page: client.media_list(state=state, q=search, **page), limit=limit, follow=follow
         )
     if as_json:
         print_json({"items": items, "next_cursor": more})
         return
-    print_table(["ID", "STATE", "DURATION", "SIZE", "AGE", "SOURCE"], [media_row(item) for item in items])
+    headers = ["ID", "STATE", "TITLE", "DURATION", "SIZE", "AGE", "SOURCE"]
+    print_table(headers, [media_row(item) for item in items])
     if more:
         click.echo("(more media: --all lists every page)", err=True)
 
@@ -363,6 +363,20 @@ def media_show(media_id: str, as_json: bool) -> None:
         print_fields(media_fields(client, item))
 
 
+@media.command("rename")
+@click.argument("media_id")
+@click.argument("title")
+@click.option("--json", "as_json", is_flag=True)
+def media_rename(media_id: str, title: str, as_json: bool) -> None:
+    """Give an asset a new TITLE (plain text, up to 200 characters)."""
+    with connect() as client:
+        item = client.media_rename(media_id, title)
+    if as_json:
+        print_json(item)
+    else:
+        click.echo(f"media {item['id']} is now titled {item['title']!r}")
+
+
 @media.command("rm")
 @click.argument("media_id")
 def media_rm(media_id: str) -> None:
@@ -371,5 +385,8 @@ def media_rm(media_id: str) -> None:
         client.media_delete(media_id)
     click.echo(f"media {media_id} deleting")
 
+
+for _command in media_ops.COMMANDS:
+    media.add_command(_command)
 
 COMMANDS: list[click.Command] = [submit, jobs, media]

@@ -17,6 +17,7 @@ import click
 from mediajobs.cli.apiclient import ApiClient
 from mediajobs.jobs import states
 from mediajobs.media import states as media_states
+from mediajobs.units import format_bytes
 
 BAR_WIDTH = 20
 PLAIN_MIN_INTERVAL_S = 1.0
@@ -36,14 +37,6 @@ def format_duration(seconds: float) -> str:
 
 def format_took(seconds: float) -> str:
     return f"{seconds:.1f}s" if seconds < 10 else format_duration(seconds)
-
-
-def format_bytes(size: float) -> str:
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if size < 1024 or unit == "GiB":
-            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
-        size /= 1024
-    return f"{size:.1f} GiB"
 
 
 def age(stamp: str | None) -> str:
@@ -153,10 +146,14 @@ class JobProgress:
 
 
 class TransferProgress:
-    """Bytes sent so far, with rate and ETA; a line per ten percent without a TTY."""
+    """Bytes sent (or received) so far, with rate and ETA; a line per ten percent without a TTY. A total of 0
+    is unknown: bytes and rate, no bar."""
 
-    def __init__(self, label: str, total_bytes: int, line: Line | None = None) -> None:
+    def __init__(
+        self, label: str, total_bytes: int, line: Line | None = None, *, verb: str = "upload"
+    ) -> None:
         self.label = label
+        self.verb = verb
         self.total_bytes = total_bytes
         self.sent_bytes = 0
         self.line = line or Line()
@@ -174,21 +171,27 @@ class TransferProgress:
     def advance(self, n_bytes: int) -> None:
         self.sent_bytes += n_bytes
         now = time.monotonic()
-        finished = self.sent_bytes >= self.total_bytes
-        percent = 100.0 * self.sent_bytes / self.total_bytes if self.total_bytes else 100.0
+        finished = bool(self.total_bytes) and self.sent_bytes >= self.total_bytes
+        percent = 100.0 * self.sent_bytes / self.total_bytes if self.total_bytes else 0.0
+        # Without a total, a plain line per 10 MiB stands in for a line per ten percent.
+        step = int(percent // 10) if self.total_bytes else self.sent_bytes // (10 * 1024 * 1024)
         if self.line.tty:
             if finished or now - self._drawn_at >= 0.1:
                 self.line.draw(self.render(percent, now))
                 self._drawn_at = now
-        elif int(percent // 10) != self._drawn_step:
-            self._drawn_step = int(percent // 10)
+        elif step != self._drawn_step:
+            self._drawn_step = step
             self.line.draw(self.render(percent, now))
 
     def render(self, percent: float, now: float) -> str:
         elapsed = max(now - self._started, 1e-6)
         rate = max(0, self.sent_bytes - (self._resumed_at or 0)) / elapsed
+        if not self.total_bytes:
+            return "  ".join(
+                [f"{self.verb} {self.label}", format_bytes(self.sent_bytes), f"{format_bytes(rate)}/s"]
+            )
         parts = [
-            f"upload {self.label}",
+            f"{self.verb} {self.label}",
             bar(percent),
             f"{percent:5.1f}%",
             f"{format_bytes(self.sent_bytes)}/{format_bytes(self.total_bytes)}",

@@ -24,6 +24,7 @@ from mediajobs.cli.apiclient import ApiClient, ApiUnreachable, ClientError, gues
 TUS = {"Tus-Resumable": "1.0.0"}
 OCTETS = "application/offset+octet-stream"
 READ_BYTES = 1024 * 1024
+FIRST_PATCH_BYTES = 1024 * 1024
 # Waits between tries after a dropped connection (or a moment's refusal); reset whenever bytes got through.
 BACKOFF_S = (0.5, 1.0, 2.0, 4.0, 8.0, 15.0, 30.0)
 RETRYABLE = frozenset({409, 423, 429, 500, 502, 503, 504})
@@ -166,12 +167,16 @@ class ResumableUpload:
 
     def _patch(self) -> None:
         start = self.offset
+        # The server judges the file by its first bytes (a text file or a picture is a 415) and answers at
+        # once, but the answer is read only after the body is sent: the first PATCH is short, so a refusal
+        # comes before the rest of the file is on its way (and before the progress bar is full).
+        end = min(self.size, FIRST_PATCH_BYTES) if start == 0 else self.size
 
         def body() -> Iterator[bytes]:
             sent = start
             with self.file.open("rb") as source:
                 source.seek(start)
-                while chunk := source.read(READ_BYTES):
+                while sent < end and (chunk := source.read(min(READ_BYTES, end - sent))):
                     yield chunk
                     sent += len(chunk)
                     self.on_progress(sent)
@@ -180,7 +185,7 @@ class ResumableUpload:
             **TUS,
             "Upload-Offset": str(start),
             "Content-Type": OCTETS,
-            "Content-Length": str(self.size - start),
+            "Content-Length": str(end - start),
         }
         answer = self.client.send("PATCH", self.url, headers=headers, content=body(), timeout_read_s=120.0)
         if answer.status_code == 204:

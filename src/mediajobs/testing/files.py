@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import re
 import threading
 import time
@@ -128,3 +129,13 @@ def serve_directory(root: Path) -> Iterator[Served]:
         server.shutdown()
         server.server_close()
         thread.join(timeout=5)
+
+
+# How a Matroska file begins. Uploads whose first bytes are not media are refused (415), so bytes that stand
+# in for a file (random data testing transfers, not decoding) start with this.
+MEDIA_MAGIC = b"\x1a\x45\xdf\xa3"
+
+
+def media_like(size: int) -> bytes:
+    """`size` random bytes that an upload takes for media (they start as a Matroska file does)."""
+    return MEDIA_MAGIC + os.urandom(max(0, size - len(MEDIA_MAGIC)))

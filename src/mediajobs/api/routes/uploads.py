@@ -19,12 +19,15 @@ from starlette.requests import ClientDisconnect
 from mediajobs.api import tus
 from mediajobs.api.deps import DbDep, ServicesDep, SettingsDep
 from mediajobs.api.openapi import Responses, problem, problems
+from mediajobs.api.problems import Problem
+from mediajobs.api.uploads import FirstBytes
 from mediajobs.db.models import Upload, utcnow
 from mediajobs.db.session import Database
 from mediajobs.jobs.hooks import Services
 from mediajobs.media import uploads
 from mediajobs.storage import Storage, StorageUnavailable
 from mediajobs.storage.partial import PartialWriter
+from mediajobs.units import format_bytes
 
 router = APIRouter(prefix="/api/v1/uploads", tags=["uploads"])
 
@@ -138,6 +141,9 @@ async def _receive(
         recorded, renewed = int(state["size"]), time.monotonic()
 
     cut = False
+    # The file's first bytes say whether it is media (415 before any is stored). They come with the first
+    # body; one that starts later (a client resuming after a tiny first PATCH) is left to the probe.
+    first = FirstBytes() if upload.offset == 0 else None
     try:
         try:
             async for chunk in request.stream():
@@ -147,6 +153,10 @@ async def _receive(
                         f"the body goes past the upload's length of {upload.length} bytes (Upload-Length)",
                         "past-length",
                     )
+                if first is not None:
+                    first.feed(chunk)
+                    if first.enough or len(first.head) == upload.length:
+                        first.check()
                 if hasher is not None:
                     hasher.update(chunk)
                 pending.append(chunk)
@@ -196,9 +206,15 @@ async def _write(
     """Receive a body into a claimed upload, complete it when it is whole, and let go of the claim."""
     db, settings, storage = services.db, services.settings, _storage(request)
     try:
-        upload = await _receive(
-            request, db, storage, upload, token, checksum=checksum, expiry_s=settings.upload_expiry_s
-        )
+        try:
+            upload = await _receive(
+                request, db, storage, upload, token, checksum=checksum, expiry_s=settings.upload_expiry_s
+            )
+        except Problem as exc:
+            if exc.status == 415:  # not media: nothing more of it will be taken, nor its asset kept
+                await run_in_threadpool(uploads.release, db, upload.id, token)
+                await _end(services, storage, upload.id)
+            raise
         if upload.offset == upload.length and upload.state == uploads.ACTIVE:
             await run_in_threadpool(uploads.complete, services, storage, upload, token)
             found = await run_in_threadpool(uploads.find, db, upload.id)
@@ -206,6 +222,20 @@ async def _write(
     finally:
         await run_in_threadpool(uploads.release, db, upload.id, token)
     return upload
+
+
+async def _end(services: Services, storage: Storage, upload_id: str) -> None:
+    """End an upload and remove its asset (termination's work), waiting a moment for a writer to let go."""
+    row = await run_in_threadpool(uploads.end, services.db, upload_id)
+    if row is None or row.state in (uploads.DONE, uploads.GONE):
+        return
+    token = uploads.new_token()
+    deadline = time.monotonic() + WAIT_FOR_WRITER_S
+    while (taken := await run_in_threadpool(uploads.take_ending, services.db, row.id, token)) is None:
+        if time.monotonic() >= deadline:
+            return  # its writer stops at its next renewal; then the sweep of some process removes it all
+        await asyncio.sleep(WAIT_STEP_S)
+    await run_in_threadpool(uploads.remove, services, storage, taken, token)
 
 
 def _progress_headers(upload: Upload) -> dict[str, str]:
@@ -262,7 +292,7 @@ def describe_uploads(settings: SettingsDep) -> Response:
     | problem(400, "Upload-Length missing or not a number, malformed Upload-Metadata or Upload-Checksum")
     | REFUSED_VERSION
     | problem(413, "Upload-Length is over Tus-Max-Size (MEDIAJOBS_MAX_UPLOAD_BYTES); nothing was stored")
-    | problem(415, "a body that is not `application/offset+octet-stream`")
+    | problem(415, "a body that is not `application/offset+octet-stream`, or not video or audio")
     | problem(tus.CHECKSUM_MISMATCH, "the body does not match its Upload-Checksum; nothing of it was stored"),
 )
 async def create_upload(
@@ -291,10 +321,11 @@ async def create_upload(
         raise tus.problem(400, "Upload-Defer-Length is not supported: send Upload-Length", "bad-header")
     length = tus.parse_size(upload_length, "Upload-Length") or 0
     if length > settings.max_upload_bytes:
+        limit = settings.max_upload_bytes
         raise tus.problem(
             413,
-            f"Upload-Length {length} is over the limit of {settings.max_upload_bytes} bytes "
-            "(Tus-Max-Size, MEDIAJOBS_MAX_UPLOAD_BYTES)",
+            f"the upload of {format_bytes(length)} is over the limit of {format_bytes(limit)} "
+            f"({limit:,} bytes; Tus-Max-Size, MEDIAJOBS_MAX_UPLOAD_BYTES)",
             "too-large",
         )
     if length == 0:
@@ -387,7 +418,11 @@ async def get_upload_offset(upload_id: str, db: DbDep, tus_resumable: Version = 
     | problem(410, "the upload expired or was terminated")
     | REFUSED_VERSION
     | problem(413, "the body goes past Upload-Length; nothing of it was stored")
-    | problem(415, "the body is not `application/offset+octet-stream`")
+    | problem(
+        415,
+        "the body is not `application/offset+octet-stream`, or the file is not video or audio (a text file, "
+        "a picture, ...: the upload and its asset are removed)",
+    )
     | problem(423, "another request is writing to this upload right now")
     | problem(tus.CHECKSUM_MISMATCH, "the body does not match its Upload-Checksum; nothing of it was stored")
     | problem(503, "the storage is unreachable; try again"),
@@ -448,12 +483,5 @@ async def terminate_upload(
         )
     if row.state == uploads.GONE:
         raise _refused(uploads.Refusal("expired", row), 0)
-    token = uploads.new_token()
-    deadline = time.monotonic() + WAIT_FOR_WRITER_S
-    while (taken := await run_in_threadpool(uploads.take_ending, db, row.id, token)) is None:
-        if time.monotonic() >= deadline:
-            break  # its writer stops at its next renewal; then the sweep of some process removes it all
-        await asyncio.sleep(WAIT_STEP_S)
-    if taken is not None:
-        await run_in_threadpool(uploads.remove, services, _storage(request), taken, token)
+    await _end(services, _storage(request), row.id)
     return Response(status_code=204, headers=tus.headers())
