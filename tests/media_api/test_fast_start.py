@@ -212,6 +212,34 @@ def test_hevc_upload_plays_once_its_first_chunk_is_stored_and_grows_to_a_whole_l
     check_ladder(stored_hls(chunked, media), sources["hevc"], tmp_path)
 
 
+def test_hevc_upload_plays_once_one_rung_and_the_audio_have_their_first_segment(
+    chunked: MediaStack, capi: httpx.Client, sources: dict[str, Path], tmp_path: Path
+) -> None:
+    created = upload(capi, sources["hevc"])
+    seen, thread = first_play(chunked, capi, created)
+    media = wait_media(capi, created["media"]["id"], "ready", "failed", timeout_s=180)
+    thread.join(10)
+
+    assert media["state"] == "ready", media
+    assert seen.media is not None, "the asset never played while it was processing"
+    # Made first, and nothing else before it played: the first (short) segment of one rung and of the sound.
+    assert sorted(k.split("/hls/")[1].split("/", 1)[1] for k in seen.segments_then) == [
+        "480p/seg_00000.ts", "audio/seg_00000.ts"
+    ]  # fmt: skip
+    assert "480p/index.m3u8" in seen.playlists["master"] and "360p" not in seen.playlists["master"]
+    for name in ("480", "audio"):
+        growing = seen.playlists[name]
+        assert "#EXT-X-PLAYLIST-TYPE:EVENT" in growing and "#EXT-X-ENDLIST" not in growing, growing
+        assert [d for d, _ in parse_media_playlist(growing)] == [2.0]
+    final = stored_hls(chunked, media)
+    for name in ("480p", "360p", "audio"):
+        playlist = (final / name / "index.m3u8").read_text()
+        assert parse_media_playlist(playlist)[0][0] == 2.0
+        assert target(playlist) == target(seen.playlists["480"])
+    # The lead's audio segment and those encoded after it join as one encode: no gap, no overlap.
+    check_ladder(final, sources["hevc"], tmp_path)
+
+
 def test_deleting_an_asset_mid_chunk_stops_every_chunk_and_leaves_nothing(
     chunked: MediaStack, capi: httpx.Client, sources: dict[str, Path]
 ) -> None:

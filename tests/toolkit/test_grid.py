@@ -38,12 +38,14 @@ def test_a_keyframe_grid_planned_on_a_prefix_is_how_the_whole_streams_grid_begin
         assert head.end <= until
 
 
-def test_a_fixed_grid_planned_on_a_prefix_is_how_the_whole_streams_grid_begins() -> None:
-    whole = grids.fixed(index_of([0.0], 60.0))
-    head = grids.fixed(index_of([0.0], 16.0), complete=False)
+@pytest.mark.parametrize("first_s", [None, 2.0])
+def test_a_fixed_grid_planned_on_a_prefix_is_how_the_whole_streams_grid_begins(first_s: float | None) -> None:
+    whole = grids.fixed(index_of([0.0], 60.0), first_s=first_s)
+    head = grids.fixed(index_of([0.0], 16.0), complete=False, first_s=first_s)
 
-    assert head.starts == (0.0, 4.0, 8.0) and head.end == 12.0
-    assert whole.starts[:4] == (*head.starts, head.end)
+    assert head.starts == ((0.0, 4.0, 8.0) if first_s is None else (0.0, 2.0, 6.0, 10.0))
+    assert whole.starts[: len(head) + 1] == (*head.starts, head.end)
+    assert whole.target == head.target == grids.FIXED_TARGET_S >= max(whole.durations())
 
 
 def test_no_segment_of_a_copied_stream_outgrows_the_target_promised_before_it_was_cut() -> None:

@@ -19,11 +19,12 @@ from typing import Any
 from mediajobs.db.models import Job
 from mediajobs.errors import JobCancelled
 from mediajobs.jobs import lifecycle, states
-from mediajobs.jobs.context import JobContext
+from mediajobs.jobs.context import JobContext, Phase
 from mediajobs.jobs.hooks import Services
 from mediajobs.media import assets, chunks, outputs
 from mediajobs.media.originals import require_media
 from mediajobs.storage import content_type_for, for_process
+from mediajobs.toolkit.hls import grid as grids
 from mediajobs.toolkit.hls import ladder as ladders
 from mediajobs.toolkit.hls import playlists, renditions
 from mediajobs.toolkit.hls.ladder import AUDIO, Ladder
@@ -75,6 +76,8 @@ class Build:
             "variants": playlists.variants(self.ladder, sizes, ready),
             # Where the segments put the source's time 0: captions map their cues there.
             "mpegts_zero": renditions.mpegts_time(self.probe.start_time),
+            # What growing playlists promise (`livehls`): the version's stored ones say the same.
+            "target": grids.target_duration(self.ladder.grid),
         }
 
     def publish(self, ready: list[str], sizes: dict[str, list[int]] | None = None) -> None:
@@ -104,6 +107,38 @@ def store_audio(build: Build, out: Path) -> list[int]:
     sizes = renditions.segment_sizes(out / AUDIO, 0, len(build.ladder.grid))
     (out / playlists.playlist_path(AUDIO)).write_text(playlists.media_playlist_for(build.ladder))
     build.upload(out)
+    shutil.rmtree(out / AUDIO, ignore_errors=True)
+    return sizes
+
+
+def make_audio(ctx: JobContext, build: Build, src: Path, out: Path, on_progress: Phase) -> list[int]:
+    """Encode (or copy) the whole audio rendition and store it; its sizes.
+
+    When it plays already (a lead published its first segment), each segment is stored as soon as it is
+    made and the version's stream row lists it, so the sound grows with the picture.
+    """
+    lad = build.ladder
+    row = chunks.get(ctx.db, build.media_id, build.version, chunks.STREAM_ROW)
+    if row is None or row.done or AUDIO not in (row.sizes or {}):
+        renditions.encode_audio(src, out, lad, build.probe, on_progress=on_progress)
+        return store_audio(build, out)
+    durations = lad.grid.durations()
+    # What is listed stays listed: the segments the lead made are those this encode makes first.
+    sizes: list[int] = list((row.sizes or {})[AUDIO])
+
+    def store(complete: int) -> None:
+        if complete <= len(sizes):
+            return
+        for i in range(len(sizes), complete):
+            segment = f"{AUDIO}/{playlists.SEGMENT_NAME.format(i)}"
+            sizes.append((out / segment).stat().st_size)
+            build.put_file(segment, out / segment)
+        streamed = {AUDIO: sizes}
+        chunks.stream(ctx.db, build.media_id, build.version, durations[:complete], streamed, done=False)
+
+    renditions.encode_audio(src, out, lad, build.probe, on_segments=store, on_progress=on_progress)
+    build.put_text(playlists.playlist_path(AUDIO), playlists.media_playlist_for(lad))
+    chunks.stream(ctx.db, build.media_id, build.version, durations, {AUDIO: sizes}, done=True)
     shutil.rmtree(out / AUDIO, ignore_errors=True)
     return sizes
 

@@ -67,7 +67,8 @@ def plan(
     *,
     audio: bool,
 ) -> None:
-    """One row per chunk [first, stop) of the grid (and the audio's, when it is made apart), none done."""
+    """One row per chunk [first, stop) of the grid (and the audio's, when it is made apart), none done; the
+    version's stream row stays as it is."""
     now = utcnow()
     rows = [
         MediaChunk(
@@ -84,8 +85,9 @@ def plan(
             )
         )  # fmt: skip
     with db.write() as session:
+        # The stream row stays: what it lists is published.
         mine = (MediaChunk.media_id == media_id, MediaChunk.version == version)
-        session.execute(delete(MediaChunk).where(*mine))
+        session.execute(delete(MediaChunk).where(*mine, MediaChunk.index != STREAM_ROW))
         session.add_all(rows)
 
 

@@ -12,9 +12,14 @@ the source's first `PREFIX_S` seconds before it publishes anything:
   segments, so nothing published changes.
 - A problem only the rest of the stream shows (a long GOP, an index that lies, a segment that does not start
   with an IDR) withdraws what was published, and the source is encoded like any other.
+- Any other source is encoded on a fixed grid whose first segment is short (`LEAD_S`). Its lead comes
+  first, in one ffmpeg run: the first segment of one rung (`lead_rung`) and of the audio; the master is
+  published listing that rung, both growing from the stream row. Everything else follows: the first segment
+  of the other rungs (then the master lists them all), the rest in chunks, the audio whole (its segments
+  stored as they are made, the first one byte for byte the lead's).
 
-A reprocess (the old version plays until the new one is whole) and a short source are planned on the whole
-index at once.
+A reprocess (the old version plays until the new one is whole) publishes nothing early, and a standard
+source of up to a minute is cut whole before it is published.
 """
 
 from __future__ import annotations
@@ -22,7 +27,7 @@ from __future__ import annotations
 import logging
 import shutil
 import uuid
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from mediajobs.jobs.context import JobContext, Phase
@@ -32,12 +37,15 @@ from mediajobs.toolkit import packets
 from mediajobs.toolkit.hls import grid as grids
 from mediajobs.toolkit.hls import ladder as ladders
 from mediajobs.toolkit.hls import playlists, renditions
-from mediajobs.toolkit.hls.ladder import AUDIO, Ladder
+from mediajobs.toolkit.hls.ladder import AUDIO, Ladder, Rendition
 from mediajobs.toolkit.packets import VideoIndex, first_slice_is_idr
 from mediajobs.toolkit.probe import Probe
 
 log = logging.getLogger(__name__)
 
+# A non-standard source's first segment (the lead) is this long: made, and playing, in a second or two.
+LEAD_S = 2.0
+LEAD_MAX_SIDE = 720
 # How much of the source is indexed before the first segments are cut: six or so segments, more than a
 # player plays before it first reloads a growing playlist (after its target duration, COPY_TARGET_S).
 PREFIX_S = 30.0
@@ -51,12 +59,23 @@ def new_version() -> str:
     return uuid.uuid4().hex[:10]
 
 
-class Start:
-    """How a version began: its build (the ladder of the whole source), the source's index, and the sizes of
-    the renditions made whole on the way (the copied top rendition and its audio)."""
+@dataclass(frozen=True)
+class Lead:
+    """What a non-standard source's lead made: the first segment of one rung (`rung`) and of the audio."""
 
-    def __init__(self, build: Build, index: VideoIndex | None, made: dict[str, list[int]]) -> None:
-        self.build, self.index, self.made = build, index, made
+    rung: str
+    sizes: dict[str, list[int]]
+
+
+@dataclass
+class Start:
+    """How a version began: its build (the ladder of the whole source), the source's index, the sizes of the
+    renditions made whole on the way (a copied top rendition and its audio), and the lead, if one ran."""
+
+    build: Build
+    index: VideoIndex | None
+    made: dict[str, list[int]]
+    lead: Lead | None = None
 
 
 def start(
@@ -69,24 +88,79 @@ def start(
     if not info.has_video:
         return Start(_begin(ctx, media_id, ladders.plan(info, None), info, versions), None, {})
     until = packets.prefix_s(info.duration, PREFIX_S) if early else None
-    if until is not None:
-        head = ladders.plan(info, packets.scan(src, duration_s=info.duration, until_s=until), complete=False)
-        if head.fast_start is None and len(head.grid):
-            build = _begin(ctx, media_id, head, info, versions)
-            try:
-                return _stream_copy(ctx, build, src)
-            except NotCopyable as exc:
-                log.info("media %s: its stream is not copied after all: %s", media_id, exc)
-                _withdraw(ctx, build)
-                index = packets.scan(src, duration_s=info.duration)
-                build = _begin(ctx, media_id, ladders.plan_encoded(info, index, str(exc)), info, versions)
-                return Start(build, index, {})
-    index = packets.scan(src, duration_s=info.duration)
-    build = _begin(ctx, media_id, ladders.plan(info, index), info, versions)
-    if build.ladder.fast_start is not None:
-        return Start(build, index, {})
-    made = _copy_whole(ctx, build, src, index, early=early)
-    return Start(build, index, made)
+    first_s = LEAD_S if early else None
+    index = packets.scan(src, duration_s=info.duration, until_s=until)
+    complete = until is None
+    head = ladders.plan(info, index, complete=complete, first_s=first_s)
+    if head.fast_start is None and not complete and len(head.grid):
+        build = _begin(ctx, media_id, head, info, versions)
+        try:
+            return _stream_copy(ctx, build, src)
+        except NotCopyable as exc:
+            log.info("media %s: its stream is not copied after all: %s", media_id, exc)
+            _withdraw(ctx, build)
+            index, complete = packets.scan(src, duration_s=info.duration), True
+            head = ladders.plan_encoded(info, index, str(exc), first_s=first_s)
+    if head.fast_start is None:
+        build = _begin(ctx, media_id, head, info, versions)
+        return Start(build, index, _copy_whole(ctx, build, src, index, early=early))
+    build = _begin(ctx, media_id, head, info, versions)
+    lead = None
+    if early and head.encoded and len(head.grid) >= (1 if not complete else 2):
+        lead = _lead(ctx, build, src)
+    if not complete:
+        index = packets.scan(src, duration_s=info.duration)
+        whole = ladders.plan_encoded(info, index, head.fast_start, first_s=first_s)
+        if not _continues(head, whole):
+            raise AssertionError("a fixed grid of the whole stream does not begin as its prefix's")
+        build.ladder = whole
+    return Start(build, index, {}, lead)
+
+
+def _continues(head: Ladder, whole: Ladder) -> bool:
+    """Whether the whole stream's grid begins with the segments planned on its prefix."""
+    k = len(head.grid)
+    return whole.grid.starts[:k] == head.grid.starts and (
+        k == len(whole.grid) or whole.grid.starts[k] == head.grid.end
+    )
+
+
+def lead_rung(ladder: Ladder) -> Rendition:
+    """The rung a non-standard source plays in first: the best encoded one of at most 720p (cheap enough to
+    make its first segment in a second or two, sharp enough to start with)."""
+    encoded = ladder.encoded
+    return next((r for r in encoded if min(r.width, r.height) <= LEAD_MAX_SIDE), encoded[-1])
+
+
+def _lead(ctx: JobContext, build: Build, src: Path) -> Lead:
+    """The first segment of one rung and of the audio, in one ffmpeg run, stored and published."""
+    lad, info = build.ladder, build.probe
+    rung = lead_rung(lad)
+    out = ctx.temp_dir / "lead"
+    first = lad.grid.durations()[0]
+    renditions.encode(
+        src,
+        out,
+        lad,
+        info,
+        segments=(0, 1),
+        renditions=[rung],
+        audio_segments=1 if lad.audio else 0,
+        threads=ctx.settings.effective_ffmpeg_threads,
+        on_progress=Phase(ctx, 1, 2, f"Encoding the first {first:.0f} s to play"),
+    )
+    names = [rung.name, *([AUDIO] if lad.audio else [])]
+    sizes = {name: renditions.segment_sizes(out / name, 0, 1) for name in names}
+    for name in names:
+        segment = f"{name}/{playlists.SEGMENT_NAME.format(0)}"
+        build.put_file(segment, out / segment)
+    chunks.stream(ctx.db, build.media_id, build.version, [first], sizes, done=False)
+    # The master lists the rung that exists; bandwidths are the rungs' caps until all are measured.
+    build.put_text(playlists.MASTER, playlists.master(lad, [rung.name]))
+    build.publish([])
+    shutil.rmtree(out, ignore_errors=True)
+    ctx.progress(2, f"Playable in {rung.name}; planning the rest")
+    return Lead(rung.name, sizes)
 
 
 def _begin(ctx: JobContext, media_id: str, ladder: Ladder, info: Probe, versions: list[str]) -> Build:

@@ -5,8 +5,9 @@ not seek past its end, and refresh it); once every segment is stored it is compl
 database on each request, so no two writers ever race on a stored playlist, and it only grows:
 
 - an encoded rendition lists the segments of its chunks done so far (`media_chunks` rows 0..);
-- the renditions cut from the source as it is read (a standard source's own stream and its AAC audio) list
-  the segments of the version's stream row (-2), which its cutter extends as it stores them.
+- the renditions made from the source as it is read (a standard source's own stream and its AAC audio, a
+  lead's first segment, an audio rendition being encoded) list the segments of the version's stream row
+  (-2), which their maker extends as it stores them.
 """
 
 from __future__ import annotations
@@ -23,11 +24,14 @@ from mediajobs.toolkit.hls.ladder import AUDIO
 from mediajobs.toolkit.hls.playlists import PLAYLIST, media_playlist
 
 
-def growing_playlist(found: Sequence[MediaChunk]) -> str:
-    """A video rendition's playlist as far as its chunks are done, in order; complete once all are."""
+def growing_playlist(found: Sequence[MediaChunk], promised: int = 0) -> str:
+    """A video rendition's playlist as far as its chunks are done, in order; complete once all are.
+
+    `promised`: the target duration published with the version (`Build.record`), kept to the end.
+    """
     video = encoded(found)
     every = [d for row in video for d in row.durations]
-    target = max(1, math.ceil(max(every, default=1.0) - 0.001))
+    target = max(1, promised, math.ceil(max(every, default=1.0) - 0.001))
     available: list[float] = []
     for row in video:
         if not row.done:
@@ -36,9 +40,9 @@ def growing_playlist(found: Sequence[MediaChunk]) -> str:
     return media_playlist(available, target_duration=target, complete=len(available) == len(every))
 
 
-def streamed_playlist(row: MediaChunk) -> str:
-    """A rendition cut as the source is read: the segments stored so far, with the target promised for all."""
-    return media_playlist(row.durations, target_duration=COPY_TARGET_S, complete=False)
+def streamed_playlist(row: MediaChunk, promised: int = COPY_TARGET_S) -> str:
+    """A rendition made as the source is read: the segments stored so far, with the promised target."""
+    return media_playlist(row.durations, target_duration=promised, complete=False)
 
 
 def render(db: Database, media: Media, path: str) -> str | None:
@@ -56,8 +60,9 @@ def render(db: Database, media: Media, path: str) -> str | None:
         return None
     found = rows(db, media.id, hls["path"].rsplit("/", 1)[-1])
     stream = next((r for r in found if r.index == STREAM_ROW), None)
+    promised = int(hls.get("target") or 0)
     if stream is not None and not stream.done and name in (stream.sizes or {}):
-        return streamed_playlist(stream)
+        return streamed_playlist(stream, promised or COPY_TARGET_S)
     if name == AUDIO:
-        return None  # an encoded audio rendition is stored whole before anything plays
-    return growing_playlist(found) if encoded(found) else None
+        return None  # stored whole, or not published yet
+    return growing_playlist(found, promised) if encoded(found) else None

@@ -15,6 +15,7 @@
 from __future__ import annotations
 
 import logging
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -78,6 +79,8 @@ def process_media(ctx: JobContext, params: ProcessParams) -> Any:
     with removed_if_taken_over(ctx, versions):
         begun = faststart.start(ctx, media.id, src, info, versions, early=early)
         build, index = begun.build, begun.index
+        # After a lead: the first segment of every other rung, so the master can list them all.
+        first = _lead_rest(ctx, build, src, begun.lead) if begun.lead else None
         if auto_thumbnail:
             first_pts = index.start if index else None
             thumb = _thumbnail(ctx, media.id, src, info, build.version, first_pts=first_pts)
@@ -85,12 +88,56 @@ def process_media(ctx: JobContext, params: ProcessParams) -> Any:
         lad = build.ladder
         ctx.progress(builds.OWN_UNTIL, "Planning the encodes")
         if info.duration > ctx.settings.chunk_threshold_s and lad.encoded:
-            return _fan_out(ctx, build, early=early)
-        sizes = {**begun.made, **_encode_here(ctx, build, src, early=early)}
+            return _fan_out(ctx, build, early=early, first=first)
+        sizes = {**begun.made, **_encode_here(ctx, build, src, early=early, first=first)}
         return builds.join(ctx, build, sizes, thumb, pipeline=params.pipeline)
 
 
-def _fan_out(ctx: JobContext, build: builds.Build, *, early: bool) -> Any:
+def _lead_rest(ctx: JobContext, build: builds.Build, src: Path, lead: faststart.Lead) -> dict[str, list[int]]:
+    """Segment 0 of the rungs the lead did not make, stored; the sizes of segment 0 of every rung."""
+    lad, out = build.ladder, ctx.temp_dir / "first"
+    others = [r for r in lad.encoded if r.name != lead.rung]
+    renditions.encode(
+        src,
+        out,
+        lad,
+        build.probe,
+        segments=(0, 1),
+        renditions=others,
+        threads=ctx.settings.effective_ffmpeg_threads,
+        on_progress=Phase(ctx, 2, 3, "Encoding the first segment of the other rungs"),
+    )
+    made = {r.name: renditions.segment_sizes(out / r.name, 0, 1) for r in others}
+    build.upload(out)
+    shutil.rmtree(out, ignore_errors=True)
+    return {lead.rung: lead.sizes[lead.rung], **made}
+
+
+def _plan_rows(
+    ctx: JobContext,
+    build: builds.Build,
+    spans: list[tuple[int, int]],
+    *,
+    audio: bool,
+    growing: bool,
+    first: dict[str, list[int]] | None,
+) -> None:
+    """The version's chunk rows; with a `first` chunk already made (after a lead) it is done at once, and
+    the renditions it holds grow from the rows from now on. A growing master lists every rung."""
+    lad = build.ladder
+    chunks.plan(ctx.db, build.media_id, build.version, spans, lad.grid.durations(), audio=audio)
+    if first is not None:
+        chunks.mark_done(ctx.db, build.media_id, build.version, 0, first)
+        # The stream row keeps only the sound (the audio encode extends it), or is done.
+        row = chunks.get(ctx.db, build.media_id, build.version, chunks.STREAM_ROW)
+        sound = {k: v for k, v in ((row.sizes or {}) if row else {}).items() if k == AUDIO}
+        durations = row.durations if row and sound else []
+        chunks.stream(ctx.db, build.media_id, build.version, durations, sound, done=not sound)
+    if growing:
+        build.put_text(playlists.MASTER, playlists.master(lad, lad.names))
+
+
+def _fan_out(ctx: JobContext, build: builds.Build, *, early: bool, first: dict[str, list[int]] | None) -> Any:
     """One child job per chunk (and one for the audio), on every cpu worker; the join ends the ladder."""
     lad = build.ladder
     growing = early and lad.fast_start is not None
@@ -98,9 +145,7 @@ def _fan_out(ctx: JobContext, build: builds.Build, *, early: bool) -> Any:
     # start-up (fetching the original, seeking to its start) stays small beside its encode.
     spans = grids.chunks(lad.grid, ctx.settings.chunk_threshold_s / 2, short_first=growing)
     audio_apart = builds.audio_apart(lad)
-    chunks.plan(ctx.db, build.media_id, build.version, spans, lad.grid.durations(), audio=audio_apart)
-    if growing:
-        build.put_text(playlists.MASTER, playlists.master(lad, lad.names))
+    _plan_rows(ctx, build, spans, audio=audio_apart, growing=growing, first=first)
     children: list[tuple[str, dict[str, Any], float]] = []
     if audio_apart:
         children.append(
@@ -111,12 +156,21 @@ def _fan_out(ctx: JobContext, build: builds.Build, *, early: bool) -> Any:
             )
         )
     for i, span in enumerate(spans):
+        if i == 0 and first is not None:
+            continue
         weight = ladders.cost(lad, builds.seconds(lad, span))
         children.append(("media.transcode_chunk", {"version": build.version, "index": i}, weight))
     return ctx.fan_out(children, then="media.finish_ladder", span=(builds.OWN_UNTIL, builds.JOIN_FROM))
 
 
-def _encode_here(ctx: JobContext, build: builds.Build, src: Path, *, early: bool) -> dict[str, list[int]]:
+def _encode_here(
+    ctx: JobContext,
+    build: builds.Build,
+    src: Path,
+    *,
+    early: bool,
+    first: dict[str, list[int]] | None,
+) -> dict[str, list[int]]:
     """The renditions still to make, in this job: a short first chunk first when nothing plays yet."""
     lad, out = build.ladder, ctx.temp_dir / "encode"
     n = len(lad.grid)
@@ -127,32 +181,27 @@ def _encode_here(ctx: JobContext, build: builds.Build, src: Path, *, early: bool
             src, lad, build.probe, on_progress=Phase(ctx, builds.OWN_UNTIL, builds.JOIN_FROM, stage)
         )
         return {}
-    growing = early and lad.fast_start is not None and lad.encoded and n > 1
+    growing = early and lad.fast_start is not None and bool(lad.encoded) and n > 1
     spans = [(0, 1), (1, n)] if growing else [(0, n)]
     audio_apart = builds.audio_apart(lad)
-    total = sum(ladders.cost(lad, builds.seconds(lad, s)) for s in spans) + (
+    todo = spans[1:] if first is not None else spans
+    total = sum(ladders.cost(lad, builds.seconds(lad, s)) for s in todo) + (
         builds.audio_cost(lad) if audio_apart else 0
     )
     total = max(total, 1e-9)
     done = 0.0
     scale = builds.JOIN_FROM - builds.OWN_UNTIL
-    sizes: dict[str, list[int]] = {}
-    chunks.plan(ctx.db, build.media_id, build.version, spans, lad.grid.durations(), audio=False)
-    if growing:
-        build.put_text(playlists.MASTER, playlists.master(lad, lad.names))
+    sizes: dict[str, list[int]] = {name: list(values) for name, values in (first or {}).items()}
+    _plan_rows(ctx, build, spans, audio=False, growing=growing, first=first)
     threads = ctx.settings.effective_ffmpeg_threads
     if audio_apart:
         share = builds.audio_cost(lad) / total * scale
-        renditions.encode_audio(
-            src,
-            out,
-            lad,
-            build.probe,
-            on_progress=Phase(ctx, builds.OWN_UNTIL, builds.OWN_UNTIL + share, "Encoding the audio"),
-        )
-        sizes[AUDIO] = builds.store_audio(build, out)
+        phase = Phase(ctx, builds.OWN_UNTIL, builds.OWN_UNTIL + share, "Encoding the audio")
+        sizes[AUDIO] = builds.make_audio(ctx, build, src, out, phase)
         done += share
     for i, span in enumerate(spans):
+        if i == 0 and first is not None:
+            continue
         share = ladders.cost(lad, builds.seconds(lad, span)) / total * scale
         start = builds.OWN_UNTIL + done
         names = ", ".join(r.name for r in lad.encoded)
@@ -200,10 +249,7 @@ def transcode_chunk(ctx: JobContext, params: ChunkParams) -> dict[str, Any]:
     src = fetch_original(ctx, media)
     out = ctx.temp_dir / "chunk"
     if params.index == chunks.AUDIO_ROW:
-        renditions.encode_audio(
-            src, out, lad, build.probe, on_progress=Phase(ctx, 2, 95, "Encoding the audio")
-        )
-        sizes = {AUDIO: builds.store_audio(build, out)}
+        sizes = {AUDIO: builds.make_audio(ctx, build, src, out, Phase(ctx, 2, 95, "Encoding the audio"))}
     else:
         span = (row.first_segment, row.first_segment + len(row.durations))
         start, end = lad.grid.span(*span)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import bisect
 import itertools
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from mediajobs.toolkit.packets import VideoIndex
 
@@ -25,6 +25,9 @@ EARLY_S = 0.0005
 # keyframe just under half a target after a start, the next a whole GOP later, and a folded tiny tail.
 MAX_GOP_S = 10.0
 COPY_TARGET_S = math.ceil(TARGET_S / 2 + MAX_GOP_S + TARGET_S / 4)
+# The longest segment of a fixed grid: a target and a folded tail. Its playlists say so from the start, so a
+# growing playlist keeps the target it first had.
+FIXED_TARGET_S = math.ceil(TARGET_S * 5 / 4)
 # The end of a prefix index a grid does not plan on: frames shown there may be decoded after the prefix.
 PREFIX_MARGIN_S = 1.0
 
@@ -88,23 +91,28 @@ def on_keyframes(index: VideoIndex, target_s: float = TARGET_S, *, complete: boo
     return _trim_tail(starts, index.end, target_s) if complete else _prefix(starts)
 
 
-def fixed(index: VideoIndex, target_s: float = TARGET_S, *, complete: bool = True) -> Grid:
+def fixed(
+    index: VideoIndex, target_s: float = TARGET_S, *, complete: bool = True, first_s: float | None = None
+) -> Grid:
     """Segments every `target_s` from the first frame, each starting at the first frame at or after.
 
+    `first_s`: the first segment is this long instead (a short first segment is made, and plays, first).
     `complete=False`: as for `on_keyframes`, only the first segments, those the rest of the stream cannot
-    change.
+    change. Every segment is at most `target_s` and a folded tail long: FIXED_TARGET_S.
     """
     frames = known(index.frames, index, complete)
     starts = [frames[0]]
-    k = 1
+    lead = target_s if first_s is None else first_s
+    k = 0
     while True:
-        j = bisect.bisect_left(frames, frames[0] + k * target_s - EARLY_S)
+        j = bisect.bisect_left(frames, frames[0] + lead + k * target_s - EARLY_S)
         if j >= len(frames):
             break
         if frames[j] > starts[-1]:
             starts.append(frames[j])
         k += 1
-    return _trim_tail(starts, index.end, target_s) if complete else _prefix(starts)
+    grid = _trim_tail(starts, index.end, target_s) if complete else _prefix(starts)
+    return replace(grid, target=FIXED_TARGET_S)
 
 
 def known(times: list[float], index: VideoIndex, complete: bool) -> list[float]:

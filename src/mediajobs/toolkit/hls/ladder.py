@@ -132,18 +132,31 @@ def standard_reason(probe: Probe, index: VideoIndex | None) -> str | None:
     return next((reason for ok, reason in checks if not ok), None)
 
 
-def plan_encoded(probe: Probe, index: VideoIndex | None, reason: str) -> Ladder:
+def plan_encoded(
+    probe: Probe,
+    index: VideoIndex | None,
+    reason: str,
+    *,
+    complete: bool = True,
+    first_s: float | None = None,
+) -> Ladder:
     """The ladder for a source whose stream cannot be copied after all (`reason`): everything encoded."""
-    return plan(probe, index, refuse_copy=reason)
+    return plan(probe, index, refuse_copy=reason, complete=complete, first_s=first_s)
 
 
 def plan(
-    probe: Probe, index: VideoIndex | None, *, refuse_copy: str | None = None, complete: bool = True
+    probe: Probe,
+    index: VideoIndex | None,
+    *,
+    refuse_copy: str | None = None,
+    complete: bool = True,
+    first_s: float | None = None,
 ) -> Ladder:
     """The ladder and grid for a source: its own stream on top when it is standard, else all encoded.
 
     `complete=False`: `index` is a prefix of the stream (`packets.scan(until_s=...)`), the grid holds the
     first segments only (`grid.on_keyframes`), and a problem later in the stream may still refuse the copy.
+    `first_s`: an encoded ladder's first segment is this long (`grid.fixed`).
     """
     reason = refuse_copy or standard_reason(probe, index)
     renditions = plan_ladder(probe)
@@ -155,7 +168,7 @@ def plan(
         renditions = [top, *(r for r in renditions if min(r.width, r.height) < min(top.width, top.height))]
         grid = grids.on_keyframes(index, complete=complete)
     elif index is not None:
-        grid = grids.fixed(index, complete=complete)
+        grid = grids.fixed(index, complete=complete, first_s=first_s)
     else:
         grid = _audio_grid(probe.duration)
     if not renditions and not probe.has_audio:

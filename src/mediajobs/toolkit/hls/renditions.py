@@ -44,6 +44,8 @@ TS_OFFSET_S = 10.0
 # source time t is at t + TS_OFFSET_S + MPEGTS_DELAY_S in every segment (tests/media/test_hls.py checks it).
 MPEGTS_DELAY_S = 1.4
 MPEGTS_HZ = 90_000
+# Audio encoded past the last segment wanted: the AAC encoder's frames before a cut depend on a frame after.
+AUDIO_LOOKAHEAD_S = 0.5
 # Forced keyframes only: x264's own would fall at different frames in different chunks.
 MAX_SEGMENT_S = 12.0
 
@@ -101,19 +103,7 @@ def remux(
         args += ["-map", "0:a:0", "-c:a", "copy", *stop, *_segment_args(grid, 0, n, AUDIO)]
         outputs.append(AUDIO)
     dirs = [out_dir / name for name in outputs]
-    progress = on_progress
-    if on_segments is not None:
-        opened = dict.fromkeys(dirs, 0)
-
-        def progress(fraction: float) -> None:
-            for d in dirs:
-                while (d / SEGMENT_NAME.format(opened[d])).is_file():
-                    opened[d] += 1
-            # A segment file is whole once the muxer has opened the next one.
-            on_segments(min(n, *(count - 1 for count in opened.values())))
-            if on_progress is not None:
-                on_progress(fraction)
-
+    progress = _watching(dirs, n, on_segments, on_progress)
     try:
         run_ffmpeg(args, grid.end if prefix else probe.duration, progress, source=probe, cwd=out_dir)
     except ProcessFailed:
@@ -153,17 +143,19 @@ def encode(
     segments: tuple[int, int] | None = None,
     renditions: Sequence[Rendition] | None = None,
     with_audio: bool = False,
+    audio_segments: int = 0,
     threads: int = 0,
     on_progress: FractionCallback | None = None,
 ) -> None:
     """Encode `renditions` (default: all but a copy) for `segments` [first, stop) of the grid, in one decode.
 
-    `with_audio` also makes the audio rendition in the same process (only for the whole grid).
+    `with_audio` also makes the audio rendition in the same process (only for the whole grid);
+    `audio_segments`: only its first segments [0, n), exactly as the whole rendition's (`encode_audio`) are.
     """
     grid = ladder.grid
     first, stop = segments or (0, len(grid))
     chosen = list(ladder.encoded if renditions is None else renditions)
-    if not chosen and not with_audio:
+    if not chosen and not with_audio and not audio_segments:
         return
     before, after = _span_args(grid, first, stop)
     thread_in, thread_out = thread_args(threads)
@@ -191,18 +183,22 @@ def encode(
             # hlsenc and mp4 ask for constant frame rate, so a timestamp gap would be filled with copies of
             # the last frame; vfr passes frames as they are.
             args += ["-fps_mode", "vfr", *thread_out, *after, *_segment_args(grid, first, stop, r.name)]
-    if with_audio:
-        args += _audio_args(ladder, probe, out_dir)
+    if with_audio or audio_segments:
+        args += _audio_args(ladder, probe, out_dir, stop=audio_segments or None)
     elif ladder.audio == "copy":
         # The copied audio is decoded here, span by span, only to find damage the copy would pass on.
         args += ["-map", "0:a:0", *after, "-f", "null", "-"]
     start, end = grid.span(first, stop)
     until = end if end is not None else grid.end
-    outputs = len(chosen) + (1 if with_audio else 0)
+    outputs = len(chosen) + (1 if with_audio or audio_segments else 0)
     with _corrupt_is_unsupported(start, until):
         run_ffmpeg(args, until - start, on_progress, source=probe, outputs=outputs, cwd=out_dir)
     for r in chosen:
         segment_sizes(out_dir / r.name, first, stop)
+    if audio_segments:
+        segment_sizes(out_dir / AUDIO, 0, audio_segments)
+        # The segment after them, cut short where the read ended, is not the whole rendition's.
+        (out_dir / AUDIO / SEGMENT_NAME.format(audio_segments)).unlink(missing_ok=True)
 
 
 def verify(src: Path, ladder: Ladder, probe: Probe, *, on_progress: FractionCallback | None = None) -> None:
@@ -219,14 +215,51 @@ def verify(src: Path, ladder: Ladder, probe: Probe, *, on_progress: FractionCall
 
 
 def encode_audio(
-    src: Path, out_dir: Path, ladder: Ladder, probe: Probe, *, on_progress: FractionCallback | None = None
+    src: Path,
+    out_dir: Path,
+    ladder: Ladder,
+    probe: Probe,
+    *,
+    on_segments: Callable[[int], None] | None = None,
+    on_progress: FractionCallback | None = None,
 ) -> None:
-    """The audio rendition for the whole grid, in one process: encoded once, or copied when it is AAC."""
+    """The audio rendition for the whole grid, in one process: encoded once, or copied when it is AAC.
+
+    `on_segments(n)` as in `remux`: segments [0, n) are written whole.
+    """
     args = ["-v", "error", "-xerror", "-copyts", *input_args(src, duration_s=probe.duration)]
     args += _audio_args(ladder, probe, out_dir)
+    n = len(ladder.grid)
+    progress = _watching([out_dir / AUDIO], n, on_segments, on_progress)
     with _corrupt_is_unsupported(0.0, ladder.grid.end):
-        run_ffmpeg(args, probe.duration, on_progress, source=probe, cwd=out_dir)
-    segment_sizes(out_dir / AUDIO, 0, len(ladder.grid))
+        run_ffmpeg(args, probe.duration, progress, source=probe, cwd=out_dir)
+    segment_sizes(out_dir / AUDIO, 0, n)
+    if on_segments is not None:
+        on_segments(n)
+
+
+def _watching(
+    dirs: Sequence[Path],
+    n: int,
+    on_segments: Callable[[int], None] | None,
+    on_progress: FractionCallback | None,
+) -> FractionCallback | None:
+    """A progress callback that also tells `on_segments` how many segments of every output are whole."""
+    if on_segments is None:
+        return on_progress
+    opened = dict.fromkeys(dirs, 0)
+    report = on_segments
+
+    def progress(fraction: float) -> None:
+        for d in dirs:
+            while (d / SEGMENT_NAME.format(opened[d])).is_file():
+                opened[d] += 1
+        # A segment file is whole once the muxer has opened the next one.
+        report(min(n, *(count - 1 for count in opened.values())))
+        if on_progress is not None:
+            on_progress(fraction)
+
+    return progress
 
 
 @contextlib.contextmanager
@@ -248,7 +281,9 @@ def _corrupt_is_unsupported(start: float, end: float) -> Iterator[None]:
 _CORRUPT = re.compile(r"corrupt|error while decoding|invalid data|decode_slice|concealing", re.IGNORECASE)
 
 
-def _audio_args(ladder: Ladder, probe: Probe, out_dir: Path) -> list[str]:
+def _audio_args(ladder: Ladder, probe: Probe, out_dir: Path, *, stop: int | None = None) -> list[str]:
+    """The audio rendition's output: every segment of the grid, or those before segment `stop` (and a
+    little past it, so that the encoder's last frames before the cut are what they are in the whole)."""
     grid = ladder.grid
     (out_dir / AUDIO).mkdir(parents=True, exist_ok=True)
     args = ["-map", "0:a:0"]
@@ -258,6 +293,8 @@ def _audio_args(ladder: Ladder, probe: Probe, out_dir: Path) -> list[str]:
         args += ["-c:a", "aac", "-b:a", str(AUDIO_BITRATE)]
         if (probe.audio_channels or 2) > 2:
             args += ["-ac", "2"]
+    if stop is not None and stop < len(grid):
+        args += ["-to", f"{grid.starts[stop] + AUDIO_LOOKAHEAD_S:.6f}"]
     return [*args, *_segment_args(grid, 0, len(grid), AUDIO)]
 
 
