@@ -77,7 +77,8 @@ def test_a_clip_to_the_end_or_of_everything(marked: Path, tmp_path: Path) -> Non
     assert indices(gray(tail)) == list(range(275, 300))
     whole = tmp_path / "whole.mp4"
     report = render_clip(marked, whole, info, 0.0, info.duration)
-    assert whole.read_bytes() == marked.read_bytes()
+    # Its streams copied (into a new file, without the source's metadata): every picture as it was.
+    assert framemd5(whole) == framemd5(marked)
     assert (report.render, report.copied_s) == ("smart", info.duration)
 
 

@@ -4,20 +4,20 @@ Without a crop a clip is a smart render (`smart.render.smart_cut` removing [0, s
 the GOPs inside the range are copied and only the ends re-encoded. A crop changes every picture, so a
 cropped clip is encoded in full, reading from a little before `start` rather than from the beginning.
 Times snap to frames as frame removal's do: a frame belongs to the clip when its time is in [start, end).
+A clip of everything copies the source's streams into a new MP4 (without the source's metadata).
 """
 
 from __future__ import annotations
 
 import math
-import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal, get_args
 
 from mediajobs.errors import InvalidParams, UnsupportedMedia
-from mediajobs.toolkit import cut
-from mediajobs.toolkit.ffmpeg import faststart_args, run_ffmpeg, thread_args, vfr_args
+from mediajobs.toolkit import cut, mask
+from mediajobs.toolkit.ffmpeg import faststart_args, run_ffmpeg, sei_filter, thread_args, vfr_args
 from mediajobs.toolkit.inputs import input_args
 from mediajobs.toolkit.probe import Probe
 from mediajobs.toolkit.smart.render import RenderReport, smart_cut
@@ -126,10 +126,12 @@ def render_clip(
         return RenderReport("full", end - start, 0.0, f"cropping to {crop.aspect} changes every picture")
     ranges = [r for r in ((0.0, start), (end, probe.duration)) if r[1] > r[0]]
     if not ranges:
-        # The whole source: the clip is the file itself.
-        shutil.copyfile(src, dst)
-        if on_progress is not None:
-            on_progress(1.0)
+        # The whole source: its own streams without its metadata (the original keeps that).
+        if probe.has_video and sei_filter(probe.video_codec) is None:
+            _encode(src, dst, probe, start, end, None, threads=threads, on_progress=on_progress)
+            reason = f"{probe.video_codec} video cannot be copied without the data it carries beside pictures"
+            return RenderReport("full", end - start, 0.0, reason)
+        _copy_whole(src, dst, probe, on_progress=on_progress)
         return RenderReport("smart", 0.0, probe.duration)
     if not probe.has_video:
         cut.remove_frames(src, dst, probe, ranges, threads=threads, on_progress=on_progress)
@@ -143,19 +145,20 @@ def _encode(
     probe: Probe,
     start: float,
     end: float,
-    crop: Crop,
+    crop: Crop | None,
     *,
     threads: int,
     on_progress: Callable[[float], None] | None,
 ) -> None:
-    """Encode [start, end) cropped; the decode starts at a keyframe shortly before `start`."""
+    """Encode [start, end) (cropped when asked); the decode starts at a keyframe shortly before `start`."""
     seek = max(0.0, start - SEEK_MARGIN_S)
     # Half a frame early, as frame removal trims: the midpoint between frames picks the same frames
     # whatever rounding a frame's timestamp carries.
     half = 0.5 / probe.fps if probe.fps else 0.0
     until = f":end={end - seek - half:.6f}" if end < probe.duration else ""
     chains = [
-        f"[0:v:0]trim=start={start - seek - half:.6f}{until},setpts=PTS-STARTPTS,{crop_filter(crop)}[v]"
+        f"[0:v:0]trim=start={start - seek - half:.6f}{until},setpts=PTS-STARTPTS,"
+        f"{crop_filter(crop) if crop is not None else 'null'}[v]"
     ]
     maps = ["-map", "[v]"]
     if probe.has_audio:
@@ -172,3 +175,12 @@ def _encode(
         *faststart_args(dst), str(dst),
     ]  # fmt: skip
     run_ffmpeg(args, end - start, on_progress, source=probe)
+
+
+def _copy_whole(src: Path, dst: Path, probe: Probe, *, on_progress: Callable[[float], None] | None) -> None:
+    """The source's first video and audio streams copied as they are, but for their SEI."""
+    args = [*input_args(src, duration_s=probe.duration)]
+    if probe.has_video:
+        args += ["-map", "0:V:0", "-c:v", "copy", "-bsf:v", str(sei_filter(probe.video_codec))]
+    args += [*mask.audio_args(probe, dst), *faststart_args(dst), str(dst)]
+    run_ffmpeg(args, probe.duration, on_progress, source=probe)

@@ -13,15 +13,13 @@ from pathlib import Path
 
 from mediajobs import process
 from mediajobs.errors import UnsupportedMedia
-from mediajobs.toolkit.ffmpeg import run_ffmpeg
+from mediajobs.toolkit.ffmpeg import NO_METADATA, run_ffmpeg
 from mediajobs.toolkit.inputs import probe_limits, segments_input_args, write_segment_list
 from mediajobs.toolkit.probe import FFPROBE, Probe
 from mediajobs.toolkit.progress import FractionCallback
 
 MP4_TYPE = "video/mp4"
 M4A_TYPE = "audio/mp4"
-# Nothing of the source's container travels on: no tags, no chapters.
-_NO_METADATA = ["-map_metadata", "-1", "-map_chapters", "-1"]
 
 
 def first_pts(segment: Path, stream: str) -> float:
@@ -80,7 +78,7 @@ def remux(
             inputs[name] = len(inputs)
     # Every output starts where the picture does (or the sound, without a picture).
     offset = first_pts(video[0], "v:0") if video else first_pts(audio[0], "a:0")
-    common = ["-c", "copy", *_NO_METADATA, "-output_ts_offset", f"{-offset:.6f}", "-movflags", "+faststart"]
+    common = ["-c", "copy", *NO_METADATA, "-output_ts_offset", f"{-offset:.6f}", "-movflags", "+faststart"]
     outputs: list[str] = []
     if mp4 is not None:
         outputs += ["-map", f"{inputs['video']}:v:0"]

@@ -1,7 +1,8 @@
 """Running ffmpeg for the media toolkit: one command, with progress, without network, under CPU limits.
 
 Every toolkit function that runs ffmpeg (HLS, mask, cut, analyze, thumbnails) goes through `run_ffmpeg`, so
-progress parsing, the sandbox and the limits are decided in one place.
+progress parsing, the sandbox and the limits are decided in one place; so is what a written file carries of
+its source (`NO_METADATA`, `sei_filter`): nothing but the pictures and the sound.
 """
 
 from __future__ import annotations
@@ -16,6 +17,21 @@ from mediajobs.toolkit.progress import FfmpegProgress, fraction_only, progress_a
 
 FFMPEG = "ffmpeg"
 MP4_SUFFIXES = frozenset({".mp4", ".m4v", ".mov"})
+# Output options: no global or stream tags (title, comment, artist, GPS location, creation time, the source's
+# encoder and handler names, language, Matroska tags, a TS's service names) and no chapters. ffmpeg copies all
+# of them into every output file by default; stream tags also make the mp4 muxer add tracks of its own (a
+# timecode track from `timecode`, a text track from chapters). Subtitle, data and attachment streams never
+# travel: every command maps the streams it writes.
+NO_METADATA = ("-map_metadata", "-1", "-map_chapters", "-1")
+# The NAL unit types of SEI messages: what a stream copy would otherwise carry on of its source besides the
+# pictures (the source encoder's settings string, a camera's recording time and GPS in user data, captions).
+_SEI_UNITS = {"h264": "6", "hevc": "39|40"}
+
+
+def sei_filter(codec: str | None) -> str | None:
+    """The bitstream filter dropping a copied `codec` stream's SEI messages; None when it has none to drop."""
+    units = _SEI_UNITS.get(codec or "")
+    return f"filter_units=remove_types={units}" if units else None
 
 
 def thread_args(threads: int) -> tuple[list[str], list[str]]:
@@ -48,11 +64,12 @@ def run_ffmpeg(
 ) -> process.Completed:
     """Run one ffmpeg command (`args` end with the output), reporting progress against `total_s` of output.
 
-    It runs without network, under a CPU-time limit sized from the `source` it reads and the number of
-    `outputs` it encodes.
+    The output carries no metadata of the source (`NO_METADATA`; a command writing several outputs gives each
+    of the others its own). It runs without network, under a CPU-time limit sized from the `source` it reads
+    and the number of `outputs` it encodes.
     """
     tracker = FfmpegProgress(total_s, fraction_only(on_progress))
-    argv = [FFMPEG, "-hide_banner", "-nostdin", "-y", *args[:-1], *progress_args(), args[-1]]
+    argv = [FFMPEG, "-hide_banner", "-nostdin", "-y", *args[:-1], *progress_args(), *NO_METADATA, args[-1]]
     completed = process.run(
         argv,
         on_stdout=tracker.feed if on_progress else None,

@@ -88,7 +88,7 @@ def frame_at(
     args += ["-i", f"file:{segment.resolve()}", "-map", "0:V:0"]
     # Frames reach the filter in presentation order; only the chosen one is scaled and encoded.
     args += ["-vf", f"select=eq(n\\,{n}),{size.filters}", "-frames:v", "1", *vfr_args()]
-    args += [*_STILL_CODEC[fmt], "-map_metadata", "-1", "-f", "image2", "-update", "1"]
+    args += [*_STILL_CODEC[fmt], "-f", "image2", "-update", "1"]
     run_ffmpeg([*args, str(out)], segment_s, None, source=probe)
     if not out.is_file() or out.stat().st_size == 0:
         raise UnsupportedMedia(f"no frame at {t:.3f} s of the segment")
@@ -129,7 +129,7 @@ def animated(
     work = out.parent / f"{out.stem}.txt"
     args = ["-v", "error", *thread_in, *segments_input_args(write_segment_list(list(segments), work))]
     args += ["-map", "0:V:0", "-vf", chain, *vfr_args(), *thread_out]
-    args += [*codec, "-map_metadata", "-1", "-f", fmt]
+    args += [*codec, "-f", fmt]
     try:
         run_ffmpeg([*args, str(out)], end - start, None, source=probe)
     finally:

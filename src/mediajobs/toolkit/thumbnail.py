@@ -8,6 +8,7 @@ from pathlib import Path
 from mediajobs import process
 from mediajobs.errors import ProcessFailed, UnsupportedMedia
 from mediajobs.toolkit.downloads import first_number
+from mediajobs.toolkit.ffmpeg import NO_METADATA
 from mediajobs.toolkit.inputs import encode_limits, input_args, probe_limits
 from mediajobs.toolkit.probe import FFPROBE, Probe
 
@@ -71,7 +72,8 @@ def _render(
     if seek_s > 0:
         args += ["-ss", f"{seek_s:.3f}"]
     args += input_args(src, duration_s=probe.duration)
-    args += ["-map", "0:V:0", "-vf", chain, "-frames:v", "1", "-update", "1", "-q:v", "3", str(out_path)]
+    args += ["-map", "0:V:0", "-vf", chain, "-frames:v", "1", "-update", "1", "-q:v", "3", *NO_METADATA]
+    args.append(str(out_path))
     shown: list[float] = []
 
     def said(line: str) -> None:

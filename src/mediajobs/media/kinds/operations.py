@@ -125,8 +125,7 @@ def clip_media(ctx: JobContext, params: ClipCreate) -> dict[str, Any]:
     derived, src, info = _derive(ctx)
     start, end = params.window(info)
     # Without a crop a smart render: the GOPs inside the range are copied, only the ends re-encoded.
-    whole = params.crop is None and start <= 0 and end >= info.duration  # the clip is the source file itself
-    name = f"clip{src.suffix.lower()}" if whole else "clip.mp4"
+    name = "clip.mp4"
     out = ctx.temp_dir / name
     what = f"{params.crop.aspect} clip" if params.crop is not None else "clip"
     report = render_clip(

@@ -21,7 +21,7 @@ from typing import Any
 
 from mediajobs.errors import ProcessFailed, UnsupportedMedia
 from mediajobs.toolkit import packets, plain
-from mediajobs.toolkit.ffmpeg import run_ffmpeg, thread_args
+from mediajobs.toolkit.ffmpeg import NO_METADATA, run_ffmpeg, sei_filter, thread_args
 from mediajobs.toolkit.hls.grid import EARLY_S, Grid
 from mediajobs.toolkit.hls.ladder import AUDIO, AUDIO_BITRATE, PRESET, Ladder, Rendition, plan, plan_encoded
 from mediajobs.toolkit.hls.playlists import (
@@ -60,7 +60,7 @@ def _segment_args(grid: Grid, first: int, stop: int, directory: str) -> list[str
     cuts = ",".join(f"{t + TS_OFFSET_S - EARLY_S:.6f}" for t in grid.starts[first + 1 : stop]) or "99999999"
     args = ["-avoid_negative_ts", "disabled", "-output_ts_offset", f"{TS_OFFSET_S:g}"]
     args += ["-f", "segment", "-segment_format", "mpegts", "-segment_times", cuts]
-    args += ["-segment_start_number", str(first)]
+    args += ["-segment_start_number", str(first), *NO_METADATA]
     return [*args, f"{directory}/{SEGMENT_NAME.replace('{:05d}', '%05d')}"]
 
 
@@ -96,7 +96,9 @@ def remux(
     n = len(grid)
     stop = ["-to", f"{grid.end - EARLY_S:.6f}"] if prefix else []
     args = ["-v", "error", "-copyts", *input_args(src, duration_s=probe.duration)]
-    args += ["-map", "0:V:0", "-c:v", "copy", *stop, *_segment_args(grid, 0, n, top.name)]
+    # Nothing but the pictures: the source's SEI (its encoder's settings, a camera's time and place) stays.
+    args += ["-map", "0:V:0", "-c:v", "copy", "-bsf:v", str(sei_filter("h264")), *stop]
+    args += _segment_args(grid, 0, n, top.name)
     outputs = [top.name]
     if ladder.audio == "copy":
         (out_dir / AUDIO).mkdir(parents=True, exist_ok=True)

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mediajobs import process
+from mediajobs.toolkit.ffmpeg import sei_filter
 from mediajobs.toolkit.inputs import INPUT_PROTOCOLS, input_args, probe_limits, read_limit_s
 from mediajobs.toolkit.smart.gops import GopIndex, InexactSource, VideoStream
 from mediajobs.toolkit.smart.plan import Span
@@ -95,12 +96,14 @@ def copy_args(src: Path, index: GopIndex, spans: Sequence[Span], pattern: Path) 
         starts.append(count)
         count += span.frames
     drop = "+".join([f"not({'+'.join(keep)})", *leading])
+    # Copied GOPs keep their pictures, not the source's SEI (its encoder's settings, a camera's time, place).
+    no_sei = sei_filter(index.stream.codec)
     end = spans[-1].end
     read_s = index.time_s(end) + READ_MARGIN_S if end < index.frames else read_limit_s(index.time_s(end))
     return [
         "-copyts", "-t", f"{read_s:.6f}", *input_args(src),
         "-map", "0:v:0", "-c:v", "copy",
-        "-bsf:v", f"noise=drop='{drop}',{index.stream.codec}_mp4toannexb,dump_extra",
+        "-bsf:v", f"noise=drop='{drop}',{index.stream.codec}_mp4toannexb,dump_extra,{no_sei}",
         "-f", "segment", "-segment_format", "mpegts", "-reset_timestamps", "0",
         # Split exactly where each span starts; one span still needs a split point, never reached, or
         # the segment muxer cuts every 2 s.
