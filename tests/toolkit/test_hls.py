@@ -15,9 +15,10 @@ import pytest
 from mediajobs import process
 from mediajobs.errors import JobCancelled
 from mediajobs.toolkit.hls.ladder import Rendition, plan_ladder
-from mediajobs.toolkit.hls.renditions import HlsOutput, mpegts_time, transcode_hls
+from mediajobs.toolkit.hls.renditions import mpegts_time
 from mediajobs.toolkit.probe import Probe, probe
 from tests.clips import MakeClip, generate_clip
+from tests.toolkit.ladders import Made, make_ladder
 
 SOURCE = Probe(
     duration=10.0,
@@ -113,7 +114,7 @@ class Transcoded:
     src: Path
     out_dir: Path
     probe: Probe
-    output: HlsOutput
+    made: Made
     updates: list[tuple[float, float, int]]  # (wall clock, fraction, 360p segment files written so far)
 
 
@@ -130,16 +131,16 @@ def transcoded(tmp_path_factory: pytest.TempPathFactory) -> Transcoded:
     def on_progress(fraction: float) -> None:
         updates.append((time.monotonic(), fraction, len(list((out_dir / "360p").glob("seg_*.ts")))))
 
-    output = transcode_hls(src, out_dir, found, on_progress=on_progress)
-    return Transcoded(src, out_dir, found, output, updates)
+    made = make_ladder(src, out_dir, found, on_progress=on_progress)
+    return Transcoded(src, out_dir, found, made, updates)
 
 
 def test_transcode_writes_master_and_one_playlist_per_rung(transcoded: Transcoded) -> None:
     out = transcoded.out_dir
 
-    assert transcoded.output.master == "master.m3u8"
-    assert [v["path"] for v in transcoded.output.variants] == ["480p/index.m3u8", "360p/index.m3u8"]
-    assert [(v["width"], v["height"]) for v in transcoded.output.variants] == [(854, 480), (640, 360)]
+    assert (out / "master.m3u8").is_file()
+    assert [v["path"] for v in transcoded.made.variants] == ["480p/index.m3u8", "360p/index.m3u8"]
+    assert [(v["width"], v["height"]) for v in transcoded.made.variants] == [(854, 480), (640, 360)]
     for name in ("480p", "360p"):
         assert (out / name / "index.m3u8").is_file()
         assert (out / name / "seg_00000.ts").is_file()
@@ -156,7 +157,7 @@ def test_master_declares_bandwidth_resolution_and_codecs(transcoded: Transcoded)
         assert re.fullmatch(r'"avc1\.64[0-9a-f]{4},mp4a\.40\.2"', attrs["CODECS"]), attrs["CODECS"]
         bandwidth = int(attrs["BANDWIDTH"])
         assert bandwidth >= int(attrs["AVERAGE-BANDWIDTH"])
-        variant = next(v for v in transcoded.output.variants if v["path"] == uri)
+        variant = next(v for v in transcoded.made.variants if v["path"] == uri)
         assert variant["bandwidth"] == bandwidth
         # A real ceiling: no full segment of the variant is above it...
         for duration, segment in segments(transcoded.out_dir / uri)[:-1]:
@@ -206,7 +207,7 @@ def test_segments_show_the_source_time_zero_at_the_timestamp_captions_map_to(
     # Captions' X-TIMESTAMP-MAP says which MPEG-TS timestamp their time 0 is: the first frame's, encoded
     # or copied (a standard source's own stream), or subtitles drift from the picture.
     copied_src = make_clip(duration=6.0, width=640, height=360)
-    copied = transcode_hls(copied_src, tmp_path / "copied", probe(copied_src))
+    copied = make_ladder(copied_src, tmp_path / "copied", probe(copied_src))
     assert copied.ladder.renditions[0].copy
     encoded = transcoded.out_dir
     for out, name in [(encoded, "480p"), (encoded, "360p"), (tmp_path / "copied", "360p")]:
@@ -242,26 +243,26 @@ def test_transcode_progress_is_monotonic_faithful_and_ends_at_one(transcoded: Tr
 def test_transcode_without_audio(make_clip: MakeClip, tmp_path: Path) -> None:
     src = make_clip(duration=3.0, width=640, height=360, audio=False)
 
-    output = transcode_hls(src, tmp_path / "out", probe(src))
+    made = make_ladder(src, tmp_path / "out", probe(src))
 
     attrs = master_entries(tmp_path / "out")["360p/index.m3u8"]
     assert re.fullmatch(r'"avc1\.[0-9a-f]{6}"', attrs["CODECS"])
     assert attrs["RESOLUTION"] == "640x360"
     streams = ffprobe(tmp_path / "out" / "360p" / "seg_00000.ts", "-show_streams")["streams"]
     assert [s["codec_type"] for s in streams] == ["video"]
-    assert output.variants[0]["height"] == 360
+    assert made.variants[0]["height"] == 360
 
 
 def test_transcode_audio_only_source(make_clip: MakeClip, tmp_path: Path) -> None:
     src = make_clip(duration=5.0, video=False)
 
-    output = transcode_hls(src, tmp_path / "out", probe(src))
+    made = make_ladder(src, tmp_path / "out", probe(src))
 
-    assert output.variants == [
+    assert made.variants == [
         {
             "height": None,
             "width": None,
-            "bandwidth": output.variants[0]["bandwidth"],
+            "bandwidth": made.variants[0]["bandwidth"],
             "path": "audio/index.m3u8",
             "ready": True,
         }
@@ -277,9 +278,9 @@ def test_transcode_applies_rotation(make_clip: MakeClip, tmp_path: Path) -> None
     src = make_clip(duration=2.0, width=640, height=360, rotate=90)
     found = probe(src)
 
-    output = transcode_hls(src, tmp_path / "out", found)
+    made = make_ladder(src, tmp_path / "out", found)
 
-    assert [(v["width"], v["height"], v["path"]) for v in output.variants] == [(360, 640, "360p/index.m3u8")]
+    assert [(v["width"], v["height"], v["path"]) for v in made.variants] == [(360, 640, "360p/index.m3u8")]
     streams = ffprobe(tmp_path / "out" / "360p" / "seg_00000.ts", "-show_streams")["streams"]
     video = next(s for s in streams if s["codec_type"] == "video")
     assert (video["width"], video["height"]) == (360, 640)
@@ -314,7 +315,7 @@ def test_cancel_stops_ffmpeg_within_two_seconds(make_clip: MakeClip, tmp_path: P
             cancel.set()
 
     with pytest.raises(JobCancelled), process.cancellable(cancel):
-        transcode_hls(src, tmp_path / "out", probe(src), on_progress=on_progress)
+        make_ladder(src, tmp_path / "out", probe(src), on_progress=on_progress)
 
     assert time.monotonic() - cancelled_at[0] < 2.0
     assert len(pids) == 1

@@ -11,7 +11,6 @@ import pytest
 from mediajobs.errors import ProcessFailed, TooLarge, UnsupportedMedia
 from mediajobs.toolkit.analyze import analyze
 from mediajobs.toolkit.cut import remove_frames
-from mediajobs.toolkit.hls.renditions import transcode_hls
 from mediajobs.toolkit.mask import Region, apply_mask
 from mediajobs.toolkit.probe import Probe, probe
 from mediajobs.toolkit.thumbnail import make_thumbnail
@@ -26,6 +25,7 @@ from tests.toolkit.hostile import (
     trap,
     ts_clip,
 )
+from tests.toolkit.ladders import make_ladder
 
 
 @pytest.mark.parametrize("name", ["evil.m3u8", "evil.mp4"])
@@ -63,7 +63,7 @@ def test_probe_never_fetches_the_urls_a_playlist_lists(tmp_path: Path) -> None:
 
 
 def _hls(src: Path, out: Path, info: Probe) -> Any:
-    return transcode_hls(src, out / "hls", info)
+    return make_ladder(src, out / "hls", info)
 
 
 def _thumbnail(src: Path, out: Path, info: Probe) -> Any:
@@ -147,7 +147,7 @@ def test_probe_accepts_the_smallest_real_files(make_clip: MakeClip, tmp_path: Pa
 def test_hls_encode_does_not_fill_a_timestamp_gap_with_copies(tmp_path: Path) -> None:
     src = gap_clip(tmp_path / "gap.mkv", gap_s=120)  # two frames two minutes apart, plausible enough
 
-    transcode_hls(src, tmp_path / "hls", probe(src))
+    make_ladder(src, tmp_path / "hls", probe(src))
 
     segments = sorted((tmp_path / "hls").glob("*/seg_*.ts"))
     # Constant frame rate would make 30 segments of copies of the first frame.
@@ -159,7 +159,7 @@ def test_hls_encode_stops_near_the_duration_the_header_claims(tmp_path: Path) ->
     info = probe(src)
     assert info.duration == pytest.approx(2)
 
-    transcode_hls(src, tmp_path / "hls", info)
+    make_ladder(src, tmp_path / "hls", info)
 
     playlist = next((tmp_path / "hls").glob("*/index.m3u8")).read_text()
     made = sum(float(line[8:].split(",")[0]) for line in playlist.splitlines() if line.startswith("#EXTINF:"))

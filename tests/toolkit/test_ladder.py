@@ -12,9 +12,10 @@ import pytest
 from mediajobs.toolkit import packets
 from mediajobs.toolkit.hls import grid as grids
 from mediajobs.toolkit.hls import ladder, renditions
-from mediajobs.toolkit.probe import Probe, probe
+from mediajobs.toolkit.probe import probe
 from tests.clips import MakeClip
 from tests.toolkit import hlscheck
+from tests.toolkit.ladders import make_ladder
 from tests.toolkit.test_hls import SOURCE
 
 STANDARD = replace(SOURCE, video_profile="High", pix_fmt="yuv420p", field_order="progressive", video_level=40)
@@ -130,26 +131,12 @@ def check_ladder(out: Path, src: Path, tmp: Path) -> dict[str, hlscheck.Renditio
     return found
 
 
-def make_in_chunks(src: Path, out: Path, info: Probe, chunk_s: float) -> ladder.Ladder:
-    """What the fan-out does, in one process: the remux, the audio once, the rest chunk by chunk."""
-    lad = ladder.plan(info, packets.scan(src, duration_s=info.duration))
-    if lad.fast_start is None:
-        renditions.remux(src, out, lad, info)
-        assert renditions.copy_is_exact(out, lad) is None
-    else:
-        renditions.encode_audio(src, out, lad, info)
-    for span in grids.chunks(lad.grid, chunk_s, short_first=True):
-        renditions.encode(src, out, lad, info, segments=span)
-    renditions.write_playlists(out, lad)
-    return lad
-
-
 def test_standard_source_copied_on_top_and_chunked_rungs_join_without_seams(tmp_path: Path) -> None:
     x264 = ["-c:v", "libx264", "-preset", "ultrafast", "-g", "50", "-bf", "2"]
     src = encode_source(tmp_path / "std.mp4", *x264, "-c:a", "aac")
     info = probe(src)
 
-    lad = make_in_chunks(src, tmp_path / "out", info, chunk_s=4.0)
+    lad = make_ladder(src, tmp_path / "out", info, chunk_s=4.0).ladder
 
     assert [(r.name, r.copy) for r in lad.renditions] == [("480p", True), ("360p", False)]
     found = check_ladder(tmp_path / "out", src, tmp_path)
@@ -164,7 +151,7 @@ def test_hevc_source_encoded_in_chunks_joins_like_one_encode(tmp_path: Path) -> 
                         "-x265-params", "log-level=error", "-c:a", "libopus")  # fmt: skip
     info = probe(src)
 
-    lad = make_in_chunks(src, tmp_path / "out", info, chunk_s=4.0)
+    lad = make_ladder(src, tmp_path / "out", info, chunk_s=4.0).ladder
 
     assert lad.fast_start == "the video is hevc, not H.264"
     assert lad.audio == "encode"
@@ -182,8 +169,8 @@ def test_open_gop_source_is_not_copied_because_its_segments_would_not_start_clea
     problem = renditions.copy_is_exact(tmp_path / "remux", lad)
 
     assert problem is not None and "does not start with a decodable keyframe" in problem  # ...but is not
-    out = renditions.transcode_hls(src, tmp_path / "out", info)
-    assert out.ladder.fast_start == problem
+    made = make_ladder(src, tmp_path / "out", info)
+    assert made.ladder.fast_start == problem
     check_ladder(tmp_path / "out", src, tmp_path)
 
 
@@ -195,7 +182,7 @@ def test_edit_list_source_is_encoded_not_copied(make_clip: MakeClip, tmp_path: P
     subprocess.run(copy, check=True)
     info = probe(cut)
 
-    out = renditions.transcode_hls(cut, tmp_path / "out", info)
+    made = make_ladder(cut, tmp_path / "out", info)
 
-    assert out.ladder.fast_start is not None and "edit list" in out.ladder.fast_start
+    assert made.ladder.fast_start is not None and "edit list" in made.ladder.fast_start
     check_ladder(tmp_path / "out", cut, tmp_path)

@@ -93,11 +93,6 @@ def seconds(ladder: Ladder, span: tuple[int, int]) -> float:
     return (end if end is not None else ladder.grid.end) - start
 
 
-def audio_apart(ladder: Ladder) -> bool:
-    """Whether the audio rendition is made by a job of its own (it is not copied by the remux)."""
-    return ladder.audio is not None and not (ladder.audio == "copy" and ladder.fast_start is None)
-
-
 def audio_cost(ladder: Ladder) -> float:
     return max(0.01, ladders.AUDIO_COST_PER_S * ladder.grid.end)
 

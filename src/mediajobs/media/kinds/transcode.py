@@ -144,7 +144,7 @@ def _fan_out(ctx: JobContext, build: builds.Build, *, early: bool, first: dict[s
     # Chunks of half the threshold: a source just over it makes two, a long one many, and each chunk's
     # start-up (fetching the original, seeking to its start) stays small beside its encode.
     spans = grids.chunks(lad.grid, ctx.settings.chunk_threshold_s / 2, short_first=growing)
-    audio_apart = builds.audio_apart(lad)
+    audio_apart = lad.audio_apart
     _plan_rows(ctx, build, spans, audio=audio_apart, growing=growing, first=first)
     children: list[tuple[str, dict[str, Any], float]] = []
     if audio_apart:
@@ -174,7 +174,7 @@ def _encode_here(
     """The renditions still to make, in this job: a short first chunk first when nothing plays yet."""
     lad, out = build.ladder, ctx.temp_dir / "encode"
     n = len(lad.grid)
-    if not lad.encoded and not builds.audio_apart(lad):
+    if not lad.encoded and not lad.audio_apart:
         # The copied top rendition is the whole ladder: decode it once, for damage the copy passed on.
         stage = "Checking the source decodes"
         renditions.verify(
@@ -183,7 +183,7 @@ def _encode_here(
         return {}
     growing = early and lad.fast_start is not None and bool(lad.encoded) and n > 1
     spans = [(0, 1), (1, n)] if growing else [(0, n)]
-    audio_apart = builds.audio_apart(lad)
+    audio_apart = lad.audio_apart
     todo = spans[1:] if first is not None else spans
     total = sum(ladders.cost(lad, builds.seconds(lad, s)) for s in todo) + (
         builds.audio_cost(lad) if audio_apart else 0

@@ -69,6 +69,11 @@ class Ladder:
     def encoded(self) -> tuple[Rendition, ...]:
         return tuple(r for r in self.renditions if not r.copy)
 
+    @property
+    def audio_apart(self) -> bool:
+        """Whether the audio rendition is made on its own (`encode_audio`): the remux does not copy it."""
+        return self.audio is not None and not (self.audio == "copy" and self.fast_start is None)
+
 
 def plan_ladder(probe: Probe) -> list[Rendition]:
     """Standard rungs up to the source's size, or one rung at its own size when it is smaller than all."""

@@ -1,4 +1,4 @@
-"""Making an HLS ladder (planned by `ladder`): segments on one grid, whole or by chunk, and the playlists.
+"""Making an HLS ladder (planned by `ladder`): its segments on one grid, whole or by chunk.
 
 A source browsers play as it is keeps its own video stream as the top rendition, cut into segments at its
 own keyframes without re-encoding (`remux`): seconds for any length. Every other
@@ -15,25 +15,16 @@ from __future__ import annotations
 import contextlib
 import re
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from mediajobs.errors import ProcessFailed, UnsupportedMedia
-from mediajobs.toolkit import packets, plain
+from mediajobs.toolkit import plain
 from mediajobs.toolkit.ffmpeg import NO_METADATA, run_ffmpeg, sei_filter, thread_args
 from mediajobs.toolkit.hls.grid import EARLY_S, Grid
-from mediajobs.toolkit.hls.ladder import AUDIO, AUDIO_BITRATE, PRESET, Ladder, Rendition, plan, plan_encoded
-from mediajobs.toolkit.hls.playlists import (
-    MASTER,
-    SEGMENT_NAME,
-    master,
-    media_playlist_for,
-    playlist_path,
-    variants,
-)
+from mediajobs.toolkit.hls.ladder import AUDIO, AUDIO_BITRATE, PRESET, Ladder, Rendition
+from mediajobs.toolkit.hls.playlists import SEGMENT_NAME
 from mediajobs.toolkit.inputs import input_args
-from mediajobs.toolkit.packets import VideoIndex, first_slice_is_idr
+from mediajobs.toolkit.packets import first_slice_is_idr
 from mediajobs.toolkit.probe import Probe
 from mediajobs.toolkit.progress import FractionCallback
 
@@ -309,52 +300,3 @@ def segment_sizes(directory: Path, first: int, stop: int) -> list[int]:
             raise UnsupportedMedia(f"ffmpeg produced no segment {i} for {directory.name}")
         sizes.append(path.stat().st_size)
     return sizes
-
-
-@dataclass
-class HlsOutput:
-    """Where the playlists are, relative to the output directory, and the ladder they came from."""
-
-    master: str
-    variants: list[dict[str, Any]]
-    ladder: Ladder
-
-
-def write_playlists(out_dir: Path, ladder: Ladder) -> HlsOutput:
-    """Every rendition's complete playlist and the master, with bandwidths measured from the segments."""
-    n = len(ladder.grid)
-    names = ladder.names or [AUDIO]
-    sizes = {name: segment_sizes(out_dir / name, 0, n) for name in names}
-    if ladder.audio and ladder.renditions:
-        sizes[AUDIO] = segment_sizes(out_dir / AUDIO, 0, n)
-    for name in sizes:
-        (out_dir / playlist_path(name)).write_text(media_playlist_for(ladder))
-    (out_dir / MASTER).write_text(master(ladder, ladder.names, sizes))
-    return HlsOutput(MASTER, variants(ladder, sizes), ladder)
-
-
-def transcode_hls(
-    src: str | Path,
-    out_dir: str | Path,
-    probe: Probe,
-    *,
-    index: VideoIndex | None = None,
-    threads: int = 0,
-    on_progress: FractionCallback | None = None,
-) -> HlsOutput:
-    """The whole ladder on this machine: the source's stream copied when standard, the rest in one decode."""
-    src, out_dir = Path(src).resolve(), Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    if index is None and probe.has_video:
-        index = packets.scan(src, duration_s=probe.duration)
-    ladder = plan(probe, index)
-    if ladder.fast_start is None:
-        remux(src, out_dir, ladder, probe)
-        problem = copy_is_exact(out_dir, ladder)
-        if problem is not None:
-            ladder = plan_encoded(probe, index, problem)
-    audio_here = ladder.audio == "encode" or (ladder.audio == "copy" and ladder.fast_start is not None)
-    encode(src, out_dir, ladder, probe, with_audio=audio_here, threads=threads, on_progress=on_progress)
-    if on_progress is not None:
-        on_progress(1.0)
-    return write_playlists(out_dir, ladder)
