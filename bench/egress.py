@@ -2,13 +2,12 @@
 without it, both measured as import-job wall time in the same run: one warm-up each, then ROUNDS rounds,
 interleaved and alternating which goes first, so drift and neighbours' load fall on both sides alike.
 
-The baseline worker loads this module as a kind module with MJ_BENCH_UNGUARDED=1, which flips
-`ytdlp.BENCH_UNGUARDED` in that worker only: there is no setting that turns the guard off.
+The baseline stack loads bench/egress_kinds.py, whose `media.import` is the built-in one without the guard:
+there is no setting that turns the guard off.
 """
 
 from __future__ import annotations
 
-import os
 import statistics
 import tempfile
 from collections.abc import Iterator
@@ -21,11 +20,7 @@ from tests.servers import Stack, base_env, wait_for
 
 from bench.common import redis_server
 from mediajobs import process
-from mediajobs.egress import ytdlp
 from mediajobs.testing.files import serve_directory
-
-if os.environ.get("MJ_BENCH_UNGUARDED") == "1":
-    ytdlp.BENCH_UNGUARDED = True
 
 SOURCE_BYTES = 200_000_000
 ROUNDS = 5
@@ -50,8 +45,7 @@ def import_stack(broker_url: str, directory: Path, *, guarded: bool) -> Iterator
         MEDIAJOBS_DATA_DIR=str(directory / "data"),
         MEDIAJOBS_IMPORT_PUBLIC_CIDRS="127.0.0.1/32",
         MEDIAJOBS_IMPORT_ALLOWED_PORTS="*",
-        MEDIAJOBS_KIND_MODULES="bench.egress",
-        MJ_BENCH_UNGUARDED="0" if guarded else "1",
+        MEDIAJOBS_KIND_MODULES="" if guarded else "bench.egress_kinds",
     )
     directory.mkdir()
     s = Stack(directory, env)

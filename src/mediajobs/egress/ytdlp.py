@@ -41,8 +41,6 @@ DONE_MARK = "[mediajobs:done] "
 # video+audio pair, then anything, always over http(s) or HLS: no ftp, rtmp, f4m, DASH, websockets...
 WEB = "[protocol~='^(https?|m3u8(_native)?)$']"
 FORMAT = f"b[protocol^=http][protocol!*=dash]/bv*{WEB}+ba{WEB}/b{WEB}"
-# Only the egress benchmark sets this, in a worker of its own, to measure what the guard costs.
-BENCH_UNGUARDED = False
 CONTENT_TYPES = {
     "mp4": "video/mp4",
     "m4v": "video/mp4",

@@ -2,18 +2,23 @@
 
 from __future__ import annotations
 
-import contextlib
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
-from mediajobs.egress import egress_guard, ytdlp
+from mediajobs.config import Settings
+from mediajobs.egress import Guard, egress_guard, ytdlp
 from mediajobs.jobs.context import JobContext
 from mediajobs.jobs.registry import job_kind
 from mediajobs.media import assets, titles
 from mediajobs.media.builds import media_ended
 from mediajobs.media.kinds import HOUR
 from mediajobs.media.originals import probe_source, require_media, store_original
+
+# What puts yt-dlp behind the egress guard for one download (a Guard), or nothing.
+Guarding = Callable[[Settings], AbstractContextManager[Guard | None]]
 
 
 def _mb(value: float | None) -> str:
@@ -35,6 +40,12 @@ class ImportParams(BaseModel):
 )
 def import_media(ctx: JobContext, params: ImportParams) -> dict[str, Any]:
     """Download the source with yt-dlp, store it, then hand it to the processing pipeline."""
+    # Every connection yt-dlp makes goes through the guard's proxy, which vets each one as it is made.
+    return download_and_store(ctx, params, egress_guard)
+
+
+def download_and_store(ctx: JobContext, params: ImportParams, guarded: Guarding) -> dict[str, Any]:
+    """The import, yt-dlp's connections going through `guarded(settings)`: the egress guard."""
     media = require_media(ctx)
     assets.update_media(
         ctx.services, media.id, only_from=(assets.PENDING, assets.IMPORTING), state=assets.IMPORTING
@@ -45,9 +56,7 @@ def import_media(ctx: JobContext, params: ImportParams) -> dict[str, Any]:
         percent = 90.0 * done / total if total else 0.0
         ctx.progress(percent, f"Downloading {_mb(done)} of {_mb(total)} at {_mb(speed)}/s", eta_seconds=eta)
 
-    # Every connection yt-dlp makes goes through the guard's proxy, which vets each one as it is made.
-    guarded = contextlib.nullcontext(None) if ytdlp.BENCH_UNGUARDED else egress_guard(ctx.settings)
-    with guarded as guard:
+    with guarded(ctx.settings) as guard:
         got = ytdlp.download(
             params.url,
             ctx.temp_dir / "download",
