@@ -8,7 +8,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from tests.servers import RedisServer, Stack, base_env
+from mediajobs.testing.servers import RedisServer
+from mediajobs.testing.stacks import Stack, stack_env
 
 
 @contextmanager
@@ -23,19 +24,14 @@ def redis_server() -> Iterator[RedisServer]:
 
 @contextmanager
 def stack(
-    broker_url: str, *, queues: str = "io,cpu,default", concurrency: int = 4, **env: str
+    broker_url: str, *, queues: str = "io,cpu,default", concurrency: int = 4, **settings: str
 ) -> Iterator[Stack]:
+    """An API and one worker in a temp dir, with the default engine timings; `settings` by their names."""
     with tempfile.TemporaryDirectory(prefix="mj-bench-") as d:
         directory = Path(d)
-        values = {
-            "MEDIAJOBS_BROKER_URL": broker_url,
-            "MEDIAJOBS_DATA_DIR": str(directory / "data"),
-            **{f"MEDIAJOBS_{k.upper()}": v for k, v in env.items()},
-        }
-        s = Stack(directory, base_env(**values))
+        env = stack_env(directory, broker_url=broker_url, timings={}, **settings)
+        s = Stack(directory, env).start([(queues, concurrency)])
         try:
-            s.start_api()
-            s.start_worker(queues, concurrency)
             yield s
         finally:
             s.stop()

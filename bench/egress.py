@@ -16,11 +16,12 @@ from datetime import datetime
 from pathlib import Path
 
 import httpx
-from tests.servers import Stack, base_env, wait_for
 
 from bench.common import redis_server
 from mediajobs import process
 from mediajobs.testing.files import serve_directory
+from mediajobs.testing.servers import wait_for
+from mediajobs.testing.stacks import Stack, stack_env
 
 SOURCE_BYTES = 200_000_000
 ROUNDS = 5
@@ -40,18 +41,17 @@ def make_source(path: Path) -> Path:
 
 @contextmanager
 def import_stack(broker_url: str, directory: Path, *, guarded: bool) -> Iterator[Stack]:
-    env = base_env(
-        MEDIAJOBS_BROKER_URL=broker_url,
-        MEDIAJOBS_DATA_DIR=str(directory / "data"),
-        MEDIAJOBS_IMPORT_PUBLIC_CIDRS="127.0.0.1/32",
-        MEDIAJOBS_IMPORT_ALLOWED_PORTS="*",
-        MEDIAJOBS_KIND_MODULES="" if guarded else "bench.egress_kinds",
-    )
     directory.mkdir()
-    s = Stack(directory, env)
+    env = stack_env(
+        directory,
+        broker_url=broker_url,
+        timings={},
+        import_public_cidrs="127.0.0.1/32",
+        import_allowed_ports="*",
+        kind_modules="" if guarded else "bench.egress_kinds",
+    )
+    s = Stack(directory, env).start([("io,cpu,default", 1)])
     try:
-        s.start_api()
-        s.start_worker("io,cpu,default", 1)
         yield s
     finally:
         s.stop()

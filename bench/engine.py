@@ -14,19 +14,17 @@ from collections import Counter
 from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import httpx
-from tests.servers import PostgresServer, _binary
 
 from bench.common import median, redis_server, stack
 from bench.jobs import submit_many
 from mediajobs import bootstrap
 from mediajobs.broker import TASK_NAME
 from mediajobs.config import Settings
-
-if TYPE_CHECKING:
-    from tests.test_up import Up
+from mediajobs.testing.servers import PostgresServer
+from mediajobs.testing.up import Up
 
 BURST = 1000
 KILL_AT = 500
@@ -34,7 +32,7 @@ BURST_CLIENTS = 8
 FAN_CHILDREN = 100
 FAN_ROUNDS = 5
 OUTAGE_S = 5.0
-KINDS = "tests.kinds,bench.engine_kinds"
+KINDS = "bench.engine_kinds"
 
 
 def at(timestamp: str) -> float:
@@ -52,18 +50,6 @@ def wait_until(predicate: Any, timeout_s: float, interval_s: float = 0.01) -> bo
 
 
 # --- 1. PostgreSQL outage -------------------------------------------------------------------------------
-
-
-class RestartablePostgres(PostgresServer):
-    """A throwaway cluster, stopped and started again on the same port (as tests/test_outages.py does)."""
-
-    def halt(self) -> None:
-        self._run([_binary("pg_ctl"), "-D", str(self.directory / "data"), "-m", "fast", "-w", "stop"])
-
-    def resume(self) -> None:
-        options = f"-p {self.port} -k {self.directory} -c listen_addresses=127.0.0.1 -c fsync=off"
-        data, log = str(self.directory / "data"), str(self.directory / "log")
-        self._run([_binary("pg_ctl"), "-D", data, "-w", "-l", log, "-o", options, "start"])
 
 
 class RetryingClient(threading.Thread):
@@ -101,7 +87,7 @@ def finished(client: httpx.Client, job_id: str, timeout_s: float = 60) -> dict[s
 
 
 def postgres_outage(broker_url: str) -> None:
-    pg = RestartablePostgres()
+    pg = PostgresServer()
     pg.start()
     try:
         url = pg.create_database("bench_outage")
@@ -146,7 +132,7 @@ def postgres_outage(broker_url: str) -> None:
 
 
 def burst(up: Up, runs: Path) -> tuple[list[int], bool]:
-    """POST BURST tests.count jobs from BURST_CLIENTS clients, SIGKILLing redis-server at the KILL_AT-th."""
+    """POST BURST bench.count jobs from BURST_CLIENTS clients, SIGKILLing redis-server at the KILL_AT-th."""
     statuses: list[int] = []
     lock = threading.Lock()
     killed = threading.Event()
@@ -163,7 +149,7 @@ def burst(up: Up, runs: Path) -> tuple[list[int], bool]:
                     os.kill(up.pid_of(b"redis-server"), signal.SIGKILL)
                     killed.set()
                 answer = http.post(
-                    "/api/v1/jobs", json={"kind": "tests.count", "params": {"path": str(runs)}}
+                    "/api/v1/jobs", json={"kind": "bench.count", "params": {"path": str(runs)}}
                 )
                 statuses[mine] = answer.status_code
 
@@ -177,16 +163,14 @@ def burst(up: Up, runs: Path) -> tuple[list[int], bool]:
 
 def succeeded_in(db_path: Path) -> int:
     with contextlib.closing(sqlite3.connect(f"file:{db_path}?mode=ro", uri=True, timeout=5)) as db:
-        row = db.execute("SELECT count(*) FROM jobs WHERE kind = 'tests.count' AND state = 'succeeded'")
+        row = db.execute("SELECT count(*) FROM jobs WHERE kind = 'bench.count' AND state = 'succeeded'")
         return int(row.fetchone()[0])
 
 
 def redis_kill_burst() -> None:
-    from tests.test_up import Up  # here: the rest of the module needs no pytest
-
     with tempfile.TemporaryDirectory(prefix="mj-bench-up-") as d:
         runs = Path(d) / "runs"
-        up = Up(Path(d) / "stack", MEDIAJOBS_IO_CONCURRENCY="4").start()
+        up = Up(Path(d) / "stack", MEDIAJOBS_IO_CONCURRENCY="4", MEDIAJOBS_KIND_MODULES=KINDS).start()
         try:
             started = time.monotonic()
             statuses, killed = burst(up, runs)
@@ -199,7 +183,7 @@ def redis_kill_burst() -> None:
         counts = Counter(line.split()[0] for line in runs.read_text().splitlines()) if runs.exists() else {}
         duplicates = sum(n - 1 for n in counts.values())
         print(
-            f"{BURST} tests.count jobs through the API under `mediajobs up`, "
+            f"{BURST} bench.count jobs through the API under `mediajobs up`, "
             f"redis-server SIGKILLed at POST {KILL_AT}"
         )
         print(

@@ -13,6 +13,10 @@ class FanParams(BaseModel):
     n: int
 
 
+class CountParams(BaseModel):
+    path: str
+
+
 @job_kind("bench.noop", queue="io")
 def noop(ctx: JobContext, params: BaseModel) -> None:
     """Nothing: what is measured is the engine around it."""
@@ -22,3 +26,10 @@ def noop(ctx: JobContext, params: BaseModel) -> None:
 def fan(ctx: JobContext, params: FanParams) -> FanOut:
     """Fan out to `n` bench.noop children; the job ends when they have."""
     return ctx.fan_out([("bench.noop", {})] * params.n)
+
+
+@job_kind("bench.count", params=CountParams)
+def count(ctx: JobContext, params: CountParams) -> None:
+    """Append a line to `path` each time it runs: duplicates show as a job id written twice."""
+    with open(params.path, "a") as f:
+        f.write(f"{ctx.job_id} {ctx.attempt}\n")

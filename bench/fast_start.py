@@ -25,10 +25,11 @@ from pathlib import Path
 
 import httpx
 from playwright.sync_api import Page, sync_playwright
-from tests.servers import RedisServer, Stack, base_env, wait_for
-from tests.web.conftest import CHROMIUM, CHROMIUM_ARGS
 
 from bench.media_common import Run, StackMeter, cache_dir, upload_file, wait_media
+from mediajobs.testing.browser import CHROMIUM, CHROMIUM_ARGS
+from mediajobs.testing.servers import RedisServer, wait_for
+from mediajobs.testing.stacks import Stack, stack_env
 
 ROUNDS = 3
 MUX = {180: "2.6 s (1-5 min)", 600: "5.5 s (5-20 min)"}
@@ -68,11 +69,8 @@ def api_stack(redis: RedisServer, **env: str) -> Iterator[Stack]:
     """An API and an io/default worker; cpu workers are added by the caller."""
     directory = Path(os.environ.get("TMPDIR", "/tmp")) / f"mj-bench-fast-{os.getpid()}-{time.monotonic_ns()}"
     directory.mkdir(parents=True)
-    values = {"MEDIAJOBS_BROKER_URL": redis.url, "MEDIAJOBS_DATA_DIR": str(directory / "data")}
-    values |= {f"MEDIAJOBS_{k.upper()}": v for k, v in env.items()}
-    s = Stack(directory, base_env(**values))
+    s = Stack(directory, stack_env(directory, broker_url=redis.url, timings={}, **env)).start(workers=[])
     try:
-        s.start_api()
         yield s
     finally:
         s.stop()

@@ -6,7 +6,6 @@ import tempfile
 from pathlib import Path
 
 import httpx
-from tests.servers import Stack
 
 from bench.common import redis_server, stack
 from bench.media_common import (
@@ -33,6 +32,7 @@ from bench.media_common import (
     wait_job,
     wait_media,
 )
+from mediajobs.testing.stacks import Stack
 from mediajobs.toolkit import packets
 from mediajobs.toolkit.hls import ladder, renditions
 from mediajobs.toolkit.probe import Probe, probe

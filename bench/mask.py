@@ -10,7 +10,6 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from tests.servers import Stack
 
 from bench.common import redis_server, stack
 from bench.media_common import (
@@ -39,6 +38,7 @@ from bench.media_common import (
     wait_job,
     wait_media,
 )
+from mediajobs.testing.stacks import Stack
 from mediajobs.toolkit.cut import remove_frames
 from mediajobs.toolkit.mask import Region, apply_mask
 from mediajobs.toolkit.probe import Probe, probe

@@ -17,10 +17,11 @@ from typing import Any
 from unittest import mock
 
 import httpx
-from tests.servers import RedisServer, Stack
 
 from mediajobs import process
 from mediajobs.config import Settings
+from mediajobs.testing.servers import RedisServer
+from mediajobs.testing.stacks import Stack
 
 SOURCE_S = 20
 SOURCE_WIDTH, SOURCE_HEIGHT = 1920, 1080

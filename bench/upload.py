@@ -11,9 +11,9 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
-from tests.servers import Stack, base_env
 
 from bench.common import redis_server
+from mediajobs.testing.stacks import Stack, stack_env
 
 TOTAL_BYTES = 2 * 1024**3
 CHUNK_BYTES = 1024**2
@@ -27,14 +27,9 @@ def api_only(broker_url: str) -> Iterator[Stack]:
     """Just the API: with no worker, the queued processing job cannot add its own disk and CPU load."""
     with tempfile.TemporaryDirectory(prefix="mj-bench-upload-") as d:
         directory = Path(d)
-        env = base_env(
-            MEDIAJOBS_BROKER_URL=broker_url,
-            MEDIAJOBS_DATA_DIR=str(directory / "data"),
-            MEDIAJOBS_MAX_UPLOAD_BYTES=str(2 * TOTAL_BYTES),
-        )
-        s = Stack(directory, env)
+        env = stack_env(directory, broker_url=broker_url, timings={}, max_upload_bytes=str(2 * TOTAL_BYTES))
+        s = Stack(directory, env).start(workers=[])
         try:
-            s.start_api()
             yield s
         finally:
             s.stop()

@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -9,10 +8,13 @@ import httpx
 import pytest
 
 from mediajobs.testing.files import Served, serve_directory
+from mediajobs.testing.s3 import start_moto_server
+from mediajobs.testing.servers import PostgresServer, RedisServer, wait_for
+from mediajobs.testing.stacks import Stack, stack_env, stop_stacks
 from tests.clips import MakeClip, generate_clip
-from tests.servers import PostgresServer, RedisServer, Stack, base_env, stop_stacks, wait_for
+from tests.stacks import BACKENDS, KINDS, StackPool, database_url
 
-BACKENDS = ["sqlite", "postgresql"]
+__all__ = ["BACKENDS", "database_url"]
 
 
 @pytest.fixture(scope="session")
@@ -29,11 +31,22 @@ def postgres_server() -> Iterator[PostgresServer]:
     server.stop()
 
 
-def database_url(backend: str, directory: Path, request: pytest.FixtureRequest) -> str:
-    if backend == "sqlite":
-        return f"sqlite:///{directory / 'mediajobs.db'}"
-    server: PostgresServer = request.getfixturevalue("postgres_server")
-    return server.create_database(f"mj_{uuid.uuid4().hex[:12]}")
+@pytest.fixture(scope="session")
+def moto_endpoint() -> Iterator[str]:
+    """One S3 server (moto) for the whole session; tests isolate themselves with their own buckets."""
+    endpoint, stop = start_moto_server()
+    yield endpoint
+    stop()
+
+
+@pytest.fixture(scope="session")
+def stack_pool(
+    tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest, redis_server: RedisServer
+) -> Iterator[StackPool]:
+    """The stacks this test process shares between tests, by name (tests/stacks.py)."""
+    pool = StackPool(tmp_path_factory, request, redis_server)
+    yield pool
+    pool.stop()
 
 
 MakeStack = Callable[..., Stack]
@@ -43,7 +56,7 @@ MakeStack = Callable[..., Stack]
 def make_stack(
     tmp_path_factory: pytest.TempPathFactory, redis_server: RedisServer, request: pytest.FixtureRequest
 ) -> Iterator[MakeStack]:
-    """Factory: a fresh API (+ workers) on its own database; everything is stopped afterwards."""
+    """Factory: a fresh API (+ workers) on its own database, for a test that may break it; stopped after."""
     stacks: list[Stack] = []
 
     def make(
@@ -57,67 +70,27 @@ def make_stack(
         **env: str,
     ) -> Stack:
         directory = tmp_path_factory.mktemp("stack")
-        values = {
-            "MEDIAJOBS_DATABASE_URL": database_url(backend, directory, request),
-            "MEDIAJOBS_BROKER_URL": broker_url or redis_server.new_url(),
-            "MEDIAJOBS_KIND_MODULES": "tests.kinds",
-            "MEDIAJOBS_HEARTBEAT_INTERVAL_S": "0.5",
-            "MEDIAJOBS_HEARTBEAT_TIMEOUT_S": "3",
-            # Stopping a stack waits at most this long for jobs to hand back.
-            "MEDIAJOBS_SHUTDOWN_GRACE_S": "1",
-            "MEDIAJOBS_RETRY_BACKOFF_BASE_S": "0.5",
-            "MEDIAJOBS_TEMP_DIR": str(directory / "tmp"),
-            **{f"MEDIAJOBS_{k.upper()}": v for k, v in env.items()},
-            **(extra_env or {}),
-        }
-        stack = Stack(directory, base_env(**values))
+        values = stack_env(
+            directory,
+            broker_url=broker_url or redis_server.new_url(),
+            database_url=database_url(backend, directory, request),
+            kind_modules=KINDS,
+            **env,
+        )
+        stack = Stack(directory, {**values, **(extra_env or {})})
         stacks.append(stack)
-        stack.start_api()
-        for _ in range(workers):
-            stack.start_worker(queues, concurrency)
-        return stack
+        return stack.start([(queues, concurrency)] * workers)
 
     yield make
     stop_stacks(stacks)
 
 
-@pytest.fixture(scope="session")
-def _shared_stacks(
-    tmp_path_factory: pytest.TempPathFactory, redis_server: RedisServer, request: pytest.FixtureRequest
-) -> Iterator[dict[str, Stack]]:
-    stacks: dict[str, Stack] = {}
-    yield stacks
-    stop_stacks(list(stacks.values()))
-
-
 @pytest.fixture(params=BACKENDS)
-def stack(
-    request: pytest.FixtureRequest,
-    _shared_stacks: dict[str, Stack],
-    redis_server: RedisServer,
-    tmp_path_factory: pytest.TempPathFactory,
-) -> Stack:
-    """A running API + worker shared by the tests of one database backend."""
+def stack(request: pytest.FixtureRequest, stack_pool: StackPool) -> Stack:
+    """A running API and workers shared by the tests of one database backend."""
     backend: str = request.param
-    if backend not in _shared_stacks:
-        directory = tmp_path_factory.mktemp(f"shared-{backend}")
-        values = {
-            "MEDIAJOBS_DATABASE_URL": database_url(backend, directory, request),
-            "MEDIAJOBS_BROKER_URL": redis_server.new_url(),
-            "MEDIAJOBS_KIND_MODULES": "tests.kinds",
-            "MEDIAJOBS_HEARTBEAT_INTERVAL_S": "0.5",
-            "MEDIAJOBS_HEARTBEAT_TIMEOUT_S": "3",
-            # Stopping a stack waits at most this long for jobs to hand back.
-            "MEDIAJOBS_SHUTDOWN_GRACE_S": "1",
-            "MEDIAJOBS_RETRY_BACKOFF_BASE_S": "0.3",
-            "MEDIAJOBS_TEMP_DIR": str(directory / "tmp"),
-        }
-        shared = Stack(directory, base_env(**values))
-        _shared_stacks[backend] = shared
-        shared.start_api()
-        shared.start_worker("io,default", 3)
-        shared.start_worker("cpu", 1)
-    return _shared_stacks[backend]
+    workers = [("io,default", 3), ("cpu", 1)]
+    return stack_pool.get(f"shared-{backend}", backend=backend, workers=workers).stack
 
 
 @pytest.fixture

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
+from mediajobs.testing.stacks import Stack, base_env
 from tests.conftest import MakeStack
-from tests.servers import Stack, base_env
 
 
 def doctor(env: dict[str, str]) -> subprocess.CompletedProcess[str]:

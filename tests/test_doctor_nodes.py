@@ -11,8 +11,9 @@ from pathlib import Path
 from mediajobs.config import Settings
 from mediajobs.db.session import get_db
 from mediajobs.nodes import survey
+from mediajobs.testing.servers import RedisServer, wait_for
+from mediajobs.testing.stacks import Stack
 from tests.conftest import MakeStack
-from tests.servers import RedisServer, Stack, wait_for
 
 
 def doctor(env: dict[str, str]) -> subprocess.CompletedProcess[str]:

@@ -13,7 +13,7 @@ import pytest
 from mediajobs import process
 from mediajobs.errors import JobCancelled, JobTimeout, ProcessFailed, ResourceLimit
 from mediajobs.sandbox import Limits
-from tests.servers import wait_for
+from mediajobs.testing.servers import wait_for
 
 
 def alive(pid: int) -> bool:

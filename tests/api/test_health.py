@@ -8,8 +8,8 @@ from pathlib import Path
 import httpx
 
 from mediajobs.api.routes import health
+from mediajobs.testing.servers import free_port, wait_for
 from tests.api.conftest import KEY, MakeClient, TestClient
-from tests.servers import free_port, wait_for
 
 
 def test_readyz_names_the_failing_part_and_nothing_else(make_client: MakeClient, tmp_path: Path) -> None:

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import httpx
 
+from mediajobs.testing.stacks import Stack
 from tests.conftest import submit, wait_state
-from tests.servers import Stack
 
 
 def test_add_job_is_accepted_then_succeeds_with_the_sum(api: httpx.Client) -> None:

@@ -21,8 +21,9 @@ import schemathesis
 import schemathesis.engine
 from schemathesis.engine import Status, StopReason, events
 
+from mediajobs.testing.servers import PostgresServer, RedisServer, wait_for
+from mediajobs.testing.stacks import Stack, stack_env
 from tests.api.conftest import MakeClient, TestClient
-from tests.servers import PostgresServer, RedisServer, Stack, base_env, wait_for
 
 CHECKS = ("not_a_server_error", "status_code_conformance", "response_schema_conformance")
 # The tus routes' bodies (PATCH, and POST with creation-with-upload) are bytes, as octet-stream ones are.
@@ -32,23 +33,22 @@ GENERATOR = Path(sys.executable).with_name("openapi-python-client")
 
 
 @pytest.fixture(scope="module")
-def fuzzed_api(tmp_path_factory: pytest.TempPathFactory, postgres_server: PostgresServer) -> Iterator[Stack]:
+def fuzzed_api(
+    tmp_path_factory: pytest.TempPathFactory, postgres_server: PostgresServer, redis_server: RedisServer
+) -> Iterator[Stack]:
     directory = tmp_path_factory.mktemp("fuzzed-api")
-    redis = RedisServer(directory / "redis").start()
-    values = {
-        "MEDIAJOBS_DATABASE_URL": postgres_server.create_database(f"mj_{uuid.uuid4().hex[:12]}"),
-        "MEDIAJOBS_BROKER_URL": redis.url,
-        "MEDIAJOBS_TEMP_DIR": str(directory / "tmp"),
+    values = stack_env(
+        directory,
+        broker_url=redis_server.new_url(),
+        database_url=postgres_server.create_database(f"mj_{uuid.uuid4().hex[:12]}"),
         # Fuzzed import and webhook URLs are taken as given: checking them would query DNS off this host.
-        "MEDIAJOBS_IMPORT_ALLOW_PRIVATE": "true",
-    }
-    stack = Stack(directory, base_env(**values))
+        import_allow_private="true",
+    )
+    stack = Stack(directory, values).start(workers=[])
     try:
-        stack.start_api()
         yield stack
     finally:
         stack.stop()
-        redis.stop()
 
 
 def _failures(event: Any) -> list[str]:

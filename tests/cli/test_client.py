@@ -23,10 +23,11 @@ from mediajobs.cli.client import parse_param
 from mediajobs.cli.progress import JobProgress, Line
 from mediajobs.config import get_settings
 from mediajobs.testing.files import MEDIA_MAGIC, Served, media_like
+from mediajobs.testing.servers import free_port, wait_for
+from mediajobs.testing.stacks import Stack, base_env
 from tests.clips import MakeClip
 from tests.conftest import MakeStack, submit, wait_state
 from tests.media_api.cutter import CuttingProxy
-from tests.servers import Stack, base_env, free_port, wait_for
 
 # The CLI talks HTTP, so the database behind the API does not matter here: SQLite is enough.
 sqlite_stack = pytest.mark.parametrize("stack", ["sqlite"], indirect=True)

@@ -20,21 +20,19 @@ from typing import Any
 
 import httpx
 
+from mediajobs.testing.s3 import with_test_credentials
+from mediajobs.testing.servers import binary, wait_for
+from mediajobs.testing.stacks import TEST_TIMINGS, base_env
 from tests.hosts.netns import Host, Network
 from tests.hosts.procs import VENV_BIN, HostsTransport, Postgres, Proc, tcp_open
-from tests.media_api.stacks import Stored
-from tests.servers import _binary, base_env, wait_for
-from tests.storage.moto_server import AWS_ENV
+from tests.stacks import KINDS, Stored
 
 API_PORT, REDIS_PORT, S3_PORT = 8000, 6379, 9000
 BUCKET = "mediajobs"
 S3_PREFIX = "hosts"
 # Short engine timings, so that losses are noticed within seconds (the defaults suit production).
 FAST = {
-    "MEDIAJOBS_HEARTBEAT_INTERVAL_S": "0.5",
-    "MEDIAJOBS_HEARTBEAT_TIMEOUT_S": "3",
-    "MEDIAJOBS_SHUTDOWN_GRACE_S": "1",
-    "MEDIAJOBS_RETRY_BACKOFF_BASE_S": "0.5",
+    **TEST_TIMINGS,
     # A host killed between answering 202 and publishing (a background thread) leaves its job for the relay
     # of another process, after this long (600 s by default): still "nothing lost", within the test's wait.
     "MEDIAJOBS_REPUBLISH_AFTER_S": "15",
@@ -86,7 +84,7 @@ class ScaleOut:
         postgres = Postgres(services, user="mediajobs", password=secrets.token_hex(8), database="mediajobs")
         postgres.start()
         redis_password = secrets.token_hex(8)
-        redis = [_binary("redis-server"), "--bind", "0.0.0.0", "--port", str(REDIS_PORT)]
+        redis = [binary("redis-server"), "--bind", "0.0.0.0", "--port", str(REDIS_PORT)]
         redis += ["--requirepass", redis_password, "--save", "", "--appendonly", "yes"]
         redis += ["--dir", str(services.data), "--maxmemory-policy", "noeviction"]
         moto = [str(VENV_BIN / "moto_server"), "-H", "0.0.0.0", "-p", str(S3_PORT)]
@@ -104,16 +102,13 @@ class ScaleOut:
             MEDIAJOBS_S3_ENDPOINT_URL=f"http://s3:{S3_PORT}",
             # A host name, not an address: botocore would otherwise try bucket.s3 (virtual hosting).
             MEDIAJOBS_S3_ADDRESSING_STYLE="path",
-            MEDIAJOBS_KIND_MODULES="tests.kinds",
+            MEDIAJOBS_KIND_MODULES=KINDS,
             MEDIAJOBS_API_KEYS=api_key,
             MEDIAJOBS_API_URL=f"http://api:{API_PORT}",
             MEDIAJOBS_FFMPEG_THREADS="1",
-            **AWS_ENV,
             **FAST,
         )
-        env.update(extra)
-        for variable in ("PROFILE", "SESSION_TOKEN", "CONFIG_FILE", "SHARED_CREDENTIALS_FILE"):
-            env.pop(f"AWS_{variable}", None)
+        env = with_test_credentials({**env, **extra})
         cluster = cls(network, services, api, members, env, api_key, infra)
         postgres.create_database()
         wait_for(lambda: tcp_open(services.address, REDIS_PORT), message="Redis")

@@ -31,11 +31,11 @@ from types import TracebackType
 
 import httpx
 
+from mediajobs.testing.stacks import base_env
 from tests.hosts.composefile import COMPOSE_FILE, ComposeError, Healthcheck, Service, load
 from tests.hosts.netns import Host, Network
 from tests.hosts.procs import VENV_BIN, HostsTransport, Postgres, Proc
 from tests.hosts.system import HostsError
-from tests.servers import base_env
 
 STANDIN_MC = Path(__file__).with_name("standin_mc.py")
 

@@ -11,10 +11,10 @@ from typing import Any
 
 import yaml
 
-from tests.servers import REPO
+from mediajobs.testing.stacks import CHECKOUT
 
-COMPOSE_FILE = REPO / "deploy" / "compose.yaml"
-ENV_EXAMPLE = REPO / "deploy" / ".env.example"
+COMPOSE_FILE = CHECKOUT / "deploy" / "compose.yaml"
+ENV_EXAMPLE = CHECKOUT / "deploy" / ".env.example"
 _VARIABLE = re.compile(r"\$(?:\$|\{(?P<braced>[^}]*)\}|(?P<named>[A-Za-z_][A-Za-z0-9_]*))")
 _EXPRESSION = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)(?:(:?)([-?+])(.*))?", re.S)
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)(us|ms|s|m|h)")

@@ -15,8 +15,9 @@ from typing import BinaryIO
 
 import httpx
 
+from mediajobs.testing.servers import binary, wait_for
+from mediajobs.testing.stacks import base_env
 from tests.hosts.netns import Host, Network
-from tests.servers import _binary, base_env, wait_for
 
 VENV_BIN = Path(sys.executable).parent
 PG_PORT = 5432
@@ -156,12 +157,12 @@ class Postgres:
         os.chown(pwfile, owner.pw_uid, owner.pw_gid)
         # setpriv execs in place (runuser would stay as the parent): the process waited for is the postmaster.
         as_postgres = ["setpriv", "--reuid=postgres", "--regid=postgres", "--init-groups", "--"]
-        initdb = [_binary("initdb"), "-D", str(self.directory), "-U", self.user, "--pwfile", "/tmp/pwfile"]
+        initdb = [binary("initdb"), "-D", str(self.directory), "-U", self.user, "--pwfile", "/tmp/pwfile"]
         self.host.run([*as_postgres, *initdb, "--auth-local=trust", "--auth-host=scram-sha-256", "--no-sync"])
         pwfile.unlink()
         with open(self.directory / "pg_hba.conf", "a") as hba:
             hba.write(f"host all all {self.host.network.subnet} scram-sha-256\n")
-        server = [_binary("postgres"), "-D", str(self.directory), "-p", str(PG_PORT), "-k", "/tmp"]
+        server = [binary("postgres"), "-D", str(self.directory), "-p", str(PG_PORT), "-k", "/tmp"]
         server += ["-c", "listen_addresses=*", "-c", "fsync=off", "-c", "max_connections=200"]
         # SIGINT is PostgreSQL's fast shutdown (SIGTERM waits for every client to leave).
         self.proc = Proc(

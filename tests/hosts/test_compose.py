@@ -15,12 +15,12 @@ from typing import Any
 
 import pytest
 
+from mediajobs.testing.stacks import base_env
 from tests.hosts.compose import ComposeStack
 from tests.hosts.composefile import COMPOSE_FILE, ENV_EXAMPLE, ComposeError, interpolate, load, read_env_file
 from tests.hosts.conftest import require_hosts
 from tests.hosts.procs import VENV_BIN
 from tests.media_api.helpers import check_plays, get_media, wait_job
-from tests.servers import base_env
 
 SERVICES = {"api", "worker-cpu", "worker-io", "postgres", "redis", "minio", "flower"}
 

@@ -7,9 +7,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+from mediajobs.testing.servers import wait_for
+from mediajobs.testing.stacks import CHECKOUT, base_env
 from tests.hosts.conftest import require_hosts
 from tests.hosts.system import ROOT, cgroup_root, ip, sweep_stale
-from tests.servers import REPO, base_env, wait_for
 
 # A run that builds a host with a process in it, says what it made, and waits to be killed.
 KILLED_RUN = """
@@ -39,7 +40,7 @@ def leftovers(tag: str) -> list[str]:
 def test_a_killed_run_leaves_nothing_once_the_next_run_starts() -> None:
     require_hosts()
     run = subprocess.Popen(
-        [sys.executable, "-c", KILLED_RUN], stdout=subprocess.PIPE, text=True, env=base_env(), cwd=REPO
+        [sys.executable, "-c", KILLED_RUN], stdout=subprocess.PIPE, text=True, env=base_env(), cwd=CHECKOUT
     )
     assert run.stdout is not None
     tag, sleeper = run.stdout.readline().split()

@@ -16,9 +16,9 @@ from urllib.parse import urlsplit
 
 import httpx
 
+from mediajobs.testing.servers import wait_for
 from tests.hosts.cluster import FAST, Member, ScaleOut
 from tests.media_api.helpers import check_plays, get_media, upload, wait_job, wait_media
-from tests.servers import wait_for
 
 JSON = dict[str, Any]
 HEARTBEAT_TIMEOUT_S = float(FAST["MEDIAJOBS_HEARTBEAT_TIMEOUT_S"])

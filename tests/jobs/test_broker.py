@@ -15,9 +15,11 @@ import httpx
 import pytest
 import redis
 
+from mediajobs.testing.servers import RedisServer, wait_for
+from mediajobs.testing.up import Up
 from tests.conftest import BACKENDS, MakeStack
-from tests.servers import RedisServer, wait_for
-from tests.test_up import Up, states_of, submit_counted
+from tests.stacks import KINDS
+from tests.test_up import states_of, submit_counted
 
 
 def queued_messages(url: str) -> int:
@@ -123,7 +125,7 @@ def post_burst(api: str, path: Path, n: int, threads: int, on_count: Callable[[i
 def test_a_burst_through_a_sigkill_of_the_managed_redis_loses_no_job_and_runs_none_twice(
     tmp_path: Path,
 ) -> None:
-    up = Up(tmp_path / "stack", MEDIAJOBS_IO_CONCURRENCY="4").start()
+    up = Up(tmp_path / "stack", MEDIAJOBS_IO_CONCURRENCY="4", MEDIAJOBS_KIND_MODULES=KINDS).start()
     try:
         burst_through_a_redis_kill(up, tmp_path / "runs")
     finally:

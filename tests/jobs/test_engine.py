@@ -11,8 +11,8 @@ import pytest
 from mediajobs import bootstrap
 from mediajobs.broker import Message
 from mediajobs.config import Settings
+from mediajobs.testing.servers import RedisServer, wait_for
 from tests.conftest import BACKENDS, MakeStack, submit, wait_state
-from tests.servers import RedisServer, wait_for
 
 
 def pid_alive(pid: int) -> bool:

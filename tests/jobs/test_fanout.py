@@ -6,7 +6,7 @@ API and two worker processes, one of them killed, on SQLite and PostgreSQL.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -15,10 +15,12 @@ import pytest
 
 from mediajobs.db.models import Job
 from mediajobs.jobs import lifecycle, schemas, states
+from mediajobs.testing.servers import wait_for
+from mediajobs.testing.stacks import Stack
 from mediajobs.worker import runner
-from tests.conftest import BACKENDS, database_url, submit, wait_state
+from tests.conftest import submit, wait_state
 from tests.jobs.conftest import Engine
-from tests.servers import RedisServer, Stack, base_env, wait_for
+from tests.stacks import BACKENDS, KINDS, StackPool
 
 MAX_CHILDREN = 20
 
@@ -152,38 +154,22 @@ def test_more_children_than_max_children_fail_the_parent_with_too_many_children(
 
 
 @pytest.fixture(scope="module")
-def stacks(
-    tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest
-) -> Iterator[dict[str, Stack]]:
-    """Per backend, an API and two workers of one slot each, with the fan-out kinds; their own Redis."""
-    broker = RedisServer(tmp_path_factory.mktemp("fan-redis")).start()
-    made: dict[str, Stack] = {}
+def stacks(stack_pool: StackPool) -> Iterator[Callable[[str], Stack]]:
+    """Per backend, an API and two workers of one slot each, with the fan-out kinds."""
+    names = {backend: f"fan-{backend}" for backend in BACKENDS}
 
     def make(backend: str) -> Stack:
-        if backend not in made:
-            directory = tmp_path_factory.mktemp(f"fan-{backend}")
-            values = {
-                "MEDIAJOBS_DATABASE_URL": database_url(backend, directory, request),
-                "MEDIAJOBS_BROKER_URL": broker.new_url(),
-                "MEDIAJOBS_KIND_MODULES": "tests.kinds,tests.fanout_kinds",
-                "MEDIAJOBS_MAX_CHILDREN": str(MAX_CHILDREN),
-                "MEDIAJOBS_HEARTBEAT_INTERVAL_S": "0.5",
-                "MEDIAJOBS_HEARTBEAT_TIMEOUT_S": "3",
-                "MEDIAJOBS_SHUTDOWN_GRACE_S": "1",
-                "MEDIAJOBS_RETRY_BACKOFF_BASE_S": "0.3",
-                "MEDIAJOBS_TEMP_DIR": str(directory / "tmp"),
-            }
-            stack = made[backend] = Stack(directory, base_env(**values))
-            stack.start_api()
-            stack.start_worker("io,cpu,default", 1)
-            stack.start_worker("io,cpu,default", 1)
-        return made[backend]
+        return stack_pool.get(
+            names[backend],
+            backend=backend,
+            workers=2,
+            concurrency=1,
+            kind_modules=f"{KINDS},tests.fanout_kinds",
+            max_children=str(MAX_CHILDREN),
+        ).stack
 
-    made_by: Any = make
-    yield made_by
-    for stack in made.values():
-        stack.stop()
-    broker.stop()
+    yield make
+    stack_pool.stop(*names.values())
 
 
 def children_of(api: httpx.Client, parent_id: str) -> list[dict[str, Any]]:

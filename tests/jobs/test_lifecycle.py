@@ -25,10 +25,10 @@ from mediajobs.jobs import lifecycle, rows, states
 from mediajobs.jobs.hooks import Services
 from mediajobs.jobs.lifecycle import ParamsRejected
 from mediajobs.media import assets
+from mediajobs.testing.servers import RedisServer, wait_for
 from mediajobs.worker import runner
 from tests.conftest import submit, wait_state
 from tests.jobs.conftest import Engine
-from tests.servers import RedisServer, wait_for
 
 
 def lines(path: Path) -> list[str]:

@@ -19,8 +19,8 @@ from mediajobs.broker import TASK_NAME
 from mediajobs.config import Settings
 from mediajobs.db.migrate import migrate
 from mediajobs.db.session import get_db
+from mediajobs.testing.servers import PostgresServer, wait_for
 from tests.conftest import MakeStack, submit, wait_state
-from tests.servers import PostgresServer, _binary, wait_for
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore")  # Starlette 1.x warns that its TestClient will move to `httpx2`
@@ -30,21 +30,10 @@ OUTAGE_S = 5.0
 JOB = {"kind": "test.add", "params": {"x": 1, "y": 2}}
 
 
-class RestartablePostgres(PostgresServer):
-    """A cluster of this test's own, stopped and started again on the same port."""
-
-    def halt(self) -> None:
-        self._run([_binary("pg_ctl"), "-D", str(self.directory / "data"), "-m", "fast", "-w", "stop"])
-
-    def resume(self) -> None:
-        options = f"-p {self.port} -k {self.directory} -c listen_addresses=127.0.0.1 -c fsync=off"
-        data, log = str(self.directory / "data"), str(self.directory / "log")
-        self._run([_binary("pg_ctl"), "-D", data, "-w", "-l", log, "-o", options, "start"])
-
-
 @pytest.fixture
-def postgres() -> Iterator[RestartablePostgres]:
-    server = RestartablePostgres()
+def postgres() -> Iterator[PostgresServer]:
+    """A cluster of this test's own, stopped and started again on the same port."""
+    server = PostgresServer()
     server.start()
     yield server
     server.stop()
@@ -84,7 +73,7 @@ class Submitter(threading.Thread):
 
 
 def test_postgres_outage_answers_503_and_every_job_rides_through_on_attempt_1(
-    make_stack: MakeStack, postgres: RestartablePostgres, tmp_path: Path, request: pytest.FixtureRequest
+    make_stack: MakeStack, postgres: PostgresServer, tmp_path: Path, request: pytest.FixtureRequest
 ) -> None:
     url = postgres.create_database("outage")
     # A heartbeat timeout shorter than the outage: a reaper that counted the outage would re-queue the job.

@@ -14,19 +14,8 @@ import pytest
 from mediajobs import process
 from mediajobs.testing.files import Served, serve_directory
 from tests.media_api.clips import Clips
-from tests.media_api.stacks import STORAGES, MediaStack, StackPool, main_stack
-from tests.storage.moto_server import moto_endpoint
-
-__all__ = ["moto_endpoint"]
-
-
-@pytest.fixture(scope="session")
-def stack_pool(
-    tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest
-) -> Iterator[StackPool]:
-    pool = StackPool(tmp_path_factory, request)
-    yield pool
-    pool.stop()
+from tests.media_api.stacks import main_stack
+from tests.stacks import STORAGES, MediaStack, StackPool
 
 
 @pytest.fixture(params=STORAGES)

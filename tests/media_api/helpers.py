@@ -11,9 +11,9 @@ from urllib.parse import urljoin, urlsplit
 
 import httpx
 
+from mediajobs.testing.servers import wait_for
 from tests.media_api.clips import Clips
-from tests.media_api.stacks import MediaStack
-from tests.servers import wait_for
+from tests.stacks import MediaStack
 
 JSON = dict[str, Any]
 

@@ -17,10 +17,10 @@ from pathlib import Path
 import httpx
 import pytest
 
+from mediajobs.testing.servers import wait_for
 from mediajobs.toolkit.hls.playlists import parse_media_playlist
 from tests.media_api.helpers import JSON, get_media, upload, wait_gone, wait_job, wait_media
-from tests.media_api.stacks import MediaStack, StackPool
-from tests.servers import wait_for
+from tests.stacks import MediaStack, StackPool
 from tests.toolkit import hlscheck
 from tests.toolkit.test_ladder import check_ladder, encode_source
 

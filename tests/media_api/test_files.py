@@ -9,7 +9,7 @@ import pytest
 
 from tests.media_api.clips import Clips
 from tests.media_api.helpers import JSON, fetch, playlist_uris, ready_asset, upload, wait_media
-from tests.media_api.stacks import MediaStack
+from tests.stacks import MediaStack
 
 SCRIPT = (
     b"<!doctype html><html><body><script>fetch('/api/v1/media').then(r => r.text())</script></body></html>"

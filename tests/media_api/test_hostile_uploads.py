@@ -10,10 +10,10 @@ import httpx
 import pytest
 
 from mediajobs import sandbox
+from mediajobs.testing.servers import wait_for
 from tests.media_api.clips import Clips
 from tests.media_api.helpers import JSON, all_media_ids, error_code, problem, upload, wait_job, wait_media
-from tests.media_api.stacks import MediaStack
-from tests.servers import wait_for
+from tests.stacks import MediaStack
 from tests.toolkit.hostile import (
     claiming_mkv,
     colour_clip,

@@ -17,7 +17,7 @@ from mediajobs import process
 from tests.egress.sites import Site, running
 from tests.media_api.clips import Clips
 from tests.media_api.helpers import JSON, import_url, problem, wait_job
-from tests.media_api.stacks import MediaStack, StackPool
+from tests.stacks import MediaStack, StackPool
 
 MiB = 1024 * 1024
 SECRET = b"SECRET-CREDENTIALS"

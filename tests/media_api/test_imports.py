@@ -9,6 +9,7 @@ import httpx
 import pytest
 
 from mediajobs.testing.files import Served
+from mediajobs.testing.servers import wait_for
 from tests.media_api.helpers import (
     JSON,
     all_media_ids,
@@ -22,8 +23,8 @@ from tests.media_api.helpers import (
     wait_job,
     wait_media,
 )
-from tests.media_api.stacks import LIMIT_BYTES, MediaStack, StackPool, limited_file_stack
-from tests.servers import wait_for
+from tests.media_api.stacks import LIMIT_BYTES, limited_file_stack
+from tests.stacks import MediaStack, StackPool
 
 
 def _url(source: Served, case: str) -> str:

@@ -7,6 +7,7 @@ import uuid
 import httpx
 import pytest
 
+from mediajobs.testing.servers import wait_for
 from tests.media_api.clips import Clips
 from tests.media_api.helpers import (
     get_media,
@@ -18,8 +19,7 @@ from tests.media_api.helpers import (
     wait_job,
     wait_media,
 )
-from tests.media_api.stacks import MediaStack
-from tests.servers import wait_for
+from tests.stacks import MediaStack
 
 
 def test_delete_removes_the_record_and_every_stored_object(

@@ -15,6 +15,7 @@ from mediajobs import bootstrap
 from mediajobs.config import Settings
 from mediajobs.jobs.registry import registry
 from mediajobs.testing.files import Served
+from mediajobs.testing.servers import wait_for
 from tests.media_api.clips import Clips
 from tests.media_api.helpers import (
     JSON,
@@ -30,8 +31,7 @@ from tests.media_api.helpers import (
     wait_job,
     wait_media,
 )
-from tests.media_api.stacks import MediaStack
-from tests.servers import wait_for
+from tests.stacks import MediaStack
 
 FRAME_S = 1 / 25
 

@@ -13,7 +13,7 @@ from mediajobs.config import Settings
 from mediajobs.media import playback
 from tests.media_api.clips import Clips
 from tests.media_api.helpers import JSON, get_media, playlist_uris, ready_asset, upload, wait_media
-from tests.media_api.stacks import STORAGES, MediaStack, StackPool
+from tests.stacks import STORAGES, MediaStack, StackPool
 
 KEY = "playback-test-key"
 SETTINGS = Settings(api_keys=KEY)

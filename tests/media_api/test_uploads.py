@@ -28,7 +28,8 @@ from tests.media_api.helpers import (
     wait_job,
     wait_media,
 )
-from tests.media_api.stacks import LIMIT_BYTES, STORAGES, MediaStack, StackPool, limited_file_stack
+from tests.media_api.stacks import LIMIT_BYTES, limited_file_stack
+from tests.stacks import STORAGES, MediaStack, StackPool
 
 S3_LIMIT_BYTES = 10_000_000
 TERMINAL = ("succeeded", "failed", "cancelled")

@@ -10,14 +10,22 @@ import pytest
 from mediajobs.storage import Storage
 from mediajobs.storage.backends.local import LocalStorage
 from mediajobs.storage.backends.s3 import S3Storage
-from tests.storage.moto_server import CREDENTIALS, aws_env, create_bucket, moto_endpoint
-
-__all__ = ["aws_env", "moto_endpoint"]
+from mediajobs.testing.s3 import AWS_ENV, AWS_OVERRIDES, CREDENTIALS, create_bucket
 
 # S3's smallest legal part (moto enforces it too), so multipart paths run with ~11 MiB of data.
 PART_SIZE = 5 * 1024 * 1024
 
 Leftovers = Callable[[], list[str]]
+
+
+@pytest.fixture
+def aws_env(monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+    """Test credentials in the standard AWS_* variables, and no profile or token to override them."""
+    for name in AWS_OVERRIDES:
+        monkeypatch.delenv(name, raising=False)
+    for name, value in AWS_ENV.items():
+        monkeypatch.setenv(name, value)
+    return dict(AWS_ENV)
 
 
 @pytest.fixture(params=["local", "s3"])

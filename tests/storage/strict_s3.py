@@ -23,10 +23,6 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from tests.storage.moto_server import moto_endpoint
-
-__all__ = ["moto_endpoint"]
-
 HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "te", "trailer", "upgrade", "proxy-connection"}
 CHUNK_BYTES = 64 * 1024
 NOT_ENABLED = "CORSResponse: CORS is not enabled for this bucket."

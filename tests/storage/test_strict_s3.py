@@ -8,7 +8,7 @@ import boto3
 import httpx
 import pytest
 
-from tests.storage.moto_server import CREDENTIALS, create_bucket
+from mediajobs.testing.s3 import CREDENTIALS, create_bucket
 from tests.storage.strict_s3 import strict_s3_endpoint
 
 __all__ = ["strict_s3_endpoint"]

@@ -16,11 +16,12 @@ import boto3
 import httpx
 import pytest
 
+from mediajobs.testing.s3 import AWS_ENV, create_bucket
+from mediajobs.testing.servers import free_port, wait_for
+from mediajobs.testing.stacks import Stack
 from tests.clips import generate_clip
 from tests.conftest import MakeStack
 from tests.media_api.helpers import upload, wait_job
-from tests.servers import Stack, free_port, wait_for
-from tests.storage.moto_server import AWS_ENV, create_bucket
 
 REGION = "us-east-1"
 

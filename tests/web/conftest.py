@@ -9,51 +9,22 @@ import httpx
 import pytest
 from playwright.sync_api import Browser, Locator, Page, Playwright, expect, sync_playwright
 
-from tests.servers import REPO, RedisServer, Stack, base_env
+from mediajobs.testing.browser import CHROMIUM, CHROMIUM_ARGS
+from mediajobs.testing.stacks import CHECKOUT, Stack
+from tests.stacks import StackPool
 
-SCREENSHOTS = REPO / "test-output" / "screenshots"
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
+SCREENSHOTS = CHECKOUT / "test-output" / "screenshots"
 DESKTOP = {"width": 1280, "height": 900}
 PHONE = {"width": 390, "height": 844}
 
 expect.set_options(timeout=15_000)
 
 
-def stack_env(directory: Path, redis: RedisServer, **extra: str) -> dict[str, str]:
-    return base_env(
-        MEDIAJOBS_DATABASE_URL=f"sqlite:///{directory / 'mediajobs.db'}",
-        MEDIAJOBS_BROKER_URL=redis.new_url(),
-        MEDIAJOBS_KIND_MODULES="tests.kinds",
-        MEDIAJOBS_HEARTBEAT_INTERVAL_S="0.5",
-        MEDIAJOBS_HEARTBEAT_TIMEOUT_S="3",
-        MEDIAJOBS_SHUTDOWN_GRACE_S="1",
-        MEDIAJOBS_RETRY_BACKOFF_BASE_S="0.5",
-        MEDIAJOBS_TEMP_DIR=str(directory / "tmp"),
-        **extra,
-    )
-
-
 @pytest.fixture(scope="session")
-def web_stack(tmp_path_factory: pytest.TempPathFactory, redis_server: RedisServer) -> Iterator[Stack]:
+def web_stack(stack_pool: StackPool) -> Stack:
     """One API + worker shared by the browser tests, to keep the run short."""
-    directory = tmp_path_factory.mktemp("web")
     # Private addresses allowed: the import test serves its clip from 127.0.0.1.
-    stack = Stack(directory, stack_env(directory, redis_server, MEDIAJOBS_IMPORT_ALLOW_PRIVATE="true"))
-    try:
-        stack.start_api()
-        stack.start_worker("io,cpu,default", 4)
-        yield stack
-    finally:
-        stack.stop()
+    return stack_pool.get("web", import_allow_private="true", concurrency=4).stack
 
 
 @pytest.fixture(scope="session")

@@ -16,7 +16,7 @@ import httpx
 import pytest
 from playwright.sync_api import Browser, Page
 
-from tests.servers import Stack
+from mediajobs.testing.stacks import Stack
 from tests.web.conftest import DESKTOP, open_page
 
 pytestmark = pytest.mark.slow

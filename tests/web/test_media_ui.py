@@ -15,7 +15,8 @@ import httpx
 import pytest
 from playwright.sync_api import Locator, Page, expect
 
-from tests.servers import Stack, wait_for
+from mediajobs.testing.servers import wait_for
+from mediajobs.testing.stacks import Stack
 from tests.web.conftest import field_error, screenshot, unlabeled_controls
 
 pytestmark = pytest.mark.slow

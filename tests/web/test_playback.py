@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -10,8 +9,9 @@ import httpx
 import pytest
 from playwright.sync_api import Browser, Request, expect
 
-from tests.servers import RedisServer, Stack
-from tests.web.conftest import DESKTOP, open_page, stack_env
+from mediajobs.testing.stacks import Stack
+from tests.stacks import StackPool
+from tests.web.conftest import DESKTOP, open_page
 from tests.web.test_media_ui import clip, upload, wait_ready
 
 __all__ = ["clip"]
@@ -22,15 +22,8 @@ KEY = "ui-playback-key"
 
 
 @pytest.fixture(scope="module")
-def keyed_web_stack(tmp_path_factory: pytest.TempPathFactory, redis_server: RedisServer) -> Iterator[Stack]:
-    directory = tmp_path_factory.mktemp("web-keyed")
-    stack = Stack(directory, stack_env(directory, redis_server, MEDIAJOBS_API_KEYS=KEY))
-    try:
-        stack.start_api()
-        stack.start_worker("io,cpu,default", 2)
-        yield stack
-    finally:
-        stack.stop()
+def keyed_web_stack(stack_pool: StackPool) -> Stack:
+    return stack_pool.get("web-keyed", api_keys=KEY).stack
 
 
 @pytest.fixture(scope="module")

@@ -24,13 +24,15 @@ from playwright.sync_api import Browser, JSHandle, Page, Request, expect
 from mediajobs import doctor
 from mediajobs.api.routes import media_files
 from mediajobs.config import Settings
-from tests.servers import RedisServer, Stack, wait_for
-from tests.storage.moto_server import AWS_ENV, CREDENTIALS, create_bucket, moto_endpoint
+from mediajobs.testing.s3 import AWS_ENV, AWS_OVERRIDES, CREDENTIALS, create_bucket, with_test_credentials
+from mediajobs.testing.servers import RedisServer, wait_for
+from mediajobs.testing.stacks import Stack, stack_env
+from tests.stacks import KINDS
 from tests.storage.strict_s3 import strict_s3_endpoint
-from tests.web.conftest import DESKTOP, open_page, screenshot, stack_env
+from tests.web.conftest import DESKTOP, open_page, screenshot
 from tests.web.test_media_ui import upload, wait_ready
 
-__all__ = ["moto_endpoint", "strict_s3_endpoint"]
+__all__ = ["strict_s3_endpoint"]
 
 pytestmark = pytest.mark.slow
 
@@ -76,20 +78,17 @@ def s3_stack(
     bucket = create_bucket(strict_s3_endpoint)
     env = stack_env(
         directory,
-        redis_server,
-        MEDIAJOBS_STORAGE_URL=f"s3://{bucket}/deploy",
-        MEDIAJOBS_S3_ENDPOINT_URL=strict_s3_endpoint,
-        **AWS_ENV,
+        broker_url=redis_server.new_url(),
+        kind_modules=KINDS,
+        storage_url=f"s3://{bucket}/deploy",
+        s3_endpoint_url=strict_s3_endpoint,
     )
-    for variable in ("PROFILE", "SESSION_TOKEN", "CONFIG_FILE", "SHARED_CREDENTIALS_FILE"):
-        env.pop(f"AWS_{variable}", None)
-        monkeypatch_module.delenv(f"AWS_{variable}", raising=False)
-    for name, value in AWS_ENV.items():  # for the in-process doctor check
+    for variable in AWS_OVERRIDES:  # for the in-process doctor check
+        monkeypatch_module.delenv(variable, raising=False)
+    for name, value in AWS_ENV.items():
         monkeypatch_module.setenv(name, value)
-    stack = Stack(directory, env)
+    stack = Stack(directory, with_test_credentials(env)).start()
     try:
-        stack.start_api()
-        stack.start_worker("io,cpu,default", 2)
         yield S3Stack(stack, bucket, strict_s3_endpoint)
     finally:
         stack.stop()

@@ -15,16 +15,16 @@ import pytest
 from playwright.sync_api import Browser
 
 from mediajobs.testing.files import serve_directory
+from mediajobs.testing.stacks import CHECKOUT
 from mediajobs.toolkit.probe import probe
 from mediajobs.toolkit.smart.render import smart_cut
-from tests.servers import REPO
 from tests.toolkit.frames import ffmpeg
 from tests.toolkit.opsclips import cached_clip
 from tests.toolkit.smartclips import BAND, FPS, RANGES, kept, marked_clip
 
 pytestmark = pytest.mark.slow
 
-HLS_JS = REPO / "src" / "mediajobs" / "web" / "static" / "vendor" / "hls.min.mjs"
+HLS_JS = CHECKOUT / "src" / "mediajobs" / "web" / "static" / "vendor" / "hls.min.mjs"
 PAGE = """<!doctype html><video muted playsinline></video><canvas></canvas>
 <script type="module">
 import Hls from "./hls.min.mjs";

@@ -5,22 +5,19 @@ from __future__ import annotations
 import os
 import re
 import signal
-from collections.abc import Iterator
-from pathlib import Path
 
 import httpx
 import pytest
 from playwright.sync_api import Browser, Locator, Page, expect
 
-from tests.conftest import submit, wait_state
-from tests.servers import RedisServer, Stack
+from mediajobs.testing.stacks import Stack
+from tests.conftest import MakeStack, submit, wait_state
 from tests.web.conftest import (
     DESKTOP,
     PHONE,
     field_error,
     open_page,
     screenshot,
-    stack_env,
     unlabeled_controls,
 )
 
@@ -217,15 +214,9 @@ def test_server_outage_shows_reconnecting_and_recovers_without_duplicate_rows(
 
 
 @pytest.fixture
-def keyed_stack(tmp_path: Path, redis_server: RedisServer) -> Iterator[Stack]:
+def keyed_stack(make_stack: MakeStack) -> Stack:
     """A fresh, empty stack that wants an API key."""
-    stack = Stack(tmp_path, stack_env(tmp_path, redis_server, MEDIAJOBS_API_KEYS="s3cret-key"))
-    try:
-        stack.start_api()
-        stack.start_worker("io,cpu,default", 2)
-        yield stack
-    finally:
-        stack.stop()
+    return make_stack(api_keys="s3cret-key")
 
 
 def test_api_key_prompt_unlocks_an_empty_dashboard_and_progress_follows_by_polling(

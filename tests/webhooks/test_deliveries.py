@@ -12,8 +12,9 @@ import httpx
 from sqlalchemy import create_engine, text
 from standardwebhooks.webhooks import Webhook
 
+from mediajobs.testing.servers import wait_for
+from mediajobs.testing.stacks import Stack
 from tests.conftest import submit
-from tests.servers import Stack, wait_for
 from tests.webhooks.conftest import client
 from tests.webhooks.receiver import Received, Receiver
 

@@ -13,9 +13,10 @@ from typing import Any
 import httpx
 import pytest
 
+from mediajobs.testing.servers import free_port, wait_for
+from mediajobs.testing.up import Up
 from tests.conftest import submit, wait_state
-from tests.servers import free_port, wait_for
-from tests.test_up import Up
+from tests.stacks import KINDS
 
 
 @contextlib.contextmanager
@@ -70,7 +71,7 @@ def worker_names(up: Up) -> dict[str, str]:
 @pytest.fixture
 def up(tmp_path: Path) -> Iterator[Up]:
     """`mediajobs up` with its managed Redis: a socket (or port) and a password in its data dir."""
-    stack = Up(tmp_path / "up")
+    stack = Up(tmp_path / "up", MEDIAJOBS_KIND_MODULES=KINDS)
     try:
         yield stack.start()
     finally:

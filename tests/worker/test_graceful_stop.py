@@ -12,9 +12,9 @@ from typing import Any
 import httpx
 import pytest
 
+from mediajobs.testing.servers import wait_for
 from tests.conftest import MakeStack, submit, wait_state
 from tests.jobs.test_engine import pid_alive, read_pid
-from tests.servers import wait_for
 
 GRACE_S = 3.0
 

@@ -1,15 +1,14 @@
-"""An S3 server speaking real HTTP (moto's server mode) for any test package that needs object storage."""
+"""An S3 server speaking real HTTP (moto's server mode) on loopback, and the credentials it takes."""
 
 from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from functools import lru_cache
 from typing import Any
 
 import boto3
-import pytest
 from moto.server import ThreadedMotoServer
 
 # moto accepts any credentials; fixed ones keep tests independent of the developer's AWS setup.
@@ -19,6 +18,8 @@ AWS_ENV = {
     "AWS_SECRET_ACCESS_KEY": "testing",
     "AWS_DEFAULT_REGION": "us-east-1",
 }
+# What would override AWS_ENV in a process: a developer's profile or session.
+AWS_OVERRIDES = ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_CONFIG_FILE", "AWS_SHARED_CREDENTIALS_FILE")
 
 
 def start_moto_server() -> tuple[str, Callable[[], None]]:
@@ -34,29 +35,16 @@ def start_moto_server() -> tuple[str, Callable[[], None]]:
 def create_bucket(endpoint_url: str, name: str | None = None) -> str:
     """Create a bucket (a fresh unique one unless named) and return its name."""
     bucket = name or f"mj-test-{uuid.uuid4().hex[:12]}"
-    _client(endpoint_url).create_bucket(Bucket=bucket)
+    client(endpoint_url).create_bucket(Bucket=bucket)
     return bucket
 
 
 @lru_cache
-def _client(endpoint_url: str) -> Any:
-    # Building a boto3 client costs ~0.3 s; tests create a bucket each, so share one per endpoint.
+def client(endpoint_url: str) -> Any:
+    """A boto3 S3 client of the test credentials (building one costs ~0.3 s: one per endpoint)."""
     return boto3.client("s3", endpoint_url=endpoint_url, **CREDENTIALS)
 
 
-@pytest.fixture(scope="session")
-def moto_endpoint() -> Iterator[str]:
-    """One moto server for the whole session; tests isolate themselves with their own buckets."""
-    endpoint, stop = start_moto_server()
-    yield endpoint
-    stop()
-
-
-@pytest.fixture
-def aws_env(monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
-    """Test credentials in the standard AWS_* variables, and no profile or token to override them."""
-    for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_CONFIG_FILE", "AWS_SHARED_CREDENTIALS_FILE"):
-        monkeypatch.delenv(name, raising=False)
-    for name, value in AWS_ENV.items():
-        monkeypatch.setenv(name, value)
-    return dict(AWS_ENV)
+def with_test_credentials(env: dict[str, str]) -> dict[str, str]:
+    """`env` with the test credentials in the standard AWS_* variables and nothing to override them."""
+    return {**{k: v for k, v in env.items() if k not in AWS_OVERRIDES}, **AWS_ENV}
