@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys
@@ -14,15 +13,7 @@ from mediajobs import process
 from mediajobs.errors import JobCancelled, JobTimeout, ProcessFailed, ResourceLimit
 from mediajobs.sandbox import Limits
 from mediajobs.testing.servers import wait_for
-
-
-def alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    stat = Path(f"/proc/{pid}/stat")
-    return stat.exists() and stat.read_text().split(")")[-1].split()[0] != "Z"
+from tests.pids import alive
 
 
 def test_run_streams_lines_to_the_callback_in_order() -> None:

@@ -19,15 +19,8 @@ from mediajobs.config import Settings
 from mediajobs.testing.servers import free_port, wait_for
 from mediajobs.testing.stacks import base_env
 from mediajobs.testing.up import Up, descendants
+from tests.pids import alive
 from tests.stacks import KINDS
-
-
-def alive(pid: int) -> bool:
-    stat = Path(f"/proc/{pid}/stat")
-    try:
-        return stat.read_text().rsplit(")", 1)[1].split()[0] != "Z"
-    except (OSError, IndexError):
-        return False
 
 
 @pytest.fixture

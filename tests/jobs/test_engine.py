@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import os
 import time
 import uuid
 from pathlib import Path
@@ -13,20 +12,7 @@ from mediajobs.broker import Message
 from mediajobs.config import Settings
 from mediajobs.testing.servers import RedisServer, wait_for
 from tests.conftest import BACKENDS, MakeStack, submit, wait_state
-
-
-def pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    # A zombie has exited; only its parent has not collected it yet.
-    stat = Path(f"/proc/{pid}/stat")
-    return stat.exists() and stat.read_text().split(")")[-1].split()[0] != "Z"
-
-
-def read_pid(path: Path) -> int:
-    return int(wait_for(lambda: path.exists() and path.read_text().strip(), message="the child pid"))  # type: ignore[arg-type]
+from tests.pids import alive, read_pid
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
@@ -38,10 +24,10 @@ def test_cancel_kills_the_subprocess_within_two_seconds(
         pidfile = tmp_path / "child.pid"
         job = submit(api, "tests.subprocess", {"seconds": 300, "pidfile": str(pidfile)})
         pid = read_pid(pidfile)
-        assert pid_alive(pid)
+        assert alive(pid)
         asked = time.monotonic()
         assert api.delete(f"/api/v1/jobs/{job['id']}").status_code == 202
-        wait_for(lambda: not pid_alive(pid), timeout_s=2.0, message="the child process to be gone")
+        wait_for(lambda: not alive(pid), timeout_s=2.0, message="the child process to be gone")
         assert time.monotonic() - asked <= 2.0
         done = wait_state(api, job["id"], "cancelled", timeout_s=5)
         assert done["error"]["code"] == "cancelled"
@@ -77,7 +63,7 @@ def test_soft_time_limit_fails_with_timeout_and_leaves_no_process(
         done = wait_state(api, job["id"], "failed", "succeeded", timeout_s=15)
         assert done["error"]["code"] == "timeout"
         assert "1.5 s" in done["error"]["message"]
-        assert not pid_alive(pid)
+        assert not alive(pid)
 
 
 def test_duplicate_delivery_runs_the_job_once(make_stack: MakeStack, tmp_path: Path) -> None:

@@ -1,8 +1,9 @@
-"""Clips with known content for the mask, cut and analyze tests, and a recorder that checks their progress."""
+"""Clips with known content for the mask, cut and analyze tests; recording their progress, and cancelling."""
 
 from __future__ import annotations
 
 import itertools
+import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -142,3 +143,20 @@ def watching_progress(monkeypatch: pytest.MonkeyPatch, expected_s: float) -> Ite
 
     monkeypatch.setattr(process, "run", run)
     yield log
+
+
+class CancelAtFirstProgress:
+    """An `on_progress` that cancels the work it follows (`cancellable(self.event)`) at its first report,
+    remembering when: a test then checks how soon everything stopped."""
+
+    def __init__(self) -> None:
+        self.event = threading.Event()
+        self.at = 0.0
+
+    def __call__(self, fraction: float) -> None:
+        if not self.event.is_set():
+            self.at = time.monotonic()
+            self.event.set()
+
+    def seconds_since(self) -> float:
+        return time.monotonic() - self.at

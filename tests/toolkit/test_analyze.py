@@ -2,8 +2,6 @@ from __future__ import annotations
 
 import json
 import math
-import threading
-import time
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +14,7 @@ from mediajobs.toolkit.probe import probe
 from tests.toolkit.frames import ffmpeg, running_ffmpeg
 from tests.toolkit.opsclips import (
     TONE,
+    CancelAtFirstProgress,
     analysis_clip,
     cached_clip,
     heavy_clip,
@@ -126,15 +125,8 @@ def test_progress_follows_ffmpeg_against_the_duration(
 
 
 def test_cancel_stops_ffmpeg_within_two_seconds(long: Path) -> None:
-    cancel = threading.Event()
-    cancelled_at: list[float] = []
-
-    def on_progress(fraction: float) -> None:
-        if not cancel.is_set():
-            cancel.set()
-            cancelled_at.append(time.monotonic())
-
-    with cancellable(cancel), pytest.raises(JobCancelled):
-        analyze(long, probe(long), on_progress=on_progress)
-    assert time.monotonic() - cancelled_at[0] < 2.0
+    stop = CancelAtFirstProgress()
+    with cancellable(stop.event), pytest.raises(JobCancelled):
+        analyze(long, probe(long), on_progress=stop)
+    assert stop.seconds_since() < 2.0
     assert running_ffmpeg(long) == []

@@ -1,7 +1,5 @@
 from __future__ import annotations
 
-import threading
-import time
 from pathlib import Path
 
 import pytest
@@ -11,7 +9,15 @@ from mediajobs.process import cancellable
 from mediajobs.toolkit.cut import InvalidRanges, kept_segments, merge_ranges, output_duration, remove_frames
 from mediajobs.toolkit.probe import probe
 from tests.toolkit.frames import frame_index, gray_frames, mono_pcm, running_ffmpeg, tone_onsets
-from tests.toolkit.opsclips import FPS, SIZE, cached_clip, counter_clip, long_clip, watching_progress
+from tests.toolkit.opsclips import (
+    FPS,
+    SIZE,
+    CancelAtFirstProgress,
+    cached_clip,
+    counter_clip,
+    long_clip,
+    watching_progress,
+)
 
 BEEPS = (10, 40, 63, 110, 140, 175)  # 40 lies in a removed range; 63 is the first frame after a cut
 RANGES = [(5.02, 5.5), (1.0, 2.5), (2.0, 2.2)]  # unordered, overlapping, one end between two frames
@@ -109,16 +115,9 @@ def test_progress_counts_against_the_output_duration(
 
 
 def test_cancel_stops_ffmpeg_within_two_seconds(long: Path, tmp_path: Path) -> None:
-    cancel = threading.Event()
-    cancelled_at: list[float] = []
-
-    def on_progress(fraction: float) -> None:
-        if not cancel.is_set():
-            cancel.set()
-            cancelled_at.append(time.monotonic())
-
+    stop = CancelAtFirstProgress()
     dst = tmp_path / "cancelled.mp4"
-    with cancellable(cancel), pytest.raises(JobCancelled):
-        remove_frames(long, dst, probe(long), [(3.0, 4.0)], on_progress=on_progress)
-    assert time.monotonic() - cancelled_at[0] < 2.0
+    with cancellable(stop.event), pytest.raises(JobCancelled):
+        remove_frames(long, dst, probe(long), [(3.0, 4.0)], on_progress=stop)
+    assert stop.seconds_since() < 2.0
     assert running_ffmpeg(dst) == []

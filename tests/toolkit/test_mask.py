@@ -1,7 +1,5 @@
 from __future__ import annotations
 
-import threading
-import time
 from pathlib import Path
 
 import numpy as np
@@ -12,7 +10,13 @@ from mediajobs.process import cancellable
 from mediajobs.toolkit.mask import InvalidRegion, Region, apply_mask, build_mask_filter, clip_regions
 from mediajobs.toolkit.probe import Probe, probe
 from tests.toolkit.frames import ffmpeg, frame_at, running_ffmpeg
-from tests.toolkit.opsclips import cached_clip, long_clip, pattern_clip, watching_progress
+from tests.toolkit.opsclips import (
+    CancelAtFirstProgress,
+    cached_clip,
+    long_clip,
+    pattern_clip,
+    watching_progress,
+)
 
 W, H = 320, 240
 
@@ -161,16 +165,9 @@ def test_progress_follows_ffmpeg_against_the_source_duration(
 
 
 def test_cancel_stops_ffmpeg_within_two_seconds(long: Path, tmp_path: Path) -> None:
-    cancel = threading.Event()
-    cancelled_at: list[float] = []
-
-    def on_progress(fraction: float) -> None:
-        if not cancel.is_set():
-            cancel.set()
-            cancelled_at.append(time.monotonic())
-
+    stop = CancelAtFirstProgress()
     dst = tmp_path / "cancelled.mp4"
-    with cancellable(cancel), pytest.raises(JobCancelled):
-        apply_mask(long, dst, probe(long), [Region(40, 40, 200, 100)], on_progress=on_progress)
-    assert time.monotonic() - cancelled_at[0] < 2.0
+    with cancellable(stop.event), pytest.raises(JobCancelled):
+        apply_mask(long, dst, probe(long), [Region(40, 40, 200, 100)], on_progress=stop)
+    assert stop.seconds_since() < 2.0
     assert running_ffmpeg(dst) == []

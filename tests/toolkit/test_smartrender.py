@@ -2,8 +2,6 @@ from __future__ import annotations
 
 import itertools
 import math
-import threading
-import time
 from fractions import Fraction
 from pathlib import Path
 
@@ -19,7 +17,7 @@ from mediajobs.toolkit.smart.pieces import copy_args
 from mediajobs.toolkit.smart.plan import Span, plan
 from mediajobs.toolkit.smart.render import smart_cut, smart_mask
 from tests.toolkit.frames import ffmpeg, mono_pcm, running_ffmpeg, tone_onsets
-from tests.toolkit.opsclips import cached_clip, long_clip
+from tests.toolkit.opsclips import CancelAtFirstProgress, cached_clip, long_clip
 from tests.toolkit.smartclips import (
     AUDIO_FRAME_S,
     BEEPS,
@@ -278,19 +276,10 @@ def test_cancel_stops_every_ffmpeg_and_leaves_no_temp_files(
     tmp_path_factory: pytest.TempPathFactory, tmp_path: Path
 ) -> None:
     long = cached_clip(tmp_path_factory, "long.mp4", long_clip)
-    cancel = threading.Event()
-    cancelled_at: list[float] = []
-
-    def on_progress(fraction: float) -> None:
-        if not cancel.is_set():
-            cancel.set()
-            cancelled_at.append(time.monotonic())
-
-    with cancellable(cancel), pytest.raises(JobCancelled):
-        smart_cut(
-            long, tmp_path / "cut.mp4", probe(long), [(3.0, 4.0), (21.0, 22.5)], on_progress=on_progress
-        )
-    assert time.monotonic() - cancelled_at[0] < 2.0
+    stop = CancelAtFirstProgress()
+    with cancellable(stop.event), pytest.raises(JobCancelled):
+        smart_cut(long, tmp_path / "cut.mp4", probe(long), [(3.0, 4.0), (21.0, 22.5)], on_progress=stop)
+    assert stop.seconds_since() < 2.0
     assert running_ffmpeg(tmp_path) == []
     assert list(tmp_path.iterdir()) == []
 

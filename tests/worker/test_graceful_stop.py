@@ -14,7 +14,7 @@ import pytest
 
 from mediajobs.testing.servers import wait_for
 from tests.conftest import MakeStack, submit, wait_state
-from tests.jobs.test_engine import pid_alive, read_pid
+from tests.pids import alive, read_pid
 
 GRACE_S = 3.0
 
@@ -83,7 +83,7 @@ def test_sigterm_hands_long_jobs_back_without_using_an_attempt_and_lets_short_on
         assert at(done["finished_at"]) > stopped_at
 
         # Nobody else reads cpu: handed back and waiting, its process killed and its temp dir removed.
-        wait_for(lambda: not pid_alive(long_pid), timeout_s=GRACE_S + 2, message="the child process to die")
+        wait_for(lambda: not alive(long_pid), timeout_s=GRACE_S + 2, message="the child process to die")
         waiting = wait_state(api, child_job["id"], "queued", timeout_s=5)
         assert waiting["attempt"] == 2 and waiting["error"] is None
         assert waiting["max_attempts"] == child_job["max_attempts"] + 1

@@ -16,7 +16,7 @@ from mediajobs.api.media_answers import media_answer, media_answers
 from mediajobs.api.openapi import HTTP_URL, link, problem, problems, success
 from mediajobs.api.problems import invalid
 from mediajobs.api.schemas import MediaAccepted, MediaDeleting, MediaPage
-from mediajobs.api.submissions import Answer, accepted, record_and_publish
+from mediajobs.api.submissions import accepted, record_and_publish
 from mediajobs.api.uploads import media_type, store_upload
 from mediajobs.db.models import Job, Media
 from mediajobs.db.session import Database
@@ -86,23 +86,32 @@ def import_media(
     media = assets.new_media(
         source={"type": "url", "url": body.url}, title=titles.from_url(body.url), pipeline=body.pipeline
     )
+    return _accept_new(request, db, media, "media.import", {"url": body.url}, scope=scope, key=key)
+
+
+def _accept_new(
+    request: Request,
+    db: Database,
+    media: Media,
+    kind: str,
+    params: dict[str, Any],
+    *,
+    scope: str,
+    key: str | None,
+) -> JSONResponse:
+    """Record a new asset with the job that works on it; 202 with both, located at the asset."""
     return accepted(
         request,
         db,
-        kind="media.import",
-        params={"url": body.url},
+        kind=kind,
+        params=params,
         media_id=media.id,
         scope=scope,
         key=key,
         media=media,
-        answer=_media_and_job(request, media),
+        answer=lambda job: {"media": media_answer(request, media, [job.id]), "job": job_public(job)},
         location=f"/api/v1/media/{media.id}",
     )
-
-
-def _media_and_job(request: Request, media: Media) -> Answer:
-    """The answer of a route that makes an asset: the asset and the job that works on it."""
-    return lambda job: {"media": media_answer(request, media, [job.id]), "job": job_public(job)}
 
 
 @router.post(
@@ -163,19 +172,9 @@ async def upload_media(
     media.source = {"type": "upload", "filename": stored.filename or None}
     media.title = titles.from_filename(stored.filename)
     media.title_search = titles.search_key(media.title)
+    process = {"pipeline": params.pipeline}
     return await run_in_threadpool(
-        lambda: accepted(
-            request,
-            db,
-            kind="media.process",
-            params={"pipeline": params.pipeline},
-            media_id=media.id,
-            scope=scope,
-            key=key,
-            media=media,
-            answer=_media_and_job(request, media),
-            location=f"/api/v1/media/{media.id}",
-        )
+        lambda: _accept_new(request, db, media, "media.process", process, scope=scope, key=key)
     )
 
 
