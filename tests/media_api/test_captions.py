@@ -11,6 +11,7 @@ from urllib.parse import urljoin
 import httpx
 import pytest
 
+from mediajobs.testing.servers import wait_for
 from mediajobs.toolkit import subtitles
 from tests.media_api.clips import Clips
 from tests.media_api.helpers import (
@@ -28,7 +29,6 @@ from tests.media_api.helpers import (
 )
 from tests.media_api.stacks import MediaStack, StackPool
 from tests.media_api.test_playback_tokens import KEY, keyed_client, token_of
-from tests.servers import wait_for
 
 SRT = b"""1
 00:00:00,500 --> 00:00:01,500
