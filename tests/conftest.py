@@ -73,9 +73,8 @@ def make_stack(
         values = stack_env(
             directory,
             broker_url=broker_url or redis_server.new_url(),
-            database_url=database_url(backend, directory, request),
-            kind_modules=KINDS,
-            **env,
+            database_url=env.pop("database_url", None) or database_url(backend, directory, request),
+            **{"kind_modules": KINDS, **env},
         )
         stack = Stack(directory, {**values, **(extra_env or {})})
         stacks.append(stack)

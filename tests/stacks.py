@@ -149,6 +149,7 @@ class StackPool:
     ) -> MediaStack:
         directory = self.tmp.mktemp(f"stack-{name}")
         settings = {"kind_modules": KINDS, **env}
+        database = settings.pop("database_url", None) or database_url(backend, directory, self.request)
         if storage == "file":
             root = directory / "storage"
             root.mkdir()
@@ -163,7 +164,7 @@ class StackPool:
         values = stack_env(
             directory,
             broker_url=self.redis.new_url(),
-            database_url=database_url(backend, directory, self.request),
+            database_url=database,
             **settings,
         )
         if storage == "s3":
