@@ -26,10 +26,9 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.servers import REPO, PostgresServer, RedisServer, Stack, base_env, wait_for
-from tests.storage.moto_server import AWS_ENV, create_bucket, moto_endpoint
-
-__all__ = ["moto_endpoint"]  # the S3 server fixture, used here
+from mediajobs.testing.s3 import AWS_ENV, create_bucket
+from mediajobs.testing.servers import PostgresServer, RedisServer, wait_for
+from mediajobs.testing.stacks import CHECKOUT, Stack, base_env
 
 BASE_IMAGE = "docker.io/library/python:3.11-slim-bookworm"
 IMAGE = "localhost/mediajobs-test:latest"
@@ -64,7 +63,7 @@ def image() -> str:
         pytest.skip("podman on this machine needs root (rootful, runc with cgroupfs)")
     started = time.monotonic()
     base = subprocess.run(
-        ["bash", str(REPO / "scripts" / "container-base.sh")], capture_output=True, text=True, timeout=900
+        ["bash", str(CHECKOUT / "scripts" / "container-base.sh")], capture_output=True, text=True, timeout=900
     )
     if base.returncode != 0:
         pytest.skip(f"no base image, podman or runc here: {(base.stdout + base.stderr)[-600:]}")
@@ -78,10 +77,10 @@ def image() -> str:
         "-v",
         f"{CA_BUNDLE}:{CA_BUNDLE}:ro",
         "-f",
-        str(REPO / "deploy" / "Dockerfile"),
+        str(CHECKOUT / "deploy" / "Dockerfile"),
         "-t",
         IMAGE,
-        str(REPO),
+        str(CHECKOUT),
         timeout_s=1200,
         check=False,
     )

@@ -14,8 +14,9 @@ from pathlib import Path
 import pytest
 
 from mediajobs.config import Settings
+from mediajobs.testing.servers import free_port
+from mediajobs.testing.stacks import base_env
 from tests.hosts.composefile import ENV_EXAMPLE, read_env_file
-from tests.servers import base_env, free_port
 
 EXAMPLE = read_env_file(ENV_EXAMPLE)
 

@@ -28,10 +28,11 @@ import pytest
 from mediajobs import confine, process, sandbox
 from mediajobs.confine import SANDBOX_UID
 from mediajobs.sandbox import Sandbox
+from mediajobs.testing.servers import PostgresServer, wait_for
+from mediajobs.testing.up import Up
 from tests.egress.sites import running
 from tests.jail_probe import PROBE
-from tests.servers import PostgresServer, wait_for
-from tests.test_up import Up
+from tests.stacks import KINDS
 
 API_KEY = "jail-test-api-key-0123456789"
 AWS_SECRET = "jail-test-aws-secret-abcdef"
@@ -79,6 +80,7 @@ def up(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Up]:
     stack = Up(
         tmp_path_factory.mktemp("jail") / "up",
         MEDIAJOBS_API_KEYS=API_KEY,
+        MEDIAJOBS_KIND_MODULES=KINDS,
         AWS_SECRET_ACCESS_KEY=AWS_SECRET,
         MEDIAJOBS_IMPORT_PUBLIC_CIDRS="127.0.0.2/32",
         MEDIAJOBS_IMPORT_ALLOWED_PORTS="*",

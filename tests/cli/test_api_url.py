@@ -7,8 +7,9 @@ from pathlib import Path
 import pytest
 
 from mediajobs.config import Settings
+from mediajobs.testing.servers import free_port
+from mediajobs.testing.stacks import Stack
 from tests.cli.test_client import as_json, mediajobs
-from tests.servers import Stack, free_port
 
 sqlite_stack = pytest.mark.parametrize("stack", ["sqlite"], indirect=True)
 

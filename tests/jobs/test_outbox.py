@@ -13,9 +13,9 @@ from pathlib import Path
 
 from mediajobs.db.models import utcnow
 from mediajobs.jobs import lifecycle, outbox, states
+from mediajobs.testing.servers import wait_for
 from mediajobs.worker import runner
 from tests.jobs.conftest import Engine
-from tests.servers import wait_for
 
 
 def relay(engine: Engine) -> int:

@@ -8,9 +8,9 @@ from typing import Any
 
 import httpx
 
+from mediajobs.testing.servers import wait_for
 from tests.media_api.helpers import JSON, get_media, upload, wait_media
 from tests.media_api.stacks import MediaStack
-from tests.servers import wait_for
 
 
 def outputs_ready(

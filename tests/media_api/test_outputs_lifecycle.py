@@ -9,11 +9,11 @@ from urllib.parse import urljoin
 import httpx
 import pytest
 
+from mediajobs.testing.servers import wait_for
 from tests.media_api.clips import Clips
 from tests.media_api.helpers import JSON, fetch, get_media, upload, wait_gone, wait_job, wait_media
 from tests.media_api.outputs import by_type, outputs_ready
-from tests.media_api.stacks import STORAGES, MediaStack, StackPool
-from tests.servers import wait_for
+from tests.stacks import STORAGES, MediaStack, StackPool
 from tests.toolkit.indexclips import counter_clip, gray, index_of
 
 KEY = "outputs-key-0123456789"

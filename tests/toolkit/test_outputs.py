@@ -12,21 +12,21 @@ import pytest
 
 from mediajobs import process
 from mediajobs.toolkit import downloads, stills, storyboard
-from mediajobs.toolkit.hls.renditions import HlsOutput, transcode_hls
 from mediajobs.toolkit.probe import Probe, probe
 from mediajobs.toolkit.thumbnail import pick_thumbnail
 from tests.toolkit.frames import mono_pcm
 from tests.toolkit.indexclips import counter_clip, frame_shown_at, gray, index_of
+from tests.toolkit.ladders import Made, make_ladder
 
 
 @pytest.fixture(scope="module")
-def ladder(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Probe, HlsOutput, Path]:
+def ladder(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Probe, Made, Path]:
     """A 5.5 s counter clip (keyframes every 2 s) and its HLS ladder (its own stream, cut at 0 and 4 s)."""
     directory = tmp_path_factory.mktemp("outputs-ladder")
     src = counter_clip(directory / "counter.mp4", seconds=5.5)
     info = probe(src)
     out = directory / "hls"
-    return src, info, transcode_hls(src, out, info), out
+    return src, info, make_ladder(src, out, info), out
 
 
 def segments(out: Path, name: str) -> list[Path]:
@@ -65,7 +65,7 @@ def test_storyboard_vtt_cues_name_their_tiles() -> None:
 
 
 def test_storyboard_tiles_show_the_frame_at_each_cue_start_to_the_end(
-    ladder: tuple[Path, Probe, HlsOutput, Path], tmp_path: Path
+    ladder: tuple[Path, Probe, Made, Path], tmp_path: Path
 ) -> None:
     _, info, hls, out = ladder
     layout = storyboard.plan(info.duration, info.width or 0, info.height or 0)
@@ -80,7 +80,7 @@ def test_storyboard_tiles_show_the_frame_at_each_cue_start_to_the_end(
 
 @pytest.mark.parametrize("t", [0.0, 0.039, 0.04, 1.999, 2.0, 3.3, 5.46, 5.5])
 def test_still_is_the_frame_shown_at_its_time(
-    ladder: tuple[Path, Probe, HlsOutput, Path], t: float, tmp_path: Path
+    ladder: tuple[Path, Probe, Made, Path], t: float, tmp_path: Path
 ) -> None:
     _, info, hls, out = ladder
     files = segments(out, hls.ladder.names[0])
@@ -108,7 +108,7 @@ def test_sizes_for_each_fit_mode() -> None:
 
 
 def test_remuxed_mp4_and_m4a_keep_every_frame_and_sample_in_sync(
-    ladder: tuple[Path, Probe, HlsOutput, Path], tmp_path: Path
+    ladder: tuple[Path, Probe, Made, Path], tmp_path: Path
 ) -> None:
     src, info, hls, out = ladder
     mp4, m4a = tmp_path / "a.mp4", tmp_path / "a.m4a"
@@ -143,9 +143,7 @@ def test_remuxed_mp4_and_m4a_keep_every_frame_and_sample_in_sync(
         assert np.array_equal(mono_pcm(path), expected), path
 
 
-def test_thumbnail_says_which_frame_it_shows(
-    ladder: tuple[Path, Probe, HlsOutput, Path], tmp_path: Path
-) -> None:
+def test_thumbnail_says_which_frame_it_shows(ladder: tuple[Path, Probe, Made, Path], tmp_path: Path) -> None:
     src, info, _, _ = ladder
     thumb, shown_s = pick_thumbnail(src, tmp_path / "t.jpg", info)
     assert shown_s is not None

@@ -11,7 +11,7 @@ import httpx
 import pytest
 from playwright.sync_api import Locator, Page, expect
 
-from tests.servers import Stack
+from mediajobs.testing.stacks import Stack
 from tests.web.conftest import screenshot
 from tests.web.test_media_ui import clip, derived_card, new_asset_of, open_asset, upload, wait_ready
 

@@ -10,8 +10,8 @@ import httpx
 import pytest
 from playwright.sync_api import Page, expect
 
+from mediajobs.testing.stacks import Stack
 from tests.media_api.outputs import outputs_ready
-from tests.servers import Stack
 from tests.toolkit.indexclips import counter_clip, frame_shown_at, gray, index_of
 from tests.web.conftest import screenshot
 from tests.web.test_media_ui import open_asset
