@@ -13,10 +13,10 @@ import httpx
 import pytest
 
 from mediajobs.cli.args import parse_crop, parse_range, parse_region, parse_time
+from mediajobs.testing.stacks import Stack
 from tests.cli.test_client import as_json, mediajobs, sqlite_stack
 from tests.clips import MakeClip
 from tests.conftest import MakeStack
-from tests.servers import Stack
 
 
 @pytest.mark.parametrize(

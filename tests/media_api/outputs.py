@@ -10,7 +10,7 @@ import httpx
 
 from mediajobs.testing.servers import wait_for
 from tests.media_api.helpers import JSON, get_media, upload, wait_media
-from tests.media_api.stacks import MediaStack
+from tests.stacks import MediaStack
 
 
 def outputs_ready(

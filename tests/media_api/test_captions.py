@@ -27,8 +27,8 @@ from tests.media_api.helpers import (
     wait_job,
     wait_media,
 )
-from tests.media_api.stacks import MediaStack, StackPool
 from tests.media_api.test_playback_tokens import KEY, keyed_client, token_of
+from tests.stacks import MediaStack, StackPool
 
 SRT = b"""1
 00:00:00,500 --> 00:00:01,500

@@ -26,7 +26,7 @@ from tests.media_api.helpers import (
     wait_job,
     wait_media,
 )
-from tests.media_api.stacks import MediaStack
+from tests.stacks import MediaStack
 from tests.toolkit.frames import mono_pcm, tone_onsets
 from tests.toolkit.opsclips import cached_clip
 from tests.toolkit.smartclips import AUDIO_FRAME_S, FPS, gray, indices, marked_clip

@@ -15,7 +15,7 @@ from mediajobs import process
 from tests.media_api.clips import Clips
 from tests.media_api.helpers import JSON, fetch, get_media, problem, wait_job
 from tests.media_api.outputs import by_type, outputs_ready, ready_with_outputs
-from tests.media_api.stacks import MediaStack
+from tests.stacks import MediaStack
 from tests.toolkit.frames import mono_pcm
 
 

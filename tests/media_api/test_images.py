@@ -23,7 +23,7 @@ from tests.media_api.helpers import (
     wait_gone,
 )
 from tests.media_api.outputs import ready_with_outputs
-from tests.media_api.stacks import MediaStack, StackPool
+from tests.stacks import MediaStack, StackPool
 from tests.toolkit.indexclips import FPS, counter_clip, frame_shown_at, gray, index_of
 
 SECONDS = 12.0

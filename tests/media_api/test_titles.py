@@ -16,7 +16,7 @@ from tests.media_api.helpers import (
     wait_job,
     wait_media,
 )
-from tests.media_api.stacks import MediaStack
+from tests.stacks import MediaStack
 
 
 def test_an_upload_is_titled_by_its_file_name(file_api: httpx.Client, clips: Clips) -> None:

@@ -22,11 +22,11 @@ import pytest
 from tusclient.client import TusClient
 
 from mediajobs.testing.files import MEDIA_MAGIC, media_like
+from mediajobs.testing.servers import free_port, wait_for
 from tests.media_api.clips import Clips
 from tests.media_api.cutter import CuttingProxy
 from tests.media_api.helpers import fetch, wait_media
-from tests.media_api.stacks import MediaStack, StackPool
-from tests.servers import free_port, wait_for
+from tests.stacks import MediaStack, StackPool
 
 TUS = {"Tus-Resumable": "1.0.0"}
 OCTETS = "application/offset+octet-stream"

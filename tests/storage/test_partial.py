@@ -17,8 +17,8 @@ from mediajobs.storage import Storage
 from mediajobs.storage.backends.local import LocalStorage
 from mediajobs.storage.backends.s3 import S3Storage
 from mediajobs.storage.partial import Partial, PartialLost
+from mediajobs.testing.s3 import CREDENTIALS, create_bucket
 from tests.storage.conftest import PART_SIZE
-from tests.storage.moto_server import CREDENTIALS, create_bucket
 from tests.storage.strict_s3 import strict_s3_endpoint
 
 __all__ = ["strict_s3_endpoint"]

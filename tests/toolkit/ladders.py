@@ -1,11 +1,12 @@
 """A ladder made on this machine by the toolkit calls `media.process` makes, in its order, without storage.
 
-`media.process` (media/kinds/transcode.py) plans the ladder, cuts the source's own stream into the top
-rendition when it can (`remux`, then `copy_is_exact`; if a segment would not start clean it plans again with
-every rung encoded), makes the audio once (`encode_audio`, unless the remux copied it), encodes the other
-rungs in one decode or chunk by chunk (`encode`), and writes every playlist and the master with bandwidths
-measured from the segments. `make_ladder` does the same into a directory, so the toolkit's tests check what
-production makes.
+`media.process` (media/kinds/transcode.py, media/faststart.py) plans the ladder on the source's whole index
+(as a reprocess or a short source does; a long first processing cuts a prefix first, which
+tests/media_api/test_fast_start checks), cuts the source's own stream into the top rendition when it can
+(`remux`, then `copy_is_exact`; if a segment would not start clean it plans again with every rung encoded),
+makes the audio once (`encode_audio`, unless the remux copied it), encodes the other rungs in one decode or
+chunk by chunk (`encode`), and writes every playlist and the master with bandwidths measured from the
+segments. `make_ladder` does the same into a directory, so the toolkit's tests check what production makes.
 """
 
 from __future__ import annotations

@@ -16,12 +16,12 @@ import httpx
 import pytest
 from playwright.sync_api import Browser, Page, expect
 
+from mediajobs.testing.s3 import create_bucket, with_test_credentials
+from mediajobs.testing.servers import RedisServer, free_port, wait_for
+from mediajobs.testing.stacks import Stack, stack_env
 from tests.media_api.cutter import CuttingProxy
-from tests.servers import RedisServer, Stack, free_port, wait_for
-from tests.storage.moto_server import AWS_ENV, create_bucket, moto_endpoint
-from tests.web.conftest import DESKTOP, open_page, screenshot, stack_env
-
-__all__ = ["moto_endpoint"]
+from tests.stacks import KINDS
+from tests.web.conftest import DESKTOP, open_page, screenshot
 
 TUS = {"Tus-Resumable": "1.0.0"}
 
@@ -44,15 +44,13 @@ def tus_stack(
 ) -> Iterator[tuple[Stack, list[int]]]:
     """An API + worker and a second API process on the same database, broker and storage."""
     directory = tmp_path_factory.mktemp(f"web-tus-{request.param}")
-    extra = {}
     if request.param == "file":
-        extra["MEDIAJOBS_STORAGE_URL"] = f"file://{directory / 'storage'}"
+        storage = {"storage_url": f"file://{directory / 'storage'}"}
     else:
         endpoint: str = request.getfixturevalue("moto_endpoint")
-        extra.update(AWS_ENV)
-        extra["MEDIAJOBS_STORAGE_URL"] = f"s3://{create_bucket(endpoint)}/web"
-        extra["MEDIAJOBS_S3_ENDPOINT_URL"] = endpoint
-    stack = Stack(directory, stack_env(directory, redis_server, **extra))
+        storage = {"storage_url": f"s3://{create_bucket(endpoint)}/web", "s3_endpoint_url": endpoint}
+    env = stack_env(directory, broker_url=redis_server.new_url(), kind_modules=KINDS, **storage)
+    stack = Stack(directory, with_test_credentials(env) if request.param == "s3" else env)
     second: subprocess.Popen[bytes] | None = None
     try:
         stack.start_api()
