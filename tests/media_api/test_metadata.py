@@ -13,7 +13,7 @@ import pytest
 
 from tests.media_api.helpers import JSON, wait_job
 from tests.media_api.outputs import outputs_ready, ready_with_outputs
-from tests.media_api.stacks import MediaStack
+from tests.stacks import MediaStack
 from tests.toolkit.tagged import CONTAINERS, MARKER, leaks, tagged_source
 
 CONTENT_TYPES = {"mp4": "video/mp4", "mov": "video/quicktime", "mkv": "video/x-matroska", "ts": "video/mp2t"}

@@ -12,11 +12,11 @@ from mediajobs.toolkit import downloads, stills, storyboard
 from mediajobs.toolkit.clip import Crop, render_clip
 from mediajobs.toolkit.cut import remove_frames
 from mediajobs.toolkit.hls.ladder import AUDIO
-from mediajobs.toolkit.hls.renditions import transcode_hls
 from mediajobs.toolkit.mask import Region, apply_mask
 from mediajobs.toolkit.probe import probe
 from mediajobs.toolkit.smart.render import smart_cut, smart_mask
 from mediajobs.toolkit.thumbnail import make_thumbnail
+from tests.toolkit.ladders import make_ladder
 from tests.toolkit.tagged import CONTAINERS, MARKER, SIZE, leaks, tagged_source
 
 SQUARE = Crop("1:1")
@@ -39,7 +39,7 @@ def test_no_output_of_the_toolkit_carries_the_sources_metadata(tagged: Path, tmp
     info = probe(tagged)
     made: list[Path] = []
     # The ladder: the source's own stream cut into segments (the MP3 of the Matroska file makes it encode).
-    hls = transcode_hls(tagged, tmp_path / "hls", info)
+    hls = make_ladder(tagged, tmp_path / "hls", info)
     assert (hls.ladder.fast_start is None) == (tagged.suffix != ".mkv"), hls.ladder.fast_start
     video = sorted((tmp_path / "hls" / hls.ladder.names[0]).glob("seg_*.ts"))
     audio = sorted((tmp_path / "hls" / AUDIO).glob("seg_*.ts"))
