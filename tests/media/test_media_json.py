@@ -65,36 +65,40 @@ RUNG_360 = {"height": 360, "width": 640, "bandwidth": 950_000, "path": "360p/ind
 FILES = f"http://127.0.0.1:8000/api/v1/media/{MEDIA_ID}/files"
 REMOTE = f"https://media.example.com/api/v1/media/{MEDIA_ID}/files"
 
-# (asset, base URL, playback token, jobs) -> the JSON the API answers, keys in this order.
+# The JSON of `media()`, every key in the order the API writes it; each case says what differs.
+PENDING = {
+    "id": MEDIA_ID,
+    "title": "talk",
+    "state": "pending",
+    "source": {"type": "url", "url": "https://videos.example/talk.mp4"},
+    "parent_id": None,
+    "original": None,
+    "probe": None,
+    "hls": None,
+    "thumbnail_url": None,
+    "error": None,
+    "upload": None,
+    "playable_at": None,
+    "jobs": [JOB],
+    "pipeline": ["hls", "thumbnail"],
+    "thumbnail_error": None,
+    "captions": [],
+    "downloads": [],
+    "storyboard": None,
+    "created_at": "2026-03-01T12:00:00Z",
+    "updated_at": "2026-03-01T12:00:05.250000Z",
+}
+
+
+def answer(**changes: Any) -> dict[str, Any]:
+    """PENDING with `changes`, in PENDING's key order."""
+    assert set(changes) <= set(PENDING), set(changes) - set(PENDING)
+    return {**PENDING, **changes}
+
+
+# (asset, base URL, playback token, jobs, the JSON the API answers)
 CASES: dict[str, tuple[Media, str, str | None, list[str], dict[str, Any]]] = {
-    "import-accepted": (
-        media(),
-        "http://127.0.0.1:8000/",
-        None,
-        [JOB],
-        {
-            "id": MEDIA_ID,
-            "title": "talk",
-            "state": "pending",
-            "source": {"type": "url", "url": "https://videos.example/talk.mp4"},
-            "parent_id": None,
-            "original": None,
-            "probe": None,
-            "hls": None,
-            "thumbnail_url": None,
-            "error": None,
-            "upload": None,
-            "playable_at": None,
-            "jobs": [JOB],
-            "pipeline": ["hls", "thumbnail"],
-            "thumbnail_error": None,
-            "captions": [],
-            "downloads": [],
-            "storyboard": None,
-            "created_at": "2026-03-01T12:00:00Z",
-            "updated_at": "2026-03-01T12:00:05.250000Z",
-        },
-    ),
+    "import-accepted": (media(), "http://127.0.0.1:8000/", None, [JOB], PENDING),
     "upload-processing": (
         media(
             state=assets.PROCESSING,
@@ -106,24 +110,12 @@ CASES: dict[str, tuple[Media, str, str | None, list[str], dict[str, Any]]] = {
         "http://127.0.0.1:8000",
         None,
         [JOB],
-        {
-            "id": MEDIA_ID,
-            "title": "talk",
-            "state": "processing",
-            "source": {"type": "upload", "filename": "talk.mp4"},
-            "parent_id": None,
-            "original": {"size": 812345, "content_type": "video/mp4", "filename": "talk.mp4"},
-            "probe": None,
-            "hls": None,
-            "thumbnail_url": None,
-            "error": None,
-            "upload": None,
-            "playable_at": None,
-            "jobs": [JOB],
-            "pipeline": ["thumbnail"],
-            "thumbnail_error": None,
-            "captions": [],
-            "downloads": [
+        answer(
+            state="processing",
+            source={"type": "upload", "filename": "talk.mp4"},
+            original={"size": 812345, "content_type": "video/mp4", "filename": "talk.mp4"},
+            pipeline=["thumbnail"],
+            downloads=[
                 {
                     "type": "original",
                     "height": None,
@@ -133,10 +125,7 @@ CASES: dict[str, tuple[Media, str, str | None, list[str], dict[str, Any]]] = {
                     "ready": True,
                 }
             ],
-            "storyboard": None,
-            "created_at": "2026-03-01T12:00:00Z",
-            "updated_at": "2026-03-01T12:00:05.250000Z",
-        },
+        ),
     ),
     "playable-early-with-token": (
         media(
@@ -149,15 +138,11 @@ CASES: dict[str, tuple[Media, str, str | None, list[str], dict[str, Any]]] = {
         "http://127.0.0.1:8000/",
         "pt.abc",
         [JOB, "second-job"],
-        {
-            "id": MEDIA_ID,
-            "title": "talk",
-            "state": "processing",
-            "source": {"type": "url", "url": "https://videos.example/talk.mp4"},
-            "parent_id": None,
-            "original": {"size": 812345, "content_type": "video/mp4", "filename": "talk.mp4"},
-            "probe": PROBE,
-            "hls": {
+        answer(
+            state="processing",
+            original={"size": 812345, "content_type": "video/mp4", "filename": "talk.mp4"},
+            probe=PROBE,
+            hls={
                 "master_url": f"{FILES}/hls/4f2a9c1d0e/master.m3u8?token=pt.abc",
                 "variants": [
                     {
@@ -176,15 +161,9 @@ CASES: dict[str, tuple[Media, str, str | None, list[str], dict[str, Any]]] = {
                     },
                 ],
             },
-            "thumbnail_url": None,
-            "error": None,
-            "upload": None,
-            "playable_at": "2026-03-01T12:00:03Z",
-            "jobs": [JOB, "second-job"],
-            "pipeline": ["hls", "thumbnail"],
-            "thumbnail_error": None,
-            "captions": [],
-            "downloads": [
+            playable_at="2026-03-01T12:00:03Z",
+            jobs=[JOB, "second-job"],
+            downloads=[
                 {
                     "type": "original",
                     "height": 480,
@@ -194,10 +173,7 @@ CASES: dict[str, tuple[Media, str, str | None, list[str], dict[str, Any]]] = {
                     "ready": True,
                 }
             ],
-            "storyboard": None,
-            "created_at": "2026-03-01T12:00:00Z",
-            "updated_at": "2026-03-01T12:00:05.250000Z",
-        },
+        ),
     ),
     # Versions made before fast start list only finished variants, without `ready` (or `width`).
     "ready-from-before-fast-start": (
@@ -212,15 +188,11 @@ CASES: dict[str, tuple[Media, str, str | None, list[str], dict[str, Any]]] = {
         "https://media.example.com",
         None,
         [],
-        {
-            "id": MEDIA_ID,
-            "title": "talk",
-            "state": "ready",
-            "source": {"type": "url", "url": "https://videos.example/talk.mp4"},
-            "parent_id": None,
-            "original": {"size": 812345, "content_type": "video/mp4", "filename": "talk.mp4"},
-            "probe": PROBE,
-            "hls": {
+        answer(
+            state="ready",
+            original={"size": 812345, "content_type": "video/mp4", "filename": "talk.mp4"},
+            probe=PROBE,
+            hls={
                 "master_url": f"{REMOTE}/hls/4f2a9c1d0e/master.m3u8",
                 "variants": [
                     {
@@ -232,15 +204,9 @@ CASES: dict[str, tuple[Media, str, str | None, list[str], dict[str, Any]]] = {
                     }
                 ],
             },
-            "thumbnail_url": f"{REMOTE}/thumbnail/4f2a9c1d0e.jpg",
-            "error": None,
-            "upload": None,
-            "playable_at": None,
-            "jobs": [],
-            "pipeline": ["hls", "thumbnail"],
-            "thumbnail_error": None,
-            "captions": [],
-            "downloads": [
+            thumbnail_url=f"{REMOTE}/thumbnail/4f2a9c1d0e.jpg",
+            jobs=[],
+            downloads=[
                 {
                     "type": "original",
                     "height": 480,
@@ -250,10 +216,7 @@ CASES: dict[str, tuple[Media, str, str | None, list[str], dict[str, Any]]] = {
                     "ready": True,
                 }
             ],
-            "storyboard": None,
-            "created_at": "2026-03-01T12:00:00Z",
-            "updated_at": "2026-03-01T12:00:05.250000Z",
-        },
+        ),
     ),
     "ready-audio-only-without-thumbnail": (
         media(
@@ -275,14 +238,10 @@ CASES: dict[str, tuple[Media, str, str | None, list[str], dict[str, Any]]] = {
         "http://127.0.0.1:8000/",
         "pt.xyz",
         [JOB],
-        {
-            "id": MEDIA_ID,
-            "title": "talk",
-            "state": "ready",
-            "source": {"type": "url", "url": "https://videos.example/talk.mp4"},
-            "parent_id": None,
-            "original": {"size": 812345, "content_type": "audio/mp4", "filename": None},
-            "probe": {
+        answer(
+            state="ready",
+            original={"size": 812345, "content_type": "audio/mp4", "filename": None},
+            probe={
                 "duration": 12.0,
                 "width": None,
                 "height": None,
@@ -291,7 +250,7 @@ CASES: dict[str, tuple[Media, str, str | None, list[str], dict[str, Any]]] = {
                 "audio_codec": "aac",
                 "size": 812345,
             },
-            "hls": {
+            hls={
                 "master_url": f"{FILES}/hls/4f2a9c1d0e/master.m3u8?token=pt.xyz",
                 "variants": [
                     {
@@ -303,15 +262,9 @@ CASES: dict[str, tuple[Media, str, str | None, list[str], dict[str, Any]]] = {
                     }
                 ],
             },
-            "thumbnail_url": None,
-            "error": None,
-            "upload": None,
-            "playable_at": "2026-03-01T12:00:03Z",
-            "jobs": [JOB],
-            "pipeline": ["hls", "thumbnail"],
-            "thumbnail_error": {"code": "no_video", "message": "the source has no video stream"},
-            "captions": [],
-            "downloads": [
+            playable_at="2026-03-01T12:00:03Z",
+            thumbnail_error={"code": "no_video", "message": "the source has no video stream"},
+            downloads=[
                 {
                     "type": "original",
                     "height": None,
@@ -321,10 +274,7 @@ CASES: dict[str, tuple[Media, str, str | None, list[str], dict[str, Any]]] = {
                     "ready": True,
                 }
             ],
-            "storyboard": None,
-            "created_at": "2026-03-01T12:00:00Z",
-            "updated_at": "2026-03-01T12:00:05.250000Z",
-        },
+        ),
     ),
     "failed": (
         media(
@@ -334,28 +284,10 @@ CASES: dict[str, tuple[Media, str, str | None, list[str], dict[str, Any]]] = {
         "http://127.0.0.1:8000/",
         None,
         [JOB],
-        {
-            "id": MEDIA_ID,
-            "title": "talk",
-            "state": "failed",
-            "source": {"type": "url", "url": "https://videos.example/talk.mp4"},
-            "parent_id": None,
-            "original": None,
-            "probe": None,
-            "hls": None,
-            "thumbnail_url": None,
-            "error": {"code": "unsupported_media", "message": "the source is corrupt between 4.0 and 8.0 s"},
-            "upload": None,
-            "playable_at": None,
-            "jobs": [JOB],
-            "pipeline": ["hls", "thumbnail"],
-            "thumbnail_error": None,
-            "captions": [],
-            "downloads": [],
-            "storyboard": None,
-            "created_at": "2026-03-01T12:00:00Z",
-            "updated_at": "2026-03-01T12:00:05.250000Z",
-        },
+        answer(
+            state="failed",
+            error={"code": "unsupported_media", "message": "the source is corrupt between 4.0 and 8.0 s"},
+        ),
     ),
     "derived-by-a-mask-without-pipeline": (
         media(
@@ -370,32 +302,15 @@ CASES: dict[str, tuple[Media, str, str | None, list[str], dict[str, Any]]] = {
         "http://127.0.0.1:8000/",
         None,
         [JOB],
-        {
-            "id": MEDIA_ID,
-            "title": "talk",
-            "state": "pending",
-            "source": {
+        answer(
+            source={
                 "parent_id": PARENT_ID,
                 "type": "mask",
                 "regions": [{"x": 0, "y": 0, "w": 100, "h": 50, "start": 0.0, "end": None, "style": "blur"}],
             },
-            "parent_id": PARENT_ID,
-            "original": None,
-            "probe": None,
-            "hls": None,
-            "thumbnail_url": None,
-            "error": None,
-            "upload": None,
-            "playable_at": None,
-            "jobs": [JOB],
-            "pipeline": None,
-            "thumbnail_error": None,
-            "captions": [],
-            "downloads": [],
-            "storyboard": None,
-            "created_at": "2026-03-01T12:00:00Z",
-            "updated_at": "2026-03-01T12:00:05.250000Z",
-        },
+            parent_id=PARENT_ID,
+            pipeline=None,
+        ),
     ),
 }
 
