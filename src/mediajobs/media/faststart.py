@@ -24,9 +24,11 @@ source of up to a minute is cut whole before it is published.
 
 from __future__ import annotations
 
+import contextvars
 import logging
 import shutil
 import uuid
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -78,18 +80,35 @@ class Start:
     lead: Lead | None = None
 
 
+def scan_ahead(pool: ThreadPoolExecutor, src: Path) -> Future[VideoIndex]:
+    """The packets of the source's first PREFIX_S seconds, read while the source is probed."""
+    run = contextvars.copy_context().run  # the job's cancel signal and limits go with it
+    return pool.submit(run, packets.scan, src, duration_s=PREFIX_S, until_s=PREFIX_S)
+
+
 def start(
-    ctx: JobContext, media_id: str, src: Path, info: Probe, versions: list[str], *, early: bool
+    ctx: JobContext,
+    media_id: str,
+    src: Path,
+    info: Probe,
+    versions: list[str],
+    *,
+    early: bool,
+    ahead: Future[VideoIndex] | None = None,
 ) -> Start:
     """Plan the version's ladder and make (and, when `early`, publish) what plays first.
 
-    Every version begun is appended to `versions` before anything of it is stored.
+    Every version begun is appended to `versions` before anything of it is stored. `ahead`: the prefix
+    index `scan_ahead` read meanwhile.
     """
     if not info.has_video:
         return Start(_begin(ctx, media_id, ladders.plan(info, None), info, versions), None, {})
     until = packets.prefix_s(info.duration, PREFIX_S) if early else None
     first_s = LEAD_S if early else None
-    index = packets.scan(src, duration_s=info.duration, until_s=until)
+    if until is not None and ahead is not None:
+        index = ahead.result()
+    else:
+        index = packets.scan(src, duration_s=info.duration, until_s=until)
     complete = until is None
     head = ladders.plan(info, index, complete=complete, first_s=first_s)
     if head.fast_start is None and not complete and len(head.grid):

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import shutil
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +31,7 @@ from mediajobs.media.kinds import HOUR
 from mediajobs.media.operations import ProcessParams
 from mediajobs.media.originals import fetch_original, probe_source, require_media
 from mediajobs.storage import for_process
+from mediajobs.toolkit import packets
 from mediajobs.toolkit.hls import grid as grids
 from mediajobs.toolkit.hls import ladder as ladders
 from mediajobs.toolkit.hls import playlists, renditions
@@ -63,7 +65,27 @@ def process_media(ctx: JobContext, params: ProcessParams) -> Any:
         )
     src = fetch_original(ctx, media)
     ctx.progress(1, "Probing")
-    info = probe_source(ctx, src)
+    early = not params.reprocess
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        # What plays first needs the first seconds' packets only: read them while the source is probed.
+        ahead = faststart.scan_ahead(pool, src) if early and "hls" in params.pipeline else None
+        try:
+            info = probe_source(ctx, src)
+        finally:
+            if ahead is not None:
+                wait([ahead])
+        return _process(ctx, params, media, src, info, ahead)
+
+
+def _process(
+    ctx: JobContext,
+    params: ProcessParams,
+    media: Any,
+    src: Path,
+    info: Probe,
+    ahead: Future[packets.VideoIndex] | None,
+) -> Any:
+    early = not params.reprocess
     thumb = builds.Thumb(media.thumbnail, None, None)
     # A poster someone chose stays: the original is the same, so is the frame they chose.
     chosen = bool(media.thumbnail and (media.poster or {}).get("chosen"))
@@ -74,10 +96,11 @@ def process_media(ctx: JobContext, params: ProcessParams) -> Any:
         return builds.finish(ctx, media.id, info, media.hls, thumb, pipeline=params.pipeline)
     # Versions an earlier attempt left unfinished (its worker died) are removed.
     abandon_builds(ctx.services, media.id)
-    early = not params.reprocess
     versions: list[str] = []
     with removed_if_taken_over(ctx, versions):
-        begun = faststart.start(ctx, media.id, src, info, versions, early=early)
+        # A source without video has no packets for the look-ahead to find: that is no error here.
+        ahead = ahead if ahead is not None and info.has_video and ahead.exception() is None else None
+        begun = faststart.start(ctx, media.id, src, info, versions, early=early, ahead=ahead)
         build, index = begun.build, begun.index
         # After a lead: the first segment of every other rung, so the master can list them all.
         first = _lead_rest(ctx, build, src, begun.lead) if begun.lead else None
