@@ -300,12 +300,14 @@ def media_ended(job: Job, services: Services) -> None:
             extra={**(media.extra or {}), "last_error": error},
         )
         return
-    withdrawn = {} if whole else {"hls": None, "playable_at": None}
+    # Whatever a failing first processing published goes with it (a ready asset's stream stays: a failed
+    # reprocess does not move it).
     assets.update_media(
         services,
         media.id,
         only_from=(assets.PENDING, assets.IMPORTING, assets.PROCESSING),
         state=assets.FAILED,
         error=error,
-        **withdrawn,
+        hls=None,
+        playable_at=None,
     )
