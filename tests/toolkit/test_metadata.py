@@ -15,6 +15,7 @@ from mediajobs.toolkit.hls.ladder import AUDIO
 from mediajobs.toolkit.mask import Region, apply_mask
 from mediajobs.toolkit.probe import probe
 from mediajobs.toolkit.smart.render import smart_cut, smart_mask
+from mediajobs.toolkit.sound import Range, Sound
 from mediajobs.toolkit.thumbnail import make_thumbnail
 from tests.toolkit.ladders import make_ladder
 from tests.toolkit.tagged import CONTAINERS, MARKER, SIZE, leaks, tagged_source
@@ -56,8 +57,10 @@ def test_no_output_of_the_toolkit_carries_the_sources_metadata(tagged: Path, tmp
     made += [mp4, m4a, still, gif, *sheets, thumbnail]
     # Derived files, smart (GOPs copied as they are, the SEI aside) and in full.
     region = [Region(10, 10, 80, 60, 1.2, 1.6, "black")]
+    bleeped = Sound("keep", (Range(0.5, 1.0, "bleep"),))
     reports = {
         "smart-masked.mp4": smart_mask(tagged, tmp_path / "smart-masked.mp4", info, region),
+        "bleeped.mp4": smart_mask(tagged, tmp_path / "bleeped.mp4", info, [], sound=bleeped),
         "smart-cut.mp4": smart_cut(tagged, tmp_path / "smart-cut.mp4", info, [(1.2, 1.6)]),
         "whole-clip.mp4": render_clip(tagged, tmp_path / "whole-clip.mp4", info, 0.0, info.duration),
         "clip.mp4": render_clip(tagged, tmp_path / "clip.mp4", info, 0.5, 2.5),
@@ -65,6 +68,7 @@ def test_no_output_of_the_toolkit_carries_the_sources_metadata(tagged: Path, tmp
     }
     assert {name: r.render for name, r in reports.items()} == {
         "smart-masked.mp4": "smart",
+        "bleeped.mp4": "smart",
         "smart-cut.mp4": "smart",
         "whole-clip.mp4": "smart",
         "clip.mp4": "smart",

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Literal, get_args
 
 from mediajobs.errors import InvalidParams, UnsupportedMedia
-from mediajobs.toolkit import cut, mask
+from mediajobs.toolkit import cut, sound
 from mediajobs.toolkit.ffmpeg import faststart_args, run_ffmpeg, sei_filter, thread_args, vfr_args
 from mediajobs.toolkit.inputs import input_args
 from mediajobs.toolkit.probe import Probe
@@ -182,5 +182,5 @@ def _copy_whole(src: Path, dst: Path, probe: Probe, *, on_progress: Callable[[fl
     args = [*input_args(src, duration_s=probe.duration)]
     if probe.has_video:
         args += ["-map", "0:V:0", "-c:v", "copy", "-bsf:v", str(sei_filter(probe.video_codec))]
-    args += [*mask.audio_args(probe, dst), *faststart_args(dst), str(dst)]
+    args += [*sound.kept_args(probe, dst), *faststart_args(dst), str(dst)]
     run_ffmpeg(args, probe.duration, on_progress, source=probe)

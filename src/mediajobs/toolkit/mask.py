@@ -2,7 +2,7 @@
 
 Each blur/pixelate region is cropped from the decoded frame, filtered at its own size and overlaid back, so
 the cost grows with the masked area rather than with the frame; black boxes are painted last so they always
-win where regions overlap. Video is re-encoded with libx264, the audio is stream-copied.
+win where regions overlap. Video is re-encoded with libx264; the sound is copied, or edited as `sound` says.
 """
 
 from __future__ import annotations
@@ -13,15 +13,13 @@ from pathlib import Path
 from typing import Literal, get_args
 
 from mediajobs.errors import InvalidParams, UnsupportedMedia
-from mediajobs.toolkit.ffmpeg import MP4_SUFFIXES, faststart_args, run_ffmpeg, thread_args, vfr_args
+from mediajobs.toolkit.ffmpeg import faststart_args, run_ffmpeg, thread_args, vfr_args
 from mediajobs.toolkit.inputs import input_args
 from mediajobs.toolkit.probe import Probe
+from mediajobs.toolkit.sound import KEEP, Sound, output_args
 
 Style = Literal["blur", "black", "pixelate"]
 STYLES: tuple[str, ...] = get_args(Style)
-
-# Audio codecs the mp4 muxer takes as they are; anything else (pcm, flac, vorbis) is re-encoded to AAC.
-MP4_AUDIO_CODECS = frozenset({"aac", "mp3", "ac3", "eac3", "opus", "alac"})
 
 
 class InvalidRegion(InvalidParams):
@@ -114,13 +112,19 @@ def build_mask_filter(regions: Sequence[Region], width: int, height: int) -> str
     return ";".join(chains)
 
 
-def audio_args(probe: Probe, dst: Path) -> list[str]:
-    """Copy the first audio stream, unless the mp4 muxer cannot hold its codec."""
-    if not probe.has_audio:
-        return []
-    if dst.suffix.lower() in MP4_SUFFIXES and probe.audio_codec not in MP4_AUDIO_CODECS:
-        return ["-map", "0:a:0", "-c:a", "aac", "-b:a", "192k"]
-    return ["-map", "0:a:0", "-c:a", "copy"]
+def checked(regions: Sequence[Region], sound: Sound, probe: Probe) -> tuple[list[Region], Sound]:
+    """The regions clipped to the frame and the sound checked against `probe`; InvalidRegion, InvalidSound or
+    UnsupportedMedia for a mask that does not fit it or changes nothing."""
+    if not regions and not sound.changes:
+        raise InvalidRegion(
+            "regions must list at least one region, unless the mask changes the sound (audio, audio_ranges)"
+        )
+    sound = sound.checked(probe)
+    if not regions:
+        return [], sound
+    if not probe.has_video or probe.width is None or probe.height is None:
+        raise UnsupportedMedia("masking regions needs a video stream")
+    return clip_regions(regions, probe.width, probe.height, probe.duration), sound
 
 
 def apply_mask(
@@ -132,13 +136,17 @@ def apply_mask(
     threads: int = 0,
     crf: int = 18,
     preset: str = "veryfast",
+    sound: Sound = KEEP,
     on_progress: Callable[[float], None] | None = None,
 ) -> Path:
-    """Write `src` with `regions` masked to `dst` (same size, frame rate and audio)."""
-    if not probe.has_video or probe.width is None or probe.height is None:
-        raise UnsupportedMedia("masking needs a video stream")
+    """Write `src` with `regions` masked and its `sound` edited to `dst` (same size and frame rate)."""
     dst = Path(dst)
-    clipped = clip_regions(regions, probe.width, probe.height, probe.duration)
+    clipped, sound = checked(regions, sound, probe)
+    if not probe.has_video or probe.width is None or probe.height is None:
+        # Sound alone: its pictures, if it had any, would have been masked above.
+        args = [*input_args(src, duration_s=probe.duration), *output_args(sound, probe, dst)]
+        run_ffmpeg([*args, *faststart_args(dst), str(dst)], probe.duration, on_progress, source=probe)
+        return dst
     graph = build_mask_filter(clipped, probe.width, probe.height)
     before, after = thread_args(threads)
     args = [
@@ -147,7 +155,7 @@ def apply_mask(
         "-filter_complex", graph,
         "-map", "[vout]",
         "-c:v", "libx264", "-preset", preset, "-crf", str(crf), *after, *vfr_args(),
-        *audio_args(probe, dst),
+        *output_args(sound, probe, dst),
         *faststart_args(dst),
         str(dst),
     ]  # fmt: skip

@@ -2,7 +2,8 @@
 
 `smart_cut` and `smart_mask` index the source's GOPs (`gops`), plan copy and encode spans (`plan`),
 render each span to a piece and join the pieces with the sound (`pieces`). Sound is never spliced: a cut
-encodes it once from the source, trimmed at the same frame times as the picture; a mask copies it. A source
+encodes it once from the source, trimmed at the same frame times as the picture; a mask copies it, or
+encodes it once, edited (`sound`). A mask that changes only the sound copies every picture. A source
 the procedure cannot reproduce exactly takes today's full re-encode (`cut.remove_frames`,
 `mask.apply_mask`), and the report says which path ran and why.
 """
@@ -37,6 +38,7 @@ from mediajobs.toolkit.smart.pieces import (
 )
 from mediajobs.toolkit.smart.plan import Span, kept_seconds, masked_frames, plan, removed_frames
 from mediajobs.toolkit.smart.work import Monotonic, Work
+from mediajobs.toolkit.sound import KEEP, Sound, copy_pictures, output_args
 
 log = logging.getLogger(__name__)
 
@@ -116,29 +118,40 @@ def smart_mask(
     crf: int = SMART_CRF,
     preset: str = "veryfast",
     max_gop_s: float = MAX_GOP_S,
+    sound: Sound = KEEP,
     on_progress: Callable[[float], None] | None = None,
 ) -> RenderReport:
-    """Write `src` with `regions` masked to `dst`, re-encoding only the GOPs a region shows in."""
+    """Write `src` with `regions` masked and its `sound` edited to `dst`, re-encoding only the GOPs a region
+    shows in (none when only the sound changes)."""
     src, dst = Path(src), Path(dst)
-    if not probe.has_video or probe.width is None or probe.height is None:
-        raise UnsupportedMedia("masking needs a video stream")
     for i, r in enumerate(regions):
         if not all(math.isfinite(t) for t in (r.start, 0.0 if r.end is None else r.end)):
             raise mask.InvalidRegion(f"regions[{i}] must have a finite start and end (or end: null)")
-    clipped = mask.clip_regions(regions, probe.width, probe.height, probe.duration)
+    clipped, sound = mask.checked(regions, sound, probe)
+    if not clipped:
+        if not probe.has_video:
+            mask.apply_mask(src, dst, probe, regions, sound=sound, on_progress=on_progress)
+            return RenderReport("full", probe.duration, 0.0, "there is no video stream")
+        if copy_pictures(src, dst, probe, sound, on_progress=on_progress):
+            return RenderReport("smart", 0.0, probe.duration)
+        reason = f"{probe.video_codec} video cannot be copied without the data it carries beside pictures"
+        mask.apply_mask(src, dst, probe, regions, sound=sound, threads=threads, on_progress=on_progress)
+        return RenderReport("full", probe.duration, 0.0, reason)
+    if not probe.has_video or probe.width is None or probe.height is None:
+        raise UnsupportedMedia("masking needs a video stream")
     progress = Monotonic(on_progress) if on_progress is not None else None
     try:
         index = _index(src, dst, probe, max_gop_s)
         spans = plan(index, changed=masked_frames(index, clipped))
         pixels = mask.build_mask_filter(clipped, probe.width, probe.height).replace("[0:v:0]", "[span]", 1)
         video = f"{pixels};[vout]setpts=PTS-STARTPTS,format={index.stream.pix_fmt}[v]"
-        sound = mask.audio_args(probe, dst)
-        return _render(src, dst, probe, index, spans, video, sound, index.time_s(0),
+        edited = output_args(sound, probe, dst)
+        return _render(src, dst, probe, index, spans, video, edited, index.time_s(0),
                        threads=threads, crf=crf, preset=preset, progress=progress)  # fmt: skip
     except (InexactSource, ProcessFailed) as exc:
         reason = _fallback(src, exc)
     rest = progress.rest() if progress is not None else None
-    mask.apply_mask(src, dst, probe, regions, threads=threads, on_progress=rest)
+    mask.apply_mask(src, dst, probe, regions, sound=sound, threads=threads, on_progress=rest)
     return RenderReport("full", probe.duration, 0.0, reason)
 
 
