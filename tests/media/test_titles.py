@@ -71,6 +71,20 @@ def test_a_chosen_title_keeps_markup_as_text_and_loses_what_hides_or_reorders_ch
 def test_derived_assets_are_named_for_what_made_them() -> None:
     mask = {"regions": [{"start": 2.0, "end": 5.0}, {"start": 2.0, "end": 5.0}, {"start": 8.5, "end": None}]}
     assert titles.derived("holiday", "mask", mask, 20.0) == "holiday — masked 0:02–0:05, 0:08.5–0:20"
+    sound = {
+        "regions": [{"start": 2.0, "end": 5.0}],
+        "audio": "keep",
+        "audio_ranges": [
+            {"start": 9.0, "end": 9.5, "style": "bleep"},
+            {"start": 1.0, "end": 2.0, "style": "mute"},
+            {"start": 3.0, "end": 4.0, "style": "bleep"},
+        ],
+    }
+    expected = "holiday — masked 0:02–0:05, muted 0:01–0:02, bleeped 0:03–0:04, 0:09–0:09.5"
+    assert titles.derived("holiday", "mask", sound, 20.0) == expected
+    removed, muted = {"regions": [], "audio": "remove"}, {"regions": [], "audio": "mute"}
+    assert titles.derived("holiday", "mask", removed, 20.0) == "holiday — without sound"
+    assert titles.derived("holiday", "mask", muted, 20.0) == "holiday — muted"
     cut = {"ranges": [{"start": 31.0, "end": 32.0}, {"start": 10.0, "end": 12.0}]}
     assert titles.derived("holiday", "remove_frames", cut, 40.0) == "holiday — cut 0:10–0:12, 0:31–0:32"
     clip = {"start": 20.0, "end": 30.0, "crop": None}

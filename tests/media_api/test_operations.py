@@ -86,7 +86,8 @@ def test_mask_makes_a_derived_asset_and_leaves_the_source_untouched(
         {"x": 500, "y": 0, "w": 140, "h": 60, "start": 0.5, "end": None, "style": "black"},
     ]
     done, derived = _derived(file_api, source, "mask", {"regions": regions})
-    assert done["params"] == {"regions": regions, "pipeline": None}  # the job runs with what was asked
+    # The job runs with what was asked (and the sound kept, as by default).
+    assert done["params"] == {"regions": regions, "audio": "keep", "audio_ranges": [], "pipeline": None}
     # Smart rendering says which path ran and how much of the video it re-encoded.
     assert done["result"]["render"] in ("smart", "full")
     assert done["result"]["reencoded_s"] >= 0 and "copied_s" in done["result"]
@@ -207,6 +208,16 @@ INVALID = [
     ("mask", {"regions": [{**REGION, "x": "left"}]}, ("x",)),
     ("mask", {"regions": [REGION], "colour": "red"}, ("colour",)),
     ("mask", {"regions": "everything"}, ("regions",)),
+    ("mask", {"audio_ranges": [{"start": 1.0, "end": 9.0}]}, ("end",)),  # after the 4 s video ends
+    ("mask", {"audio_ranges": [{"start": 4.5, "end": 5.0}]}, ("start",)),
+    ("mask", {"audio_ranges": [{"start": 2.0, "end": 1.0}]}, ("end", "start")),
+    ("mask", {"audio_ranges": [{"start": math.nan, "end": 1.0}]}, ("start",)),
+    ("mask", {"audio_ranges": [{"start": 0.0, "end": math.inf}]}, ("end",)),
+    ("mask", {"audio_ranges": [{"start": 1.0, "end": 2.0, "style": "beep"}]}, ("style",)),
+    ("mask", {"audio_ranges": [{"start": 1.0, "end": 2.0}, {"start": 1.5, "end": 3.0}]}, ("audio_ranges",)),
+    ("mask", {"audio": "remove", "audio_ranges": [{"start": 1.0, "end": 2.0}]}, ("audio_ranges",)),
+    ("mask", {"audio": "louder"}, ("audio",)),
+    ("mask", {"regions": [], "audio": "keep", "audio_ranges": []}, ("regions",)),
     ("remove-frames", {"ranges": []}, ("ranges",)),
     ("remove-frames", {}, ("ranges",)),
     ("remove-frames", {"ranges": [{"start": 2.0, "end": 1.0}]}, ("end", "start")),

@@ -28,7 +28,8 @@ def _clock(seconds: float | None) -> str:
 
 
 def describe_operation(source: dict[str, Any]) -> str | None:
-    """What made a derived asset, from its `source` ("mask: 10,20 100x50 from 2 s to 5 s, black")."""
+    """What made a derived asset, from its `source` ("mask: 10,20 100x50 from 0:02 to 0:05, black; sound
+    bleeped from 0:01 to 0:02")."""
     kind = source.get("type")
     if kind == "mask":
         regions = [
@@ -36,7 +37,13 @@ def describe_operation(source: dict[str, Any]) -> str | None:
             f"to {_clock(r.get('end'))}, {r.get('style', 'blur')}"
             for r in source.get("regions") or []
         ]
-        return "mask: " + "; ".join(regions)
+        sound = {"mute": ["sound muted"], "remove": ["sound removed"]}.get(source.get("audio") or "keep", [])
+        sound += [
+            f"sound {'bleeped' if r.get('style') == 'bleep' else 'muted'} from {_clock(r['start'])} "
+            f"to {_clock(r['end'])}"
+            for r in source.get("audio_ranges") or []
+        ]
+        return "mask: " + "; ".join(regions + sound)
     if kind == "remove_frames":
         ranges = [f"{_clock(r['start'])} to {_clock(r['end'])}" for r in source.get("ranges") or []]
         return "frames removed: " + "; ".join(ranges)

@@ -17,7 +17,7 @@ from mediajobs.errors import Conflict
 from mediajobs.jobs.hooks import Services
 from mediajobs.media import assets, titles
 from mediajobs.storage import for_process
-from mediajobs.toolkit import clip, cut, mask
+from mediajobs.toolkit import clip, cut, mask, sound
 from mediajobs.toolkit.probe import Probe
 
 
@@ -43,19 +43,55 @@ class RegionIn(BaseModel):
         return mask.Region(**self.model_dump())
 
 
+class AudioRangeIn(BaseModel):
+    """Seconds [start, end) of the sound to silence (`mute`) or cover with a 1 kHz tone (`bleep`)."""
+
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+    start: float = Field(ge=0)
+    end: float = Field(gt=0)
+    style: sound.Style = "mute"
+
+    @model_validator(mode="after")
+    def _order(self) -> AudioRangeIn:
+        if self.end <= self.start:
+            raise ValueError("end must be after start (ranges are [start, end) in seconds)")
+        return self
+
+    def to_range(self) -> sound.Range:
+        return sound.Range(self.start, self.end, self.style)
+
+
 class MaskCreate(BaseModel):
-    """Regions to mask into a new asset; the `media.mask` job it starts has this body as its params."""
+    """Regions to mask and what to do with the sound, into a new asset; the `media.mask` job it starts has
+    this body as its params."""
 
     model_config = ConfigDict(extra="forbid")
     kind: ClassVar[str] = "media.mask"
     operation: ClassVar[str] = "mask"
     list_field: ClassVar[str] = "regions"
-    regions: list[RegionIn] = Field(min_length=1, max_length=200)
+    regions: list[RegionIn] = Field(default_factory=list, max_length=200)
+    audio: sound.Mode = "keep"
+    audio_ranges: list[AudioRangeIn] = Field(default_factory=list, max_length=200)
     pipeline: assets.Pipeline | None = None
 
-    def clipped(self, width: int, height: int, duration: float) -> list[mask.Region]:
-        """The regions clipped to the frame; InvalidRegion naming one that masks nothing."""
-        return mask.clip_regions([r.to_region() for r in self.regions], width, height, duration)
+    @model_validator(mode="after")
+    def _changes_something(self) -> MaskCreate:
+        if self.audio_ranges and self.audio != "keep":
+            raise ValueError(
+                f'audio_ranges edit the kept sound; with audio "{self.audio}" leave them out '
+                '(or set audio to "keep")'
+            )
+        if not self.regions and not self.to_sound().changes:
+            raise ValueError('a mask needs regions, audio_ranges, or audio "mute" or "remove"')
+        return self
+
+    def to_sound(self) -> sound.Sound:
+        return sound.Sound(self.audio, tuple(r.to_range() for r in self.audio_ranges))
+
+    def checked(self, probe: Probe) -> tuple[list[mask.Region], sound.Sound]:
+        """The regions clipped to the frame and the sound checked; InvalidRegion or InvalidSound naming what
+        does not fit the source."""
+        return mask.checked([r.to_region() for r in self.regions], self.to_sound(), probe)
 
 
 class RangeIn(BaseModel):
@@ -160,9 +196,12 @@ def derive(db: Database, media_id: str, params: Derivation) -> Media:
     source = ready_source(db, media_id)
     probe = source.probe or {}
     if isinstance(params, MaskCreate):
-        if not probe.get("width") or not probe.get("height"):
-            raise Conflict(f"media {source.id} has no video to mask")
-        params.clipped(probe["width"], probe["height"], probe["duration"])
+        if params.regions and (not probe.get("width") or not probe.get("height")):
+            raise Conflict(f"media {source.id} has no video to mask; leave regions out to edit its sound")
+        if params.to_sound().changes and not probe.get("audio_codec"):
+            what = "audio_ranges" if params.audio_ranges else "audio"
+            raise Conflict(f"media {source.id} has no sound; leave {what} out")
+        params.checked(recorded_probe(probe))
     elif isinstance(params, ClipCreate):
         params.window(recorded_probe(probe))
     else:

@@ -103,12 +103,26 @@ def listed(spans: Sequence[str]) -> str:
     return shown if len(unique) <= MAX_LISTED else f"{shown} and {len(unique) - MAX_LISTED} more"
 
 
+def masked(params: dict[str, Any], duration: float | None) -> str:
+    """ "masked 0:02–0:05", "muted", "without sound", "bleeped 0:01–0:02", or several of them."""
+    regions = params.get("regions") or []
+    parts = []
+    if regions:
+        spans = [span(r.get("start") or 0.0, r.get("end"), duration) for r in regions]
+        parts.append(f"masked {listed(spans)}")
+    parts += {"mute": ["muted"], "remove": ["without sound"]}.get(params.get("audio") or "keep", [])
+    ranges = sorted(params.get("audio_ranges") or [], key=lambda r: r["start"])
+    for style, done in (("mute", "muted"), ("bleep", "bleeped")):
+        chosen = [span(r["start"], r["end"], duration) for r in ranges if r.get("style", "mute") == style]
+        if chosen:
+            parts.append(f"{done} {listed(chosen)}")
+    return ", ".join(parts) or "masked"
+
+
 def derived(parent_title: str, operation: str, params: dict[str, Any], duration: float | None) -> str:
     """The title of what an operation makes: "holiday — masked 0:02–0:05", "holiday — cut 0:10–0:12"."""
     if operation == "mask":
-        what = "masked " + listed(
-            [span(r.get("start") or 0.0, r.get("end"), duration) for r in params.get("regions") or []]
-        )
+        what = masked(params, duration)
     elif operation == "remove_frames":
         ranges = sorted(params.get("ranges") or [], key=lambda r: r["start"])
         what = "cut " + listed([span(r["start"], r["end"], duration) for r in ranges])

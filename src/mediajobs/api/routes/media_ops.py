@@ -26,10 +26,13 @@ from mediajobs.jobs.schemas import public as job_public
 from mediajobs.media import downloads, operations
 from mediajobs.media.operations import ClipCreate, Derivation, MaskCreate, RemoveFramesCreate, ReprocessCreate
 from mediajobs.toolkit.clip import InvalidClip
+from mediajobs.toolkit.sound import InvalidSound
 
 router = APIRouter(prefix="/api/v1/media", tags=["media operations"])
 # What every operation answers besides 202 (the Guard's and the handlers' statuses are added for all routes).
-NOT_READY = problems(404) | problem(409, "the asset is not ready (or has no probe data, or no video to mask)")
+NOT_READY = problems(404) | problem(
+    409, "the asset is not ready (or has no probe data, no video to mask or no sound to edit)"
+)
 DERIVED_LINKS = link("get_job", job_id="$response.body#/job/id") | link(
     "get_media", media_id="$response.body#/media/id"
 )
@@ -48,8 +51,9 @@ def _derive(
     """Record the derived asset and its job, whose params are the request body; 202 with both."""
     try:
         derived = operations.derive(db, media_id, params)
-    except InvalidClip as exc:
-        raise invalid([*exc.field.split(".")], str(exc)) from exc
+    except (InvalidClip, InvalidSound) as exc:
+        loc = [int(part) if part.isdigit() else part for part in exc.field.split(".")]
+        raise invalid(loc, str(exc)) from exc
     except InvalidParams as exc:
         raise item_problem(exc, getattr(params, "list_field", "body")) from exc
 
@@ -77,7 +81,7 @@ def _derive(
         202, "the mask job and the new asset it makes", JobAccepted, located=True, links=DERIVED_LINKS
     )
     | NOT_READY
-    | problem(422, "a region outside the frame or the duration, or a bad field"),
+    | problem(422, "a region or audio range outside the frame or the duration, or a bad field"),
 )
 def mask(
     media_id: str, body: MaskCreate, request: Request, db: DbDep, idempotency_key: IdempotencyHeader = None

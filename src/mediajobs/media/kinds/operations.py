@@ -24,6 +24,7 @@ from mediajobs.toolkit.analyze import analyze
 from mediajobs.toolkit.clip import render_clip
 from mediajobs.toolkit.probe import Probe
 from mediajobs.toolkit.smart.render import smart_cut, smart_mask
+from mediajobs.toolkit.sound import Sound
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +64,16 @@ def _finish_derived(ctx: JobContext, derived: Any, out: Path, filename: str) -> 
     return {"media_id": derived.id, "process_job": job_id}
 
 
+def _masking(regions: int, sound: Sound) -> str:
+    doing = [f"Masking {regions} region(s)"] if regions else []
+    if sound.mode != "keep":
+        doing.append("muting the sound" if sound.mode == "mute" else "removing the sound")
+    elif sound.ranges:
+        doing.append(f"editing {len(sound.ranges)} range(s) of the sound")
+    text = ", ".join(doing)
+    return text[0].upper() + text[1:]
+
+
 @job_kind(
     MaskCreate.kind,
     params=MaskCreate,
@@ -72,9 +83,9 @@ def _finish_derived(ctx: JobContext, derived: Any, out: Path, filename: str) -> 
     on_end=_derived_ended,
 )
 def mask_media(ctx: JobContext, params: MaskCreate) -> dict[str, Any]:
-    """Blur, black out or pixelate regions into a new asset."""
+    """Blur, black out or pixelate regions, and mute, bleep or remove the sound, into a new asset."""
     derived, src, info = _derive(ctx)
-    regions = params.clipped(info.width or 0, info.height or 0, info.duration)
+    regions, sound = params.checked(info)
     out = ctx.temp_dir / "masked.mp4"
     # Smart rendering: only the GOPs a region shows in are re-encoded (or all of it, saying why).
     report = smart_mask(
@@ -82,8 +93,9 @@ def mask_media(ctx: JobContext, params: MaskCreate) -> dict[str, Any]:
         out,
         info,
         regions,
+        sound=sound,
         threads=ctx.settings.effective_ffmpeg_threads,
-        on_progress=Phase(ctx, 1, 95, f"Masking {len(regions)} region(s)"),
+        on_progress=Phase(ctx, 1, 95, _masking(len(regions), sound)),
     )
     return {**_finish_derived(ctx, derived, out, "masked.mp4"), **report.public()}
 
