@@ -12,7 +12,7 @@ import click
 import httpx
 import pytest
 
-from mediajobs.cli.args import parse_crop, parse_range, parse_region, parse_time
+from mediajobs.cli.args import parse_audio_range, parse_crop, parse_range, parse_region, parse_time
 from mediajobs.testing.stacks import Stack
 from tests.cli.test_client import as_json, mediajobs, sqlite_stack
 from tests.clips import MakeClip
@@ -83,6 +83,38 @@ def test_ranges_crops_and_times_read_as_people_write_them() -> None:
         with pytest.raises(click.BadParameter) as refused:
             parse_crop(bad)
         assert says in refused.value.message
+
+
+def test_a_range_of_the_sound_is_start_end_then_a_style() -> None:
+    assert parse_audio_range("1.5-3") == {"start": 1.5, "end": 3.0, "style": "mute"}
+    assert parse_audio_range("1:05-1:10.5:Bleep") == {"start": 65.0, "end": 70.5, "style": "bleep"}
+    for bad, says in [
+        ("1-2:beep", "unknown style 'beep'; one of mute, bleep"),
+        ("1:05", "is not a range of the sound; write START-END[:style]"),
+        ("3-1:bleep", "the end (1) must come after the start (3)"),
+        ("1-nan", "a time is a number of seconds from 0"),
+    ]:
+        with pytest.raises(click.BadParameter) as refused:
+            parse_audio_range(bad)
+        assert says in refused.value.message, refused.value.message
+
+
+@pytest.mark.parametrize(
+    ("options", "says"),
+    [
+        ((), "give --region, --audio-range, or --audio mute|remove"),
+        (("--audio", "keep"), "this mask would change nothing"),
+        (("--audio", "remove", "--audio-range", "1-2"), "leave it out with --audio remove"),
+        (("--audio-range", "2-1"), "Invalid value for '--audio-range': '2-1': the end (1) must come after"),
+        (("--audio", "louder"), "'louder' is not one of 'keep', 'mute', 'remove'"),
+    ],
+)
+def test_a_mask_that_changes_nothing_or_a_bad_sound_option_exits_2_before_calling_the_api(
+    options: tuple[str, ...], says: str
+) -> None:
+    env = {"MEDIAJOBS_API_URL": "http://127.0.0.1:9"}  # nothing listens there: the API is never asked
+    result = mediajobs(env, "media", "mask", "some-id", *options)
+    assert result.returncode == 2 and says in result.stderr, result.stderr
 
 
 def test_a_bad_region_on_the_command_line_exits_2_before_calling_the_api() -> None:
@@ -176,6 +208,31 @@ def test_mask_cut_and_clip_make_new_assets_and_wait_for_them(stack: Stack, ready
 
     shown = mediajobs(stack.env, "media", "show", masked["id"])
     assert "made by" in shown.stdout and "0,0 64x64 from 0:01 to 0:02, black" in shown.stdout, shown.stdout
+
+
+@sqlite_stack
+def test_mask_bleeps_mutes_or_removes_the_sound(stack: Stack, ready: dict[str, Any]) -> None:
+    sound = ["--audio-range", "0.5-1:bleep", "--audio-range", "2-3"]
+    bleeped = as_json(
+        mediajobs(stack.env, "media", "mask", ready["id"], *sound, "--wait", "--json", timeout_s=180)
+    )
+    assert (
+        bleeped["state"] == "ready" and bleeped["title"] == "holiday — muted 0:02–0:03, bleeped 0:00.5–0:01"
+    )
+    assert bleeped["source"]["audio_ranges"] == [
+        {"start": 0.5, "end": 1.0, "style": "bleep"},
+        {"start": 2.0, "end": 3.0, "style": "mute"},
+    ]
+    shown = mediajobs(stack.env, "media", "show", bleeped["id"]).stdout
+    assert "mask: sound bleeped from 0:00.5 to 0:01; sound muted from 0:02 to 0:03" in shown, shown
+    region = ["--region", "0,0,64,64", "--audio", "remove"]
+    removed = as_json(
+        mediajobs(stack.env, "media", "mask", ready["id"], *region, "--wait", "--json", timeout_s=180)
+    )
+    assert removed["state"] == "ready" and removed["title"] == "holiday — masked 0:00–0:04, without sound"
+    assert removed["probe"]["audio_codec"] is None and removed["probe"]["width"] == 320, removed["probe"]
+    refused = mediajobs(stack.env, "media", "mask", ready["id"], "--audio-range", "3-9")
+    assert refused.returncode == 1 and "audio_ranges" in refused.stderr, refused.stderr
 
 
 @sqlite_stack

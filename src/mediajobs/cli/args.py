@@ -3,6 +3,7 @@
     time     12.5 | 1:05 | 1:05.5 | 1:02:03          (seconds, or minutes:seconds, or hours:minutes:seconds)
     range    START-END                              --range 1.5-3.0, --range 1:05-1:10.5
     region   x,y,w,h[,start[,end]][:style]          --region 10,20,320,180,2,5:black  (end "end": to the end)
+    sound    START-END[:style]                      --audio-range 1.5-3.0, --audio-range 1:05-1:10:bleep
     crop     ASPECT[@X]                             --crop 9:16, --crop 9:16@0.3
 
 Each parser raises click.BadParameter saying what was wrong and showing the right form.
@@ -17,9 +18,11 @@ from typing import Any
 import click
 
 STYLES = ("blur", "black", "pixelate")
+SOUND_STYLES = ("mute", "bleep")
 ASPECTS = ("9:16", "1:1", "4:5", "16:9")
 REGION_FORM = "x,y,w,h[,start[,end]][:style], e.g. 10,20,320,180 or 10,20,320,180,2,5:black"
 RANGE_FORM = "START-END in seconds (or m:ss), e.g. 1.5-3.0 or 1:05-1:10.5"
+AUDIO_RANGE_FORM = "START-END[:style] with style mute or bleep, e.g. 1.5-3.0 or 1:05-1:10:bleep"
 CROP_FORM = (
     f"ASPECT[@X] with ASPECT one of {', '.join(ASPECTS)} and X from 0 (left) to 1 (right), e.g. 9:16@0.3"
 )
@@ -55,6 +58,18 @@ def parse_range(text: str) -> dict[str, float]:
     if end <= start:
         raise click.BadParameter(f"{text!r}: the end ({parts[1]}) must come after the start ({parts[0]})")
     return {"start": start, "end": end}
+
+
+def parse_audio_range(text: str) -> dict[str, Any]:
+    """A range of the sound to mask (the API's `audio_ranges` item) from START-END[:style]."""
+    body, style = text.strip(), "mute"
+    if found := re.fullmatch(r"(.*):([A-Za-z]+)", body):
+        body, style = found.group(1), found.group(2).lower()
+        if style not in SOUND_STYLES:
+            raise click.BadParameter(f"{text!r}: unknown style {style!r}; one of {', '.join(SOUND_STYLES)}")
+    if not _RANGE_DASHES.search(body):
+        raise click.BadParameter(f"{text!r} is not a range of the sound; write {AUDIO_RANGE_FORM}")
+    return {**parse_range(body), "style": style}
 
 
 def parse_region(text: str) -> dict[str, Any]:
@@ -105,6 +120,12 @@ def ranges_option(
     ctx: click.Context, param: click.Parameter, values: tuple[str, ...]
 ) -> list[dict[str, float]]:
     return [parse_range(value) for value in values]
+
+
+def audio_ranges_option(
+    ctx: click.Context, param: click.Parameter, values: tuple[str, ...]
+) -> list[dict[str, Any]]:
+    return [parse_audio_range(value) for value in values]
 
 
 def range_option(ctx: click.Context, param: click.Parameter, value: str | None) -> dict[str, float] | None:

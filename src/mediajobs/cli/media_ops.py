@@ -69,26 +69,58 @@ def _derive(media_id: str, operation: str, body: dict[str, Any], *, wait: bool, 
     "--region",
     "regions",
     multiple=True,
-    required=True,
     callback=args.regions_option,
     metavar="x,y,w,h[,start[,end]][:style]",
     help="A rectangle in source pixels, masked from start to end (seconds or m:ss; default: all of it) "
     f"with style {', '.join(args.STYLES)} (default blur). Repeat for more regions.",
 )
+@click.option(
+    "--audio",
+    type=click.Choice(["keep", "mute", "remove"]),
+    help="The whole sound: keep it (default), mute it (silence throughout) or remove the track.",
+)
+@click.option(
+    "--audio-range",
+    "audio_ranges",
+    multiple=True,
+    callback=args.audio_ranges_option,
+    metavar="START-END[:style]",
+    help="Seconds (or m:ss) of the sound to silence (mute, the default) or cover with a 1 kHz tone (bleep), "
+    "the end excluded, exact to the sample. Repeat for more ranges.",
+)
 @click.option("--pipeline", callback=args.pipeline_option, help=PIPELINE_HELP)
 @click.option("--wait", is_flag=True, help=WAIT_HELP)
 @click.option("--json", "as_json", is_flag=True)
 def mask(
-    media_id: str, regions: list[dict[str, Any]], pipeline: list[str] | None, wait: bool, as_json: bool
+    media_id: str,
+    regions: list[dict[str, Any]],
+    audio: str | None,
+    audio_ranges: list[dict[str, Any]],
+    pipeline: list[str] | None,
+    wait: bool,
+    as_json: bool,
 ) -> None:
-    """Blur, black out or pixelate regions of MEDIA_ID into a new asset.
+    """Blur, black out or pixelate regions of MEDIA_ID, and mute, bleep or remove its sound, into a new asset.
 
     \b
     mediajobs media mask ID --region 10,20,320,180               # blur, the whole time
     mediajobs media mask ID --region 10,20,320,180,2,5:black     # black from 2 s to 5 s
     mediajobs media mask ID --region 0,0,64,64,1:05,end:pixelate # from 1:05 to the end
+    mediajobs media mask ID --audio-range 12-13.5:bleep          # bleep the sound from 12 s to 13.5 s
+    mediajobs media mask ID --region 10,20,320,180 --audio mute  # and silence the whole sound
     """
-    _derive(media_id, "mask", _body(pipeline, regions=regions), wait=wait, as_json=as_json)
+    if not regions and not audio_ranges and audio in (None, "keep"):
+        raise click.UsageError(
+            "give --region, --audio-range, or --audio mute|remove: this mask would change nothing"
+        )
+    if audio_ranges and audio in ("mute", "remove"):
+        raise click.UsageError(f"--audio-range edits the kept sound; leave it out with --audio {audio}")
+    body: dict[str, Any] = {"regions": regions}
+    if audio is not None:
+        body["audio"] = audio
+    if audio_ranges:
+        body["audio_ranges"] = audio_ranges
+    _derive(media_id, "mask", _body(pipeline, **body), wait=wait, as_json=as_json)
 
 
 @click.command("remove-frames", cls=ApiCommand)
