@@ -15,7 +15,7 @@ import uuid
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, select, update
+from sqlalchemy import Connection, bindparam, case, select, update
 from sqlalchemy.orm import Session
 
 from mediajobs.db import records
@@ -95,6 +95,11 @@ def _update(session: Session | Connection, job_id: str, *conditions: Any, **valu
 _TABLE: Any = Job.__table__
 
 
+# A succeeded job's stage: see _move_statement.
+FINAL_STAGE = "final_stage"
+DONE = "Done"
+
+
 @functools.lru_cache(maxsize=64)
 def _move_statement(names: tuple[str, ...]) -> Any:
     """UPDATE jobs … WHERE id, state IN, attempt … RETURNING *, built once per set of columns.
@@ -102,6 +107,14 @@ def _move_statement(names: tuple[str, ...]) -> Any:
     The worker runs this twice per job; building the statement anew each time cost more than executing it.
     """
     columns = _TABLE.c
+    values: dict[str, Any] = {}
+    for name in names:
+        if name == FINAL_STAGE:
+            # The stage a handler left while working ("Analyzing scenes…") is stale once the job is done: it
+            # becomes "Done", unless the handler said its last word at 100 %.
+            values["stage"] = case((columns.progress < 100.0, bindparam(f"v_{name}")), else_=columns.stage)
+        else:
+            values[name] = bindparam(f"v_{name}", type_=columns[name].type)
     return (
         update(_TABLE)
         .where(
@@ -109,7 +122,7 @@ def _move_statement(names: tuple[str, ...]) -> Any:
             columns.state.in_(bindparam("w_states", expanding=True)),
             columns.attempt == bindparam("w_attempt"),
         )
-        .values({name: bindparam(f"v_{name}", type_=columns[name].type) for name in names})
+        .values(values)
         .returning(*columns)
     )
 
@@ -193,7 +206,7 @@ def finish(
     """Move the job to a terminal state; None if someone else already moved it."""
     values: dict[str, Any] = {"state": state, "finished_at": utcnow(), "eta_seconds": None, "error": error}
     if state == states.SUCCEEDED:
-        values.update(result=result, progress=100.0)
+        values.update(result=result, progress=100.0, **{FINAL_STAGE: DONE})
     with db.write_connection() as conn:
         return _move(conn, job_id, attempt, from_states, **values)
 

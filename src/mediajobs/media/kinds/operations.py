@@ -60,7 +60,7 @@ def _finish_derived(ctx: JobContext, derived: Any, out: Path, filename: str) -> 
     original = store_original(ctx, derived.id, out, filename)
     assets.update_media(ctx.services, derived.id, original=original, probe=probe_source(ctx, out).public())
     job_id = ctx.enqueue("media.process", {"pipeline": derived.pipeline or []})
-    ctx.progress(100, "Done; building the stream")
+    ctx.progress(100, "Done")  # the new asset's stream is its own media.process job
     return {"media_id": derived.id, "process_job": job_id}
 
 
