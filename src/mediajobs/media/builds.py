@@ -300,14 +300,21 @@ def media_ended(job: Job, services: Services) -> None:
             extra={**(media.extra or {}), "last_error": error},
         )
         return
-    # Whatever a failing first processing published goes with it (a ready asset's stream stays: a failed
-    # reprocess does not move it).
-    assets.update_media(
+    # Whatever a failing first processing published goes with it, a thumbnail shown early too (one a person
+    # chose stays); a ready asset's stream stays: a failed reprocess does not move it.
+    withdrawn: dict[str, Any] = {"hls": None, "playable_at": None}
+    early_thumbnail = media.thumbnail if not (media.poster or {}).get("chosen") else None
+    if early_thumbnail:
+        withdrawn.update(thumbnail=None, poster=None)
+    failed = assets.update_media(
         services,
         media.id,
         only_from=(assets.PENDING, assets.IMPORTING, assets.PROCESSING),
         state=assets.FAILED,
         error=error,
-        hls=None,
-        playable_at=None,
+        **withdrawn,
     )
+    if failed and early_thumbnail:
+        lifecycle.submit(
+            services, kind="media.cleanup", params={"paths": [early_thumbnail]}, media_id=media.id
+        )

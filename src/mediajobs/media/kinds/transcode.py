@@ -107,6 +107,8 @@ def _process(
         if auto_thumbnail:
             first_pts = index.start if index else None
             thumb = _thumbnail(ctx, media.id, src, info, build.version, first_pts=first_pts)
+            if early and media.thumbnail is None:
+                _show_thumbnail(ctx, media.id, thumb)
         build.save(copied=begun.made, **thumb.saved())
         lad = build.ladder
         ctx.progress(builds.OWN_UNTIL, "Planning the encodes")
@@ -313,6 +315,21 @@ def finish_ladder(ctx: JobContext, params: ProcessParams) -> dict[str, Any]:
     build, data = builds.Build.load(ctx, ctx.media_id, version)
     sizes = {**(data.get("copied") or {}), **chunks.sizes(chunks.rows(ctx.db, ctx.media_id, version))}
     return builds.join(ctx, build, sizes, builds.Thumb.loaded(data), pipeline=params.pipeline)
+
+
+def _show_thumbnail(ctx: JobContext, media_id: str, thumb: builds.Thumb) -> None:
+    """A first processing shows its thumbnail as soon as it is stored, not when the ladder is done (the swap
+    at the end then finds it in place; a retried attempt's own waits for the swap, which removes the old)."""
+    if thumb.path is None:
+        return
+    assets.update_media(
+        ctx.services,
+        media_id,
+        only_from=(assets.PROCESSING,),
+        while_running=(ctx.job_id, ctx.attempt),
+        thumbnail=thumb.path,
+        poster={"time": thumb.time_s, "chosen": False} if thumb.time_s is not None else None,
+    )
 
 
 def _thumbnail(
