@@ -5,6 +5,7 @@ import signal
 import socket
 import subprocess
 import sys
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from stat import S_IMODE, S_ISSOCK
@@ -246,3 +247,53 @@ def test_only_loopback_keys_or_the_explicit_flag_allow_a_bind(
             refuse_open_bind(settings, host, insecure)
     else:
         refuse_open_bind(settings, host, insecure)
+
+
+def test_a_first_start_is_quiet_and_says_where_to_open_it(tmp_path: Path) -> None:
+    port = free_port()
+    env = base_env(MEDIAJOBS_DATA_DIR=str(tmp_path / "data"), MEDIAJOBS_PORT=str(port))
+    env.pop("MEDIAJOBS_BROKER_URL", None)  # the managed Redis, as on a fresh install
+    up = subprocess.Popen(
+        [sys.executable, "-m", "mediajobs", "up"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        cwd=tmp_path,
+    )
+    try:
+        wait_for(
+            lambda: httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200,
+            timeout_s=40,
+            message="the API started by `up`",
+        )
+        # Long enough for every part to be up, the workers' first maintenance round included.
+        workers = [c for c in _cmdlines(up.pid) if " worker " in c]
+        assert len(workers) >= 2, workers
+        time.sleep(8)  # every part's start-up and first maintenance round (where the broker is looked at)
+    finally:
+        up.send_signal(signal.SIGINT)
+        said, _ = up.communicate(timeout=40)
+    text = said.decode(errors="replace")
+    until_stop = text.split("stopping mediajobs")[0]
+    assert f"mediajobs is up: http://127.0.0.1:{port}/ (Ctrl-C stops everything)" in until_stop, text
+    for noise in (
+        "SecurityWarning",  # Celery on root: the workers are root on purpose (their children are jailed)
+        "superuser privileges",
+        "-------------- ",  # Celery's banner
+        "alembic",
+        "Running upgrade",
+        "messages may be gone",
+        "republished 0",
+        "Reading config from stdin",
+        "Uvicorn running",
+    ):
+        assert noise not in until_stop, f"{noise!r} in:\n{until_stop}"
+    assert len(until_stop.strip().splitlines()) <= 3, until_stop
+
+
+def _cmdlines(pid: int) -> list[str]:
+    found = []
+    for child in descendants(pid):
+        with contextlib.suppress(OSError):
+            found.append(Path(f"/proc/{child}/cmdline").read_bytes().replace(b"\0", b" ").decode())
+    return found

@@ -17,6 +17,7 @@ import sys
 import threading
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from mediajobs.config import Settings
 from mediajobs.db.migrate import migrate
@@ -39,6 +40,7 @@ class Part:
     argv: list[str]
     stop_signal: int = signal.SIGTERM
     stdin: bytes | None = None
+    output: Path | None = None  # where its stdout and stderr go (None: the terminal)
     proc: subprocess.Popen[bytes] | None = None
     restarts: int = 0
     next_start: float = 0.0
@@ -61,7 +63,14 @@ class Supervisor:
         self.env["MEDIAJOBS_DATA_DIR"] = str(settings.data_dir)
         self.parts = [
             Part(
-                "api", [*python, "api", "--no-migrate", *(["--insecure-no-auth"] if insecure_no_auth else [])]
+                "api",
+                [
+                    *python,
+                    "api",
+                    "--no-migrate",
+                    "--quiet",
+                    *(["--insecure-no-auth"] if insecure_no_auth else []),
+                ],
             ),
             Part(
                 "worker[cpu]",
@@ -71,6 +80,7 @@ class Supervisor:
                     "--queues",
                     "cpu",
                     "--no-migrate",
+                    "--quiet",
                     "--concurrency",
                     str(settings.effective_cpu_concurrency),
                 ],
@@ -83,6 +93,7 @@ class Supervisor:
                     "--queues",
                     "io,default",
                     "--no-migrate",
+                    "--quiet",
                     "--concurrency",
                     str(settings.effective_io_concurrency),
                 ],
@@ -90,19 +101,26 @@ class Supervisor:
         ]
 
     def _start(self, part: Part) -> None:
-        part.proc = subprocess.Popen(
-            part.argv,
-            env=self.env,
-            stdin=subprocess.PIPE if part.stdin is not None else None,
-            start_new_session=True,
-            preexec_fn=_die_with_parent,
-        )
+        output = part.output.open("ab") if part.output is not None else None
+        try:
+            part.proc = subprocess.Popen(
+                part.argv,
+                env=self.env,
+                stdin=subprocess.PIPE if part.stdin is not None else None,
+                stdout=output,
+                stderr=output,
+                start_new_session=True,
+                preexec_fn=_die_with_parent,
+            )
+        finally:
+            if output is not None:
+                output.close()
         if part.stdin is not None:
             assert part.proc.stdin is not None
             part.proc.stdin.write(part.stdin)
             part.proc.stdin.close()
         part.started_at = time.monotonic()
-        log.info("started %s (pid %d)", part.name, part.proc.pid)
+        log.debug("started %s (pid %d)", part.name, part.proc.pid)
 
     def _start_redis(self) -> None:
         assert self.redis is not None and self.managed is not None
@@ -118,12 +136,14 @@ class Supervisor:
         if self.redis is not None and self.managed is not None:
             self.redis.argv = self.managed.prepare()
             self.redis.stdin = self.managed.config_text()
+            # What Redis says before it reads its logfile setting goes to the same file, not the terminal.
+            self.redis.output = self.managed.log_path
         try:
             if self.redis is not None and self.managed is not None:
                 self._start_redis()
                 if self.stopping.is_set():
                     return 0
-                log.info("managed Redis listens on %s", self.managed.describe())
+                log.debug("managed Redis listens on %s", self.managed.describe())
             migrate(get_db(self.settings.effective_database_url))
             for part in self.parts:
                 self._start(part)

@@ -71,7 +71,8 @@ def up(insecure_no_auth: bool) -> None:
 @click.option("--port", type=int, default=None, help="default: MEDIAJOBS_PORT")
 @click.option("--no-migrate", is_flag=True, help="do not upgrade the schema first")
 @click.option("--insecure-no-auth", is_flag=True, help=INSECURE_HELP)
-def api(host: str | None, port: int | None, no_migrate: bool, insecure_no_auth: bool) -> None:
+@click.option("--quiet", is_flag=True, help="log warnings and errors only")
+def api(host: str | None, port: int | None, no_migrate: bool, insecure_no_auth: bool, quiet: bool) -> None:
     """Run the HTTP API (and web UI)."""
     import uvicorn
 
@@ -84,14 +85,14 @@ def api(host: str | None, port: int | None, no_migrate: bool, insecure_no_auth: 
     settings = settings.model_copy(update={"host": host or settings.host, "port": port or settings.port})
     refuse_open_bind(settings, settings.host, insecure_no_auth)
     refuse_example_secrets(settings)
-    _logging()
+    _logging("WARNING" if quiet else "INFO")
     if not no_migrate:
         migrate(get_db(settings.effective_database_url))
     uvicorn.run(
         create_app(settings),
         host=settings.host,
         port=settings.port,
-        log_level="info",
+        log_level="warning" if quiet else "info",
         access_log=False,
         timeout_graceful_shutdown=3,
     )
@@ -108,12 +109,14 @@ def api(host: str | None, port: int | None, no_migrate: bool, insecure_no_auth: 
 )
 @click.option("--loglevel", default="INFO", show_default=True)
 @click.option("--no-migrate", is_flag=True, help="do not upgrade the schema first")
-def worker(queues: str, concurrency: int | None, loglevel: str, no_migrate: bool) -> None:
+@click.option("--quiet", is_flag=True, help="no Celery banner; log warnings and errors only")
+def worker(queues: str, concurrency: int | None, loglevel: str, no_migrate: bool, quiet: bool) -> None:
     """Run a Celery worker consuming QUEUES."""
     from mediajobs.worker.main import parse_queues, run_worker
 
     settings = get_settings()
     refuse_example_secrets(settings)
+    loglevel = "WARNING" if quiet else loglevel
     _logging(loglevel)
     try:
         names = parse_queues(queues)
@@ -123,7 +126,9 @@ def worker(queues: str, concurrency: int | None, loglevel: str, no_migrate: bool
         concurrency = (
             settings.effective_cpu_concurrency if names == ["cpu"] else settings.effective_io_concurrency
         )
-    run_worker(queues=names, concurrency=concurrency, loglevel=loglevel, migrate_first=not no_migrate)
+    run_worker(
+        queues=names, concurrency=concurrency, loglevel=loglevel, migrate_first=not no_migrate, quiet=quiet
+    )
 
 
 @click.command()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import fcntl
+import logging
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -16,6 +17,10 @@ if TYPE_CHECKING:
 # Alembic is imported where it is used: a worker started with --no-migrate does not pay for loading it.
 
 MIGRATIONS = Path(__file__).parent / "migrations"
+log = logging.getLogger(__name__)
+# Alembic says every step (plugins, "Context impl SQLiteImpl", each revision) at INFO; a start-up would print
+# a page of it. One line of ours says what happened instead (and `mediajobs migrate` prints it).
+logging.getLogger("alembic").setLevel(logging.WARNING)
 
 
 def alembic_config(db: Database) -> Config:
@@ -62,9 +67,14 @@ def migrate(db: Database, *, lock_dir: Path | None = None) -> bool:
 
 
 def _upgrade(db: Database) -> bool:
-    if current_revision(db) == head_revision(db):
+    was, head = current_revision(db), head_revision(db)
+    if was == head:
         return False
     from alembic import command
 
     command.upgrade(alembic_config(db), "head")
+    if was is None:
+        log.debug("created the database schema (%s)", head)
+    else:
+        log.info("upgraded the database schema from %s to %s", was, head)
     return True

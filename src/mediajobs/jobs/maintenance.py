@@ -57,7 +57,10 @@ class Maintenance:
             except Exception:
                 self.watch.republish_failed()
                 raise
-            log.warning("broker back or restarted: republished %d queued job(s) at once", sent)
+            # Said when there was something to resend: a first start (nothing queued) stays quiet.
+            (log.warning if sent else log.debug)(
+                "broker back or restarted: republished %d queued job(s) at once", sent
+            )
         lifecycle.release_retries(self.services)
         relay(self.db, self.services.broker, republish_after_s=self.settings.republish_after_s)
         reap_every = max(1.0, self.settings.heartbeat_timeout_s / 4)

@@ -194,14 +194,12 @@ class BrokerWatch:
         except redis.RedisError:
             self._lost = True
             return False
-        if restarted:
-            log.warning(
-                "the broker %s (run_id %s); queued jobs' messages may be gone",
-                "restarted"
-                if previous
-                else "has no record of earlier runs (first start, or its data is gone)",
-                run_id,
-            )
+        if restarted and previous:
+            log.warning("the broker restarted (run_id %s); queued jobs' messages may be gone", run_id)
+        elif restarted:
+            # A first start, or a broker whose data is gone: what was queued is sent again either way, and
+            # the maintenance loop says so when there was anything to send (a first start is quiet).
+            log.debug("the broker has no record of earlier runs (run_id %s)", run_id)
         self._run_id, self._lost = run_id, False
         return won
 

@@ -14,8 +14,10 @@ import os
 import signal
 import socket
 import time
+import warnings
 from typing import Any
 
+from celery.exceptions import SecurityWarning
 from celery.signals import worker_process_init, worker_ready, worker_shutdown, worker_shutting_down
 
 from mediajobs import bootstrap
@@ -77,7 +79,12 @@ def parse_queues(value: str) -> list[str]:
 
 
 def run_worker(
-    *, queues: list[str], concurrency: int, loglevel: str = "INFO", migrate_first: bool = True
+    *,
+    queues: list[str],
+    concurrency: int,
+    loglevel: str = "INFO",
+    migrate_first: bool = True,
+    quiet: bool = False,
 ) -> None:
     settings = get_settings()
     if migrate_first:
@@ -85,8 +92,12 @@ def run_worker(
     app = create_celery(settings)
     name = f"{'+'.join(queues)}.{os.getpid()}@{socket.gethostname()}"
     set_worker_name(name)
+    # Workers run as root on purpose: each ffmpeg/ffprobe/yt-dlp child is jailed as nobody (sandbox.py),
+    # which needs root. Celery warns about root whatever the reason; here it is the design, not a mistake.
+    warnings.filterwarnings("ignore", category=SecurityWarning)
     app.worker_main(
         [
+            *(["--quiet"] if quiet else []),  # no banner (`mediajobs up` starts quietly)
             "worker",
             "--queues",
             ",".join(queues),
