@@ -273,10 +273,11 @@ def test_cancelling_the_processing_mid_chunk_fails_the_asset_and_removes_its_par
     media = wait_media(capi, media_id, "failed", timeout_s=30)
 
     assert media["error"]["code"] == "cancelled" and media["hls"] is None and media["playable_at"] is None
+    assert media["thumbnail_url"] is None  # it showed early; it goes with the stream
     wait_for(
-        lambda: not [k for k in chunked.stored.keys(f"media/{media_id}") if "/hls/" in k],
+        lambda: not [k for k in chunked.stored.keys(f"media/{media_id}") if "/original/" not in k],
         timeout_s=30,
-        message="the partial stream to be removed",
+        message="the partial stream and its thumbnail to be removed",
     )
     assert [k for k in chunked.stored.keys(f"media/{media_id}") if "/original/" in k]  # the upload stays
     chunked.assert_temp_empty()
