@@ -11,6 +11,7 @@ import pytest
 from playwright.sync_api import Page, expect
 
 from mediajobs.testing.stacks import Stack
+from mediajobs.units import format_bytes
 from tests.media_api.outputs import outputs_ready
 from tests.toolkit.indexclips import counter_clip, frame_shown_at, gray, index_of
 from tests.web.conftest import screenshot
@@ -70,7 +71,7 @@ def test_downloads_card_lists_each_file_with_its_size(page: Page, counted: dict[
     for kind, name in rows.items():
         row = card.locator(f'li[data-type="{kind}"]')
         expect(row.locator(".download-name")).to_have_text(name)
-        expect(row.locator(".download-size")).to_have_text(human(sizes[kind]))
+        expect(row.locator(".download-size")).to_have_text(format_bytes(sizes[kind]))
         link = row.get_by_role("link", name="Download")
         href = link.get_attribute("href")
         assert href and "download=1" in href
@@ -83,16 +84,6 @@ def test_downloads_card_lists_each_file_with_its_size(page: Page, counted: dict[
             or ""
         ).headers["content-disposition"]
     )
-
-
-def human(size: int) -> str:
-    """Sizes as the UI writes them (ui.js formatBytes: powers of 1000, one decimal under 100)."""
-    value, unit = float(size), 0
-    units = ["B", "KB", "MB", "GB"]
-    while value >= 1000 and unit < len(units) - 1:
-        value /= 1000
-        unit += 1
-    return f"{value:.0f} {units[unit]}" if unit == 0 or value >= 100 else f"{value:.1f} {units[unit]}"
 
 
 def test_use_this_frame_as_poster_sets_the_thumbnail(page: Page, web_stack: Stack, tmp_path: Path) -> None:

@@ -102,7 +102,7 @@ def original_of(stack: Stack, media_id: str) -> bytes:
 
 def uploaded_link(page: Page) -> str:
     form = page.get_by_role("form", name="Upload a file")
-    link = form.get_by_role("status").get_by_role("link", name="grain.mp4")
+    link = form.get_by_role("status").get_by_role("link", name="grain", exact=True)  # the file's title
     expect(link).to_be_visible(timeout=90_000)
     return (link.get_attribute("href") or "").rsplit("/", 1)[-1]
 

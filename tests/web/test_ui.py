@@ -1,4 +1,7 @@
-"""The web UI in a real browser: the jobs dashboard, forms, live updates, reconnecting, API keys, layouts."""
+"""The web UI in a real browser: the jobs dashboard, forms, live updates, reconnecting, API keys, layouts.
+
+The media library is the first page (`/`); the jobs dashboard is `/#/jobs`, its test-job form folded away.
+"""
 
 from __future__ import annotations
 
@@ -30,7 +33,11 @@ def row(page: Page, job_id: str) -> Locator:
 
 
 def submit_form(page: Page) -> Locator:
-    return page.get_by_role("form", name="Submit a job")
+    """The jobs page's test-job form, unfolded."""
+    details = page.locator("details.submit-details")
+    if not details.evaluate("el => el.open"):
+        details.locator("summary").click()
+    return page.get_by_role("form", name="Submit a test job")
 
 
 def progress_of(locator: Locator) -> float:
@@ -38,7 +45,7 @@ def progress_of(locator: Locator) -> float:
 
 
 def test_long_task_progress_bar_moves_live_to_100_percent(page: Page) -> None:
-    page.goto("/")
+    page.goto("/#/jobs")
     page.evaluate("window.__sameDocument = true")
     form = submit_form(page)
     form.get_by_label("Kind", exact=True).fill("test.long_task")
@@ -70,7 +77,7 @@ def test_long_task_progress_bar_moves_live_to_100_percent(page: Page) -> None:
 
 def test_cancel_button_stops_a_running_job(page: Page, api: httpx.Client) -> None:
     job = submit(api, "test.sleep", {"seconds": 60})
-    page.goto("/")
+    page.goto("/#/jobs")
     target = row(page, job["id"])
     expect(target).to_have_attribute("data-state", "running", timeout=15_000)
     target.get_by_role("button", name=re.compile(r"^Cancel job")).click()
@@ -95,15 +102,30 @@ def test_job_detail_shows_params_timings_attempts_and_result(page: Page, api: ht
 
 
 def test_failed_job_shows_its_error_and_retry_starts_a_new_attempt(page: Page, api: httpx.Client) -> None:
+    job = submit(api, "tests.crash")
+    wait_state(api, job["id"], "failed")
+    page.goto(f"/#/jobs/{job['id']}")
+    outcome = page.locator(".outcome")
+    expect(outcome).to_contain_text("internal")
+    page.get_by_role("button", name=re.compile(r"^Retry job")).click()
+    expect(page.locator("dl.facts")).to_contain_text("2 of 3", timeout=5_000)
+    expect(page.locator(".job-live .badge")).to_have_text("failed", timeout=10_000)
+
+
+def test_a_failure_a_retry_cannot_mend_offers_no_retry_and_says_why(page: Page, api: httpx.Client) -> None:
     job = submit(api, "tests.permanent")
     wait_state(api, job["id"], "failed")
     page.goto(f"/#/jobs/{job['id']}")
     outcome = page.locator(".outcome")
-    expect(outcome).to_contain_text("unsupported_media")
-    expect(outcome).to_contain_text("the file is a text file, not a video")
-    page.get_by_role("button", name=re.compile(r"^Retry job")).click()
-    expect(page.locator("dl.facts")).to_contain_text("2 of 3", timeout=5_000)
-    expect(page.locator(".job-live .badge")).to_have_text("failed", timeout=10_000)
+    expect(outcome.locator(".job-error")).to_contain_text("the file is a text file, not a video")
+    expect(outcome.locator(".error-code")).to_have_text("unsupported_media")
+    expect(outcome).to_contain_text("Running it again would fail the same way")
+    expect(page.get_by_role("button", name=re.compile(r"^Retry job"))).to_be_hidden()
+    page.goto("/#/jobs")
+    expect(row(page, job["id"]).locator(".job-error")).to_have_text(
+        "the file is a text file, not a video (unsupported_media)"
+    )
+    expect(row(page, job["id"]).get_by_role("button", name=re.compile(r"^Retry job"))).to_be_hidden()
 
 
 def test_list_filters_by_state_and_kind_and_pages_to_older_jobs(page: Page, api: httpx.Client) -> None:
@@ -111,7 +133,7 @@ def test_list_filters_by_state_and_kind_and_pages_to_older_jobs(page: Page, api:
     sleeper = submit(api, "test.sleep", {"seconds": 0})["id"]
     for job_id in [*adds, sleeper]:
         wait_state(api, job_id, "succeeded")
-    page.goto("/")
+    page.goto("/#/jobs")
     jobs = page.get_by_role("list", name="Jobs, newest first").locator("li.job")
     expect(jobs).to_have_count(20)
     first_page = set(jobs.evaluate_all("els => els.map(e => e.dataset.jobId)"))
@@ -134,7 +156,7 @@ def test_list_filters_by_state_and_kind_and_pages_to_older_jobs(page: Page, api:
 
 
 def test_empty_and_invalid_job_form_values_show_errors_next_to_their_fields(page: Page) -> None:
-    page.goto("/")
+    page.goto("/#/jobs")
     form = submit_form(page)
     kind, params = form.get_by_label("Kind", exact=True), form.get_by_label("Params (JSON object)")
     submit_button = form.get_by_role("button", name="Submit job")
@@ -169,7 +191,8 @@ def test_empty_and_invalid_job_form_values_show_errors_next_to_their_fields(page
 
 
 def test_media_forms_show_errors_next_to_their_fields_for_empty_values(page: Page) -> None:
-    page.goto("/#/media")
+    page.goto("/")
+    page.get_by_text("Or import from a URL").click()
     imports = page.get_by_role("form", name="Import from a URL")
     imports.get_by_role("button", name="Import").click()
     expect(field_error(imports, "Video URL")).to_have_text("Enter the URL of a video (http:// or https://).")
@@ -189,7 +212,7 @@ def test_server_outage_shows_reconnecting_and_recovers_without_duplicate_rows(
 ) -> None:
     long = submit(api, "test.long_task", {"seconds": 20})
     wait_state(api, long["id"], "running")
-    page.goto("/")
+    page.goto("/#/jobs")
     jobs = page.get_by_role("list", name="Jobs, newest first").locator("li.job")
     expect(row(page, long["id"])).to_have_attribute("data-state", "running")
     count = jobs.count()
@@ -226,7 +249,7 @@ def test_api_key_prompt_unlocks_an_empty_dashboard_and_progress_follows_by_polli
     page, errors = open_page(browser, keyed_stack.api_url, DESKTOP)
     streams: list[str] = []
     page.on("request", lambda r: streams.append(r.url) if r.url.endswith("/events") else None)
-    page.goto("/")
+    page.goto("/#/jobs")
     prompt = page.get_by_role("form", name="This server needs an API key")
     expect(prompt).to_be_visible()
     expect(prompt).to_contain_text("missing Authorization header")
@@ -241,10 +264,10 @@ def test_api_key_prompt_unlocks_an_empty_dashboard_and_progress_follows_by_polli
 
     empty = page.locator(".empty")
     expect(empty.get_by_role("heading", name="No jobs yet")).to_be_visible()
-    expect(empty).to_contain_text("Submit one with the form")
+    expect(empty).to_contain_text("every upload, import, mask, cut, clip and analysis is one")
     screenshot(page, "jobs-empty-desktop")
-    empty.get_by_role("button", name="Fill in an example job").click()
-    form = submit_form(page)
+    empty.get_by_role("button", name="Fill in a test job").click()
+    form = page.get_by_role("form", name="Submit a test job")
     expect(form.get_by_label("Kind", exact=True)).to_have_value("test.long_task")
     form.get_by_label("Params (JSON object)").fill('{"seconds": 3}')
     form.get_by_role("button", name="Submit job").click()
@@ -258,12 +281,14 @@ def test_api_key_prompt_unlocks_an_empty_dashboard_and_progress_follows_by_polli
 
 
 def test_every_control_has_a_label_and_the_job_form_works_from_the_keyboard(page: Page) -> None:
-    for route in ("/", "/#/media"):
+    for route in ("/", "/#/jobs"):
         page.goto(route)
         expect(page.locator(".list-status:not(:empty)")).to_have_count(0)
+        for folded in page.locator("details").all():
+            folded.evaluate("el => { el.open = true; }")
         assert unlabeled_controls(page) == [], route
 
-    page.goto("/")
+    page.goto("/#/jobs")
     kind = submit_form(page).get_by_label("Kind", exact=True)
     for _ in range(40):
         if kind.evaluate("el => el === document.activeElement"):
@@ -283,7 +308,7 @@ def test_pages_fit_a_phone_screen_without_sideways_scrolling(phone_page: Page, a
     job = submit(api, "test.long_task", {"seconds": 3})
     page = phone_page
     fits = "document.documentElement.scrollWidth <= window.innerWidth"
-    pages = (("/", "jobs-phone"), (f"/#/jobs/{job['id']}", "job-detail-phone"), ("/#/media", "media-phone"))
+    pages = (("/#/jobs", "jobs-phone"), (f"/#/jobs/{job['id']}", "job-detail-phone"), ("/", "media-phone"))
     for route, name in pages:
         page.goto(route)
         expect(page.get_by_role("heading", level=1)).to_be_visible()

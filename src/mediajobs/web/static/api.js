@@ -101,7 +101,19 @@ export async function request(method, path, { json, body, query, headers = {}, s
 
 const creating = (key) => (key ? { "Idempotency-Key": key } : {});
 
+/** The largest upload the server takes, in bytes (the tus server's Tus-Max-Size); null when unknown. */
+async function uploadLimit() {
+  try {
+    const response = await fetch("/api/v1/uploads", { method: "OPTIONS", headers: auth.headers(), cache: "no-store" });
+    const size = Number(response.headers.get("Tus-Max-Size"));
+    return response.ok && size > 0 ? size : null;
+  } catch {
+    return null;
+  }
+}
+
 export const api = {
+  uploadLimit,
   listJobs: (query, signal) => request("GET", "/api/v1/jobs", { query, signal }),
   getJob: (id, signal) => request("GET", `/api/v1/jobs/${encodeURIComponent(id)}`, { signal }),
   submitJob: (body, key) => request("POST", "/api/v1/jobs", { json: body, headers: creating(key) }),
@@ -113,6 +125,7 @@ export const api = {
   getMedia: (id, signal) => request("GET", `/api/v1/media/${encodeURIComponent(id)}`, { signal }),
   importMedia: (body, key) => request("POST", "/api/v1/media/imports", { json: body, headers: creating(key) }),
   deleteMedia: (id) => request("DELETE", `/api/v1/media/${encodeURIComponent(id)}`),
+  renameMedia: (id, title) => request("PATCH", `/api/v1/media/${encodeURIComponent(id)}`, { json: { title } }),
   listCaptions: (id) => request("GET", `/api/v1/media/${encodeURIComponent(id)}/captions`),
   addCaptions: (id, file, { language, label }, key) =>
     request("POST", `/api/v1/media/${encodeURIComponent(id)}/captions`, {

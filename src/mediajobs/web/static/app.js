@@ -9,8 +9,9 @@ import { jobsView } from "./jobs.js";
 import { mediaView } from "./media.js";
 import { h } from "./ui.js";
 
+// The media library is the first page: what people come for. The jobs dashboard is one click away.
 const ROUTES = [
-  [/^#?\/?$/, jobsView, "jobs", "Jobs"],
+  [/^#?\/?$/, mediaView, "media", "Media library"],
   [/^#\/jobs\/?$/, jobsView, "jobs", "Jobs"],
   [/^#\/jobs\/([^/?#]+)$/, jobDetailView, "jobs", "Job"],
   [/^#\/media\/?$/, mediaView, "media", "Media library"],
@@ -23,8 +24,8 @@ let rendered = false;
 
 function notFound(root) {
   root.replaceChildren(h("h1", { tabindex: "-1" }, "Nothing here"),
-    h("p", {}, "This address is not a page of this app. Go to ", h("a", { href: "#/jobs" }, "Jobs"), " or ",
-      h("a", { href: "#/media" }, "Media"), "."));
+    h("p", {}, "This address is not a page of this app. Go to the ", h("a", { href: "#/" }, "Media library"),
+      " or ", h("a", { href: "#/jobs" }, "Jobs"), "."));
   return null;
 }
 

@@ -3,13 +3,15 @@
 
 import { AnalysisPanel } from "./analysis.js";
 import { Submission, api } from "./api.js";
-import { ACTIVE, assetName, duration, pipelineFieldset, resolution, size } from "./assets.js";
+import {
+  ACTIVE, assetName, assetTitle, describeOperation, duration, pipelineFieldset, resolution, rungName, size,
+} from "./assets.js";
 import { CaptionsPanel } from "./captions.js";
 import { ClipPanel } from "./clip.js";
 import { connection } from "./connection.js";
 import { CutPanel } from "./cut.js";
 import { DownloadsCard } from "./downloads.js";
-import { clearErrors, messageOf, showErrors } from "./errors.js";
+import { clearErrors, messageOf, showErrors, showLocalErrors } from "./errors.js";
 import { JobList } from "./joblist.js";
 import { trackedJob } from "./jobrow.js";
 import { MaskPanel } from "./mask.js";
@@ -19,7 +21,9 @@ import { Player } from "./player.js";
 import { posterAction } from "./poster.js";
 import { StoryboardPreview } from "./storyboard.js";
 import { Timeline } from "./timeline.js";
-import { announce, formatTime, h, reconcile, shortId, stateBadge, updateBadge } from "./ui.js";
+import {
+  announce, field, formError, formatTime, h, reconcile, shortId, stateBadge, updateBadge,
+} from "./ui.js";
 
 const REFRESH_MS = 2000;
 const DERIVED_SCAN = 200;
@@ -32,23 +36,87 @@ function facts(asset) {
     ["Source", /^https?:\/\//i.test(asset.source?.url || "")
       ? h("a", { href: asset.source.url, rel: "noreferrer noopener", target: "_blank" }, asset.source.url)
       : asset.source?.url || asset.source?.type || ""],
-    ["Derived from", asset.parent_id ? h("a", { href: `#/media/${asset.parent_id}` }, shortId(asset.parent_id)) : ""],
+    ["Derived from", asset.parent_id ? parentLink(asset.parent_id) : ""],
+    ...operationRows(asset),
     ["Duration", duration(asset)],
     ["Resolution", resolution(asset)],
     ["Frame rate", p.fps ? `${Math.round(p.fps * 100) / 100} fps` : ""],
     ["Codecs", [p.video_codec, p.audio_codec].filter(Boolean).join(" / ")],
     ["File", [asset.original?.filename, size(asset), asset.original?.content_type].filter(Boolean).join(" · ")],
-    ["Renditions", (asset.hls?.variants || []).map((v) => `${v.height}p${v.ready === false ? " (encoding)" : ""}`)
-      .join(", ")],
+    ["Renditions", (asset.hls?.variants || [])
+      .map((v) => `${rungName(v.width, v.height)}${v.ready === false ? " (encoding)" : ""}`).join(", ")],
     ["Created", formatTime(asset.created_at)],
     ["Updated", formatTime(asset.updated_at)],
   ].filter(([, value]) => value);
   const list = h("dl", { class: "facts" }, rows.flatMap(([term, value]) => [h("dt", {}, term), h("dd", {}, value)]));
   if (asset.error) {
-    return [list, h("p", { class: "job-error", role: "alert" }, h("code", { class: "error-code" }, asset.error.code || "error"),
-      " ", asset.error.message || String(asset.error))];
+    return [list, h("p", { class: "job-error", role: "alert" }, asset.error.message || String(asset.error), " ",
+      h("code", { class: "error-code" }, asset.error.code || "error"))];
   }
   return [list];
+}
+
+function parentLink(parentId) {
+  const link = h("a", { href: `#/media/${parentId}` }, shortId(parentId));
+  const named = (title) => {
+    link.textContent = title;
+  };
+  const title = assetTitle(parentId, named);
+  if (title) named(title);
+  return link;
+}
+
+/** The operation that made a derived asset (its regions, ranges, crop), one fact row with a line each. */
+function operationRows(asset) {
+  const made = describeOperation(asset.source);
+  if (!made || !made.lines.length) return [];
+  return [[made.what, h("ul", { class: "operation" }, made.lines.map((line) => h("li", {}, line)))]];
+}
+
+/** The page's heading with a Rename button that turns it into a small form (PATCH title). */
+class TitleEditor {
+  constructor(heading, onRenamed) {
+    this.heading = heading;
+    this.asset = null;
+    this.button = h("button", { type: "button", class: "btn btn-small", onclick: () => this.open() }, "Rename");
+    this.input = h("input", { type: "text", maxlength: "200", autocomplete: "off", spellcheck: "false" });
+    const titleField = field({ label: "Title", name: "title", apiField: "title", control: this.input });
+    this.form = h("form", { class: "form rename-form", novalidate: true, hidden: true }, titleField.wrapper,
+      formError(), h("div", { class: "form-actions" }, h("button", { type: "submit", class: "btn btn-primary" }, "Save"),
+        h("button", { type: "button", class: "btn", onclick: () => this.close() }, "Cancel")));
+    this.form.addEventListener("submit", async (event) => {
+      event.preventDefault();
+      const title = this.input.value.trim();
+      if (showLocalErrors(this.form, title ? [] : [{ control: this.input, message: "Give the asset a name." }])) return;
+      try {
+        onRenamed(await api.renameMedia(this.asset.id, title));
+        announce(`Renamed to ${title}.`);
+        this.close();
+      } catch (err) {
+        showErrors(this.form, err);
+      }
+    });
+  }
+
+  update(asset) {
+    this.asset = asset;
+    this.button.hidden = asset.state === "deleting" || !this.form.hidden;
+  }
+
+  open() {
+    clearErrors(this.form);
+    this.input.value = this.asset.title || "";
+    this.form.hidden = false;
+    this.button.hidden = true;
+    this.input.focus();
+    this.input.select();
+  }
+
+  close() {
+    this.form.hidden = true;
+    this.button.hidden = false;
+    this.heading.focus();
+  }
 }
 
 function reprocessForm(asset, onJob) {
@@ -115,6 +183,8 @@ export function assetView(root, { id }) {
   const derivedGrid = h("ul", { class: "media-grid media-grid-small", "aria-label": "Derived assets" });
   const derivedEmpty = h("p", { class: "hint" }, "None yet. Masking, frame removal and clips make new assets that appear here.");
   const downloads = new DownloadsCard({ onJob: (job) => onJob(job) });
+  const rename = new TitleEditor(heading, (renamed) => show(renamed));
+  const layout = h("div", { class: "asset-layout" });
   const jobs = new JobList({ query: () => ({ media_id: id }), mediaId: id, pageSize: 10, label: "Jobs of this asset",
     empty: () => h("p", { class: "hint" }, "No jobs for this asset.") });
   let dialog = null;
@@ -152,6 +222,7 @@ export function assetView(root, { id }) {
     const first = !asset;
     asset = current;
     heading.textContent = assetName(current);
+    rename.update(current);
     document.title = `${assetName(current)} · mediajobs`;
     updateBadge(badge, current.state);
     if (note.update(current)) announce("This asset plays now; the rest of its stream is still being processed.");
@@ -180,11 +251,34 @@ export function assetView(root, { id }) {
       problem.hidden = true;
     } catch (err) {
       if (disposed || err.offline) return;
-      problem.textContent = err.status === 404
-        ? "This asset does not exist (any more). It may have been deleted." : messageOf(err);
+      if (err.status === 404) {
+        gone();
+        return;
+      }
+      problem.textContent = messageOf(err);
       problem.hidden = false;
-      if (err.status === 404) stop();
     }
+  }
+
+  /** The asset is no more (deleted here, elsewhere, or never there): say so instead of a page that waits. */
+  function gone() {
+    stop();
+    const was = asset ? `“${assetName(asset)}” was deleted` : "This asset does not exist: it was deleted, or the "
+      + "address is wrong";
+    heading.textContent = asset ? "Deleted asset" : "No such asset";
+    document.title = `${heading.textContent} · mediajobs`;
+    updateBadge(badge, "deleted");
+    deleteButton.hidden = true;
+    rename.button.hidden = true;
+    rename.form.hidden = true;
+    note.el.hidden = true;
+    problem.hidden = true;
+    workspace?.player.destroy();
+    for (const panel of workspace?.panels || []) panel.dispose?.();
+    workspace = null;
+    layout.replaceChildren(h("div", { class: "empty gone", role: "status" },
+      h("p", {}, `${was}. Its stream, files and jobs are gone; copies made from it are kept.`),
+      h("p", {}, h("a", { href: "#/media" }, "Back to the media library"))));
   }
 
   async function loadDerived() {
@@ -237,18 +331,20 @@ export function assetView(root, { id }) {
 
   root.replaceChildren(
     h("p", { class: "crumbs" }, h("a", { href: "#/media" }, "← Media library")),
-    h("div", { class: "page-head" }, heading, badge, h("div", { class: "page-actions" }, deleteButton)),
+    h("div", { class: "page-head" }, heading, badge, h("div", { class: "page-actions" }, rename.button, deleteButton)),
+    rename.form,
     note.el,
     problem,
-    // Player, then operations, then the rest: on a phone the drawing tools stay next to the picture.
-    h("div", { class: "asset-layout" }, stage, ops,
-      h("div", { class: "asset-info" },
-        h("section", { class: "card", "aria-labelledby": "info-heading" }, h("h2", { id: "info-heading" }, "About"), infoBody),
-        downloads.el,
-        h("section", { class: "card", "aria-labelledby": "asset-jobs-heading" },
-          h("h2", { id: "asset-jobs-heading" }, "Jobs"), jobs.el),
-        h("section", { class: "card", "aria-labelledby": "derived-heading" },
-          h("h2", { id: "derived-heading" }, "Derived assets"), derivedEmpty, derivedGrid))));
+    layout);
+  // Player, then operations, then the rest: on a phone the drawing tools stay next to the picture.
+  layout.replaceChildren(stage, ops,
+    h("div", { class: "asset-info" },
+      h("section", { class: "card", "aria-labelledby": "info-heading" }, h("h2", { id: "info-heading" }, "About"), infoBody),
+      downloads.el,
+      h("section", { class: "card", "aria-labelledby": "asset-jobs-heading" },
+        h("h2", { id: "asset-jobs-heading" }, "Jobs"), jobs.el),
+      h("section", { class: "card", "aria-labelledby": "derived-heading" },
+        h("h2", { id: "derived-heading" }, "Derived assets"), derivedEmpty, derivedGrid)));
   jobs.start();
   tick();
   return () => {

@@ -2,6 +2,7 @@
 // in the browser or is saved under a readable name (`?download=1`). Another rung can be made as MP4.
 
 import { Submission, api } from "./api.js";
+import { rungName } from "./assets.js";
 import { clearErrors, showErrors } from "./errors.js";
 import { announce, field, formatBytes, h } from "./ui.js";
 
@@ -13,7 +14,13 @@ function label(download, asset) {
     return name ? `Original (${name})` : "Original";
   }
   if (download.type === "audio") return "Audio (M4A)";
-  return `MP4 ${download.height}p`;
+  return `MP4 ${rung(asset, download.height)}`;
+}
+
+/** A rung's name by its shorter side (a portrait 1080×1920 rung is 1080p); downloads name it by height. */
+function rung(asset, height) {
+  const variant = (asset.hls?.variants || []).find((v) => v.height === height);
+  return rungName(variant?.width, height);
 }
 
 export class DownloadsCard {
@@ -48,7 +55,7 @@ export class DownloadsCard {
     const rungs = (asset.hls?.variants || []).map((v) => v.height).filter((height) => height && !made.has(height));
     const select = this.rung.control;
     const current = select.value;
-    select.replaceChildren(...rungs.map((height) => h("option", { value: String(height) }, `${height}p`)));
+    select.replaceChildren(...rungs.map((height) => h("option", { value: String(height) }, rung(asset, height))));
     if (rungs.includes(Number(current))) select.value = current;
     this.form.hidden = asset.state !== "ready" || rungs.length === 0;
   }

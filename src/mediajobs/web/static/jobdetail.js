@@ -1,9 +1,10 @@
 // One job in full: params, timings, attempts, result or error, with live progress and Cancel / Retry.
 
 import { api } from "./api.js";
+import { assetTitle } from "./assets.js";
 import { connection } from "./connection.js";
 import { messageOf } from "./errors.js";
-import { JobActions, etaText } from "./jobrow.js";
+import { JobActions, canRetry, etaText } from "./jobrow.js";
 import { follow } from "./live.js";
 import {
   TERMINAL, formatPercent, formatSeconds, formatTime, h, prettyJson, progressBar, setProgress, shortId, stateBadge,
@@ -56,6 +57,14 @@ export function jobDetailView(root, { id }) {
     stage.textContent = [job.stage, etaText(job)].filter(Boolean).join(" — ");
     actions.update(job);
     const media = job.media_id ? h("a", { href: `#/media/${job.media_id}` }, job.media_id) : "none";
+    if (job.media_id) {
+      const named = (title) => {
+        media.textContent = title;
+        media.title = job.media_id;
+      };
+      const title = assetTitle(job.media_id, named);
+      if (title) named(title);
+    }
     facts.replaceChildren(
       ...row("ID", h("code", {}, job.id)),
       ...row("Kind", job.kind),
@@ -73,7 +82,9 @@ export function jobDetailView(root, { id }) {
     params.textContent = prettyJson(job.params);
     if (job.error) {
       outcome.replaceChildren(h("h2", { id: "outcome-heading" }, "Error"),
-        h("p", { class: "job-error" }, h("code", { class: "error-code" }, job.error.code), " ", job.error.message));
+        h("p", { class: "job-error" }, job.error.message, " ", h("code", { class: "error-code" }, job.error.code)),
+        canRetry({ ...job, state: "failed" }) ? null
+          : h("p", { class: "hint" }, "Running it again would fail the same way: the input is the problem."));
     } else if (job.state === "succeeded") {
       outcome.replaceChildren(h("h2", { id: "outcome-heading" }, "Result"),
         h("pre", { class: "json result", tabindex: "0", "aria-label": "Result JSON" }, prettyJson(job.result)));

@@ -1,6 +1,7 @@
 // One job as a live list row (dashboard, asset page), and the Cancel / Retry actions every job view shares.
 
 import { api } from "./api.js";
+import { assetTitle } from "./assets.js";
 import { messageOf } from "./errors.js";
 import { follow, refresh } from "./live.js";
 import {
@@ -9,7 +10,23 @@ import {
 } from "./ui.js";
 
 export const canCancel = (job) => !TERMINAL.has(job.state);
-export const canRetry = (job) => job.state === "failed" || job.state === "cancelled";
+// Failures that running the job again cannot mend: the input is the problem (a file that is not media or
+// over a limit, a refused address, bad parameters, something deleted). The API still takes a retry; the page
+// does not offer one. Everything else (worker lost, timeouts, unreachable sources or storage, internal
+// errors, and codes of your own kinds) may pass, and is offered.
+export const PERMANENT_CODES = new Set([
+  "unsupported_media", "too_large", "invalid_params", "invalid_url", "invalid_range", "invalid_fan_out",
+  "forbidden_address", "not_found", "too_many_children", "no_video", "no_audio", "conflict", "resource_limit",
+  "superseded",
+]);
+export const canRetry = (job) => job.state === "cancelled"
+  || (job.state === "failed" && !PERMANENT_CODES.has(job.error?.code));
+
+/** An error as people read it: the message first, then its code. */
+export function errorText(error) {
+  if (!error) return "";
+  return error.message ? `${error.message} (${error.code})` : error.code;
+}
 
 export function etaText(job) {
   if (TERMINAL.has(job.state)) return "";
@@ -87,9 +104,11 @@ export class JobRow {
     });
     const title = h("a", { class: "job-kind", href: `#/jobs/${job.id}` }, job.kind,
       h("span", { class: "visually-hidden" }, ` job ${shortId(job.id)}`));
+    // The asset the job works on, by its title (none on that asset's own page).
+    this.asset = h("a", { class: "job-asset", hidden: true });
     this.el = h("li", { class: "job", dataset: { jobId: job.id } },
-      h("div", { class: "job-head" }, title, h("code", { class: "job-id", "aria-hidden": "true" }, shortId(job.id)),
-        this.badge),
+      h("div", { class: "job-head" }, title, this.asset,
+        h("code", { class: "job-id", "aria-hidden": "true" }, shortId(job.id)), this.badge),
       h("div", { class: "job-progress" }, this.bar, this.percent),
       h("p", { class: "job-status" }, this.stage, this.eta),
       this.meta, this.problem, this.actions.el);
@@ -109,16 +128,25 @@ export class JobRow {
     this.stage.textContent = job.stage || (job.state === "queued" ? "Waiting for a worker" : "");
     this.eta.textContent = etaText(job);
     const parts = [`created ${formatAgo(job.created_at)}`, `attempt ${job.attempt} of ${job.max_attempts}`];
-    if (job.media_id && job.media_id !== this.mediaId) {
-      parts.push(h("a", { href: `#/media/${job.media_id}` }, `asset ${shortId(job.media_id)}`));
-    }
     this.meta.replaceChildren(...parts.flatMap((part, i) => (i ? [" · ", part] : [part])));
+    this.showAsset(job);
     this.problem.hidden = !job.error;
-    this.problem.textContent = job.error ? `${job.error.code}: ${job.error.message}` : "";
+    this.problem.textContent = errorText(job.error);
     this.actions.update(job);
     if (previous && previous.state !== job.state) {
       announce(`Job ${job.kind} ${shortId(job.id)} is ${job.state}.`);
     }
+  }
+
+  showAsset(job) {
+    const shown = Boolean(job.media_id) && job.media_id !== this.mediaId;
+    this.asset.hidden = !shown;
+    if (!shown) return;
+    this.asset.href = `#/media/${job.media_id}`;
+    const show = (title) => {
+      this.asset.textContent = title;
+    };
+    show(assetTitle(job.media_id, show) ?? `asset ${shortId(job.media_id)}`);
   }
 }
 

@@ -1,4 +1,4 @@
-// The jobs dashboard: submit a job, filter by state and kind, and watch every job live.
+// The jobs dashboard: every job, live, filtered by state and kind; a form for a test job, folded away.
 
 import { Submission, api } from "./api.js";
 import { clearErrors, showErrors, showLocalErrors } from "./errors.js";
@@ -65,8 +65,7 @@ function submitForm(onSubmitted) {
       name)));
   const submission = new Submission();
 
-  const form = h("form", { class: "card form", novalidate: true, "aria-labelledby": "submit-heading" },
-    h("h2", { id: "submit-heading" }, "Submit a job"),
+  const form = h("form", { class: "form", novalidate: true, "aria-labelledby": "submit-heading" },
     examples, kind.wrapper, datalist, params.wrapper,
     h("div", { class: "field-row" }, priority.wrapper, attempts.wrapper),
     summary, h("div", { class: "form-actions" }, button), result);
@@ -144,23 +143,26 @@ export function jobsView(root) {
   let list = null;
   const filter = filters(() => list.reset());
 
+  const details = h("details", { class: "card submit-details" },
+    h("summary", { id: "submit-heading" }, "Submit a test job"));
   const empty = (filtered) => filtered
     ? h("div", { class: "empty" }, h("p", {}, "No jobs match these filters."),
       h("button", { type: "button", class: "btn", onclick: () => filter.clear() }, "Clear filters"))
     : h("div", { class: "empty" },
       h("h3", {}, "No jobs yet"),
-      h("p", {}, "A job is background work the workers run for you, with live progress. "
-        + "Submit one with the form: pick an example such as test.long_task (about 10 s of named stages) "
-        + "and press Submit job — it appears here and its progress bar moves as it runs."),
-      h("p", {}, "To work on video, go to the ", h("a", { href: "#/media" }, "Media library"),
-        " and import a URL or upload a file."),
+      h("p", {}, "Jobs are the work the workers do for you, with live progress: every upload, import, mask, cut, "
+        + "clip and analysis is one. Bring in a video in the ", h("a", { href: "#/" }, "Media library"),
+        " and its jobs appear here."),
+      h("p", {}, "To see a job run without media, open “Submit a test job” and submit test.long_task "
+        + "(about 10 s of named stages)."),
       h("button", {
-        type: "button", class: "btn btn-primary",
+        type: "button", class: "btn",
         onclick: () => {
+          details.open = true;
           submit.fill("test.long_task");
           submit.kind.control.focus();
         },
-      }, "Fill in an example job"));
+      }, "Fill in a test job"));
 
   list = new JobList({ query: filter.values, empty, label: "Jobs, newest first" });
   submit = submitForm((job) => {
@@ -168,13 +170,14 @@ export function jobsView(root) {
     if ((!state || state === job.state) && (!kind || kind === job.kind)) list.prepend(job);
   });
 
+  details.append(submit.form);
+
   root.replaceChildren(
     h("div", { class: "page-head" }, h("h1", { tabindex: "-1" }, "Jobs")),
-    h("div", { class: "jobs-layout" },
-      h("aside", { class: "jobs-aside" }, submit.form),
-      h("section", { class: "jobs-main", "aria-labelledby": "jobs-heading" },
-        h("h2", { id: "jobs-heading", class: "visually-hidden" }, "All jobs"),
-        filter.el, list.el)));
+    details,
+    h("section", { class: "jobs-main", "aria-labelledby": "jobs-heading" },
+      h("h2", { id: "jobs-heading", class: "visually-hidden" }, "All jobs"),
+      filter.el, list.el));
   list.start();
   return () => list.dispose();
 }

@@ -1,4 +1,5 @@
-// The media library: import from a URL, upload a file with progress, and a live grid of assets.
+// The media library, the first page: an upload area on top (a file, dropped or chosen; or a URL to import),
+// then the assets, searchable by title, newest first, live.
 
 import { Submission, api } from "./api.js";
 import { ACTIVE, assetName, duration, pipelineFieldset, resolution, setImage, size } from "./assets.js";
@@ -7,8 +8,8 @@ import { clearErrors, messageOf, showErrors, showLocalErrors } from "./errors.js
 import { PLAYABLE_LABEL, followAssetJob, playableEarly } from "./playable.js";
 import { uploadForm } from "./upload.js";
 import {
-  MEDIA_STATES, announce, field, formError, formatPercent, h, progressBar, reconcile, setProgress,
-  shortId, stateBadge, updateBadge,
+  MEDIA_STATES, announce, field, formError, formatPercent, h, progressBar, reconcile, setProgress, shortId,
+  stateBadge, updateBadge,
 } from "./ui.js";
 
 const REFRESH_MS = 2000;
@@ -26,13 +27,14 @@ export class MediaCard {
     this.playable = h("span", { class: "media-playable", hidden: true }, PLAYABLE_LABEL);
     this.facts = h("span", { class: "media-facts" });
     this.origin = h("span", { class: "media-origin" });
+    this.reason = h("span", { class: "media-reason", hidden: true });
     this.bar = progressBar("Processing progress");
     this.stage = h("span", { class: "media-stage" });
     this.progress = h("span", { class: "media-progress", hidden: true }, this.bar, this.stage);
     this.link = h("a", { class: "media-link", href: `#/media/${asset.id}` },
       h("span", { class: "thumb-frame" }, this.thumb, this.placeholder),
       h("span", { class: "media-body" }, this.title, h("span", { class: "media-line" }, this.badge, this.playable, this.facts),
-        this.origin, this.progress));
+        this.origin, this.reason, this.progress));
     this.el = h("li", { class: "media-card", dataset: { mediaId: asset.id } }, this.link);
     this.update(asset);
   }
@@ -46,6 +48,9 @@ export class MediaCard {
     this.facts.textContent = [duration(asset), resolution(asset), size(asset)].filter(Boolean).join(" · ");
     this.origin.textContent = asset.parent_id ? `derived from ${shortId(asset.parent_id)}` : "";
     this.origin.hidden = !asset.parent_id;
+    // Why it failed, in the words the API gives (the file, not a retry, is the usual fix).
+    this.reason.hidden = !(asset.state === "failed" && asset.error);
+    this.reason.textContent = asset.error?.message || "";
     this.placeholder.hidden = Boolean(asset.thumbnail_url);
     this.thumb.hidden = !asset.thumbnail_url;
     setImage(this.thumb, asset.thumbnail_url);
@@ -86,9 +91,8 @@ function importForm(onCreated) {
   const summary = formError();
   const result = h("p", { class: "form-result", role: "status" });
   const submission = new Submission();
-  const form = h("form", { class: "card form", novalidate: true, "aria-labelledby": "import-heading" },
-    h("h2", { id: "import-heading" }, "Import from a URL"), url.wrapper, pipeline.fieldset, summary,
-    h("div", { class: "form-actions" }, button), result);
+  const form = h("form", { class: "form import-form", novalidate: true, "aria-label": "Import from a URL" },
+    url.wrapper, pipeline.fieldset, summary, h("div", { class: "form-actions" }, button), result);
   form.addEventListener("submit", async (event) => {
     event.preventDefault();
     result.textContent = "";
@@ -131,6 +135,18 @@ export function mediaView(root) {
     label: "State", name: "media-state",
     control: h("select", {}, h("option", { value: "" }, "All states"), MEDIA_STATES.map((s) => h("option", { value: s }, s))),
   });
+  const search = field({
+    label: "Search titles", name: "media-search",
+    control: h("input", { type: "search", maxlength: "200", autocomplete: "off", placeholder: "holiday" }),
+  });
+  let searchTimer = null;
+  search.control.addEventListener("input", () => {
+    clearTimeout(searchTimer);
+    searchTimer = setTimeout(() => {
+      cursors.splice(1);
+      load(true);
+    }, 250);
+  });
   const prev = h("button", { type: "button", class: "btn", onclick: () => page(-1) }, "← Newer");
   const next = h("button", { type: "button", class: "btn", onclick: () => page(1) }, "Older →");
   const pageLabel = h("span", { class: "page-label" });
@@ -160,8 +176,8 @@ export function mediaView(root) {
     const controller = new AbortController();
     loading = controller;
     try {
-      const answer = await api.listMedia({ state: stateFilter.control.value, limit: PAGE_SIZE,
-        cursor: cursors[cursors.length - 1] }, controller.signal);
+      const answer = await api.listMedia({ state: stateFilter.control.value, q: search.control.value.trim(),
+        limit: PAGE_SIZE, cursor: cursors[cursors.length - 1] }, controller.signal);
       if (controller.signal.aborted || disposed) return;
       show(answer);
       problem.hidden = true;
@@ -202,13 +218,16 @@ export function mediaView(root) {
     pageLabel.textContent = `Page ${cursors.length}`;
     const empty = answer.items.length === 0 && cursors.length === 1;
     if (!empty) emptySlot.replaceChildren();
-    else if (stateFilter.control.value) emptySlot.replaceChildren(h("div", { class: "empty" }, h("p", {}, `No ${stateFilter.control.value} assets.`)));
-    else {
+    else if (search.control.value.trim() || stateFilter.control.value) {
+      const what = [stateFilter.control.value, "assets"].filter(Boolean).join(" ");
+      const titled = search.control.value.trim() ? ` titled with “${search.control.value.trim()}”` : "";
+      emptySlot.replaceChildren(h("div", { class: "empty" }, h("p", {}, `No ${what}${titled}.`)));
+    } else {
       emptySlot.replaceChildren(h("div", { class: "empty" },
         h("h3", {}, "No media yet"),
-        h("p", {}, "Bring in a video to get started: paste its URL into “Import from a URL”, or pick a file "
-          + "under “Upload a file”. Each asset is turned into an HLS stream and a thumbnail; then you can play it, "
-          + "mask regions, cut out ranges and analyse it from its page.")));
+        h("p", {}, "Drop a video or audio file above (or choose one), or import one from its URL. Each becomes a "
+          + "stream that plays here within seconds, with a thumbnail and downloads; from its page you can mask "
+          + "regions, cut out or clip ranges, add captions and analyse it.")));
     }
   }
 
@@ -216,20 +235,47 @@ export function mediaView(root) {
   connection.addEventListener("reconnected", onReconnect);
   const timer = setInterval(() => load(), REFRESH_MS);
 
+  const upload = uploadForm(created);
+  const intake = h("section", { class: "card intake", "aria-labelledby": "upload-heading" }, upload,
+    h("details", { class: "import-details" }, h("summary", {}, "Or import from a URL"), importForm(created)));
+  dropTarget(intake, upload);
+
   root.replaceChildren(
     h("div", { class: "page-head" }, h("h1", { tabindex: "-1" }, "Media library")),
-    h("div", { class: "media-forms" }, importForm(created), uploadForm(created)),
+    intake,
     h("section", { class: "media-main", "aria-labelledby": "assets-heading" },
       h("div", { class: "section-head" }, h("h2", { id: "assets-heading" }, "Assets"),
-        h("form", { class: "filters", role: "search", "aria-label": "Filter media", onsubmit: (e) => e.preventDefault() },
-          stateFilter.wrapper)),
+        h("form", { class: "filters", role: "search", "aria-label": "Find media", onsubmit: (e) => e.preventDefault() },
+          search.wrapper, stateFilter.wrapper)),
       status, problem, emptySlot, grid, pager));
   load(true);
   return () => {
     disposed = true;
     clearInterval(timer);
+    clearTimeout(searchTimer);
     loading?.abort();
     connection.removeEventListener("reconnected", onReconnect);
     for (const card of cards.values()) card.stop();
   };
+}
+
+/** Let a file dropped anywhere on `area` go to the upload form (as if chosen, then Upload pressed). */
+function dropTarget(area, form) {
+  const input = form.querySelector('input[type="file"]');
+  const over = (on) => area.classList.toggle("drop-over", on);
+  area.addEventListener("dragover", (event) => {
+    if (![...(event.dataTransfer?.types || [])].includes("Files")) return;
+    event.preventDefault();
+    over(true);
+  });
+  area.addEventListener("dragleave", (event) => {
+    if (!area.contains(event.relatedTarget)) over(false);
+  });
+  area.addEventListener("drop", (event) => {
+    if (!event.dataTransfer?.files?.length || !input) return;
+    event.preventDefault();
+    over(false);
+    input.files = event.dataTransfer.files;
+    form.requestSubmit();
+  });
 }

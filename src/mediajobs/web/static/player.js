@@ -2,7 +2,7 @@
 // rendition choice), Safari's own HLS elsewhere, a rendition choice (auto by default), a captions choice (the
 // master's SUBTITLES tracks, shown by the browser as text), and a canvas laid over the picture for drawing on it.
 
-import { withoutToken } from "./assets.js";
+import { rungName, withoutToken } from "./assets.js";
 import { field, h } from "./ui.js";
 
 let hlsModule = null;
@@ -77,7 +77,7 @@ export class Player {
       instance.on(Hls.Events.LEVEL_SWITCHED, (_, data) => {
         const level = instance.levels[data.level];
         const mode = instance.autoLevelEnabled ? "Auto: " : "";
-        this.playing.textContent = level ? `${mode}playing ${level.height}p` : "";
+        this.playing.textContent = level ? `${mode}playing ${rungName(level.width, level.height)}` : "";
       });
       instance.on(Hls.Events.ERROR, (_, data) => this.failed(instance, Hls, data));
       instance.loadSource(url);
@@ -93,7 +93,7 @@ export class Player {
     const select = this.quality.control;
     select.replaceChildren(h("option", { value: "-1" }, "Auto"),
       ...instance.levels.map((level, index) => h("option", { value: String(index) },
-        `${level.height}p${level.bitrate ? ` (${mbps(level.bitrate)})` : ""}`)));
+        `${rungName(level.width, level.height)}${level.bitrate ? ` (${mbps(level.bitrate)})` : ""}`)));
     select.disabled = instance.levels.length < 2;
     select.value = "-1";
   }

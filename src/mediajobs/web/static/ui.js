@@ -97,16 +97,17 @@ export function formatClock(seconds) {
   return `${m}:${rest}`;
 }
 
+/** Sizes in binary units, as the API's messages, the CLI and the README write them: 1 MiB = 1,048,576 bytes. */
 export function formatBytes(bytes) {
   if (bytes === null || bytes === undefined) return "";
-  const units = ["B", "KB", "MB", "GB", "TB"];
+  const units = ["B", "KiB", "MiB", "GiB", "TiB"];
   let value = Number(bytes);
   let unit = 0;
-  while (value >= 1000 && unit < units.length - 1) {
-    value /= 1000;
+  while (Math.abs(value) >= 1024 && unit < units.length - 1) {
+    value /= 1024;
     unit += 1;
   }
-  return `${value.toFixed(unit === 0 || value >= 100 ? 0 : 1)} ${units[unit]}`;
+  return `${unit === 0 || Number.isInteger(value) ? value.toFixed(0) : value.toFixed(1)} ${units[unit]}`;
 }
 
 export function formatTime(iso) {

@@ -49,6 +49,13 @@ export function uploadForm(onCreated) {
   const file = field({
     label: "Video or audio file", name: "file", apiField: "file filename",
     control: h("input", { type: "file", accept: "video/*,audio/*,.mkv,.mov,.mp4,.webm,.m4a,.mp3,.wav" }),
+    hint: "MP4, MOV, MKV, WebM, MPEG-TS, MP3, M4A, WAV, …",
+  });
+  // The largest upload the server takes (Tus-Max-Size), said before a byte is sent.
+  let limit = null;
+  api.uploadLimit().then((bytes) => {
+    limit = bytes;
+    if (bytes) file.wrapper.querySelector(".hint").textContent += ` Up to ${formatBytes(bytes)}.`;
   });
   const bar = progressBar("Upload progress");
   const progressText = h("span", { class: "upload-text" });
@@ -126,6 +133,9 @@ export function uploadForm(onCreated) {
     let message = "";
     if (!chosen) message = "Choose a video or audio file to upload.";
     else if (chosen.size === 0) message = `${chosen.name} is empty (0 bytes); choose another file.`;
+    else if (limit && chosen.size > limit) {
+      message = `${chosen.name} is ${formatBytes(chosen.size)}; this server takes files up to ${formatBytes(limit)}.`;
+    }
     if (showLocalErrors(form, message ? [{ control: file.control, message }] : [])) return;
     clearErrors(form);
     progress.hidden = false;
