@@ -12,7 +12,8 @@ import httpx
 import pytest
 from playwright.sync_api import Browser, Page, expect
 
-from tests.servers import Stack, wait_for
+from mediajobs.testing.servers import wait_for
+from mediajobs.testing.stacks import Stack
 from tests.web.conftest import DESKTOP, PHONE, open_page
 
 pytestmark = pytest.mark.slow
