@@ -84,13 +84,15 @@ class StubBroker:
 
 
 class Engine:
-    """Services on a SQLite of the test's own and a StubBroker, and a worker that runs in this process."""
+    """Services on a SQLite of the test's own (or a migrated `database_url`) and a StubBroker, and a worker
+    that runs in this process."""
 
-    def __init__(self, directory: Path, template: Path) -> None:
-        shutil.copyfile(template, directory / "jobs.db")
+    def __init__(self, directory: Path, template: Path, database_url: str | None = None) -> None:
+        if database_url is None:
+            shutil.copyfile(template, directory / "jobs.db")
         self.settings = Settings(
             data_dir=directory / "data",
-            database_url=f"sqlite:///{directory / 'jobs.db'}",
+            database_url=database_url or f"sqlite:///{directory / 'jobs.db'}",
             broker_url="redis://127.0.0.1:1/0",  # never used: the stub carries the messages
             temp_dir=directory / "tmp",
             heartbeat_interval_s=0.2,

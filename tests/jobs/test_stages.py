@@ -2,10 +2,32 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from mediajobs.db.migrate import migrate
+from mediajobs.db.session import Database
 from mediajobs.jobs import states
 from mediajobs.jobs.context import JobContext
 from mediajobs.jobs.registry import NoParams, job_kind
 from tests.jobs.conftest import Engine
+from tests.stacks import BACKENDS, database_url
+
+
+@pytest.fixture(params=BACKENDS)
+def engine(request: pytest.FixtureRequest, tmp_path: Path, migrated_template: Path) -> Iterator[Engine]:
+    """The engine on SQLite and on PostgreSQL: the final stage is one CASE in the terminal UPDATE."""
+    url = None
+    if request.param != "sqlite":
+        url = database_url(request.param, tmp_path, request)
+        schema = Database(url)
+        migrate(schema)
+        schema.dispose()
+    made = Engine(tmp_path, migrated_template, url)
+    yield made
+    made.close()
 
 
 @job_kind("stages.midway")
