@@ -84,6 +84,7 @@ def test_the_library_is_the_first_page_with_the_upload_area_on_top_and_assets_ri
     expect(page.get_by_role("link", name="Media", exact=True)).to_have_attribute("aria-current", "page")
     card = page.locator("li.media-card").first
     expect(card).to_be_visible()
+    card.locator(".thumb-frame img").evaluate("img => img.decode()")  # its thumbnail is on the screen too
     page.screenshot(path=str(tmp_path / f"library-{size}.png"))
 
     upload_area, first_card = top(page, ".intake"), top(page, "li.media-card")
