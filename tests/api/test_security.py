@@ -174,3 +174,20 @@ def test_every_answer_says_nosniff(open_client: TestClient) -> None:
         open_client.post("/api/v1/jobs", content=b"x", headers={"Content-Type": "text/plain"}),
     ):
         assert response.headers["x-content-type-options"] == "nosniff"
+
+
+def test_every_html_answer_forbids_framing(make_client: MakeClient) -> None:
+    # Clickjacking: a page elsewhere must not show the UI (or /docs) in a frame and trick a click through it.
+    for client in (make_client(), make_client(api_keys="k")):
+        pages = ["/", "/ui/", "/ui/index.html", "/docs", "/docs/"]
+        answers = [client.get(path) for path in pages]
+        answers.append(client.get("/", headers={"Host": "evil.example"}))  # refusals too
+        html = [r for r in answers if r.headers.get("content-type", "").startswith("text/html")]
+        assert len(html) >= 4, [(r.url, r.status_code, r.headers.get("content-type")) for r in answers]
+        for response in html:
+            where = f"{response.url} {response.status_code}"
+            assert response.headers["x-frame-options"] == "DENY", where
+            assert response.headers["content-security-policy"] == "frame-ancestors 'none'", where
+    # Every other answer says DENY too (a JSON or media answer framed is no use to anyone).
+    api = make_client().get("/api/v1/jobs")
+    assert api.headers["x-frame-options"] == "DENY"

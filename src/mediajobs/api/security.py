@@ -1,7 +1,8 @@
 """The one gate every request passes before routing: Host, API key, cross-site checks, safe response headers.
 
 Pure ASGI (not BaseHTTPMiddleware) so that SSE and streaming uploads keep streaming, and so that a refusal is
-answered before anything reads the body: a stranger learns nothing from validation errors.
+answered before anything reads the body: a stranger learns nothing from validation errors. Every answer says
+nosniff and may not be framed (clickjacking): `X-Frame-Options: DENY`, and on HTML `frame-ancestors 'none'`.
 """
 
 from __future__ import annotations
@@ -32,6 +33,9 @@ FILES = re.compile(r"^/api/v1/media/(?P<id>[^/]+)/(?:files|images)/.+$")
 MAX_TOKEN_BYTES = 4096
 DEFAULT_PORTS = {"http": 80, "https": 443}
 CHALLENGE = {"WWW-Authenticate": 'Bearer realm="mediajobs"'}
+# Set on every answer by the gate, whatever a route said.
+OWN_HEADERS = frozenset({b"x-content-type-options", b"x-frame-options"})
+FRAME_ANCESTORS = b"frame-ancestors 'none'"
 
 
 def split_host(value: str) -> tuple[str, int | None] | None:
@@ -201,10 +205,12 @@ class Guard:
 
         async def sending(message: Message) -> None:
             if message["type"] == "http.response.start":
-                raw = [
-                    (k, v) for k, v in message.get("headers", []) if k.lower() != b"x-content-type-options"
-                ]
-                raw.append((b"x-content-type-options", b"nosniff"))
+                raw = [(k, v) for k, v in message.get("headers", []) if k.lower() not in OWN_HEADERS]
+                raw += [(b"x-content-type-options", b"nosniff"), (b"x-frame-options", b"DENY")]
+                if any(k.lower() == b"content-type" and v.lower().startswith(b"text/html") for k, v in raw):
+                    # No page of ours may be shown in another site's frame (clickjacking).
+                    raw = [(k, v) for k, v in raw if k.lower() != b"content-security-policy"]
+                    raw.append((b"content-security-policy", FRAME_ANCESTORS))
                 if private:
                     raw = _private(raw)
                 message = {**message, "headers": raw}
