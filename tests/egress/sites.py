@@ -103,13 +103,16 @@ def _handler(site: Site) -> type[BaseHTTPRequestHandler]:
                 if not head:
                     self._write(route.body)
                 return
+            chunked = headers.get("Transfer-Encoding") == "chunked"  # else the body ends with the connection
             self.send_header("Connection", "close")
             self.end_headers()
             self.close_connection = True
             if not head:
                 with contextlib.suppress(OSError):
                     for chunk in route.body():
-                        self._write(chunk)
+                        self._write(b"%x\r\n%b\r\n" % (len(chunk), chunk) if chunked else chunk)
+                    if chunked:
+                        self._write(b"0\r\n\r\n")
 
         def _write(self, data: bytes) -> None:
             self.wfile.write(data)

@@ -18,6 +18,8 @@ from tests.egress.sites import Site
 
 PUBLIC_ATTACKER = Policy(public_networks=parse_networks("127.0.0.2/32"), ports=None)
 MiB = 1024 * 1024
+# How an MP4 file begins (its `ftyp` box): the proxy knows media by its first bytes.
+MP4_START = b"\x00\x00\x00\x18ftypisom\x00\x00\x02\x00isomiso2"
 
 
 @pytest.fixture
@@ -136,11 +138,12 @@ def test_proxy_sniffs_pages_served_as_bytes(guard: Guard, attacker: Site) -> Non
 
 def test_proxy_relays_media_of_any_size(guard: Guard, attacker: Site) -> None:
     def big_video() -> Iterator[bytes]:
+        yield MP4_START
         yield from (b"\x00" * MiB for _ in range(20))
 
     url = attacker.add("/big.mp4", big_video, "video/mp4")
     with httpx.Client(proxy=guard.proxy_url, timeout=30) as client:
-        assert len(client.get(url).content) == 20 * MiB
+        assert len(client.get(url).content) == 20 * MiB + len(MP4_START)
     assert guard.failure() is None
 
 
@@ -165,7 +168,7 @@ def test_proxy_refuses_other_schemes(guard: Guard, internal: Site) -> None:
 
 
 def test_proxy_relays_a_large_media_file_byte_for_byte(guard: Guard, attacker: Site) -> None:
-    video = os.urandom(24 * MiB)
+    video = MP4_START + os.urandom(24 * MiB)
     url = attacker.add("/big.mp4", video, "video/mp4")
     with httpx.Client(proxy=guard.proxy_url, timeout=30) as client:
         got = client.get(url)
@@ -175,7 +178,7 @@ def test_proxy_relays_a_large_media_file_byte_for_byte(guard: Guard, attacker: S
 
 
 def test_proxy_tunnel_passes_on_bytes_sent_along_with_connect(guard: Guard, attacker: Site) -> None:
-    video = os.urandom(8 * MiB)
+    video = MP4_START + os.urandom(8 * MiB)
     attacker.add("/v.mp4", video, "video/mp4")
     with socket.create_connection(("127.0.0.1", int(guard.proxy_url.rsplit(":", 1)[1]))) as sock:
         # The request rides in the same write as CONNECT: it must reach the host, not stay in the proxy.
@@ -186,3 +189,156 @@ def test_proxy_tunnel_passes_on_bytes_sent_along_with_connect(guard: Guard, atta
         answer = b"".join(iter(lambda: sock.recv(1 << 20), b""))
     assert answer.startswith(b"HTTP/1.1 200 Connection established\r\n\r\nHTTP/1.1 200 OK")
     assert answer.endswith(video)
+
+
+def _read_cut(guard: Guard, url: str) -> int:
+    """Bytes a client got of `url` before the proxy cut it off (the read must end in an error)."""
+    got = 0
+    with (
+        httpx.Client(proxy=guard.proxy_url, timeout=30) as client,
+        client.stream("GET", url) as response,
+        pytest.raises(httpx.HTTPError),
+    ):
+        for chunk in response.iter_raw():
+            got += len(chunk)
+    return got
+
+
+def test_proxy_cuts_off_a_playlist_served_as_video(guard: Guard, attacker: Site) -> None:
+    # 64 MiB of playlist, no Content-Length, typed as MPEG-TS: yt-dlp reads a playlist whole into memory.
+    def huge_playlist() -> Iterator[bytes]:
+        yield b"#EXTM3U\n#EXT-X-TARGETDURATION:4\n"
+        line = b"#EXTINF:4.0,\nhttp://127.0.0.2/segment.ts\n"
+        for _ in range(64):
+            yield line * (MiB // len(line))
+
+    url = attacker.add("/live.ts", huge_playlist, "video/mp2t")
+    assert _read_cut(guard, url) <= ProxyLimits().text_bytes
+    assert attacker.sent_bytes < 40 * MiB
+    assert guard.failure() is not None and guard.failure().code == "too_large"  # type: ignore[union-attr]
+
+
+def test_proxy_cuts_off_bytes_whose_first_read_is_a_newline(guard: Guard, attacker: Site) -> None:
+    def newline_then_text() -> Iterator[bytes]:
+        yield b"\n"  # a read of its own: the sniffing must not decide on one byte
+        for _ in range(20):
+            yield b"a" * MiB
+
+    url = attacker.add("/blob", newline_then_text, "application/octet-stream")
+    assert _read_cut(guard, url) <= ProxyLimits().text_bytes
+    assert guard.failure() is not None and guard.failure().code == "too_large"  # type: ignore[union-attr]
+
+
+def test_proxy_refuses_a_declared_length_over_the_limit_unless_the_body_is_media(
+    guard: Guard, attacker: Site
+) -> None:
+    big = attacker.add("/big.bin", b"\x00" * (9 * MiB), "video/mp4")  # no media starts with zeros
+    with httpx.Client(proxy=guard.proxy_url, timeout=30) as client:
+        assert client.get(big).status_code == 502
+    assert guard.failure() is not None and guard.failure().code == "too_large"  # type: ignore[union-attr]
+
+
+TS_PACKET = b"\x47\x40\x00\x10" + b"\xff" * 184
+TS_PACKET_SIZE = 188
+MEDIA_STARTS = {
+    "mpegts": TS_PACKET * 3,
+    "m2ts": (b"\x00\x00\x00\x00" + TS_PACKET) * 3,
+    "mp4": MP4_START,
+    "fmp4-segment": b"\x00\x00\x00\x18stypmsdh\x00\x00\x00\x00msdhmsix",
+    "matroska": b"\x1a\x45\xdf\xa3\x9f\x42\x86\x81\x01",
+    "ogg": b"OggS\x00\x02" + b"\x00" * 20,
+    "flv": b"FLV\x01\x05\x00\x00\x00\x09",
+    "mp3": b"ID3\x04\x00\x00\x00\x00\x00\x00",
+    "aac-adts": b"\xff\xf1\x50\x80\x02\x1f\xfc",
+    "jpeg": b"\xff\xd8\xff\xe0\x00\x10JFIF",
+}
+
+
+@pytest.mark.parametrize("kind", sorted(MEDIA_STARTS))
+def test_proxy_relays_media_whatever_its_declared_type(tmp_path: Path, attacker: Site, kind: str) -> None:
+    body = MEDIA_STARTS[kind] + os.urandom(9 * MiB)
+    url = attacker.add(f"/{kind}", body, "text/html")  # a lie in the other direction: the bytes decide
+    with (
+        egress_guard(Settings(temp_dir=tmp_path), policy=PUBLIC_ATTACKER) as guard,
+        httpx.Client(proxy=guard.proxy_url, timeout=30) as client,
+    ):
+        got = client.get(url)
+        assert got.status_code == 200 and got.content == body
+        assert guard.failure() is None
+
+
+@pytest.mark.parametrize(
+    "address",
+    ["::ffff:0:7f00:1", "::ffff:0:a00:1", "::ffff:0:a9fe:a9fe", "::ffff:0:5db8:d822"],
+)
+def test_proxy_refuses_ipv4_translated_addresses(tmp_path: Path, address: str) -> None:
+    async def translated(host: str, port: int) -> list[IPAddress]:
+        return [ipaddress.ip_address(address)]
+
+    settings = Settings(temp_dir=tmp_path)
+    with (
+        egress_guard(settings, policy=PUBLIC_ATTACKER, resolver=translated) as guard,
+        httpx.Client(proxy=guard.proxy_url) as client,
+    ):
+        assert client.get("http://translated.example/").status_code == 403
+        assert "IPv4-translated" in guard.refused[0], guard.refused
+
+
+def _raw(guard: Guard, request: bytes) -> bytes:
+    with socket.create_connection(("127.0.0.1", int(guard.proxy_url.rsplit(":", 1)[1])), timeout=10) as sock:
+        sock.sendall(request)
+        return b"".join(iter(lambda: sock.recv(65536), b""))
+
+
+@pytest.mark.parametrize(
+    "framing",
+    [
+        b"Content-Length: 5\r\nContent-Length: 50\r\n",
+        b"Content-Length: 5, 50\r\n",
+        b"Content-Length: 5\r\nTransfer-Encoding: chunked\r\n",
+        b"Transfer-Encoding: chunked\r\nContent-Length: 5\r\n",
+        b"Transfer-Encoding: chunked, identity\r\n",
+        b"Transfer-Encoding: gzip\r\n",
+        b"Transfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n",
+        b"Content-Length: +5\r\n",
+    ],
+)
+def test_proxy_refuses_conflicting_framing(guard: Guard, attacker: Site, framing: bytes) -> None:
+    # Request smuggling: the destination and the proxy must never disagree on where a body ends.
+    attacker.add("/hook", b"ok", "text/plain")
+    head = f"POST http://127.0.0.2:{attacker.port}/hook HTTP/1.1\r\nHost: 127.0.0.2\r\n".encode()
+    answer = _raw(guard, head + framing + b"\r\nhello0\r\n\r\n")
+    assert answer.startswith(b"HTTP/1.1 400"), answer[:200]
+    assert attacker.connections == 0
+
+
+def test_proxy_passes_one_content_length_when_a_client_repeats_the_same_one(
+    guard: Guard, attacker: Site
+) -> None:
+    attacker.add("/hook", b"ok", "text/plain")
+    head = f"POST http://127.0.0.2:{attacker.port}/hook HTTP/1.1\r\nHost: 127.0.0.2\r\n".encode()
+    answer = _raw(guard, head + b"Content-Length: 5\r\nContent-Length: 5\r\n\r\nhello")
+    assert answer.startswith(b"HTTP/1.1 200") and answer.endswith(b"ok"), answer[:200]
+    assert attacker.requests[-1] == ("POST", "/hook", b"hello")
+
+
+def test_proxy_looks_inside_chunked_bodies(guard: Guard, attacker: Site) -> None:
+    def ts_in_small_chunks() -> Iterator[bytes]:
+        for _ in range(10 * MiB // (TS_PACKET_SIZE * 16)):
+            yield TS_PACKET * 16
+
+    def playlist_in_chunks() -> Iterator[bytes]:
+        yield b"#EXTM3U\n"
+        for _ in range(12):
+            yield b"#EXTINF:4.0,\nx.ts\n" * (MiB // 18)
+
+    chunked = {"Transfer-Encoding": "chunked"}
+    video = attacker.add("/chunked.ts", ts_in_small_chunks, "application/octet-stream", headers=chunked)
+    playlist = attacker.add("/chunked.m3u8", playlist_in_chunks, "video/mp2t", headers=chunked)
+    with httpx.Client(proxy=guard.proxy_url, timeout=30) as client:
+        got = client.get(video)
+        assert got.status_code == 200 and len(got.content) > 9 * MiB
+        assert got.content.startswith(TS_PACKET)
+    assert guard.failure() is None
+    assert _read_cut(guard, playlist) <= ProxyLimits().text_bytes + MiB  # the chunk framing counts too
+    assert guard.failure() is not None

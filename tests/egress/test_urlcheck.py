@@ -149,3 +149,9 @@ def test_public_cidrs_make_a_loopback_address_count_as_public() -> None:
     assert check_url("http://127.0.0.2:8000/a.mp4", policy=policy)
     with pytest.raises(ForbiddenAddress, match="loopback"):
         check_url("http://127.0.0.1:8000/a.mp4", policy=policy)
+
+
+@pytest.mark.parametrize("host", ["[::ffff:0:7f00:1]", "[::ffff:0:a9fe:a9fe]", "[::ffff:0:5db8:d822]"])
+def test_check_url_refuses_ipv4_translated_addresses(host: str) -> None:
+    with pytest.raises(ForbiddenAddress, match="IPv4-translated"):
+        check_url(f"http://{host}/video.mp4", allow_private=False)

@@ -21,15 +21,35 @@ HOP_BY_HOP = frozenset(
         "expect",
     }
 )
-# Bodies yt-dlp streams to disk. Everything else it may read whole into memory, so the proxy caps it.
-MEDIA_APPLICATION = frozenset({"application/mp4", "application/ogg", "application/mxf", "video/mp2t"})
-PLAYLISTS = frozenset(
-    {"application/vnd.apple.mpegurl", "application/x-mpegurl", "audio/mpegurl", "audio/x-mpegurl"}
+# How much of a body the proxy looks at before it decides whether the body is media (see `is_media`).
+SNIFF_BYTES = 1024
+TS_PACKET = 188
+# ISO BMFF (MP4, MOV, 3GP, fMP4 segments): the box types a file or segment starts with, after its size.
+BMFF_BOXES = frozenset(
+    {b"ftyp", b"styp", b"moov", b"moof", b"mdat", b"free", b"skip", b"wide", b"sidx", b"emsg", b"prft"}
 )
-# Declared as plain bytes (or not declared): the first bytes decide.
-SNIFFED = frozenset({"", "application/octet-stream", "binary/octet-stream", "application/binary"})
-TEXT_STARTS = (b"<", b"#EXTM3U", b"{", b"[")
-BOMS = (b"\xef\xbb\xbf", b"\xff\xfe", b"\xfe\xff")
+# Containers and elementary streams known by their first bytes.
+MAGIC = (
+    b"\x1a\x45\xdf\xa3",  # Matroska / WebM (EBML)
+    b"OggS",
+    b"FLV\x01",
+    b"RIFF",  # AVI, WAV, WebP
+    b"FORM",  # AIFF
+    b"caff",
+    b"fLaC",
+    b"wvpk",
+    b"ID3",  # MP3 (and AAC) with an ID3v2 tag
+    b"\x00\x00\x01\xba",  # MPEG program stream
+    b"\x00\x00\x01\xb3",  # MPEG-1/2 video sequence
+    b"\x0b\x77",  # AC-3 / E-AC-3
+    b"\x30\x26\xb2\x75\x8e\x66\xcf\x11",  # ASF / WMV
+    b"\x06\x0e\x2b\x34",  # MXF
+    b"\xff\xd8\xff",  # JPEG
+    b"\x89PNG\r\n\x1a\n",
+    b"GIF8",
+)
+# MPEG audio (MP3 layers, ADTS AAC) frame sync, by its second byte. Not 0xfe/0xff: FF FE is a UTF-16 BOM.
+AUDIO_SYNC = frozenset({0xF0, 0xF1, 0xF8, 0xF9, 0xFA, 0xFB, 0xF2, 0xF3, 0xE2, 0xE3})
 
 
 class BadMessage(Exception):
@@ -66,6 +86,34 @@ class Request(Message):
     def target(self) -> str:
         return self.first[1]
 
+    @property
+    def length(self) -> int | None:
+        """The body's one Content-Length (`read_request` refused conflicting ones), or None."""
+        return declared_length(self, 400)
+
+    @property
+    def chunked(self) -> bool:
+        return self.get("transfer-encoding") is not None
+
+
+def declared_length(message: Message, status: int) -> int | None:
+    """The Content-Length a message declares, once however often it is repeated; BadMessage(`status`) when
+    the values differ or are not a number (a proxy and a server reading different lengths is smuggling)."""
+    values = {
+        part.strip()
+        for key, value in message.headers
+        if key.lower() == "content-length"
+        for part in value.split(",")
+    }
+    if not values:
+        return None
+    if len(values) > 1:
+        raise BadMessage(status, "conflicting Content-Length values")
+    (value,) = values
+    if not (value.isascii() and value.isdigit()):
+        raise BadMessage(status, "malformed Content-Length")
+    return int(value)
+
 
 class Response(Message):
     length: int | None = None
@@ -75,8 +123,8 @@ class Response(Message):
         return (self.get("content-type") or "").split(";")[0].strip().lower()
 
     @property
-    def sniffable(self) -> bool:
-        return self.content_type in SNIFFED
+    def chunked(self) -> bool:
+        return self.length is None and self.get("transfer-encoding") is not None
 
     @property
     def close_delimited(self) -> bool:
@@ -128,8 +176,13 @@ async def read_request(reader: asyncio.StreamReader, idle_s: float) -> Request |
         return None
     first, headers = _parse(raw)
     request = Request(first, headers)
-    if request.get("content-length") is not None and request.get("transfer-encoding") is not None:
+    # Only framings the proxy and every destination read the same way pass (RFC 9112 6.3, 11.2).
+    encodings = [v for k, v in headers if k.lower() == "transfer-encoding"]
+    if encodings and request.get("content-length") is not None:
         raise BadMessage(400, "both Content-Length and Transfer-Encoding")
+    if encodings and (len(encodings) > 1 or encodings[0].strip().lower() != "chunked"):
+        raise BadMessage(400, "the only Transfer-Encoding accepted is one 'chunked'")
+    request.length  # noqa: B018 - refuses conflicting or malformed Content-Length values
     return request
 
 
@@ -146,34 +199,55 @@ async def read_response(reader: asyncio.StreamReader, idle_s: float, method: str
             raise BadMessage(502, "the server sent a malformed status line")
         if not status.startswith("1"):
             break
-    declared = response.get("content-length")
+    declared = declared_length(response, 502)
     if method == "HEAD" or status in ("204", "304"):
         response.length = 0
     elif declared is not None and response.get("transfer-encoding") is None:
-        if not declared.isdigit():
-            raise BadMessage(502, "the server sent a malformed Content-Length")
-        response.length = int(declared)
+        response.length = declared
     return response
 
 
-def is_text(response: Response, first: bytes) -> bool:
-    """Whether a body is one a client may read whole into memory (pages, JSON, playlists...)."""
-    kind = response.content_type
-    if kind in SNIFFED:
-        for bom in BOMS:
-            first = first.removeprefix(bom)
-        return first.lstrip().startswith(TEXT_STARTS)
-    if kind in PLAYLISTS:
+def is_media(first: bytes) -> bool:
+    """Whether a body starts as a media file or stream does: what yt-dlp streams to disk, never reads whole.
+
+    The bytes decide, not the declared type, which costs a lie nothing. Everything else (pages, playlists,
+    JSON, encrypted HLS segments, unknown bytes) may be read into memory by a client and is capped.
+    """
+    if len(first) > 2 * TS_PACKET and first[0] == first[TS_PACKET] == first[2 * TS_PACKET] == 0x47:
+        return True  # MPEG-TS: a sync byte every 188 bytes
+    if len(first) > 4 + 2 * 192 and first[4] == first[196] == first[388] == 0x47:
+        return True  # M2TS (Blu-ray, AVCHD): a 4-byte timestamp before each packet
+    if first[4:8] in BMFF_BOXES:
         return True
-    return not (kind.startswith(("video/", "audio/", "image/")) or kind in MEDIA_APPLICATION)
+    if len(first) >= 2 and first[0] == 0xFF and first[1] in AUDIO_SYNC:
+        return True
+    return first.startswith(MAGIC)
+
+
+def chunked_payload(raw: bytes) -> bytes:
+    """The start of the data a chunked body carries, decoded from as much of it as `raw` holds."""
+    payload = b""
+    while raw:
+        line, sep, rest = raw.partition(b"\r\n")
+        try:
+            size = int(line.split(b";")[0].strip(), 16)
+        except ValueError:
+            break
+        if not sep or size == 0:
+            break
+        payload += rest[:size]
+        raw = rest[size + 2 :]
+    return payload
 
 
 def origin_request(request: Request, url: SplitResult) -> bytes:
     """The request head as the destination should see it: origin form, one request, no proxy headers."""
     path = (url.path or "/") + (f"?{url.query}" if url.query else "")
     authority = url.netloc.rpartition("@")[2]
-    headers = [(k, v) for k, v in request.passed_on() if k.lower() != "host"]
+    headers = [(k, v) for k, v in request.passed_on() if k.lower() not in ("host", "content-length")]
     lines = [f"{request.method} {path} HTTP/1.1", f"Host: {authority}"]
+    if request.length is not None:
+        lines.append(f"Content-Length: {request.length}")
     lines += [f"{k}: {v}" for k, v in headers]
     lines.append("Connection: close")
     return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
@@ -183,11 +257,8 @@ async def copy_body(
     request: Request, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, idle_s: float
 ) -> None:
     """Pass the request body on, framed as the client framed it."""
-    length = request.get("content-length")
-    if length is not None:
-        if not length.isdigit():
-            raise BadMessage(400, "malformed Content-Length")
-        left = int(length)
+    if request.length is not None:
+        left = request.length
         while left > 0:
             data = await asyncio.wait_for(reader.read(min(left, 1 << 20)), idle_s)
             if not data:
@@ -195,7 +266,7 @@ async def copy_body(
             writer.write(data)
             await writer.drain()
             left -= len(data)
-    elif "chunked" in (request.get("transfer-encoding") or "").lower():
+    elif request.chunked:
         while True:
             line = await asyncio.wait_for(reader.readuntil(b"\r\n"), idle_s)
             try:

@@ -2,7 +2,7 @@
 
 The tables are explicit rather than left to `ipaddress`'s flags, which call 192.0.0.192, 192.88.99.1,
 fec0::1 and 6to4 forms of private addresses "global". Tunnel and translation forms (IPv4-mapped, 6to4,
-NAT64, Teredo) are judged by the IPv4 address they carry.
+NAT64, Teredo) are judged by the IPv4 address they carry; SIIT's IPv4-translated form is refused outright.
 """
 
 from __future__ import annotations
@@ -53,6 +53,8 @@ FORBIDDEN_V6 = _nets(
     ("::/128", "unspecified"),
     ("::1/128", "loopback"),
     ("::/96", "IPv4-compatible"),
+    # SIIT's IPv4-translated form (RFC 2765), ::ffff:0:a.b.c.d: never routed on the internet.
+    ("::ffff:0:0:0/96", "IPv4-translated"),
     ("64:ff9b:1::/48", "local-use NAT64"),
     ("100::/64", "discard-only"),
     ("2001::/23", "IETF protocol assignments"),
@@ -65,6 +67,7 @@ FORBIDDEN_V6 = _nets(
     ("ff00::/8", "multicast"),
 )
 NAT64 = ipaddress.ip_network("64:ff9b::/96")
+TRANSLATED = ipaddress.ip_network("::ffff:0:0:0/96")
 TEREDO = ipaddress.ip_network("2001::/32")
 
 
@@ -81,7 +84,7 @@ def parse_ports(text: str) -> frozenset[int] | None:
 
 
 def embedded_ipv4(address: ipaddress.IPv6Address) -> list[tuple[str, ipaddress.IPv4Address]]:
-    """The IPv4 addresses an IPv6 address stands for: mapped, 6to4, NAT64, Teredo server and client."""
+    """The IPv4 addresses an IPv6 address stands for: mapped, translated, 6to4, NAT64, Teredo (both ends)."""
     found: list[tuple[str, ipaddress.IPv4Address]] = []
     if address.ipv4_mapped is not None:
         found.append(("IPv4-mapped", address.ipv4_mapped))
@@ -89,6 +92,8 @@ def embedded_ipv4(address: ipaddress.IPv6Address) -> list[tuple[str, ipaddress.I
         found.append(("6to4", address.sixtofour))
     if address in NAT64:
         found.append(("NAT64", ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)))
+    if address in TRANSLATED:
+        found.append(("IPv4-translated", ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)))
     if address.teredo is not None:
         server, client = address.teredo
         found += [("Teredo server", server), ("Teredo client", client)]

@@ -231,8 +231,7 @@ class EgressProxy:
             up_writer.write(http.origin_request(request, parts))
             await http.copy_body(request, reader, up_writer, self.limits.idle_s)
             response = await http.read_response(up_reader, self.limits.idle_s, request.method)
-            cap = self.limits.text_bytes if http.is_text(response, b"") else None
-            await self._relay_response(response, (up_reader, up_writer), writer, cap, request.target)
+            await self._relay_response(response, (up_reader, up_writer), writer, request.target)
         finally:
             up_writer.close()
 
@@ -241,18 +240,17 @@ class EgressProxy:
         response: http.Response,
         upstream: tuple[asyncio.StreamReader, asyncio.StreamWriter],
         writer: asyncio.StreamWriter,
-        cap: int | None,
         url: str,
     ) -> None:
         up_reader, up_writer = upstream
-        limit = self.limits.text_bytes
+        first = await self._first_bytes(response, up_reader)
+        payload = http.chunked_payload(first) if response.chunked else first
+        # Only a body that starts as media may be of any size; whatever it says it is does not count.
+        cap = None if http.is_media(payload) else self.limits.text_bytes
         if cap is not None and response.length is not None and response.length > cap:
             self.cut_off.append(f"{url}: a {response.length} byte {response.content_type or 'page'}")
-            await http.answer(writer, 502, f"non-media responses are limited to {limit} bytes")
+            await http.answer(writer, 502, f"non-media responses are limited to {cap} bytes")
             return
-        first = b"" if response.length == 0 else await relay.read(up_reader, self.limits.idle_s)
-        if cap is None and response.sniffable and http.is_text(response, first):
-            cap = limit  # declared as bytes, but the first bytes say markup, JSON or a playlist
         writer.write(response.head())
         if cap is None and relay.SPLICE and not response.close_delimited:
             await self._splice_body(response, first, up_reader, up_writer, writer)
@@ -274,6 +272,19 @@ class EgressProxy:
         if chunked:
             writer.write(b"0\r\n\r\n")
             await writer.drain()
+
+    async def _first_bytes(self, response: http.Response, reader: asyncio.StreamReader) -> bytes:
+        """Enough of the body to tell media from the rest (less when the body is shorter), unsent yet."""
+        want = http.SNIFF_BYTES if response.length is None else min(http.SNIFF_BYTES, response.length)
+        first = b""
+        while len(http.chunked_payload(first) if response.chunked else first) < want:
+            data = await relay.read(reader, self.limits.idle_s)
+            if not data:
+                break
+            first += data
+            if response.chunked and first.endswith(b"0\r\n\r\n"):
+                break  # the last chunk: a short chunked body
+        return first
 
     async def _splice_body(
         self,
