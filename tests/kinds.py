@@ -144,3 +144,17 @@ def jail_probe(ctx: JobContext, params: JailProbeParams) -> Any:
             env = {**os.environ, **env}
             done = process.run(argv, env=env, network=guard.network, untrusted=True, capture_stdout=True)
     return json.loads(done.stdout)
+
+
+class HogParams(BaseModel):
+    mib: int
+
+
+@job_kind("tests.hog", params=HogParams)
+def hog(ctx: JobContext, params: HogParams) -> int:
+    """Hold `mib` MiB in the worker process itself (what an unbounded read of a stranger's answer does).
+
+    Zeroed pages straight from the kernel (calloc): the address space is taken, no time is spent touching it.
+    """
+    held = [bytes(1 << 20) for _ in range(params.mib)]
+    return len(held)

@@ -52,6 +52,8 @@ class Settings(BaseSettings):
     max_pixels: int = 4096 * 2304
     # Memory (address space) every ffmpeg/ffprobe/yt-dlp child may use.
     child_memory_bytes: int = 4 * 1024**3
+    # Memory (address space) every worker pool process may use (0: unlimited); its children get their own.
+    worker_memory_bytes: int = 2 * 1024**3
     # Lifetime of signed playback URLs (and of S3 redirects) when auth is on.
     playback_token_ttl_s: int = 6 * 3600
     # When set, /metrics is served on this port (loopback) instead of behind the API token.

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import contextlib
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+
+# A custom answer: writes whatever it likes on the handler's socket (`handler.wfile`).
+Behaviour = Callable[[BaseHTTPRequestHandler], None]
 
 
 @dataclass
@@ -28,6 +31,7 @@ class Receiver:
     requests: list[Received] = field(default_factory=list)
     scripts: dict[str, list[int]] = field(default_factory=dict)
     redirects: dict[str, str] = field(default_factory=dict)
+    behaviours: dict[str, Behaviour] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def url(self, path: str) -> str:
@@ -56,6 +60,11 @@ def _handler(receiver: Receiver) -> type[BaseHTTPRequestHandler]:
                 receiver.requests.append(
                     Received(self.path, {k.lower(): v for k, v in self.headers.items()}, body)
                 )
+            if self.path in receiver.behaviours:
+                self.close_connection = True
+                with contextlib.suppress(OSError):  # the client hung up on it: that is the point
+                    receiver.behaviours[self.path](self)
+                return
             if self.path in receiver.redirects:
                 self.send_response(302)
                 self.send_header("Location", receiver.redirects[self.path])

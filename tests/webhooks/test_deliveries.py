@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import subprocess
+import time
 import uuid
+import zlib
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 from sqlalchemy import create_engine, text
 from standardwebhooks.webhooks import Webhook
 
@@ -16,7 +21,9 @@ from mediajobs.testing.servers import wait_for
 from mediajobs.testing.stacks import Stack
 from tests.conftest import submit
 from tests.webhooks.conftest import client
-from tests.webhooks.receiver import Received, Receiver
+from tests.webhooks.receiver import Behaviour, Received, Receiver
+
+MiB = 1024 * 1024
 
 
 def register(api: httpx.Client, url: str, events: list[str]) -> dict[str, Any]:
@@ -245,3 +252,106 @@ def test_upload_emits_media_ready_then_media_deleted(
     for request in requests:
         Webhook(endpoint["secret"]).verify(request.body, request.headers)
     assert events_of(requests, "job.failed") == []
+
+
+def _gzip_bomb() -> bytes:
+    """A few KiB that decompress, through two gzip layers, to 1 GiB of zeros."""
+    inner = zlib.compressobj(9, zlib.DEFLATED, 31)
+    zeros = bytes(1 << 20)
+    layer = b"".join(inner.compress(zeros) for _ in range(1024)) + inner.flush()
+    outer = zlib.compressobj(9, zlib.DEFLATED, 31)
+    return outer.compress(layer) + outer.flush()
+
+
+def _peak_rss_bytes(pid: int) -> int:
+    """The largest peak resident size (VmHWM) of `pid` and every process below it (a worker's pool)."""
+    parents: dict[int, int] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError):
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            parents[int(stat.parent.name)] = int(fields[1])
+    family, grew = {pid}, True
+    while grew:
+        below = {child for child, parent in parents.items() if parent in family} - family
+        family |= below
+        grew = bool(below)
+    peak = 0
+    for member in family:
+        with contextlib.suppress(OSError):
+            for line in Path(f"/proc/{member}/status").read_text().splitlines():
+                if line.startswith("VmHWM:"):
+                    peak = max(peak, int(line.split()[1]) * 1024)
+    return peak
+
+
+def test_a_compressed_answer_is_read_raw_and_capped(
+    stack: Stack, api: httpx.Client, receiver: Receiver
+) -> None:
+    bomb = _gzip_bomb()
+    asked: list[str] = []
+
+    def answer_with_a_bomb(handler: BaseHTTPRequestHandler) -> None:
+        asked.append(handler.headers.get("accept-encoding", ""))
+        handler.send_response(200)
+        handler.send_header("Content-Type", "text/plain")
+        handler.send_header("Content-Encoding", "gzip, gzip")  # whatever the client asked for
+        handler.send_header("Content-Length", str(len(bomb)))
+        handler.end_headers()
+        handler.wfile.write(bomb)
+
+    path = unique_path("bomb")
+    receiver.behaviours[path] = answer_with_a_bomb
+    endpoint = register(api, receiver.url(path), ["job.succeeded"])
+    submit(api, "test.add", {"x": 1, "y": 1})
+    logged = wait_delivery(api, endpoint["id"], "succeeded", "retrying", "failed")
+    [attempt] = logged["attempts"]
+    assert attempt["status_code"] == 200 and attempt["error"] is None, attempt
+    assert len(attempt["response"]) <= 500
+    assert asked == ["identity"]
+    # Decoding every layer before the cap made the io worker grow by about 2 GiB per delivery.
+    assert _peak_rss_bytes(stack.workers[0].pid) < 512 * MiB
+
+
+def _drip_after_head(handler: BaseHTTPRequestHandler) -> None:
+    handler.send_response(200)
+    handler.send_header("Content-Type", "text/plain")
+    handler.send_header("Content-Length", "3000")
+    handler.end_headers()
+    handler.wfile.write(b"ok" * 1024)  # enough for the egress proxy to pass the answer on as it comes
+    handler.wfile.flush()
+    for _ in range(952):
+        time.sleep(3)
+        handler.wfile.write(b".")
+        handler.wfile.flush()
+
+
+def _drip_the_head(handler: BaseHTTPRequestHandler) -> None:
+    for byte in b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok":
+        handler.wfile.write(bytes([byte]))
+        handler.wfile.flush()
+        time.sleep(3)
+
+
+@pytest.mark.parametrize("drip", [_drip_after_head, _drip_the_head], ids=["body", "head"])
+def test_a_receiver_that_drips_is_a_logged_timeout_and_retried(
+    api: httpx.Client, receiver: Receiver, drip: Behaviour
+) -> None:
+    # httpx's timeout is per read: a byte every 3 s never trips it. The whole attempt has 10 s.
+    path = unique_path("drip")
+    receiver.behaviours[path] = drip
+    endpoint = register(api, receiver.url(path), ["job.succeeded"])
+    submit(api, "test.add", {"x": 1, "y": 1})
+    try:
+        wait_requests(receiver, path, 1)
+        started = time.monotonic()
+        logged = wait_delivery(api, endpoint["id"], "retrying", "pending", "failed")
+        took_s = time.monotonic() - started
+        attempt = logged["attempts"][0]
+        assert attempt["error"]["code"] == "timeout", attempt
+        assert "10 s" in attempt["error"]["message"]
+        assert attempt["duration_ms"] < 12_000 and took_s < 20, (attempt, took_s)
+        # Retried on the schedule (5 s, scaled down a thousandfold here): the receiver is asked again.
+        wait_requests(receiver, path, 2, timeout_s=30)
+        assert logged["state"] in ("retrying", "pending") and logged["job_id"]
+    finally:
+        api.delete(f"/api/v1/webhooks/{endpoint['id']}")  # no more 10 s attempts for this test's sake

@@ -7,8 +7,10 @@ delivery holds no worker slot: attempts now, then after 5 s, 5 min, 30 min, 2 h,
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
+import zlib
 from dataclasses import dataclass
 from typing import Any
 
@@ -55,29 +57,35 @@ class Outcome:
         return self.error is None and self.status_code is not None and 200 <= self.status_code < 300
 
 
+@dataclass
+class Answer:
+    """What the endpoint sent back so far: its status, its Content-Encoding and the raw start of its body."""
+
+    status: int | None = None
+    encoding: str = ""
+    raw: bytes = b""
+
+
 def post(settings: Settings, endpoint: WebhookEndpoint, delivery: WebhookDelivery) -> Outcome:
-    """Send the delivery once, through the egress guard, with a short timeout and a capped read."""
+    """Send the delivery once, through the egress guard: done or given up within TIMEOUT_S, a capped read."""
     body = delivery.body.encode()
     headers = {
         "content-type": "application/json",
         "user-agent": USER_AGENT,
+        # Asked for, not relied on: whatever comes back, at most MAX_RESPONSE_BYTES of raw body are read.
+        "accept-encoding": "identity",
         **signing.signed_headers(endpoint.secret, msg_id=delivery.id, timestamp=int(time.time()), body=body),
     }
-    status, head, failed = None, b"", None
+    answer, failed = Answer(), None
     with egress_guard(settings) as guard:
         started = time.monotonic()
-        # Redirects are not followed: a POST turned into a GET delivers nothing, and a receiver that moved
-        # should be registered under its new URL.
-        with httpx.Client(
-            proxy=guard.proxy_url, timeout=TIMEOUT_S, follow_redirects=False, trust_env=False
-        ) as client:
-            try:
-                with client.stream("POST", endpoint.url, content=body, headers=headers) as response:
-                    status, head = response.status_code, _read_capped(response)
-            except httpx.TimeoutException:
-                failed = _error("timeout", f"no answer within {TIMEOUT_S:g} s")
-            except httpx.HTTPError as exc:
-                failed = _error("source_unreachable", f"could not deliver: {type(exc).__name__}")
+        try:
+            asyncio.run(_exchange(guard.proxy_url, endpoint.url, body, headers, answer))
+        except TimeoutError:
+            said = f"answered {answer.status} but did not finish" if answer.status else "did not answer"
+            failed = _error("timeout", f"the endpoint {said} within {TIMEOUT_S:g} s")
+        except httpx.HTTPError as exc:
+            failed = _error("source_unreachable", f"could not deliver: {type(exc).__name__}")
         # What the proxy saw outranks what the client saw: for plain http its own 403 or 502 would otherwise
         # pass for the endpoint's answer.
         failure, unreachable = guard.failure(), guard.unreachable()
@@ -88,10 +96,13 @@ def post(settings: Settings, endpoint: WebhookEndpoint, delivery: WebhookDeliver
         return Outcome(duration_ms, error=_error(failure.code, refused))
     if unreachable is not None:
         return Outcome(duration_ms, error=_error(unreachable.code, unreachable.message))
-    if failed is not None or status is None:
+    if answer.status is None:
         return Outcome(duration_ms, error=failed or _error("source_unreachable", "no answer"))
-    outcome = Outcome(duration_ms, status_code=status, excerpt=head.decode(errors="replace")[:EXCERPT_CHARS])
-    if failure is not None:
+    status = answer.status
+    outcome = Outcome(duration_ms, status_code=status, excerpt=excerpt(answer.raw, answer.encoding))
+    if failed is not None:
+        outcome.error = failed
+    elif failure is not None:
         outcome.error = _error(failure.code, failure.message)
     elif not outcome.ok:
         hint = " (redirects are not followed)" if 300 <= status < 400 else ""
@@ -99,13 +110,46 @@ def post(settings: Settings, endpoint: WebhookEndpoint, delivery: WebhookDeliver
     return outcome
 
 
-def _read_capped(response: httpx.Response) -> bytes:
-    head = b""
-    for chunk in response.iter_bytes():
-        head += chunk
-        if len(head) >= MAX_RESPONSE_BYTES:
-            break  # the rest is never read; closing the stream drops the connection
-    return head[:MAX_RESPONSE_BYTES]
+async def _exchange(proxy_url: str, url: str, body: bytes, headers: dict[str, str], answer: Answer) -> None:
+    """POST and read the answer's raw start into `answer`; TimeoutError past TIMEOUT_S of wall time.
+
+    httpx's own timeout counts each read alone (a byte every few seconds never trips it), so the whole
+    exchange runs under one deadline.
+    """
+    async with asyncio.timeout(TIMEOUT_S):
+        # Redirects are not followed: a POST turned into a GET delivers nothing, and a receiver that moved
+        # should be registered under its new URL.
+        async with (
+            httpx.AsyncClient(
+                proxy=proxy_url, timeout=TIMEOUT_S, follow_redirects=False, trust_env=False
+            ) as client,
+            client.stream("POST", url, content=body, headers=headers) as response,
+        ):
+            answer.status = response.status_code
+            answer.encoding = response.headers.get("content-encoding", "")
+            # Raw bytes: decoding here would inflate a compressed answer before any cap applies.
+            async for chunk in response.aiter_raw():
+                answer.raw += chunk
+                if len(answer.raw) >= MAX_RESPONSE_BYTES:
+                    break  # the rest is never read; closing the stream drops the connection
+    answer.raw = answer.raw[:MAX_RESPONSE_BYTES]
+
+
+def excerpt(raw: bytes, encoding: str) -> str:
+    """The start of an answer for the log, its content codings undone with the output capped at each one."""
+    data = raw
+    for coding in reversed([c.strip().lower() for c in encoding.split(",") if c.strip()]):
+        if coding == "identity":
+            continue
+        if coding not in ("gzip", "x-gzip", "deflate"):
+            return f"({coding}-encoded answer, not shown)"
+        # gzip, or deflate as zlib data (what servers send) or raw (what some send): wbits says which.
+        wbits = 31 if coding != "deflate" else (15 if data[:1] == b"\x78" else -15)
+        try:
+            data = zlib.decompressobj(wbits).decompress(data, MAX_RESPONSE_BYTES)
+        except zlib.error:
+            return f"(an undecodable {coding} answer)"
+    return data.decode(errors="replace")[:EXCERPT_CHARS]
 
 
 def _error(code: str, message: str) -> dict[str, str]:

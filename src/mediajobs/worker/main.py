@@ -11,6 +11,7 @@ import contextlib
 import ctypes
 import logging
 import os
+import resource
 import signal
 import socket
 import time
@@ -41,6 +42,21 @@ def _child_init(**_: Any) -> None:
     # A pool child must not outlive its worker: an orphan would keep heartbeating a job nobody supervises.
     with contextlib.suppress(OSError):
         ctypes.CDLL("libc.so.6").prctl(1, signal.SIGKILL)
+    _bound_memory(get_settings().worker_memory_bytes)
+
+
+def _bound_memory(limit: int) -> None:
+    """Cap this pool process's address space: what a job holds in memory (a stranger's answer, say) fails
+    that job with MemoryError instead of growing the worker. Only the soft limit: the children a job starts
+    raise theirs to MEDIAJOBS_CHILD_MEMORY_BYTES."""
+    if limit <= 0:
+        return
+    _, hard = resource.getrlimit(resource.RLIMIT_AS)
+    soft = limit if hard == resource.RLIM_INFINITY else min(limit, hard)
+    try:
+        resource.setrlimit(resource.RLIMIT_AS, (soft, hard))
+    except (ValueError, OSError) as exc:
+        log.warning("could not limit the worker's memory to %d bytes: %s", limit, exc)
 
 
 @worker_ready.connect

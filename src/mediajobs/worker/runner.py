@@ -31,7 +31,14 @@ from mediajobs import bootstrap, process
 from mediajobs.config import Settings, get_settings
 from mediajobs.db.models import Job
 from mediajobs.db.session import Database, is_unreachable, ride_through
-from mediajobs.errors import JobCancelled, JobTimeout, MediajobsError, NotFound, TransientError
+from mediajobs.errors import (
+    JobCancelled,
+    JobTimeout,
+    MediajobsError,
+    NotFound,
+    ResourceLimit,
+    TransientError,
+)
 from mediajobs.jobs import fanout, lifecycle, rows, states
 from mediajobs.jobs.context import JobContext, Watcher
 from mediajobs.jobs.hooks import Services
@@ -245,6 +252,11 @@ def _execute(ctx: JobContext, job: Job) -> tuple[str, Any, MediajobsError | None
     except MediajobsError as exc:
         log.info("job %s failed: [%s] %s", job.id, exc.code, exc)
         return states.FAILED, None, exc
+    except MemoryError:
+        limit = ctx.settings.worker_memory_bytes
+        log.warning("job %s (%s) ran out of memory (the worker's limit is %d bytes)", job.id, job.kind, limit)
+        message = f"the job ran out of memory: a worker process may use {limit} bytes"
+        return states.FAILED, None, ResourceLimit(f"{message} (MEDIAJOBS_WORKER_MEMORY_BYTES)")
     except Exception as exc:
         if is_unreachable(exc):  # the handler's own database work met an outage: worth another attempt
             log.info("job %s attempt %d: the database was unreachable: %s", job.id, job.attempt, exc)
