@@ -1,13 +1,21 @@
 from __future__ import annotations
 
 import ipaddress
+import socket
+import threading
+import time
 
 import pytest
 
 from mediajobs.egress import urlcheck
 from mediajobs.egress.policy import Policy, parse_networks
 from mediajobs.egress.urlcheck import IPAddress, check_url
-from mediajobs.errors import ForbiddenAddress, InvalidUrl, SourceUnreachable
+from mediajobs.errors import (
+    ForbiddenAddress,
+    InvalidUrl,
+    SourceTemporarilyUnreachable,
+    SourceUnreachable,
+)
 
 PUBLIC = "93.184.216.34"
 
@@ -106,9 +114,22 @@ def test_check_url_resolves_names_through_the_seam(monkeypatch: pytest.MonkeyPat
     assert asked == ["cdn.example"]
 
 
-def test_unknown_host_is_unreachable() -> None:
-    with pytest.raises(SourceUnreachable, match="no such host"):
-        urlcheck.resolve_host("nonexistent.invalid")
+@pytest.mark.parametrize(
+    ("errno", "error", "says"),
+    [
+        (socket.EAI_NONAME, SourceUnreachable, "no such host"),
+        (socket.EAI_AGAIN, SourceTemporarilyUnreachable, "DNS is not answering"),
+    ],
+)
+def test_resolver_errors_say_what_happened(
+    monkeypatch: pytest.MonkeyPatch, errno: int, error: type[Exception], says: str
+) -> None:
+    def no_answer(*args: object, **kwargs: object) -> None:  # the system resolver, without asking DNS
+        raise socket.gaierror(errno, "resolver says no")
+
+    monkeypatch.setattr(socket, "getaddrinfo", no_answer)
+    with pytest.raises(error, match=says):
+        urlcheck.resolve_host("nonexistent.example")
 
 
 @pytest.mark.parametrize(
@@ -155,3 +176,56 @@ def test_public_cidrs_make_a_loopback_address_count_as_public() -> None:
 def test_check_url_refuses_ipv4_translated_addresses(host: str) -> None:
     with pytest.raises(ForbiddenAddress, match="IPv4-translated"):
         check_url(f"http://{host}/video.mp4", allow_private=False)
+
+
+@pytest.mark.parametrize(
+    ("url", "says"),
+    [
+        ("https://" + "a" * 70 + ".example/v.mp4", "at most 63 characters"),
+        ("HTTPS://" + "0" * 1000, "at most 253 characters"),
+        ("http://" + ".".join(["a" * 60] * 5) + "/v.mp4", "at most 253 characters"),
+        ("http://a\x00b/", "control character"),
+        ("http://a\x00b.example/hook", "control character"),
+        ("http://exa\nmple.com/v.mp4", "control character"),
+        ("http://example.com/v\x7f.mp4", "control character"),
+        ("http://a b.example/", "not allowed in a host name"),
+        ("http://a..b.example/", "empty label"),
+        ("http://a%00b.example/", "not allowed in a host name"),
+        ("http://\u2603.example/", "not a valid international"),
+        ("http://xn--a.example/", "not a valid international"),
+    ],
+)
+@pytest.mark.parametrize("allow_private", [False, True])
+def test_check_url_refuses_invalid_host_names(url: str, says: str, allow_private: bool) -> None:
+    # Before any lookup, whatever the policy: such a name could never be imported or delivered to.
+    with pytest.raises(InvalidUrl, match=says):
+        check_url(url, allow_private=allow_private)
+
+
+def test_check_url_accepts_international_names_as_their_ascii_form(monkeypatch: pytest.MonkeyPatch) -> None:
+    asked = fake_dns(monkeypatch, {"xn--bcher-kva.example": [PUBLIC]})
+
+    assert check_url("https://B\u00fccher.example/a.mp4", allow_private=False)
+    assert check_url("https://bucher_cdn.example./a.mp4", allow_private=True)  # underscores are real
+    assert asked == ["xn--bcher-kva.example"]
+
+
+def test_a_slow_resolver_is_given_up_on_after_a_short_wait(monkeypatch: pytest.MonkeyPatch) -> None:
+    release = threading.Event()
+    calls: list[str] = []
+
+    def stuck(host: str) -> list[IPAddress]:
+        calls.append(host)
+        release.wait(60)
+        return [ipaddress.ip_address(PUBLIC)]
+
+    monkeypatch.setattr(urlcheck, "resolve_host", stuck)
+    try:
+        for _ in range(3):  # more than once: a stuck lookup ties up nothing the next check needs
+            started = time.monotonic()
+            with pytest.raises(SourceTemporarilyUnreachable, match="did not resolve within"):
+                check_url("https://slow.example/a.mp4", allow_private=False)
+            assert time.monotonic() - started < urlcheck.RESOLVE_TIMEOUT_S + 1.0
+    finally:
+        release.set()
+    assert calls and set(calls) == {"slow.example"}

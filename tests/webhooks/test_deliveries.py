@@ -355,3 +355,15 @@ def test_a_receiver_that_drips_is_a_logged_timeout_and_retried(
         assert logged["state"] in ("retrying", "pending") and logged["job_id"]
     finally:
         api.delete(f"/api/v1/webhooks/{endpoint['id']}")  # no more 10 s attempts for this test's sake
+
+
+def test_a_stored_url_no_client_can_use_fails_its_delivery_once_with_invalid_url(
+    stack: Stack, api: httpx.Client, receiver: Receiver
+) -> None:
+    # Registered before URLs were checked as they are now: a NUL in the host failed every attempt as internal.
+    endpoint = register(api, receiver.url(unique_path("nul")), ["job.succeeded"])
+    _set_url(stack, endpoint["id"], "http://a\x00b/hook")
+    submit(api, "test.add", {"x": 1, "y": 1})
+    logged = wait_delivery(api, endpoint["id"], "failed")
+    [attempt] = logged["attempts"]
+    assert attempt["error"]["code"] == "invalid_url", attempt

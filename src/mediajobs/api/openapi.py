@@ -77,13 +77,14 @@ def success(
     located: bool = False,
     links: dict[str, Any] | None = None,
     content: dict[str, Any] | None = None,
+    headers: dict[str, Any] | None = None,
 ) -> Responses:
     """A `responses=` entry for a success answer, its body documented (not filtered) by `model`."""
     entry: dict[str, Any] = {"description": description}
     if model is not None:
         entry["model"] = model
-    if located:
-        entry["headers"] = LOCATION
+    if located or headers:
+        entry["headers"] = (LOCATION if located else {}) | (headers or {})
     if links:
         entry["links"] = links
     if content:

@@ -20,7 +20,7 @@ from pydantic import BaseModel, ConfigDict
 from mediajobs.config import Settings
 from mediajobs.db.models import Job, WebhookAttempt, WebhookDelivery, WebhookEndpoint, utcnow
 from mediajobs.egress import egress_guard
-from mediajobs.errors import ForbiddenAddress, PermanentError, TransientError
+from mediajobs.errors import ForbiddenAddress, InvalidUrl, PermanentError, TransientError
 from mediajobs.jobs import states
 from mediajobs.jobs.context import JobContext
 from mediajobs.jobs.hooks import Services
@@ -86,6 +86,8 @@ def post(settings: Settings, endpoint: WebhookEndpoint, delivery: WebhookDeliver
             failed = _error("timeout", f"the endpoint {said} within {TIMEOUT_S:g} s")
         except httpx.HTTPError as exc:
             failed = _error("source_unreachable", f"could not deliver: {type(exc).__name__}")
+        except httpx.InvalidURL as exc:  # registered before URLs were checked as they are now
+            return Outcome(0.0, error=_error(InvalidUrl.code, f"the endpoint's URL is not valid: {exc}"))
         # What the proxy saw outranks what the client saw: for plain http its own 403 or 502 would otherwise
         # pass for the endpoint's answer.
         failure, unreachable = guard.failure(), guard.unreachable()
@@ -189,7 +191,8 @@ def deliver(ctx: JobContext, params: DeliverParams) -> dict[str, Any]:
         return {"skipped": f"the endpoint is disabled: {endpoint.disabled_reason}"}
     at = utcnow()
     outcome = post(ctx.settings, endpoint, delivery)
-    permanent = outcome.status_code == 410 or (outcome.error or {}).get("code") == ForbiddenAddress.code
+    code = (outcome.error or {}).get("code")
+    permanent = outcome.status_code == 410 or code in (ForbiddenAddress.code, InvalidUrl.code)
     if outcome.ok:
         state = endpoints.SUCCEEDED
     else:
@@ -215,6 +218,8 @@ def deliver(ctx: JobContext, params: DeliverParams) -> dict[str, Any]:
     message = outcome.error["message"]
     if outcome.status_code == 410:
         raise PermanentError(f"{message}: the endpoint is disabled", code="endpoint_gone")
+    if code == InvalidUrl.code:
+        raise InvalidUrl(message)
     if permanent:
         raise ForbiddenAddress(message)
     raise TransientError(message, code=outcome.error["code"])

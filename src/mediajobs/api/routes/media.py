@@ -9,7 +9,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.concurrency import run_in_threadpool
 
-from mediajobs.api import idempotency
+from mediajobs.api import idempotency, urls
 from mediajobs.api.deps import DbDep, SettingsDep
 from mediajobs.api.idempotency import IdempotencyHeader
 from mediajobs.api.media_answers import media_answer, media_answers
@@ -20,16 +20,7 @@ from mediajobs.api.submissions import accepted, record_and_publish
 from mediajobs.api.uploads import media_type, store_upload
 from mediajobs.db.models import Job, Media
 from mediajobs.db.session import Database
-from mediajobs.egress.policy import Policy
-from mediajobs.egress.urlcheck import check_url
-from mediajobs.errors import (
-    Conflict,
-    ForbiddenAddress,
-    InvalidParams,
-    InvalidUrl,
-    SourceUnreachable,
-    TransientError,
-)
+from mediajobs.errors import Conflict, InvalidParams
 from mediajobs.jobs import lifecycle
 from mediajobs.jobs.schemas import public as job_public
 from mediajobs.media import assets, titles, uploads
@@ -64,7 +55,14 @@ class ImportCreate(BaseModel):
     "/imports",
     status_code=202,
     response_model=None,
-    responses=success(202, "the new asset and its import job", MediaAccepted, located=True, links=MEDIA_LINKS)
+    responses=success(
+        202,
+        "the new asset and its import job",
+        MediaAccepted,
+        located=True,
+        links=MEDIA_LINKS,
+        headers=urls.DOCUMENTED,
+    )
     | problem(422, "a URL that may not be imported (scheme, port, private address) or a bad pipeline"),
 )
 def import_media(
@@ -77,16 +75,13 @@ def import_media(
     scope, key = "POST /api/v1/media/imports", idempotency.check_key(idempotency_key)
     if (replayed := idempotency.replay(db, scope, key)) is not None:
         return replayed
-    try:
-        check_url(body.url, policy=Policy.from_settings(settings))
-    except (InvalidUrl, ForbiddenAddress) as exc:
-        raise invalid(["url"], str(exc)) from exc
-    except (SourceUnreachable, TransientError):
-        pass  # DNS may recover; the import job checks again and fails with a specific code if not
+    _, headers = urls.checked_url(body.url, settings, later="the import checks it again when it runs")
     media = assets.new_media(
         source={"type": "url", "url": body.url}, title=titles.from_url(body.url), pipeline=body.pipeline
     )
-    return _accept_new(request, db, media, "media.import", {"url": body.url}, scope=scope, key=key)
+    response = _accept_new(request, db, media, "media.import", {"url": body.url}, scope=scope, key=key)
+    response.headers.update(headers)
+    return response
 
 
 def _accept_new(

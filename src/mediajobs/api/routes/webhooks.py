@@ -10,15 +10,13 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import update
 from sqlalchemy.orm import Session
 
+from mediajobs.api import urls
 from mediajobs.api.deps import DbDep, ServicesDep, SettingsDep
 from mediajobs.api.openapi import HTTP_URL, link, problem, problems, success
 from mediajobs.api.problems import invalid
 from mediajobs.api.schemas import DeliveryPage, DeliveryPublic, WebhookCreated, WebhookPage, WebhookPublic
-from mediajobs.config import Settings
 from mediajobs.db.models import Job, WebhookDelivery, utcnow
-from mediajobs.egress.policy import Policy
-from mediajobs.egress.urlcheck import check_url
-from mediajobs.errors import ForbiddenAddress, InvalidUrl, NotFound, SourceUnreachable, TransientError
+from mediajobs.errors import NotFound
 from mediajobs.jobs import lifecycle, rows, states
 from mediajobs.jobs.hooks import Services
 from mediajobs.webhooks import endpoints
@@ -46,16 +44,6 @@ class WebhookCreate(BaseModel):
     )
 
 
-def _check_url(url: str, settings: Settings) -> str:
-    """The early check imports get (webhooks share their egress policy); every delivery checks again."""
-    try:
-        return check_url(url, policy=Policy.from_settings(settings))
-    except (InvalidUrl, ForbiddenAddress) as exc:
-        raise invalid(["url"], str(exc)) from exc
-    except (SourceUnreachable, TransientError):
-        return url.strip()  # DNS may recover; each delivery attempt resolves again and logs what it found
-
-
 @router.post(
     "",
     status_code=201,
@@ -66,6 +54,7 @@ def _check_url(url: str, settings: Settings) -> str:
         WebhookCreated,
         located=True,
         links=link("get_webhook", "delete_webhook", "list_deliveries", webhook_id="$response.body#/id"),
+        headers=urls.DOCUMENTED,
     )
     | problem(422, "a URL webhooks may not call, or unknown event names"),
 )
@@ -73,13 +62,12 @@ def create_webhook(body: WebhookCreate, db: DbDep, settings: SettingsDep) -> JSO
     unknown = [name for name in body.events if name not in EVENTS]
     if unknown:
         raise invalid(["events"], f"unknown event(s) {', '.join(unknown)}; valid events: {', '.join(EVENTS)}")
-    url = _check_url(body.url, settings)
+    # The early check imports get (webhooks share their egress policy); every delivery checks again.
+    url, headers = urls.checked_url(body.url, settings, later="each delivery checks it again")
     endpoint = endpoints.create_endpoint(db, url=url, events=list(dict.fromkeys(body.events)))
-    return JSONResponse(
-        endpoints.endpoint_public(endpoint, with_secret=True),
-        status_code=201,
-        headers={"Location": f"/api/v1/webhooks/{endpoint.id}"},
-    )
+    headers["Location"] = f"/api/v1/webhooks/{endpoint.id}"
+    created = endpoints.endpoint_public(endpoint, with_secret=True)
+    return JSONResponse(created, status_code=201, headers=headers)
 
 
 @router.get(
