@@ -1,7 +1,17 @@
-"""`Idempotency-Key`: the same key within 24 h answers with the first answer and creates nothing new."""
+"""`Idempotency-Key`: the same key within 24 h answers with the first answer and creates nothing new.
+
+As draft-ietf-httpapi-idempotency-key-header says: a key is looked up by a composite of the key and who sent
+it (the caller's API key when keys are set; one scope for everyone when they are not) and the route, and it is
+bound to the payload it was first used with: the same key with another payload is a 422, never the first
+answer to a different request.
+"""
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
+import json
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Annotated, Any
 
@@ -9,12 +19,25 @@ from fastapi import Header, Request
 from fastapi.responses import JSONResponse
 from sqlalchemy.orm import Session
 
-from mediajobs.api.problems import invalid
+from mediajobs.api.problems import Problem, field_error, invalid
 from mediajobs.db.models import IdempotencyKey, utcnow
 from mediajobs.db.session import Database
 
 TTL = timedelta(hours=24)
 IdempotencyHeader = Annotated[str | None, Header(alias="Idempotency-Key")]
+HEADER = "Idempotency-Key"
+
+
+@dataclass(frozen=True)
+class Use:
+    """One request's use of a key: where it is looked up (caller and route), and its payload's fingerprint."""
+
+    scope: str
+    key: str | None
+    fingerprint: str
+
+    def with_payload(self, payload: Any) -> Use:
+        return dataclasses.replace(self, fingerprint=fingerprint(payload))
 
 
 def check_key(key: str | None) -> str | None:
@@ -22,41 +45,77 @@ def check_key(key: str | None) -> str | None:
         return None
     key = key.strip()
     if not key or len(key) > 255:
-        raise invalid(["Idempotency-Key"], "must be 1 to 255 characters")
+        raise invalid([HEADER], "must be 1 to 255 characters")
     return key
 
 
-def replay(db: Database, scope: str, key: str | None) -> JSONResponse | None:
-    if key is None:
+def fingerprint(payload: Any) -> str:
+    """A digest of a request's payload in canonical JSON: key order and spacing do not count."""
+    text = json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def caller(request: Request) -> str:
+    """Who uses keys: a digest of the API key this request was let in with; "" (one scope) without keys."""
+    if not request.app.state.settings.api_key_list:
+        return ""
+    # The security gate let the request in with exactly one valid `Authorization: Bearer <key>`.
+    token = request.headers.get("authorization", "").partition(" ")[2].strip()
+    return "key:" + hashlib.sha256(token.encode("latin-1", "replace")).hexdigest()[:16] + " "
+
+
+def use(request: Request, key: str | None, payload: Any) -> Use:
+    """This request's use of `key` (the header's value) with `payload` (what makes two requests the same)."""
+    return Use(f"{caller(request)}POST {request.url.path}", check_key(key), fingerprint(payload))
+
+
+def recorded(db: Database, used: Use) -> bool:
+    """Whether this key has an answer within 24 h (before reading a payload that is costly to read)."""
+    if used.key is None:
+        return False
+    with db.read() as session:
+        row = session.get(IdempotencyKey, (used.scope, used.key))
+        return row is not None and row.created_at >= utcnow() - TTL
+
+
+def replay(db: Database, used: Use) -> JSONResponse | None:
+    """The first answer given under this key, if any (within 24 h); a 422 when it was for another payload."""
+    if used.key is None:
         return None
     with db.read() as session:
-        row = session.get(IdempotencyKey, (scope, key))
+        row = session.get(IdempotencyKey, (used.scope, used.key))
         if row is None or row.created_at < utcnow() - TTL:
             return None
+        if row.fingerprint is not None and row.fingerprint != used.fingerprint:
+            raise reused()
         headers = {"Location": row.location} if row.location else {}
         headers["Idempotent-Replayed"] = "true"
         return JSONResponse(row.body, status_code=row.status_code, headers=headers)
 
 
-def replay_for(
-    request: Request, db: Database, key: str | None
-) -> tuple[str, str | None, JSONResponse | None]:
-    """(scope, key, the first answer if this key was used on this URL within 24 h)."""
-    scope, key = f"POST {request.url.path}", check_key(key)
-    return scope, key, replay(db, scope, key)
+def reused() -> Problem:
+    message = (
+        "this Idempotency-Key was used in the last 24 h with another payload; a key may only be reused to "
+        "repeat the same request (send the first payload again to get the first answer, or use a new key)"
+    )
+    return Problem(422, message, errors=[field_error([HEADER], message)], slug="idempotency-key-reused")
 
 
-def remember(
-    session: Session, scope: str, key: str | None, *, status: int, body: Any, location: str | None
-) -> None:
-    if key is None:
+def remember(session: Session, used: Use | None, *, status: int, body: Any, location: str | None) -> None:
+    if used is None or used.key is None:
         return
-    stale = session.get(IdempotencyKey, (scope, key))
+    stale = session.get(IdempotencyKey, (used.scope, used.key))
     if stale is not None:  # expired (replay() found none live); the key may be used afresh
         session.delete(stale)
         session.flush()
     session.add(
         IdempotencyKey(
-            scope=scope, key=key, status_code=status, body=body, location=location, created_at=utcnow()
+            scope=used.scope,
+            key=used.key,
+            fingerprint=used.fingerprint,
+            status_code=status,
+            body=body,
+            location=location,
+            created_at=utcnow(),
         )
     )

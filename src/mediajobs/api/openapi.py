@@ -46,7 +46,8 @@ DESCRIPTIONS = {
 # What an import or webhook URL must look like (egress/urlcheck checks it, and the address, for real).
 HTTP_URL = r"^[Hh][Tt][Tt][Pp][Ss]?://[^\s/?#]+"
 IDEMPOTENCY_KEY = {
-    "description": "the same key on the same URL within 24 h answers with the first answer, creating nothing",
+    "description": "the same key with the same payload on the same URL within 24 h answers with the first "
+    "answer, creating nothing; with another payload it is a 422 (keys are scoped to the caller's API key)",
     "schema": {"type": "string", "minLength": 1, "maxLength": 255, "pattern": "\\S"},
 }
 RETRY_AFTER = {"Retry-After": {"description": "seconds to wait", "schema": {"type": "integer"}}}

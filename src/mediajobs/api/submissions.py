@@ -53,8 +53,7 @@ def accepted(
     kind: str,
     params: dict[str, Any],
     media_id: str,
-    scope: str,
-    key: str | None,
+    idem: idempotency.Use,
     media: Media | None = None,
     answer: Answer | None = None,
     location: str | None = None,
@@ -70,7 +69,7 @@ def accepted(
     def remembered(session: Session, job: Job) -> None:
         body.update(make(job))
         where = location or f"/api/v1/jobs/{job.id}"
-        idempotency.remember(session, scope, key, status=202, body=body, location=where)
+        idempotency.remember(session, idem, status=202, body=body, location=where)
 
     job = record_and_publish(
         request, db, media=media, kind=kind, params=params, media_id=media_id, with_job=remembered

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -72,6 +73,7 @@ class Stored:
     size: int
     filename: str
     content_type: str
+    sha256: str = ""
 
 
 async def _multipart_file(request: Request, boundary: bytes, meta: dict[str, str]) -> AsyncIterator[bytes]:
@@ -164,21 +166,15 @@ async def store_upload(
     length = request.headers.get("content-length")
     if length and length.isdigit() and int(length) > max_bytes:
         raise too_large(max_bytes, int(length))
-    content_type, options = parse_options_header(request.headers.get("content-type", ""))
-    meta = {"filename": filename or "", "content_type": content_type.decode("latin-1")}
-    if content_type == b"multipart/form-data":
-        boundary = options.get(b"boundary")
-        if not boundary:
-            raise invalid(["content-type"], "multipart/form-data needs a boundary")
-        body: AsyncIterator[bytes] = _multipart_file(request, boundary, meta)
-    else:
-        body = request.stream()
+    body, meta = _file_bytes(request, filename)
+    digest = hashlib.sha256()
     writer: ObjectWriter | None = None
     buffered: list[bytes] = []
     size = buffered_size = 0
     first = FirstBytes()
     try:
         async for chunk in body:
+            digest.update(chunk)
             size += len(chunk)
             if size > max_bytes:
                 raise too_large(max_bytes)
@@ -206,4 +202,29 @@ async def store_upload(
         if writer is not None:
             await run_in_threadpool(writer.abort)
         raise
-    return Stored(writer.key, size, filename or meta["filename"], meta["content_type"])
+    return Stored(writer.key, size, filename or meta["filename"], meta["content_type"], digest.hexdigest())
+
+
+def _file_bytes(request: Request, filename: str | None) -> tuple[AsyncIterator[bytes], dict[str, str]]:
+    """The uploaded file's bytes as they arrive (the raw body, or a form's `file` field), and what the
+    request says of it (`filename`, `content_type`; a form's are known once its part has begun)."""
+    content_type, options = parse_options_header(request.headers.get("content-type", ""))
+    meta = {"filename": filename or "", "content_type": content_type.decode("latin-1")}
+    if content_type == b"multipart/form-data":
+        boundary = options.get(b"boundary")
+        if not boundary:
+            raise invalid(["content-type"], "multipart/form-data needs a boundary")
+        return _multipart_file(request, boundary, meta), meta
+    return request.stream(), meta
+
+
+async def upload_digest(request: Request, *, max_bytes: int, filename: str | None) -> tuple[str, str]:
+    """(SHA-256 of the uploaded file, its name) without storing anything: what a replay is compared by."""
+    body, meta = _file_bytes(request, filename)
+    digest, size = hashlib.sha256(), 0
+    async for chunk in body:
+        size += len(chunk)
+        if size > max_bytes:
+            raise too_large(max_bytes)
+        digest.update(chunk)
+    return digest.hexdigest(), filename or meta["filename"]

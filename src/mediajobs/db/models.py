@@ -191,6 +191,9 @@ class IdempotencyKey(Base):
 
     scope: Mapped[str] = mapped_column(String(200), primary_key=True)
     key: Mapped[str] = mapped_column(String(255), primary_key=True)
+    # SHA-256 of the first request's payload: the key answers only that payload again (NULL: recorded
+    # before fingerprints existed, answers any).
+    fingerprint: Mapped[str | None] = mapped_column(String(64), nullable=True)
     status_code: Mapped[int] = mapped_column(Integer)
     body: Mapped[Any] = mapped_column(JSON)
     location: Mapped[str | None] = mapped_column(Text, nullable=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request, Response
@@ -69,14 +70,11 @@ def _add(
     language: str,
     label: str | None,
     charset: str | None,
-    scope: str,
-    key: str | None,
+    idem: idempotency.Use,
 ) -> dict[str, Any]:
     def remember(session: Session, caption: MediaCaption) -> None:
         location = f"/api/v1/media/{media_id}/captions/{caption.id}"
-        idempotency.remember(
-            session, scope, key, status=201, body=_public(request, caption), location=location
-        )
+        idempotency.remember(session, idem, status=201, body=_public(request, caption), location=location)
 
     try:
         caption = captions.add(
@@ -136,9 +134,6 @@ async def add_caption(
     label: Annotated[str | None, Query(max_length=200, description="shown in players' menus")] = None,
     idempotency_key: IdempotencyHeader = None,
 ) -> JSONResponse:
-    scope, key = f"POST {request.url.path}", idempotency.check_key(idempotency_key)
-    if (replayed := await run_in_threadpool(idempotency.replay, db, scope, key)) is not None:
-        return replayed
     content_type = request.headers.get("content-type", "")
     if content_type.split(";")[0].strip().lower() == "multipart/form-data":
         raise Problem(
@@ -147,6 +142,10 @@ async def add_caption(
             slug="unsupported-media-type",
         )
     data = await _body(request)
+    track = {"language": language, "label": label, "sha256": hashlib.sha256(data).hexdigest()}
+    idem = idempotency.use(request, idempotency_key, track)
+    if (replayed := await run_in_threadpool(idempotency.replay, db, idem)) is not None:
+        return replayed
     answer = await run_in_threadpool(
         lambda: _add(
             request,
@@ -156,8 +155,7 @@ async def add_caption(
             language=language,
             label=label,
             charset=_charset(content_type),
-            scope=scope,
-            key=key,
+            idem=idem,
         )
     )
     location = f"/api/v1/media/{media_id}/captions/{answer['id']}"

@@ -22,7 +22,6 @@ from mediajobs.jobs.registry import registry
 from mediajobs.jobs.schemas import JobCreate, JobPage, JobPublic, public, public_many
 
 router = APIRouter(prefix="/api/v1/jobs", tags=["jobs"])
-SCOPE = "POST /api/v1/jobs"
 
 
 @router.post(
@@ -39,8 +38,9 @@ async def create_job(
     request: Request,
     idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key")] = None,
 ) -> JSONResponse:
-    key = idempotency.check_key(idempotency_key)
-    if key is not None and (replayed := await run_in_threadpool(idempotency.replay, db, SCOPE, key)):
+    idem = idempotency.use(request, idempotency_key, body.model_dump(mode="json"))
+    key = idem.key
+    if key is not None and (replayed := await run_in_threadpool(idempotency.replay, db, idem)):
         return replayed
     if body.kind not in registry or not registry.get(body.kind).public:
         known = ", ".join(registry.names(public_only=True))
@@ -51,7 +51,7 @@ async def create_job(
         # In the job's transaction only when there is a key: the group commit's lock is held meanwhile.
         answer.update(public(job))
         location = f"/api/v1/jobs/{job.id}"
-        idempotency.remember(session, SCOPE, key, status=202, body=answer, location=location)
+        idempotency.remember(session, idem, status=202, body=answer, location=location)
 
     try:
         job = await lifecycle.submit_grouped(
@@ -66,7 +66,7 @@ async def create_job(
     except ParamsRejected as exc:
         raise params_problem(exc) from exc
     except IntegrityError:
-        if (replayed := await run_in_threadpool(idempotency.replay, db, SCOPE, key)) is not None:
+        if (replayed := await run_in_threadpool(idempotency.replay, db, idem)) is not None:
             return replayed  # a concurrent twin with the same key won
         raise
     answer = answer or public(job)

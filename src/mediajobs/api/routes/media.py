@@ -17,7 +17,7 @@ from mediajobs.api.openapi import HTTP_URL, link, problem, problems, success
 from mediajobs.api.problems import invalid
 from mediajobs.api.schemas import MediaAccepted, MediaDeleting, MediaPage
 from mediajobs.api.submissions import accepted, record_and_publish
-from mediajobs.api.uploads import media_type, store_upload
+from mediajobs.api.uploads import media_type, store_upload, upload_digest
 from mediajobs.db.models import Job, Media
 from mediajobs.db.session import Database
 from mediajobs.errors import Conflict, InvalidParams
@@ -72,14 +72,14 @@ def import_media(
     settings: SettingsDep,
     idempotency_key: IdempotencyHeader = None,
 ) -> JSONResponse:
-    scope, key = "POST /api/v1/media/imports", idempotency.check_key(idempotency_key)
-    if (replayed := idempotency.replay(db, scope, key)) is not None:
+    idem = idempotency.use(request, idempotency_key, body.model_dump(mode="json"))
+    if (replayed := idempotency.replay(db, idem)) is not None:
         return replayed
     _, headers = urls.checked_url(body.url, settings, later="the import checks it again when it runs")
     media = assets.new_media(
         source={"type": "url", "url": body.url}, title=titles.from_url(body.url), pipeline=body.pipeline
     )
-    response = _accept_new(request, db, media, "media.import", {"url": body.url}, scope=scope, key=key)
+    response = _accept_new(request, db, media, "media.import", {"url": body.url}, idem)
     response.headers.update(headers)
     return response
 
@@ -90,9 +90,7 @@ def _accept_new(
     media: Media,
     kind: str,
     params: dict[str, Any],
-    *,
-    scope: str,
-    key: str | None,
+    idem: idempotency.Use,
 ) -> JSONResponse:
     """Record a new asset with the job that works on it; 202 with both, located at the asset."""
     return accepted(
@@ -101,8 +99,7 @@ def _accept_new(
         kind=kind,
         params=params,
         media_id=media.id,
-        scope=scope,
-        key=key,
+        idem=idem,
         media=media,
         answer=lambda job: {"media": media_answer(request, media, [job.id]), "job": job_public(job)},
         location=f"/api/v1/media/{media.id}",
@@ -145,9 +142,13 @@ async def upload_media(
     pipeline: str | None = None,
     idempotency_key: IdempotencyHeader = None,
 ) -> JSONResponse:
-    scope, key = "POST /api/v1/media/uploads", idempotency.check_key(idempotency_key)
-    if (replayed := await run_in_threadpool(idempotency.replay, db, scope, key)) is not None:
-        return replayed
+    idem = idempotency.use(request, idempotency_key, None)
+    if await run_in_threadpool(idempotency.recorded, db, idem):
+        # A repeat (or a reuse): the file it sends decides which, so it is read, and stored nowhere.
+        sha256, name = await upload_digest(request, max_bytes=settings.max_upload_bytes, filename=filename)
+        idem = idem.with_payload({"filename": name, "pipeline": pipeline, "sha256": sha256})
+        if (replayed := await run_in_threadpool(idempotency.replay, db, idem)) is not None:
+            return replayed
     params = _process_params(pipeline)
     media = assets.new_media(source={"type": "upload"}, state=assets.PROCESSING, pipeline=params.pipeline)
     storage = request.app.state.storage()
@@ -165,12 +166,11 @@ async def upload_media(
         "key": stored.key,
     }
     media.source = {"type": "upload", "filename": stored.filename or None}
+    idem = idem.with_payload({"filename": stored.filename, "pipeline": pipeline, "sha256": stored.sha256})
     media.title = titles.from_filename(stored.filename)
     media.title_search = titles.search_key(media.title)
     process = {"pipeline": params.pipeline}
-    return await run_in_threadpool(
-        lambda: _accept_new(request, db, media, "media.process", process, scope=scope, key=key)
-    )
+    return await run_in_threadpool(lambda: _accept_new(request, db, media, "media.process", process, idem))
 
 
 def _process_params(pipeline: str | None) -> ProcessParams:

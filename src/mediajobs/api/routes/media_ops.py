@@ -12,8 +12,9 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
+from mediajobs.api import idempotency
 from mediajobs.api.deps import DbDep
-from mediajobs.api.idempotency import IdempotencyHeader, replay_for
+from mediajobs.api.idempotency import IdempotencyHeader
 from mediajobs.api.media_answers import media_answer
 from mediajobs.api.openapi import link, problem, problems, success
 from mediajobs.api.problems import invalid, item_problem
@@ -45,8 +46,7 @@ def _derive(
     media_id: str,
     params: Derivation,
     *,
-    scope: str,
-    key: str | None,
+    idem: idempotency.Use,
 ) -> JSONResponse:
     """Record the derived asset and its job, whose params are the request body; 202 with both."""
     try:
@@ -68,8 +68,7 @@ def _derive(
         media_id=derived.id,
         media=derived,
         answer=answer,
-        scope=scope,
-        key=key,
+        idem=idem,
     )
 
 
@@ -86,10 +85,10 @@ def _derive(
 def mask(
     media_id: str, body: MaskCreate, request: Request, db: DbDep, idempotency_key: IdempotencyHeader = None
 ) -> JSONResponse:
-    scope, key, replayed = replay_for(request, db, idempotency_key)
-    if replayed is not None:
+    idem = idempotency.use(request, idempotency_key, body.model_dump(mode="json"))
+    if (replayed := idempotency.replay(db, idem)) is not None:
         return replayed
-    return _derive(request, db, media_id, body, scope=scope, key=key)
+    return _derive(request, db, media_id, body, idem=idem)
 
 
 @router.post(
@@ -109,10 +108,10 @@ def remove_frames(
     db: DbDep,
     idempotency_key: IdempotencyHeader = None,
 ) -> JSONResponse:
-    scope, key, replayed = replay_for(request, db, idempotency_key)
-    if replayed is not None:
+    idem = idempotency.use(request, idempotency_key, body.model_dump(mode="json"))
+    if (replayed := idempotency.replay(db, idem)) is not None:
         return replayed
-    return _derive(request, db, media_id, body, scope=scope, key=key)
+    return _derive(request, db, media_id, body, idem=idem)
 
 
 class DownloadCreate(BaseModel):
@@ -140,8 +139,8 @@ def create_download(
     db: DbDep,
     idempotency_key: IdempotencyHeader = None,
 ) -> JSONResponse:
-    scope, key, replayed = replay_for(request, db, idempotency_key)
-    if replayed is not None:
+    idem = idempotency.use(request, idempotency_key, body.model_dump(mode="json"))
+    if (replayed := idempotency.replay(db, idem)) is not None:
         return replayed
     source = operations.ready_source(db, media_id)
     try:
@@ -152,9 +151,7 @@ def create_download(
     listed = lambda es: es if any(e["path"] == made["path"] for e in es) else downloads.replace(es, made)  # noqa: E731
     downloads.update(db, source.id, made["version"], listed)
     params = {"version": made["version"], "mp4_height": made["height"], "audio": made["type"] == "audio"}
-    return accepted(
-        request, db, kind="media.downloads", params=params, media_id=source.id, scope=scope, key=key
-    )
+    return accepted(request, db, kind="media.downloads", params=params, media_id=source.id, idem=idem)
 
 
 @router.post(
@@ -177,10 +174,10 @@ def clip(
     db: DbDep,
     idempotency_key: IdempotencyHeader = None,
 ) -> JSONResponse:
-    scope, key, replayed = replay_for(request, db, idempotency_key)
-    if replayed is not None:
+    idem = idempotency.use(request, idempotency_key, body.model_dump(mode="json"))
+    if (replayed := idempotency.replay(db, idem)) is not None:
         return replayed
-    return _derive(request, db, media_id, body, scope=scope, key=key)
+    return _derive(request, db, media_id, body, idem=idem)
 
 
 @router.post(
@@ -195,11 +192,11 @@ def clip(
 def analyze(
     media_id: str, request: Request, db: DbDep, idempotency_key: IdempotencyHeader = None
 ) -> JSONResponse:
-    scope, key, replayed = replay_for(request, db, idempotency_key)
-    if replayed is not None:
+    idem = idempotency.use(request, idempotency_key, None)
+    if (replayed := idempotency.replay(db, idem)) is not None:
         return replayed
     source = operations.ready_source(db, media_id)
-    return accepted(request, db, kind="media.analyze", params={}, media_id=source.id, scope=scope, key=key)
+    return accepted(request, db, kind="media.analyze", params={}, media_id=source.id, idem=idem)
 
 
 @router.post(
@@ -218,14 +215,12 @@ def reprocess(
     body: ReprocessCreate | None = None,
     idempotency_key: IdempotencyHeader = None,
 ) -> JSONResponse:
-    scope, key, replayed = replay_for(request, db, idempotency_key)
-    if replayed is not None:
+    idem = idempotency.use(request, idempotency_key, body.model_dump(mode="json") if body else None)
+    if (replayed := idempotency.replay(db, idem)) is not None:
         return replayed
     source = operations.ready_source(db, media_id)
     try:
         params = operations.reprocess_params(source, body).model_dump(mode="json")
     except InvalidParams as exc:
         raise invalid(["pipeline"], str(exc)) from exc
-    return accepted(
-        request, db, kind="media.process", params=params, media_id=source.id, scope=scope, key=key
-    )
+    return accepted(request, db, kind="media.process", params=params, media_id=source.id, idem=idem)
