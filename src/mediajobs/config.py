@@ -92,6 +92,11 @@ class Settings(BaseSettings):
     # How long a stopping worker lets running jobs finish before handing them back to the queue.
     shutdown_grace_s: float = 10.0
     max_json_body_bytes: int = 1024 * 1024
+    # The API's connections: a request head must be complete within this long (slowloris); open connections
+    # per client address (0: no limit, for behind a proxy); event streams open at once per caller.
+    request_head_timeout_s: float = 10.0
+    max_connections_per_client: int = 256
+    max_streams_per_caller: int = 32
     temp_dir: Path | None = None
 
     # Worker sizing for `mediajobs up`: cpu-bound ffmpeg work and wide io/default pools.

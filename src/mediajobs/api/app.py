@@ -33,6 +33,7 @@ from mediajobs.api.routes import (
 )
 from mediajobs.api.routes import uploads as upload_routes
 from mediajobs.api.security import NON_JSON_PREFIXES, NON_JSON_SUFFIXES, Guard
+from mediajobs.api.sse import Streams
 from mediajobs.config import Settings, get_settings
 from mediajobs.db.batch import BatchWriter
 from mediajobs.jobs.maintenance import Maintenance
@@ -97,6 +98,7 @@ def create_app(settings: Settings | None = None, *, maintenance: bool = True) ->
     app.state.db = db
     app.state.services = services
     app.state.batch_writer = BatchWriter(db)
+    app.state.streams = Streams(settings.max_streams_per_caller)
     # The process's one storage handle; routes call this (tests may swap it) rather than open their own.
     app.state.storage = functools.partial(storage.for_process, settings)
     app.state.metrics_registry = CollectorRegistry(auto_describe=False)

@@ -20,6 +20,7 @@ from fastapi.responses import JSONResponse
 from sqlalchemy.orm import Session
 
 from mediajobs.api.problems import Problem, field_error, invalid
+from mediajobs.api.security import api_key_id
 from mediajobs.db.models import IdempotencyKey, utcnow
 from mediajobs.db.session import Database
 
@@ -56,12 +57,9 @@ def fingerprint(payload: Any) -> str:
 
 
 def caller(request: Request) -> str:
-    """Who uses keys: a digest of the API key this request was let in with; "" (one scope) without keys."""
-    if not request.app.state.settings.api_key_list:
-        return ""
-    # The security gate let the request in with exactly one valid `Authorization: Bearer <key>`.
-    token = request.headers.get("authorization", "").partition(" ")[2].strip()
-    return "key:" + hashlib.sha256(token.encode("latin-1", "replace")).hexdigest()[:16] + " "
+    """Whose key this is: the API key the request came in with; "" (one scope for all) without keys."""
+    key_id = api_key_id(request)
+    return f"key:{key_id} " if key_id else ""
 
 
 def use(request: Request, key: str | None, payload: Any) -> Use:

@@ -7,11 +7,13 @@ nosniff and may not be framed (clickjacking): `X-Frame-Options: DENY`, and on HT
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 import re
 from urllib.parse import urlsplit
 
 from starlette.datastructures import QueryParams
+from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from mediajobs.api.problems import problem_response
@@ -217,6 +219,15 @@ class Guard:
             await send(message)
 
         return sending
+
+
+def api_key_id(request: Request) -> str | None:
+    """Which configured API key let this request in (a digest of it, for scoping what callers own); None
+    when no keys are configured. The gate has checked there is exactly one, and that it is valid."""
+    if not request.app.state.settings.api_key_list:
+        return None
+    token = request.headers.get("authorization", "").partition(" ")[2].strip()
+    return hashlib.sha256(token.encode("latin-1", "replace")).hexdigest()[:16]
 
 
 def _private(raw: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:

@@ -77,6 +77,7 @@ def api(host: str | None, port: int | None, no_migrate: bool, insecure_no_auth: 
     import uvicorn
 
     from mediajobs.api.app import create_app
+    from mediajobs.api.serving import protocol_for
     from mediajobs.db.migrate import migrate
     from mediajobs.db.session import get_db
 
@@ -95,6 +96,8 @@ def api(host: str | None, port: int | None, no_migrate: bool, insecure_no_auth: 
         log_level="warning" if quiet else "info",
         access_log=False,
         timeout_graceful_shutdown=3,
+        # Bounds on what a connection may hold before a request exists: see api/serving.py.
+        http=protocol_for(settings),
     )
 
 

@@ -134,7 +134,8 @@ def retry_job(job_id: str, db: DbDep, services: ServicesDep) -> JSONResponse:
         "one `job` event with the job JSON on every change, until it is terminal",
         content={"text/event-stream": {"schema": {"type": "string"}}},
     )
-    | problems(404),
+    | problems(404)
+    | problem(429, "the caller has MEDIAJOBS_MAX_STREAMS_PER_CALLER streams open already; see `Retry-After`"),
 )
 async def follow_job(job_id: str, db: DbDep, request: Request) -> StreamingResponse:
     return await job_events(request, db, job_id)
