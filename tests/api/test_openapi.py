@@ -1,17 +1,21 @@
 """/openapi.json tells the truth: schemathesis fuzzes the live API; a client generated from it works.
 
-The fuzzed API runs alone (no workers, so nothing it accepts ever runs) on PostgreSQL, the stricter of the two
-stores, with its own Redis. Not fuzzed: GET /api/v1/jobs/{job_id}/events, a Server-Sent Events stream that
-lasts until its job ends, which no job here does.
+The fuzzed API runs on PostgreSQL, the stricter of the two stores, with its own Redis. A worker runs only
+before the fuzzing, long enough to log a webhook delivery attempt (a receiver on loopback answers 500), so
+that the delivery log has entries to describe; then the API runs alone, and nothing it accepts ever runs.
+Every operation is fuzzed, event streams included (schemathesis reads the first few events of one).
 """
 
 from __future__ import annotations
 
 import importlib
+import os
+import signal
 import subprocess
 import sys
 import uuid
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -24,18 +28,32 @@ from schemathesis.engine import Status, StopReason, events
 from mediajobs.testing.servers import PostgresServer, RedisServer, wait_for
 from mediajobs.testing.stacks import Stack, stack_env
 from tests.api.conftest import MakeClient, TestClient
+from tests.webhooks.receiver import serve
 
 CHECKS = ("not_a_server_error", "status_code_conformance", "response_schema_conformance")
 # The tus routes' bodies (PATCH, and POST with creation-with-upload) are bytes, as octet-stream ones are.
 schemathesis.serializer.alias("application/offset+octet-stream", "application/octet-stream")
-NOT_FUZZED = r"/events$"  # the SSE stream: see the module docstring
 GENERATOR = Path(sys.executable).with_name("openapi-python-client")
+
+
+@dataclass
+class Fuzzed:
+    stack: Stack
+    webhook_id: str
+    delivery_id: str
+
+    @property
+    def api_url(self) -> str:
+        return self.stack.api_url
+
+    def client(self) -> httpx.Client:
+        return self.stack.client()
 
 
 @pytest.fixture(scope="module")
 def fuzzed_api(
     tmp_path_factory: pytest.TempPathFactory, postgres_server: PostgresServer, redis_server: RedisServer
-) -> Iterator[Stack]:
+) -> Iterator[Fuzzed]:
     directory = tmp_path_factory.mktemp("fuzzed-api")
     values = stack_env(
         directory,
@@ -44,11 +62,33 @@ def fuzzed_api(
         # Fuzzed import and webhook URLs are taken as given: checking them would query DNS off this host.
         import_allow_private="true",
     )
-    stack = Stack(directory, values).start(workers=[])
+    stack = Stack(directory, values)
     try:
-        yield stack
+        with serve("127.0.0.1") as receiver:
+            receiver.scripts["/hook"] = [500]
+            stack.start_api()
+            webhook_id, delivery_id = _log_a_delivery(stack, receiver.url("/hook"))
+        yield Fuzzed(stack, webhook_id, delivery_id)
     finally:
         stack.stop()
+
+
+def _log_a_delivery(stack: Stack, url: str) -> tuple[str, str]:
+    """A webhook endpoint with one delivery whose attempt failed, delivered by a worker that then stops."""
+    worker = stack.start_worker("io,default", 1)
+    with stack.client() as api:
+        endpoint = api.post("/api/v1/webhooks", json={"url": url, "events": ["job.succeeded"]}).json()
+        api.post("/api/v1/jobs", json={"kind": "test.add", "params": {"x": 1, "y": 2}})
+
+        def attempted() -> list[dict[str, Any]]:
+            items = api.get(f"/api/v1/webhooks/{endpoint['id']}/deliveries").json()["items"]
+            return [d for d in items if d["attempts"]]
+
+        [delivery] = wait_for(attempted, timeout_s=60, message="a delivery attempt")  # type: ignore[misc]
+    os.killpg(worker.pid, signal.SIGTERM)
+    worker.wait(timeout=30)
+    assert delivery["attempts"][0]["error"]["code"] == "http_status"
+    return endpoint["id"], delivery["id"]
 
 
 def _failures(event: Any) -> list[str]:
@@ -64,8 +104,11 @@ def _failures(event: Any) -> list[str]:
     ]
 
 
-def test_schemathesis_finds_nothing_undocumented(fuzzed_api: Stack) -> None:
-    """Every phase (examples, coverage, fuzzing, stateful along the documented links), a few cases each."""
+def test_schemathesis_finds_nothing_undocumented(fuzzed_api: Fuzzed) -> None:
+    """Every operation, every phase (examples, coverage, fuzzing, stateful along the documented links), a few
+    cases each; the delivery log's routes also with the logged delivery's ids, so that its attempts are
+    checked against their schema."""
+    logged = {"path.webhook_id": fuzzed_api.webhook_id, "path.delivery_id": fuzzed_api.delivery_id}
     config = schemathesis.Config.from_dict(
         {
             "workers": 1,
@@ -73,12 +116,22 @@ def test_schemathesis_finds_nothing_undocumented(fuzzed_api: Stack) -> None:
             "seed": 12,
             "generation": {"max-examples": 6, "database": "none"},
             "checks": {"enabled": False, **{name: {"enabled": True} for name in CHECKS}},
+            # An event stream lasts until its job ends (none does here): its first events are enough.
+            "max-stream-events": 2,
+            "request-timeout": 10,
+            "operations": [
+                {
+                    "include-operation-id": "list_deliveries",
+                    "parameters": {"path.webhook_id": logged["path.webhook_id"]},
+                },
+                {"include-operation-id": "get_delivery", "parameters": logged},
+            ],
         }
     )
     schema = schemathesis.openapi.from_url(f"{fuzzed_api.api_url}/openapi.json", config=config)
     found: list[str] = []
     finished = None
-    for event in schemathesis.engine.from_schema(schema.exclude(path_regex=NOT_FUZZED)).execute():
+    for event in schemathesis.engine.from_schema(schema).execute():
         found += _failures(event)
         if isinstance(event, events.NonFatalError | events.FatalError):
             found.append(f"{type(event).__name__}: {getattr(event, 'value', None) or event.exception}")
@@ -88,7 +141,7 @@ def test_schemathesis_finds_nothing_undocumented(fuzzed_api: Stack) -> None:
     assert not found, "\n\n".join(dict.fromkeys(found))
 
 
-def test_every_error_is_documented_as_problem_json(fuzzed_api: Stack) -> None:
+def test_every_error_is_documented_as_problem_json(fuzzed_api: Fuzzed) -> None:
     spec = httpx.get(f"{fuzzed_api.api_url}/openapi.json").json()
     assert "HTTPValidationError" not in spec["components"]["schemas"]
     for path, operations in spec["paths"].items():
@@ -104,7 +157,7 @@ def test_every_error_is_documented_as_problem_json(fuzzed_api: Stack) -> None:
     assert "200" in spec["paths"]["/api/v1/jobs/{job_id}"]["delete"]["responses"]
 
 
-def test_nul_characters_are_a_422_not_a_500_on_postgresql(fuzzed_api: Stack) -> None:
+def test_nul_characters_are_a_422_not_a_500_on_postgresql(fuzzed_api: Fuzzed) -> None:
     with fuzzed_api.client() as api:
         listed = api.get("/api/v1/jobs", params={"kind": "\x00"})
         assert listed.status_code == 422 and "NUL" in listed.json()["detail"], listed.text
@@ -114,7 +167,7 @@ def test_nul_characters_are_a_422_not_a_500_on_postgresql(fuzzed_api: Stack) -> 
         assert replayed.status_code == 422, replayed.text
 
 
-def test_a_problem_quoting_an_unencodable_value_is_still_answered(fuzzed_api: Stack) -> None:
+def test_a_problem_quoting_an_unencodable_value_is_still_answered(fuzzed_api: Fuzzed) -> None:
     # A lone surrogate is valid JSON (`\ud800`) but no UTF-8: quoting it back made the answer a 500.
     body = '{"url": "http://example.test/", "events": ["job.failed\\ud800"]}'
     with fuzzed_api.client() as api:
@@ -131,7 +184,7 @@ def test_job_params_no_answer_could_encode_are_refused(make_client: MakeClient) 
     assert client.get("/api/v1/jobs").status_code == 200  # nothing stored that breaks the listing
 
 
-def test_method_not_allowed_names_every_method_of_the_path(fuzzed_api: Stack) -> None:
+def test_method_not_allowed_names_every_method_of_the_path(fuzzed_api: Fuzzed) -> None:
     with fuzzed_api.client() as api:
         response = api.request("OPTIONS", "/api/v1/jobs")
     assert response.status_code == 405

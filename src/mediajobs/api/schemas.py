@@ -93,7 +93,7 @@ class WebhookPage(BaseModel):
 class DeliveryAttempt(BaseModel):
     at: str
     status_code: int | None
-    error: str | None
+    error: JobError | None = Field(description="why the attempt failed (`timeout`, `http_status`, ...)")
     duration_ms: float
     response: str | None = Field(description="the start of the endpoint's answer")
 

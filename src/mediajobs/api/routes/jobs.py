@@ -22,6 +22,21 @@ from mediajobs.jobs.registry import registry
 from mediajobs.jobs.schemas import JobCreate, JobPage, JobPublic, public, public_many
 
 router = APIRouter(prefix="/api/v1/jobs", tags=["jobs"])
+# One event of the stream (OpenAPI 3.1: the media type's schema describes each event): a `job` event whose
+# data is the job JSON; the first one only sets `retry`.
+JOB_EVENT = {
+    "type": "object",
+    "properties": {
+        "event": {"type": "string", "const": "job"},
+        "id": {"type": "string", "description": "the event's sequence number"},
+        "retry": {"type": "integer", "description": "milliseconds to wait before reconnecting"},
+        "data": {
+            "type": "string",
+            "contentMediaType": "application/json",
+            "contentSchema": {"$ref": "#/components/schemas/JobPublic"},
+        },
+    },
+}
 
 
 @router.post(
@@ -132,7 +147,7 @@ def retry_job(job_id: str, db: DbDep, services: ServicesDep) -> JSONResponse:
     responses=success(
         200,
         "one `job` event with the job JSON on every change, until it is terminal",
-        content={"text/event-stream": {"schema": {"type": "string"}}},
+        content={"text/event-stream": {"schema": JOB_EVENT}},
     )
     | problems(404)
     | problem(429, "the caller has MEDIAJOBS_MAX_STREAMS_PER_CALLER streams open already; see `Retry-After`"),
