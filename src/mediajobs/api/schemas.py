@@ -11,7 +11,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from mediajobs.jobs.schemas import JobPublic
+from mediajobs.jobs.schemas import JobError, JobPublic
 from mediajobs.media.schemas import MediaPublic
 
 
