@@ -7,6 +7,8 @@ import contextlib
 from dataclasses import dataclass
 from urllib.parse import SplitResult
 
+from mediajobs.toolkit import sniff
+
 # Hop-by-hop headers (RFC 9110 7.6.1) and the proxy's own: never passed on.
 HOP_BY_HOP = frozenset(
     {
@@ -22,34 +24,7 @@ HOP_BY_HOP = frozenset(
     }
 )
 # How much of a body the proxy looks at before it decides whether the body is media (see `is_media`).
-SNIFF_BYTES = 1024
-TS_PACKET = 188
-# ISO BMFF (MP4, MOV, 3GP, fMP4 segments): the box types a file or segment starts with, after its size.
-BMFF_BOXES = frozenset(
-    {b"ftyp", b"styp", b"moov", b"moof", b"mdat", b"free", b"skip", b"wide", b"sidx", b"emsg", b"prft"}
-)
-# Containers and elementary streams known by their first bytes.
-MAGIC = (
-    b"\x1a\x45\xdf\xa3",  # Matroska / WebM (EBML)
-    b"OggS",
-    b"FLV\x01",
-    b"RIFF",  # AVI, WAV, WebP
-    b"FORM",  # AIFF
-    b"caff",
-    b"fLaC",
-    b"wvpk",
-    b"ID3",  # MP3 (and AAC) with an ID3v2 tag
-    b"\x00\x00\x01\xba",  # MPEG program stream
-    b"\x00\x00\x01\xb3",  # MPEG-1/2 video sequence
-    b"\x0b\x77",  # AC-3 / E-AC-3
-    b"\x30\x26\xb2\x75\x8e\x66\xcf\x11",  # ASF / WMV
-    b"\x06\x0e\x2b\x34",  # MXF
-    b"\xff\xd8\xff",  # JPEG
-    b"\x89PNG\r\n\x1a\n",
-    b"GIF8",
-)
-# MPEG audio (MP3 layers, ADTS AAC) frame sync, by its second byte. Not 0xfe/0xff: FF FE is a UTF-16 BOM.
-AUDIO_SYNC = frozenset({0xF0, 0xF1, 0xF8, 0xF9, 0xFA, 0xFB, 0xF2, 0xF3, 0xE2, 0xE3})
+SNIFF_BYTES = sniff.SNIFF_BYTES
 
 
 class BadMessage(Exception):
@@ -210,18 +185,11 @@ async def read_response(reader: asyncio.StreamReader, idle_s: float, method: str
 def is_media(first: bytes) -> bool:
     """Whether a body starts as a media file or stream does: what yt-dlp streams to disk, never reads whole.
 
-    The bytes decide, not the declared type, which costs a lie nothing. Everything else (pages, playlists,
-    JSON, encrypted HLS segments, unknown bytes) may be read into memory by a client and is capped.
+    The bytes decide (the toolkit's one sniffer, as for uploads), not the declared type, which costs a lie
+    nothing. Everything else (pages, playlists, JSON, pictures, encrypted HLS segments, unknown bytes) may be
+    read into memory by a client and is capped.
     """
-    if len(first) > 2 * TS_PACKET and first[0] == first[TS_PACKET] == first[2 * TS_PACKET] == 0x47:
-        return True  # MPEG-TS: a sync byte every 188 bytes
-    if len(first) > 4 + 2 * 192 and first[4] == first[196] == first[388] == 0x47:
-        return True  # M2TS (Blu-ray, AVCHD): a 4-byte timestamp before each packet
-    if first[4:8] in BMFF_BOXES:
-        return True
-    if len(first) >= 2 and first[0] == 0xFF and first[1] in AUDIO_SYNC:
-        return True
-    return first.startswith(MAGIC)
+    return sniff.sniff(first).media
 
 
 def chunked_payload(raw: bytes) -> bytes:
