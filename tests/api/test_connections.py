@@ -16,7 +16,8 @@ from collections.abc import Callable, Iterator
 import httpx
 import pytest
 
-from tests.servers import RedisServer, Stack, base_env, wait_for
+from mediajobs.testing.servers import RedisServer, wait_for
+from mediajobs.testing.stacks import Stack, stack_env
 
 HEAD = b"GET /api/v1/jobs HTTP/1.1\r\nHost: 127.0.0.1\r\n"
 
@@ -29,13 +30,7 @@ def make_api(tmp_path_factory: pytest.TempPathFactory, redis_server: RedisServer
 
     def make(**env: str) -> Stack:
         directory = tmp_path_factory.mktemp("connections")
-        values = {
-            "MEDIAJOBS_DATABASE_URL": f"sqlite:///{directory / 'mediajobs.db'}",
-            "MEDIAJOBS_BROKER_URL": redis_server.new_url(),
-            "MEDIAJOBS_TEMP_DIR": str(directory / "tmp"),
-            **{f"MEDIAJOBS_{k.upper()}": v for k, v in env.items()},
-        }
-        stack = Stack(directory, base_env(**values))
+        stack = Stack(directory, stack_env(directory, broker_url=redis_server.new_url(), timings={}, **env))
         stacks.append(stack)
         stack.start_api()
         return stack

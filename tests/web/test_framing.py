@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 from playwright.sync_api import Browser
 
-from tests.servers import RedisServer, Stack
-from tests.web.conftest import stack_env
+from mediajobs.testing.servers import RedisServer
+from mediajobs.testing.stacks import Stack, stack_env
 
 
 @contextlib.contextmanager
@@ -45,7 +45,7 @@ def serving(host: str, pages: dict[str, str]) -> Iterator[str]:
 def ui_only(tmp_path_factory: pytest.TempPathFactory, redis_server: RedisServer) -> Iterator[Stack]:
     """An API alone: nothing here runs a job."""
     directory = tmp_path_factory.mktemp("framing")
-    stack = Stack(directory, stack_env(directory, redis_server))
+    stack = Stack(directory, stack_env(directory, broker_url=redis_server.new_url()))
     try:
         stack.start_api()
         yield stack

@@ -10,9 +10,9 @@ import contextlib
 import subprocess
 from pathlib import Path
 
+from mediajobs.testing.servers import wait_for
 from tests.conftest import MakeStack, submit, wait_state
 from tests.egress.sites import running
-from tests.servers import wait_for
 
 GiB = 1024**3
 
