@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 from alembic import command
 
 from mediajobs import bootstrap
+from mediajobs.api import idempotency
 from mediajobs.config import Settings
 from mediajobs.db.migrate import alembic_config, migrate
-from mediajobs.db.models import Job, Media, Upload, utcnow
+from mediajobs.db.models import IdempotencyKey, Job, Media, Upload, UTCDateTime, utcnow
 from mediajobs.db.session import get_db
 from mediajobs.jobs.registry import registry
 from tests.conftest import BACKENDS, database_url
@@ -111,3 +114,46 @@ def test_uploads_hold_offsets_past_4_gib_and_downgrade_away(
     command.upgrade(alembic_config(db), "head")
     with db.read() as session:
         assert session.query(Upload).count() == 0
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_idempotency_keys_recorded_before_fingerprints_answer_any_payload_after_the_upgrade(
+    backend: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    db = get_db(database_url(backend, tmp_path, request))
+    command.upgrade(alembic_config(db), "0010")
+    keys = sa.table(
+        "idempotency_keys",
+        sa.column("scope"),
+        sa.column("key"),
+        sa.column("status_code"),
+        sa.column("body", sa.JSON()),
+        sa.column("location"),
+        sa.column("created_at", UTCDateTime()),
+    )
+    answer = {"id": "job-1", "state": "queued"}
+    with db.write() as session:
+        session.execute(
+            keys.insert().values(
+                scope="POST /api/v1/jobs",
+                key="k1",
+                status_code=202,
+                body=answer,
+                location="/api/v1/jobs/job-1",
+                created_at=utcnow(),
+            )
+        )
+
+    migrate(db)
+    with db.read() as session:
+        assert [(row.key, row.fingerprint) for row in session.query(IdempotencyKey)] == [("k1", None)]
+    # A key recorded before payloads had fingerprints answers whatever repeats it, as it did before.
+    for payload in ({"kind": "test.add"}, {"kind": "something else"}):
+        used = idempotency.Use("POST /api/v1/jobs", "k1", idempotency.fingerprint(payload))
+        replayed = idempotency.replay(db, used)
+        assert replayed is not None and json.loads(replayed.body) == answer
+        assert replayed.headers["location"] == "/api/v1/jobs/job-1"
+
+    command.downgrade(alembic_config(db), "0010")
+    with db.read() as session:
+        assert session.execute(sa.select(keys.c.key)).scalars().all() == ["k1"]
