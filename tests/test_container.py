@@ -190,7 +190,9 @@ def test_a_worker_in_the_container_runs_jobs_jailed_and_doctor_passes(
             )
             assert media["state"] == "ready", media
 
-        env = [arg for key, value in servers_env.items() for arg in ("-e", f"{key}={value}")]
+        # The doctor in the container is pointed at the API this test started (on the host's loopback).
+        doctor_env = {**servers_env, "MEDIAJOBS_API_URL": stack.api_url}
+        env = [arg for key, value in doctor_env.items() for arg in ("-e", f"{key}={value}")]
         doctor = podman(
             "run",
             "--rm",
@@ -204,8 +206,8 @@ def test_a_worker_in_the_container_runs_jobs_jailed_and_doctor_passes(
             check=False,
         )
         assert doctor.returncode == 0, doctor.stdout + doctor.stderr
-        for check in ("database", "broker", "storage", "ffmpeg", "yt-dlp", "queues"):
-            assert check in doctor.stdout, doctor.stdout
+        for check in ("api", "database", "broker", "storage", "ffmpeg", "yt-dlp", "queues"):
+            assert f"ok    {check}" in doctor.stdout, doctor.stdout
     finally:
         stack.stop()
 

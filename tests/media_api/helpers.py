@@ -96,13 +96,36 @@ def wait_job(api: httpx.Client, job_id: str, *states: str, timeout_s: float = 60
         raise AssertionError(f"{exc}; it is {api.get(f'/api/v1/jobs/{job_id}').text}") from None
 
 
+def outputs_made(media: JSON) -> bool:
+    """Whether what a ready asset's pipeline makes after its ladder (downloads, storyboard) is there."""
+    downloads_made = all(d["ready"] for d in media.get("downloads") or [])
+    return downloads_made and ("storyboard" not in media["pipeline"] or media["storyboard"] is not None)
+
+
+def wait_settled(api: httpx.Client, media_id: str, timeout_s: float = 120) -> JSON:
+    """A ready asset once its outputs are made too: its stored files change no more."""
+    media = wait_media(api, media_id, "ready", "failed", timeout_s=timeout_s)
+    if media["state"] != "ready":
+        return media
+
+    def made() -> JSON | None:
+        current = get_media(api, media_id)
+        return current if outputs_made(current) else None
+
+    return wait_for(  # type: ignore[no-any-return]
+        made,
+        timeout_s=timeout_s,
+        message=f"the downloads and storyboard of media {media_id}",
+    )
+
+
 def ready_asset(media_stack: MediaStack, clips: Clips, name: str = "small") -> JSON:
-    """A ready asset of `name`, uploaded once per stack, for tests that only read it."""
+    """A ready asset of `name` with its outputs made, uploaded once per stack, for tests that only read it."""
     key = f"ready-{name}"
     if key not in media_stack.cache:
         with media_stack.client() as api:
             created = upload(api, clips[name])
-            media_stack.cache[key] = wait_media(api, created["media"]["id"], "ready", "failed")
+            media_stack.cache[key] = wait_settled(api, created["media"]["id"])
     media: JSON = media_stack.cache[key]
     assert media["state"] == "ready", media
     return media

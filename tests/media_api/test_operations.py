@@ -14,7 +14,7 @@ import pytest
 from mediajobs import bootstrap
 from mediajobs.config import Settings
 from mediajobs.jobs.registry import registry
-from mediajobs.testing.files import Served
+from mediajobs.testing.files import Served, media_like
 from mediajobs.testing.servers import wait_for
 from tests.media_api.clips import Clips
 from tests.media_api.helpers import (
@@ -280,7 +280,8 @@ OPERATIONS = [
 def test_operations_on_an_asset_that_is_not_ready_conflict(
     file_stack: MediaStack, file_api: httpx.Client, clips: Clips
 ) -> None:
-    failed = upload(file_api, clips.file("not-video.mp4", b"plain text, not a video\n" * 100))
+    # Starts as a Matroska file but is not one: taken, then it fails.
+    failed = upload(file_api, clips.file("not-video.mkv", media_like(2400)))
     assert wait_media(file_api, failed["media"]["id"], "failed", "ready")["state"] == "failed"
     processing = upload(file_api, clips["long"])  # a 720p transcode takes seconds: still processing below
     before_ids = all_media_ids(file_api)

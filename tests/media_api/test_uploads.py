@@ -14,6 +14,7 @@ import httpx
 import pytest
 
 from mediajobs import process
+from mediajobs.testing.files import media_like
 from mediajobs.units import format_bytes
 from tests.media_api.clips import Clips
 from tests.media_api.helpers import (
@@ -181,9 +182,10 @@ def test_upload_filename_cannot_place_the_original_outside_the_asset(
     file_stack: MediaStack, file_api: httpx.Client, clips: Clips, filename: str, multipart: bool
 ) -> None:
     before = file_stack.stored.keys()
-    # Not a video: the asset fails fast, and only where its original was stored matters here.
+    # Starts as a Matroska file but is not one: taken, then the asset fails fast; only where its original
+    # was stored matters here.
     created = upload(
-        file_api, clips.file("plain.txt", b"not a video\n" * 50), multipart=multipart, filename=filename
+        file_api, clips.file("fake.mkv", media_like(600)), multipart=multipart, filename=filename
     )
     media_id = created["media"]["id"]
     new = sorted(set(file_stack.stored.keys()) - set(before))
