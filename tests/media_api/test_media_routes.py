@@ -7,6 +7,7 @@ import uuid
 import httpx
 import pytest
 
+from mediajobs.testing.files import media_like
 from mediajobs.testing.servers import wait_for
 from tests.media_api.clips import Clips
 from tests.media_api.helpers import (
@@ -126,7 +127,7 @@ def test_list_filters_by_state_and_pages_with_a_cursor(
     file_stack: MediaStack, file_api: httpx.Client, clips: Clips
 ) -> None:
     uploads = [upload(file_api, clips["small"]) for _ in range(3)]
-    broken = upload(file_api, clips.file("broken.mp4", b"definitely not a video\n" * 100))
+    broken = upload(file_api, clips.file("broken.mkv", media_like(2400)))  # taken, then fails
     ready_ids = {wait_media(file_api, u["media"]["id"], "ready", "failed")["id"] for u in uploads}
     wait_media(file_api, broken["media"]["id"], "failed", "ready")
 
