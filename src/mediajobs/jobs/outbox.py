@@ -168,6 +168,7 @@ class BrokerWatch:
 
     def __init__(self, url: str) -> None:
         self._run_id: str | None = None
+        self._claim: str | None = None  # the event this process claimed to republish for
         self._lost = False
         try:
             self._client: redis.Redis | None = redis.Redis.from_url(
@@ -188,8 +189,11 @@ class BrokerWatch:
                 return False
             previous = self._client.set(RUN_ID_KEY, run_id, get=True)
             restarted = not isinstance(previous, bytes) or previous.decode() != run_id
+            # A restart and an outage of the same run are different events, each claimed once across
+            # processes: a first look at a new run must not hide an outage that follows within the guard.
+            claim = REPUBLISHED_KEY + run_id + (":restart" if restarted else ":outage")
             won = (restarted or self._lost) and bool(
-                self._client.set(REPUBLISHED_KEY + run_id, "1", nx=True, ex=REPUBLISH_GUARD_S)
+                self._client.set(claim, "1", nx=True, ex=REPUBLISH_GUARD_S)
             )
         except redis.RedisError:
             self._lost = True
@@ -201,11 +205,13 @@ class BrokerWatch:
             # the maintenance loop says so when there was anything to send (a first start is quiet).
             log.debug("the broker has no record of earlier runs (run_id %s)", run_id)
         self._run_id, self._lost = run_id, False
+        self._claim = claim if won else None
         return won
 
     def republish_failed(self) -> None:
         """Give the event back (the database was unreachable, say), so that the next round tries again."""
         self._lost = True
-        if self._client is not None and self._run_id is not None:
+        if self._client is not None and self._claim is not None:
             with contextlib.suppress(redis.RedisError):
-                self._client.delete(REPUBLISHED_KEY + self._run_id)
+                self._client.delete(self._claim)
+            self._claim = None
