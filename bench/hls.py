@@ -43,7 +43,7 @@ ROUNDS = 3
 
 def _all_encoded(src: Path, info: Probe) -> ladder.Ladder:
     """The ladder with every rung encoded, the source's own stream included: yesterday's job, the baseline."""
-    index = packets.scan(src, duration_s=info.duration)
+    index = packets.scan(src, duration_s=info.duration, max_pixels=info.max_pixels)
     return ladder.plan_encoded(info, index, "the baseline encodes every rung")
 
 

@@ -61,6 +61,8 @@ def kind(argv: Sequence[str]) -> str:
     """What a subprocess of a render does, for the breakdown."""
     if os.path.basename(argv[0]) == "ffprobe":
         return "ffprobe (index, checks)"
+    if any("filter_units" in arg for arg in argv):
+        return "ffmpeg NAL pass (keyframe kinds, SPS)"
     if "segment" in argv:
         return "ffmpeg copy pass"
     if "concat" in argv:

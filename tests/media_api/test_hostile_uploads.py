@@ -19,6 +19,7 @@ from tests.toolkit.hostile import (
     colour_clip,
     ffconcat,
     gap_clip,
+    growing_clip,
     hls_playlist,
     listener,
     trap,
@@ -124,6 +125,43 @@ def test_upload_with_more_pixels_than_max_fails_too_large(
 
     assert job["error"]["code"] == "too_large", job
     assert "4112x2320" in job["error"]["message"] and "MEDIAJOBS_MAX_PIXELS" in job["error"]["message"], job
+
+
+def test_upload_whose_frames_grow_past_max_pixels_fails_too_large(
+    file_stack: MediaStack, file_api: httpx.Client, tmp_path: Path
+) -> None:
+    # Issue 17 item 2: a TS that probes as 64x64 for 2 s, then holds 7680x4320 frames, became ready (ffmpeg
+    # peaked at 3.7 GiB). Every decode now refuses the first frame over MEDIAJOBS_MAX_PIXELS.
+    bomb = growing_clip(tmp_path / "bomb.ts", large="7680x4320", frames=10)
+    assert bomb.stat().st_size < 400_000
+
+    job = refused(file_stack, file_api, bomb)
+
+    assert job["error"]["code"] == "too_large", job
+    message = job["error"]["message"]
+    assert "7680x4320" in message and "MEDIAJOBS_MAX_PIXELS" in message, job
+
+
+def test_a_long_upload_whose_frames_grow_is_not_streamed_and_fails_too_large(
+    file_stack: MediaStack, file_api: httpx.Client, tmp_path: Path
+) -> None:
+    # Long enough to be published from its first 30 s while the rest is cut: every SPS is read before a
+    # segment past them is stored, and what was published is withdrawn.
+    bomb = growing_clip(tmp_path / "long-bomb.ts", small_s=75, large="7680x4320", frames=10)
+
+    created = upload(file_api, bomb)
+    job = wait_job(file_api, created["job"]["id"], "succeeded", "failed", "cancelled", timeout_s=180)
+    media = wait_media(file_api, created["media"]["id"], "ready", "failed", timeout_s=60)
+
+    assert job["state"] == "failed" and job["error"]["code"] == "too_large", job
+    assert "7680x4320" in job["error"]["message"], job
+    assert media["state"] == "failed" and media["hls"] is None and media["playable_at"] is None, media
+    wait_for(
+        lambda: all("/original/" in key for key in file_stack.stored.keys(f"media/{media['id']}/")),
+        timeout_s=30,
+        message="what was published to be removed",
+    )
+    file_stack.assert_temp_empty()
 
 
 def _net_namespaces_of_ffmpeg_reading(marker: str) -> set[str]:

@@ -106,6 +106,35 @@ def colour_clip(out: Path, *, size: str, frames: int = 1) -> Path:
     return out
 
 
+def growing_clip(out: Path, *, small: str = "64x64", small_s: float = 2.0, large: str, frames: int) -> Path:
+    """MPEG-TS H.264 that probes as `small` (its first `small_s`), then holds `frames` frames of `large`.
+
+    Two encodes joined at the TS level: the stream's new SPS changes the picture size mid-stream.
+    """
+    parts = [out.with_name(f"{out.stem}-small.ts"), out.with_name(f"{out.stem}-large.ts")]
+    sources = [f"testsrc2=size={small}:rate=25:duration={small_s:g}", f"color=c=gray:size={large}:rate=25"]
+    for part, source, limit in zip(parts, sources, [[], ["-frames:v", str(frames)]], strict=True):
+        # 2 s GOPs: the stream looks standard (its own stream would be copied for fast start).
+        args = [*FFMPEG, "-f", "lavfi", "-i", source, *limit, "-c:v", "libx264", "-g", "50"]
+        args += ["-preset", "ultrafast"]
+        process.run([*args, "-pix_fmt", "yuv420p", "-f", "mpegts", str(part)])
+    listing = out.with_name(f"{out.stem}.ffconcat")
+    listing.write_text(ffconcat(*(p.name for p in parts)))
+    process.run([*FFMPEG, "-f", "concat", "-i", str(listing), "-c", "copy", "-f", "mpegts", str(out)])
+    for path in (*parts, listing):
+        path.unlink()
+    return out
+
+
+def covered_song(out: Path, *, cover: str) -> Path:
+    """Two seconds of MP3 with a JPEG cover picture of size `cover` (an attached picture, not video)."""
+    picture = f"color=c=red:size={cover}:duration=1"
+    args = [*FFMPEG, "-f", "lavfi", "-i", "sine=duration=2", "-f", "lavfi", "-i", picture]
+    args += ["-map", "0:a", "-map", "1:v", "-frames:v", "1", "-c:v", "mjpeg"]
+    process.run([*args, "-disposition:v", "attached_pic", "-c:a", "libmp3lame", str(out)])
+    return out
+
+
 class Listener:
     """A TCP port on 127.0.0.1 that only counts who connected (the kernel completes the handshake)."""
 

@@ -50,7 +50,9 @@ def make_ladder(
 
     `on_progress` follows the encode of the rungs (one decode when not chunked).
     """
-    index = packets.scan(src, duration_s=info.duration) if info.has_video else None
+    index = None
+    if info.has_video:
+        index = packets.scan(src, duration_s=info.duration, max_pixels=info.max_pixels)
     lad = ladders.plan(info, index)
     n = len(lad.grid)
     sizes: dict[str, list[int]] = {}

@@ -9,17 +9,22 @@ from typing import Any
 import pytest
 
 from mediajobs.errors import ProcessFailed, TooLarge, UnsupportedMedia
+from mediajobs.toolkit import packets
 from mediajobs.toolkit.analyze import analyze
 from mediajobs.toolkit.cut import remove_frames
+from mediajobs.toolkit.hls import ladder, renditions
 from mediajobs.toolkit.mask import Region, apply_mask
 from mediajobs.toolkit.probe import Probe, probe
+from mediajobs.toolkit.smart.render import smart_cut, smart_mask
 from mediajobs.toolkit.thumbnail import make_thumbnail
 from tests.clips import MakeClip
 from tests.toolkit.hostile import (
     claiming_mkv,
     colour_clip,
+    covered_song,
     ffconcat,
     gap_clip,
+    growing_clip,
     hls_playlist,
     listener,
     trap,
@@ -164,3 +169,86 @@ def test_hls_encode_stops_near_the_duration_the_header_claims(tmp_path: Path) ->
     playlist = next((tmp_path / "hls").glob("*/index.m3u8")).read_text()
     made = sum(float(line[8:].split(",")[0]) for line in playlist.splitlines() if line.startswith("#EXTINF:"))
     assert made < 5, f"{made} s of stream from a source probed as 2 s"
+
+
+def _ladder(src: Path, out: Path, info: Probe) -> Any:
+    """What media.process does: the source's own stream copied when it is standard, the rest encoded."""
+    index = (
+        packets.scan(src, duration_s=info.duration, max_pixels=info.max_pixels) if info.has_video else None
+    )
+    lad = ladder.plan(info, index)
+    if lad.fast_start is None:
+        renditions.remux(src, out / "hls", lad, info)
+        problem = renditions.copy_is_exact(out / "hls", lad)
+        if problem is not None:
+            lad = ladder.plan_encoded(info, index, problem)
+    if lad.audio == "encode":
+        renditions.encode_audio(src, out / "hls", lad, info)
+    if lad.encoded:
+        renditions.encode(src, out / "hls", lad, info)
+    else:
+        renditions.verify(src, lad, info)
+    return lad
+
+
+def _smart_cut(src: Path, out: Path, info: Probe) -> Any:
+    return smart_cut(src, out / "cut.mp4", info, [(0.5, 1.0)])
+
+
+def _smart_mask(src: Path, out: Path, info: Probe) -> Any:
+    return smart_mask(src, out / "masked.mp4", info, [Region(x=0, y=0, w=16, h=16, start=0.5, end=1.0)])
+
+
+SMALL_LIMIT = 4 * 64 * 64
+
+
+@pytest.mark.parametrize(
+    "step",
+    [_ladder, _thumbnail, _mask, _cut, _analyze, _smart_cut, _smart_mask],
+    ids=lambda f: f.__name__[1:],
+)
+def test_every_decode_refuses_a_frame_that_grows_past_max_pixels_as_too_large(
+    tmp_path: Path, step: Callable[[Path, Path, Probe], Any]
+) -> None:
+    # Issue 17 item 2, scaled down: probes as 64x64 for 2 s, then 25 frames over the limit.
+    src = growing_clip(tmp_path / "growing.ts", large="640x360", frames=25)
+    info = probe(src, max_pixels=SMALL_LIMIT)
+    assert (info.width, info.height) == (64, 64)
+    out = tmp_path / "out"
+    out.mkdir()
+
+    with pytest.raises(TooLarge) as refused:
+        step(src, out, info)
+
+    assert refused.value.code == "too_large"
+    assert f"640x360, more than the {SMALL_LIMIT} pixels per frame allowed (MEDIAJOBS_MAX_PIXELS)" in str(
+        refused.value
+    )
+    assert not [p.name for p in out.iterdir() if p.name.startswith(".")], "a smart render left its pieces"
+
+
+def test_a_cover_picture_larger_than_max_pixels_leaves_the_song_playable(tmp_path: Path) -> None:
+    # ffmpeg decodes a cover picture whenever it opens the file; it is not video and the limit is not its.
+    song = covered_song(tmp_path / "song.mp3", cover="300x300")
+    info = probe(song, max_pixels=SMALL_LIMIT // 4)
+    assert info.has_audio and not info.has_video
+    out = tmp_path / "out"
+    out.mkdir()
+
+    lad = _ladder(song, out, info)
+
+    assert lad.audio == "encode" and (out / "hls" / "audio").is_dir()
+
+
+def test_a_stream_whose_picture_size_changes_is_not_copied_for_fast_start(tmp_path: Path) -> None:
+    # Within the limit, but a copy would hand players a stream whose size changes under the master's
+    # RESOLUTION; only an encode (which decodes, and so checks, every frame) may publish it.
+    src = growing_clip(tmp_path / "growing.ts", large="320x240", frames=25)
+    info = probe(src, max_pixels=SMALL_LIMIT * 100)
+    lad = ladder.plan(info, packets.scan(src, duration_s=info.duration, max_pixels=info.max_pixels))
+    assert lad.fast_start is None  # it looks standard...
+
+    renditions.remux(src, tmp_path / "hls", lad, info)
+    problem = renditions.copy_is_exact(tmp_path / "hls", lad)
+
+    assert problem == "the picture changes mid-stream (320x240 besides 64x64)"  # ...but is not

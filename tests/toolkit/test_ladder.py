@@ -21,9 +21,22 @@ from tests.toolkit.test_hls import SOURCE
 STANDARD = replace(SOURCE, video_profile="High", pix_fmt="yuv420p", field_order="progressive", video_level=40)
 
 
-def index_of(keyframes: list[float], end: float, fps: float = 25.0, problems: list[str] | None = None):  # type: ignore[no-untyped-def]
-    frames = [round(i / fps, 6) for i in range(round(end * fps))]
-    return packets.VideoIndex(frames, keyframes, end, problems or [])
+def index_json(packet_list: list[dict[str, object]], time_base: str = "1/1000") -> dict[str, object]:
+    """What ffprobe prints for a video stream holding `packet_list`."""
+    stream = {"codec_name": "h264", "width": 1920, "height": 1080, "time_base": time_base}
+    return {"streams": [stream], "packets": packet_list, "format": {"start_time": "0.000000"}}
+
+
+def index_of(keyframes: list[float], end: float, fps: float = 25.0) -> packets.VideoIndex:
+    """Frames every 1/fps s up to `end`, keyframes at `keyframes` (times in ms ticks)."""
+    pts = [round(i * 1000 / fps) for i in range(round(end * fps))]
+    ends = [*pts[1:], round(end * 1000)]
+    keys = {round(k * 1000) for k in keyframes}
+    found = [
+        {"pts": t, "dts": t, "duration": e - t, "flags": "K_" if t in keys else "__"}
+        for t, e in zip(pts, ends, strict=True)
+    ]
+    return packets.parse(index_json(found))
 
 
 def encode_source(out: Path, *args: str, duration: float = 12.0, size: str = "854x480") -> Path:
@@ -61,14 +74,14 @@ def test_a_source_browsers_cannot_play_as_it_is_is_encoded_and_says_why(change: 
 
 def test_index_problems_make_a_copy_unsafe() -> None:
     long_gop = index_of([0.0, 12.0], 20.0)
-    lines = ["0.0,-0.08,0.04,K_", "0.04,-0.04,0.04,_D", "0.08,0.0,0.04,__", "0.08,0.04,0.04,__"]
+    found = [(0, -80, "K_"), (40, -40, "_D"), (80, 0, "__"), (80, 40, "__")]
+    shared = [{"pts": p, "dts": d, "duration": 40, "flags": f} for p, d, f in found]
+    late = [{"pts": 0, "dts": 0, "duration": 40, "flags": "__"}, {"pts": 40, "dts": 40, "flags": "K_"}]
 
     assert ladder.plan(STANDARD, long_gop).fast_start == "keyframes up to 12.0 s apart (at most 10)"
-    parsed = packets.parse(lines)
+    parsed = packets.parse(index_json(shared))
     assert parsed.problems == ["two frames share a timestamp", "1 packets an edit list discards"]
-    assert packets.parse(["0.0,0.0,0.04,__", "0.04,0.04,0.04,K_"]).problems[0] == (
-        "the video does not start with a keyframe"
-    )
+    assert packets.parse(index_json(late)).problems[0] == "the video does not start with a keyframe"
 
 
 def test_standard_1080p_keeps_its_own_stream_on_top_and_encodes_the_rungs_below() -> None:
@@ -162,7 +175,7 @@ def test_open_gop_source_is_not_copied_because_its_segments_would_not_start_clea
     src = encode_source(tmp_path / "open.mp4", "-c:v", "libx264", "-preset", "ultrafast", "-g", "50",
                         "-bf", "3", "-x264-params", "open-gop=1:b-pyramid=normal", "-c:a", "aac")  # fmt: skip
     info = probe(src)
-    lad = ladder.plan(info, packets.scan(src, duration_s=info.duration))
+    lad = ladder.plan(info, packets.scan(src, duration_s=info.duration, max_pixels=info.max_pixels))
     assert lad.fast_start is None  # it looks standard...
 
     renditions.remux(src, tmp_path / "remux", lad, info)

@@ -35,12 +35,13 @@ from pathlib import Path
 from mediajobs.jobs.context import JobContext, Phase
 from mediajobs.media import assets, chunks
 from mediajobs.media.builds import Build, remove_paths
-from mediajobs.toolkit import packets
+from mediajobs.toolkit import nal, packets
 from mediajobs.toolkit.hls import grid as grids
 from mediajobs.toolkit.hls import ladder as ladders
 from mediajobs.toolkit.hls import playlists, renditions
 from mediajobs.toolkit.hls.ladder import AUDIO, Ladder, Rendition
-from mediajobs.toolkit.packets import VideoIndex, first_slice_is_idr
+from mediajobs.toolkit.nal import first_slice_is_idr
+from mediajobs.toolkit.packets import VideoIndex
 from mediajobs.toolkit.probe import Probe
 
 log = logging.getLogger(__name__)
@@ -80,10 +81,11 @@ class Start:
     lead: Lead | None = None
 
 
-def scan_ahead(pool: ThreadPoolExecutor, src: Path) -> Future[VideoIndex]:
-    """The packets of the source's first PREFIX_S seconds, read while the source is probed."""
+def scan_ahead(pool: ThreadPoolExecutor, src: Path, *, max_pixels: int | None) -> Future[VideoIndex]:
+    """The packets of the source's first PREFIX_S seconds, read while the source is probed (whose decodes
+    keep to `max_pixels` too)."""
     run = contextvars.copy_context().run  # the job's cancel signal and limits go with it
-    return pool.submit(run, packets.scan, src, duration_s=PREFIX_S, until_s=PREFIX_S)
+    return pool.submit(run, packets.scan, src, duration_s=PREFIX_S, max_pixels=max_pixels, until_s=PREFIX_S)
 
 
 def start(
@@ -108,7 +110,7 @@ def start(
     if until is not None and ahead is not None:
         index = ahead.result()
     else:
-        index = packets.scan(src, duration_s=info.duration, until_s=until)
+        index = packets.scan(src, duration_s=info.duration, max_pixels=info.max_pixels, until_s=until)
     complete = until is None
     head = ladders.plan(info, index, complete=complete, first_s=first_s)
     if head.fast_start is None and not complete and len(head.grid):
@@ -118,7 +120,7 @@ def start(
         except NotCopyable as exc:
             log.info("media %s: its stream is not copied after all: %s", media_id, exc)
             _withdraw(ctx, build)
-            index, complete = packets.scan(src, duration_s=info.duration), True
+            index, complete = packets.scan(src, duration_s=info.duration, max_pixels=info.max_pixels), True
             head = ladders.plan_encoded(info, index, str(exc), first_s=first_s)
     if head.fast_start is None:
         build = _begin(ctx, media_id, head, info, versions)
@@ -128,7 +130,7 @@ def start(
     if early and head.encoded and len(head.grid) >= (1 if not complete else 2):
         lead = _lead(ctx, build, src)
     if not complete:
-        index = packets.scan(src, duration_s=info.duration)
+        index = packets.scan(src, duration_s=info.duration, max_pixels=info.max_pixels)
         whole = ladders.plan_encoded(info, index, head.fast_start, first_s=first_s)
         if not _continues(head, whole):
             raise AssertionError("a fixed grid of the whole stream does not begin as its prefix's")
@@ -211,6 +213,9 @@ def _stream_copy(ctx: JobContext, build: Build, src: Path) -> Start:
     names = [top.name, *([AUDIO] if head.audio == "copy" else [])]
     out = ctx.temp_dir / "stream"
     renditions.remux(src, out, head, info, prefix=True)
+    problem = renditions.picture_problem(out, head)
+    if problem is not None:
+        raise NotCopyable(problem)
     k = len(head.grid)
     sizes = {name: renditions.segment_sizes(out / name, 0, k) for name in names}
     for i in range(k):
@@ -224,10 +229,16 @@ def _stream_copy(ctx: JobContext, build: Build, src: Path) -> Start:
     build.publish([], sizes)
     ctx.progress(1.5, "Playable; cutting the rest of the source into segments")
 
-    index = packets.scan(src, duration_s=info.duration)
+    index = packets.scan(src, duration_s=info.duration, max_pixels=info.max_pixels)
     whole = ladders.plan(info, index)
     if whole.fast_start is not None:
         raise NotCopyable(whole.fast_start)
+    # Segments are stored (and listed) as they are cut: every SPS is checked before any of them is.
+    problem = renditions.declared_problem(
+        nal.declared_pictures(src, info, "h264", work_dir=ctx.temp_dir), whole
+    )
+    if problem is not None:
+        raise NotCopyable(problem)
     whole = replace(whole, grid=replace(whole.grid, target=grids.COPY_TARGET_S))
     continues = whole.grid.starts[:k] == head.grid.starts and (
         k == len(whole.grid) or whole.grid.starts[k] == head.grid.end
@@ -254,6 +265,9 @@ def _stream_copy(ctx: JobContext, build: Build, src: Path) -> Start:
     shutil.rmtree(out, ignore_errors=True)
     cutting = Phase(ctx, 1.5, 3, "Cutting the source into segments")
     renditions.remux(src, out, whole, info, on_segments=store, on_progress=cutting)
+    problem = renditions.picture_problem(out, whole)  # the very SPS the pass above read
+    if problem is not None:
+        raise NotCopyable(problem)
     for name in names:
         build.put_text(playlists.playlist_path(name), playlists.media_playlist_for(whole))
     build.put_text(playlists.MASTER, playlists.master(whole, [top.name], sizes))

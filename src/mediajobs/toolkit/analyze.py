@@ -25,8 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from mediajobs.errors import UnsupportedMedia
-from mediajobs.toolkit.ffmpeg import run_ffmpeg, thread_args
-from mediajobs.toolkit.inputs import input_args
+from mediajobs.toolkit.ffmpeg import run_ffmpeg, source_input, thread_args
 from mediajobs.toolkit.probe import Probe
 
 SILENCE_NOISE_DB = -50
@@ -146,7 +145,7 @@ def analyze(
     findings = Findings()
     args = [
         *before,
-        *input_args(src, duration_s=probe.duration),
+        *source_input(src, probe),
         "-filter_complex", graph,
         *(arg for label in outputs for arg in ("-map", label)),
         "-f", "null", "-",

@@ -17,7 +17,14 @@ from typing import Literal, get_args
 
 from mediajobs.errors import InvalidParams, UnsupportedMedia
 from mediajobs.toolkit import cut, sound
-from mediajobs.toolkit.ffmpeg import faststart_args, run_ffmpeg, sei_filter, thread_args, vfr_args
+from mediajobs.toolkit.ffmpeg import (
+    faststart_args,
+    run_ffmpeg,
+    sei_filter,
+    source_input,
+    thread_args,
+    vfr_args,
+)
 from mediajobs.toolkit.inputs import input_args
 from mediajobs.toolkit.probe import Probe
 from mediajobs.toolkit.smart.render import RenderReport, smart_cut
@@ -168,7 +175,7 @@ def _encode(
     before, after = thread_args(threads)
     seeking = ["-ss", f"{seek:.6f}"] if seek > 0 else []
     args = [
-        *before, *seeking, *input_args(src, duration_s=probe.duration - seek),
+        *before, *seeking, *input_args(src, duration_s=probe.duration - seek, max_pixels=probe.max_pixels),
         "-filter_complex", ";".join(chains), *maps,
         "-c:v", "libx264", "-preset", "veryfast", "-crf", "18", "-pix_fmt", "yuv420p", *vfr_args(), *after,
         *(["-c:a", "aac", "-b:a", "192k"] if probe.has_audio else []),
@@ -179,7 +186,7 @@ def _encode(
 
 def _copy_whole(src: Path, dst: Path, probe: Probe, *, on_progress: Callable[[float], None] | None) -> None:
     """The source's first video and audio streams copied as they are, but for their SEI."""
-    args = [*input_args(src, duration_s=probe.duration)]
+    args = [*source_input(src, probe)]
     if probe.has_video:
         args += ["-map", "0:V:0", "-c:v", "copy", "-bsf:v", str(sei_filter(probe.video_codec))]
     args += [*sound.kept_args(probe, dst), *faststart_args(dst), str(dst)]

@@ -12,8 +12,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from mediajobs.errors import InvalidParams, UnsupportedMedia
-from mediajobs.toolkit.ffmpeg import faststart_args, run_ffmpeg, thread_args, vfr_args
-from mediajobs.toolkit.inputs import input_args
+from mediajobs.toolkit.ffmpeg import faststart_args, run_ffmpeg, source_input, thread_args, vfr_args
 from mediajobs.toolkit.probe import Probe
 
 Range = tuple[float, float]
@@ -138,7 +137,7 @@ def remove_frames(
     video = ["-c:v", "libx264", "-preset", preset, "-crf", str(crf), "-pix_fmt", "yuv420p"]
     args = [
         *before,
-        *input_args(src, duration_s=probe.duration),
+        *source_input(src, probe),
         "-filter_complex", graph,
         *(arg for label in outputs for arg in ("-map", label)),
         *(video + vfr_args() if probe.has_video else []), *after,

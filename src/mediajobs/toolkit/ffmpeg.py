@@ -11,7 +11,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from mediajobs import process
-from mediajobs.toolkit.inputs import encode_limits
+from mediajobs.toolkit.inputs import encode_limits, input_args, watch_pixels
 from mediajobs.toolkit.probe import Probe
 from mediajobs.toolkit.progress import FfmpegProgress, fraction_only, progress_args
 
@@ -32,6 +32,11 @@ def sei_filter(codec: str | None) -> str | None:
     """The bitstream filter dropping a copied `codec` stream's SEI messages; None when it has none to drop."""
     units = _SEI_UNITS.get(codec or "")
     return f"filter_units=remove_types={units}" if units else None
+
+
+def source_input(src: str | Path, source: Probe) -> list[str]:
+    """`-i` for a probed source: read to a little past its duration, every frame within its `max_pixels`."""
+    return input_args(src, duration_s=source.duration, max_pixels=source.max_pixels)
 
 
 def thread_args(threads: int) -> tuple[list[str], list[str]]:
@@ -66,14 +71,15 @@ def run_ffmpeg(
 
     The output carries no metadata of the source (`NO_METADATA`; a command writing several outputs gives each
     of the others its own). It runs without network, under a CPU-time limit sized from the `source` it reads
-    and the number of `outputs` it encodes.
+    and the number of `outputs` it encodes; a decoder refusing a frame over the source's `max_pixels` stops it
+    with TooLarge.
     """
     tracker = FfmpegProgress(total_s, fraction_only(on_progress))
     argv = [FFMPEG, "-hide_banner", "-nostdin", "-y", *args[:-1], *progress_args(), *NO_METADATA, args[-1]]
     completed = process.run(
         argv,
         on_stdout=tracker.feed if on_progress else None,
-        on_stderr=on_stderr,
+        on_stderr=watch_pixels(on_stderr),
         cwd=cwd,
         limits=encode_limits(source.duration, outputs=outputs),
         network=False,

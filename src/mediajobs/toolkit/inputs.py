@@ -1,16 +1,22 @@
-"""How every ffmpeg and ffprobe call reads stored media: allowlists, a read limit and a CPU-time budget.
+"""How every ffmpeg and ffprobe call reads stored media: allowlists, a pixel bound, a read limit, CPU time.
 
 A file from a stranger may be a playlist or a script rather than media: ffprobe detects an HLS playlist or an
 ffconcat file by its content whatever it is named, and those demuxers open every path or URL they list. So
 each input is opened through the `file` protocol only, by a demuxer of real media containers only; anything
 else is refused before its header is read (ffmpeg checks the format allowlist right after probing).
+
+A stream may also grow: a picture size is only what the probed frames say, and a later frame may be 8K. So
+every decoder gets `-max_pixels` and refuses any frame over it (every decoder of ffmpeg 5.1 allocates its
+pictures through a check of that bound), and `watch_pixels` turns the refusal into `TooLarge`.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from pathlib import Path
 
+from mediajobs.errors import TooLarge
 from mediajobs.sandbox import Limits
 
 # ffmpeg matches a demuxer when any of its comma-separated names ("mov,mp4,m4a,3gp,3g2,mj2",
@@ -40,12 +46,22 @@ _REFUSED = {
     "sdp": "SDP session descriptions are not media; upload a video or audio file",
 }
 _SUBTITLES = {"srt", "ass", "webvtt", "subviewer", "subviewer1", "microdvd", "sami", "jacosub", "vobsub"}
+# libavutil/imgutils.c: what every decoder logs when it refuses a picture over its max_pixels.
+_OVER_MAX_PIXELS = re.compile(r"Picture size (\d+)x(\d+) exceeds specified max pixel count (\d+)")
 _NOT_ON_LIST = re.compile(r"\[([\w,]+) @ 0x[0-9a-f]+\] Format not on whitelist")
 
 
-def input_args(path: str | Path, *, duration_s: float | None = None) -> list[str]:
-    """`-i` for `path` with the allowlists, reading at most a little past `duration_s` when given."""
+def input_args(path: str | Path, *, duration_s: float | None = None, max_pixels: int | None) -> list[str]:
+    """`-i` for `path` with the allowlists, reading at most a little past `duration_s` when given.
+
+    `max_pixels` bounds every decoded frame (width x height; None: no bound). Pass the limit the source was
+    probed under (`Probe.max_pixels`): a stream whose pictures grow after the probed ones stops there.
+    """
     args = ["-protocol_whitelist", INPUT_PROTOCOLS, "-format_whitelist", MEDIA_FORMATS]
+    if max_pixels is not None:
+        # `:V`: video streams but cover pictures, which ffmpeg decodes on opening any file (music with a big
+        # cover stays music); the video's every frame is bounded.
+        args += ["-max_pixels:V", str(max_pixels)]
     if duration_s is not None:
         args += ["-t", f"{read_limit_s(duration_s):.3f}"]
     # "file:" so that a name such as "concat:a|b" or "http:x" can never be read as a protocol.
@@ -67,6 +83,27 @@ def write_segment_list(paths: list[Path], list_file: Path) -> Path:
     """The `concatf` list of `paths` for `segments_input_args`."""
     list_file.write_text("".join(f"{Path(p).resolve()}\n" for p in paths))
     return list_file
+
+
+def watch_pixels(then: Callable[[str], None] | None = None) -> Callable[[str], None]:
+    """A stderr callback for ffmpeg/ffprobe: TooLarge the moment a decoder refuses a frame over `-max_pixels`.
+
+    Raised in the runner's thread, it stops the child at once; a refused frame would otherwise only be
+    concealed (ffmpeg carries on without it) and the output would silently lose the rest of the stream.
+    """
+
+    def watch(line: str) -> None:
+        match = _OVER_MAX_PIXELS.search(line)
+        if match is not None:
+            width, height, limit = match.groups()
+            raise TooLarge(
+                f"a frame of the video is {width}x{height}, more than the {limit} pixels per frame allowed "
+                "(MEDIAJOBS_MAX_PIXELS)"
+            )
+        if then is not None:
+            then(line)
+
+    return watch
 
 
 def read_limit_s(duration_s: float) -> float:

@@ -13,8 +13,7 @@ from pathlib import Path
 from typing import Literal, get_args
 
 from mediajobs.errors import InvalidParams, UnsupportedMedia
-from mediajobs.toolkit.ffmpeg import faststart_args, run_ffmpeg, thread_args, vfr_args
-from mediajobs.toolkit.inputs import input_args
+from mediajobs.toolkit.ffmpeg import faststart_args, run_ffmpeg, source_input, thread_args, vfr_args
 from mediajobs.toolkit.probe import Probe
 from mediajobs.toolkit.sound import KEEP, Sound, output_args
 
@@ -144,14 +143,14 @@ def apply_mask(
     clipped, sound = checked(regions, sound, probe)
     if not probe.has_video or probe.width is None or probe.height is None:
         # Sound alone: its pictures, if it had any, would have been masked above.
-        args = [*input_args(src, duration_s=probe.duration), *output_args(sound, probe, dst)]
+        args = [*source_input(src, probe), *output_args(sound, probe, dst)]
         run_ffmpeg([*args, *faststart_args(dst), str(dst)], probe.duration, on_progress, source=probe)
         return dst
     graph = build_mask_filter(clipped, probe.width, probe.height)
     before, after = thread_args(threads)
     args = [
         *before,
-        *input_args(src, duration_s=probe.duration),
+        *source_input(src, probe),
         "-filter_complex", graph,
         "-map", "[vout]",
         "-c:v", "libx264", "-preset", preset, "-crf", str(crf), *after, *vfr_args(),

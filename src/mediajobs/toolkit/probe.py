@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import re
@@ -12,7 +13,7 @@ from typing import Any
 from mediajobs import process
 from mediajobs.errors import TooLarge, UnsupportedMedia
 from mediajobs.toolkit import plain
-from mediajobs.toolkit.inputs import input_args, probe_limits, refused_format
+from mediajobs.toolkit.inputs import input_args, probe_limits, refused_format, watch_pixels
 
 FFPROBE = "ffprobe"
 PROBE_TIMEOUT_S = 60.0
@@ -48,6 +49,8 @@ class Probe:
     audio_profile: str | None = None
     # Where the source's timeline starts (seconds): ffmpeg counts every time given to it from here.
     start_time: float = 0.0
+    # The per-frame pixel bound the source was accepted under; every decode of it keeps to it (input_args).
+    max_pixels: int | None = None
 
     @property
     def has_video(self) -> bool:
@@ -80,7 +83,8 @@ def probe(
 ) -> Probe:
     """Probe `path`; raise UnsupportedMedia when it is not a plausible video or audio file.
 
-    Sources longer than `max_duration_s` or with more than `max_pixels` per frame raise TooLarge.
+    Sources longer than `max_duration_s` or with more than `max_pixels` per frame raise TooLarge; the
+    Probe carries `max_pixels` so that every later decode refuses a frame over it too.
     """
     path = Path(path)
     size = path.stat().st_size
@@ -88,8 +92,9 @@ def probe(
         raise UnsupportedMedia("the file is empty (0 bytes); upload the video or audio file itself")
     args = [FFPROBE, "-v", "error", "-print_format", "json", "-show_format", "-show_streams"]
     done = process.run(
-        [*args, *input_args(path)],
+        [*args, *input_args(path, max_pixels=max_pixels)],
         capture_stdout=True,
+        on_stderr=watch_pixels(),
         timeout_s=PROBE_TIMEOUT_S,
         check=False,
         limits=probe_limits(),
@@ -100,7 +105,7 @@ def probe(
         if refusal is not None:
             raise UnsupportedMedia(refusal)
         raise UnsupportedMedia(plain.unreadable(_reason(process.last_words(done.stderr_tail), path)))
-    info = parse(json.loads(done.stdout or "{}"), size=size)
+    info = dataclasses.replace(parse(json.loads(done.stdout or "{}"), size=size), max_pixels=max_pixels)
     check(
         info,
         max_duration_s=max_duration_s,

@@ -17,8 +17,7 @@ from pathlib import Path
 from typing import Literal, get_args
 
 from mediajobs.errors import InvalidParams
-from mediajobs.toolkit.ffmpeg import MP4_SUFFIXES, faststart_args, run_ffmpeg, sei_filter
-from mediajobs.toolkit.inputs import input_args
+from mediajobs.toolkit.ffmpeg import MP4_SUFFIXES, faststart_args, run_ffmpeg, sei_filter, source_input
 from mediajobs.toolkit.probe import Probe
 
 Mode = Literal["keep", "mute", "remove"]
@@ -192,6 +191,6 @@ def copy_pictures(
         if no_sei is None:
             return False
         video = ["-map", "0:V:0", "-c:v", "copy", "-bsf:v", no_sei]
-    args = [*input_args(src, duration_s=probe.duration), *video, *output_args(sound, probe, dst)]
+    args = [*source_input(src, probe), *video, *output_args(sound, probe, dst)]
     run_ffmpeg([*args, *faststart_args(dst), str(dst)], probe.duration, on_progress, source=probe)
     return True

@@ -82,7 +82,7 @@ def frame_at(
     segment: Path, out: Path, t: float, size: Size, fmt: Still, probe: Probe, *, segment_s: float
 ) -> Path:
     """Write the frame shown `t` seconds after `segment`'s first frame, scaled, as `fmt` to `out`."""
-    index = packets.scan(segment, duration_s=segment_s)
+    index = packets.scan(segment, duration_s=segment_s, max_pixels=probe.max_pixels)
     n = frame_number(index, t)
     args = ["-v", "error", "-protocol_whitelist", "file", "-format_whitelist", "mpegts"]
     args += ["-i", f"file:{segment.resolve()}", "-map", "0:V:0"]

@@ -8,11 +8,10 @@ from pathlib import Path
 from mediajobs import process
 from mediajobs.errors import ProcessFailed, UnsupportedMedia
 from mediajobs.toolkit.downloads import first_number
-from mediajobs.toolkit.ffmpeg import NO_METADATA
-from mediajobs.toolkit.inputs import encode_limits, input_args, probe_limits
+from mediajobs.toolkit.ffmpeg import FFMPEG, NO_METADATA, source_input
+from mediajobs.toolkit.inputs import encode_limits, input_args, probe_limits, watch_pixels
 from mediajobs.toolkit.probe import FFPROBE, Probe
 
-FFMPEG = "ffmpeg"
 SEEK_FRACTION = 0.2
 BATCH_S = 4.0
 THUMBNAIL_TIMEOUT_S = 120.0
@@ -53,7 +52,7 @@ def pick_thumbnail(
         if shown is not None:
             if shown < 0:
                 return out_path, None
-            start = first_pts if first_pts is not None else _first_video_pts(src)
+            start = first_pts if first_pts is not None else _first_video_pts(src, probe)
             return out_path, None if start is None else max(0.0, round(shown - start, 6))
     raise ThumbnailFailed("ffmpeg produced no frame for the thumbnail")
 
@@ -71,7 +70,7 @@ def _render(
     args = [FFMPEG, "-nostdin", "-v", "info", "-hide_banner", "-nostats", "-y", "-copyts"]
     if seek_s > 0:
         args += ["-ss", f"{seek_s:.3f}"]
-    args += input_args(src, duration_s=probe.duration)
+    args += source_input(src, probe)
     args += ["-map", "0:V:0", "-vf", chain, "-frames:v", "1", "-update", "1", "-q:v", "3", *NO_METADATA]
     args.append(str(out_path))
     shown: list[float] = []
@@ -83,7 +82,9 @@ def _render(
     try:
         # A dark video may be decoded to its end looking for a frame that is not black.
         limits = encode_limits(probe.duration)
-        process.run(args, timeout_s=THUMBNAIL_TIMEOUT_S, limits=limits, network=False, on_stderr=said)
+        process.run(
+            args, timeout_s=THUMBNAIL_TIMEOUT_S, limits=limits, network=False, on_stderr=watch_pixels(said)
+        )
     except ProcessFailed as exc:
         raise ThumbnailFailed(f"thumbnail failed: {exc}") from exc
     if not (out_path.exists() and out_path.stat().st_size > 0):
@@ -91,11 +92,12 @@ def _render(
     return shown[0] if shown else -1.0
 
 
-def _first_video_pts(src: Path) -> float | None:
+def _first_video_pts(src: Path, probe: Probe) -> float | None:
     args = [FFPROBE, "-v", "error", "-select_streams", "V:0", "-show_entries", "stream=start_time"]
     done = process.run(
-        [*args, "-of", "csv=p=0", *input_args(src)],
+        [*args, "-of", "csv=p=0", *input_args(src, max_pixels=probe.max_pixels)],
         capture_stdout=True,
+        on_stderr=watch_pixels(),
         timeout_s=60,
         limits=probe_limits(),
         network=False,

@@ -68,7 +68,11 @@ def process_media(ctx: JobContext, params: ProcessParams) -> Any:
     early = not params.reprocess
     with ThreadPoolExecutor(max_workers=1) as pool:
         # What plays first needs the first seconds' packets only: read them while the source is probed.
-        ahead = faststart.scan_ahead(pool, src) if early and "hls" in params.pipeline else None
+        ahead = (
+            faststart.scan_ahead(pool, src, max_pixels=ctx.settings.max_pixels)
+            if early and "hls" in params.pipeline
+            else None
+        )
         try:
             info = probe_source(ctx, src)
         finally:
@@ -335,7 +339,7 @@ def _show_thumbnail(ctx: JobContext, media_id: str, thumb: builds.Thumb) -> None
 def _thumbnail(
     ctx: JobContext, media_id: str, src: Path, info: Probe, version: str, *, first_pts: float | None = None
 ) -> builds.Thumb:
-    """A thumbnail and the time it shows, or the reason there is none; it never fails the asset."""
+    """A thumbnail and the time it shows, or the reason there is none (only a frame over the limit fails)."""
     ctx.stage("Making the thumbnail")
     try:
         if not info.has_video:
@@ -347,7 +351,7 @@ def _thumbnail(
         )
         return builds.Thumb(path, None, shown_s)
     except MediajobsError as exc:
-        if exc.code == "cancelled":
-            raise
+        if exc.code in ("cancelled", "too_large"):
+            raise  # a frame over MEDIAJOBS_MAX_PIXELS refuses the source, not only its thumbnail
         log.info("no thumbnail for %s: %s", media_id, exc)
         return builds.Thumb(None, {"code": exc.code, "message": str(exc)}, None)

@@ -18,15 +18,15 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 from mediajobs.errors import ProcessFailed, UnsupportedMedia
-from mediajobs.toolkit import plain
-from mediajobs.toolkit.ffmpeg import NO_METADATA, run_ffmpeg, sei_filter, thread_args
+from mediajobs.toolkit import nal, plain
+from mediajobs.toolkit.ffmpeg import NO_METADATA, run_ffmpeg, sei_filter, source_input, thread_args
 from mediajobs.toolkit.hls.grid import EARLY_S, Grid
 from mediajobs.toolkit.hls.ladder import AUDIO, AUDIO_BITRATE, PRESET, Ladder, Rendition
 from mediajobs.toolkit.hls.playlists import SEGMENT_NAME
-from mediajobs.toolkit.inputs import input_args
-from mediajobs.toolkit.packets import first_slice_is_idr
+from mediajobs.toolkit.nal import first_slice_is_idr
 from mediajobs.toolkit.probe import Probe
 from mediajobs.toolkit.progress import FractionCallback
+from mediajobs.toolkit.sps import Picture
 
 # Every output's timestamps are the source's plus this: no decode timestamp is ever negative, so no muxer
 # shifts one segment's timeline on its own (the mpegts muxer would, per segment file).
@@ -86,7 +86,10 @@ def remux(
     (out_dir / top.name).mkdir(parents=True, exist_ok=True)
     n = len(grid)
     stop = ["-to", f"{grid.end - EARLY_S:.6f}"] if prefix else []
-    args = ["-v", "error", "-copyts", *input_args(src, duration_s=probe.duration)]
+    args = ["-v", "error", "-copyts", *source_input(src, probe)]
+    # The same pass writes the stream's parameter sets out, for `picture_problem` (beside out_dir: never
+    # uploaded with the segments).
+    args += [*stop, *nal.parameter_set_output("h264", _parameter_sets(out_dir))]
     # Nothing but the pictures: the source's SEI (its encoder's settings, a camera's time and place) stays.
     args += ["-map", "0:V:0", "-c:v", "copy", "-bsf:v", str(sei_filter("h264")), *stop]
     args += _segment_args(grid, 0, n, top.name)
@@ -119,12 +122,48 @@ def written(directory: Path) -> int:
 
 
 def copy_is_exact(out_dir: Path, ladder: Ladder) -> str | None:
-    """After `remux`: why its segments cannot play as they are (one does not start with an IDR), or None."""
+    """After `remux`: why its segments cannot play as they are, or None.
+
+    Every SPS of the stream must declare the probed picture (`picture_problem`), and every segment must
+    start with an IDR.
+    """
+    problem = picture_problem(out_dir, ladder)
+    if problem is not None:
+        return problem
     top = ladder.renditions[0]
     for i in range(len(ladder.grid)):
         if not first_slice_is_idr(out_dir / top.name / SEGMENT_NAME.format(i)):
             return f"segment {i} of the source's stream does not start with a decodable keyframe"
     return None
+
+
+def picture_problem(out_dir: Path, ladder: Ladder) -> str | None:
+    """After `remux`: why the pictures its parameter sets declare forbid a copy, or None.
+
+    A new SPS mid-stream may change the picture size (to more than MEDIAJOBS_MAX_PIXELS: copied, such
+    frames would reach players never decoded here); only an encode, decoding and checking every frame, may
+    publish such a stream.
+    """
+    raw = _parameter_sets(out_dir)
+    pictures = nal.picture_formats(raw, "h264")
+    raw.unlink(missing_ok=True)
+    return declared_problem(pictures, ladder)
+
+
+def declared_problem(pictures: set[Picture] | None, ladder: Ladder) -> str | None:
+    """Why a copy of a stream whose SPS declare `pictures` (None: unreadable) is refused, or None."""
+    if pictures is None:
+        return "the stream's parameter sets cannot be read"
+    top = ladder.renditions[0]
+    probed = Picture(top.width, top.height, 1, 8, 8)
+    other = sorted(str(p) for p in pictures if p != probed)
+    if other:
+        return f"the picture changes mid-stream ({', '.join(other)} besides {probed})"
+    return None
+
+
+def _parameter_sets(out_dir: Path) -> Path:
+    return out_dir.parent / f".{out_dir.name}-{nal.PARAMETER_SETS}"
 
 
 def encode(
@@ -154,7 +193,7 @@ def encode(
     thread_in, thread_out = thread_args(threads)
     # -xerror: stop at the first picture that cannot be decoded instead of concealing it in every rung.
     args = ["-v", "error", "-xerror", *thread_in, "-copyts", *before]
-    args += input_args(src, duration_s=probe.duration)
+    args += source_input(src, probe)
     if chosen:
         chains = [f"[0:V:0]split={len(chosen)}" + "".join(f"[s{i}]" for i in range(len(chosen)))]
         for i, r in enumerate(chosen):
@@ -196,7 +235,7 @@ def encode(
 
 def verify(src: Path, ladder: Ladder, probe: Probe, *, on_progress: FractionCallback | None = None) -> None:
     """Decode what is copied and no encode reads (UnsupportedMedia where the source is corrupt)."""
-    args = ["-v", "error", "-xerror", *input_args(src, duration_s=probe.duration)]
+    args = ["-v", "error", "-xerror", *source_input(src, probe)]
     if any(r.copy for r in ladder.renditions) and not ladder.encoded:
         args += ["-map", "0:V:0"]
     if ladder.audio == "copy":
@@ -220,7 +259,7 @@ def encode_audio(
 
     `on_segments(n)` as in `remux`: segments [0, n) are written whole.
     """
-    args = ["-v", "error", "-xerror", "-copyts", *input_args(src, duration_s=probe.duration)]
+    args = ["-v", "error", "-xerror", "-copyts", *source_input(src, probe)]
     args += _audio_args(ladder, probe, out_dir)
     n = len(ladder.grid)
     progress = _watching([out_dir / AUDIO], n, on_segments, on_progress)

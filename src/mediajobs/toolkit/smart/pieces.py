@@ -16,8 +16,10 @@ from pathlib import Path
 
 from mediajobs import process
 from mediajobs.toolkit.ffmpeg import sei_filter
-from mediajobs.toolkit.inputs import INPUT_PROTOCOLS, input_args, probe_limits, read_limit_s
-from mediajobs.toolkit.smart.gops import GopIndex, InexactSource, VideoStream
+from mediajobs.toolkit.inputs import INPUT_PROTOCOLS, input_args, probe_limits, read_limit_s, watch_pixels
+from mediajobs.toolkit.packets import VideoIndex, VideoStream
+from mediajobs.toolkit.probe import FFPROBE
+from mediajobs.toolkit.smart.gops import InexactSource
 from mediajobs.toolkit.smart.plan import Span
 
 PIECE_TICKS_PER_S = 90_000  # MPEG-TS timestamps: what the joined stream's packets are counted in
@@ -46,7 +48,6 @@ _COLOUR_OPTIONS = {
 _UNSET = {"unknown", "unspecified", "reserved", ""}
 _NAME = re.compile(r"[a-z0-9-]+")
 _INT = re.compile(r"-?\d+")
-FFPROBE = "ffprobe"
 # Decoding past a piece's last frame by this much leaves room for the frames reordering still holds back.
 READ_MARGIN_S = 1.0
 
@@ -59,28 +60,30 @@ class Piece:
     frames: int
 
 
-def seek_frame(index: GopIndex, first: int) -> int:
+def seek_frame(index: VideoIndex, first: int) -> int:
     """The display frame of the latest keyframe from which decoding reaches frame `first` intact."""
     # A leading frame of GOP g needs GOP g-1, so the keyframe must show at or before `first` itself.
     keys = [g.key for g in index.gops if g.key <= first]
     return keys[-1] if keys else 0
 
 
-def _window(index: GopIndex, start: int, end: int) -> list[str]:
+def _window(index: VideoIndex, start: int, end: int) -> list[str]:
     """Input options reading from the keyframe at display frame `start` (or one before) past frame `end`."""
     seek_s = max(0.0, index.time_s(start))
     options = ["-copyts", "-ss", f"{seek_s:.6f}"]
-    if end < index.frames:
+    if end < index.count:
         # The read limit counts from where the seek lands, which may be the keyframe before `start`
         # (ffmpeg seeks a little early for B-frame streams); frames held back by reordering come late.
         slack = 2 * index.longest_gop_s + READ_MARGIN_S + (index.reorder + 2) / float(index.fps)
         options += ["-t", f"{index.time_s(end) - seek_s + slack:.6f}"]
     else:
-        options += ["-t", f"{read_limit_s(index.time_s(index.frames)):.3f}"]
+        options += ["-t", f"{read_limit_s(index.time_s(index.count)):.3f}"]
     return options
 
 
-def copy_args(src: Path, index: GopIndex, spans: Sequence[Span], pattern: Path) -> list[str]:
+def copy_args(
+    src: Path, index: VideoIndex, spans: Sequence[Span], pattern: Path, *, max_pixels: int | None
+) -> list[str]:
     """One pass copying the packets of every copy span, as they are, to one piece per span.
 
     Packets are picked by their decode index: ffmpeg 5.1 hands bitstream filters a stream copy's timestamps
@@ -99,10 +102,10 @@ def copy_args(src: Path, index: GopIndex, spans: Sequence[Span], pattern: Path) 
     # Copied GOPs keep their pictures, not the source's SEI (its encoder's settings, a camera's time, place).
     no_sei = sei_filter(index.stream.codec)
     end = spans[-1].end
-    read_s = index.time_s(end) + READ_MARGIN_S if end < index.frames else read_limit_s(index.time_s(end))
+    read_s = index.time_s(end) + READ_MARGIN_S if end < index.count else read_limit_s(index.time_s(end))
     return [
-        "-copyts", "-t", f"{read_s:.6f}", *input_args(src),
-        "-map", "0:v:0", "-c:v", "copy",
+        "-copyts", "-t", f"{read_s:.6f}", *input_args(src, max_pixels=max_pixels),
+        "-map", "0:V:0", "-c:v", "copy",
         "-bsf:v", f"noise=drop='{drop}',{index.stream.codec}_mp4toannexb,dump_extra,{no_sei}",
         "-f", "segment", "-segment_format", "mpegts", "-reset_timestamps", "0",
         # Split exactly where each span starts; one span still needs a split point, never reached, or
@@ -114,7 +117,7 @@ def copy_args(src: Path, index: GopIndex, spans: Sequence[Span], pattern: Path) 
 
 def encode_args(
     src: Path,
-    index: GopIndex,
+    index: VideoIndex,
     first: int,
     end: int,
     piece: Path,
@@ -122,22 +125,24 @@ def encode_args(
     graph: str,
     crf: int,
     preset: str,
+    max_pixels: int | None,
     before: Sequence[str] = (),
     after: Sequence[str] = (),
 ) -> list[str]:
     """Re-encode display frames [first, end) through `graph` (`[span]` in, `[v]` out) to match the source."""
     s, pts = index.stream, index.shown_pts
-    trim = f"start_pts={pts[first]}" + (f":end_pts={pts[end]}" if end < index.frames else "")
-    chain = f"[0:v:0]trim={trim},setpts=PTS-{round(index.start_s / s.time_base)}[span];{graph}"
+    trim = f"start_pts={pts[first]}" + (f":end_pts={pts[end]}" if end < index.count else "")
+    chain = f"[0:V:0]trim={trim},setpts=PTS-{round(index.start_s / s.time_base)}[span];{graph}"
     return [
-        *before, *_window(index, seek_frame(index, first), end), "-noaccurate_seek", *input_args(src),
+        *before, *_window(index, seek_frame(index, first), end), "-noaccurate_seek",
+        *input_args(src, max_pixels=max_pixels),
         "-filter_complex", chain, "-map", "[v]",
         *encoder_args(index, first, end, crf=crf, preset=preset), *after,
         "-fps_mode", "passthrough", "-f", "mpegts", str(piece),
     ]  # fmt: skip
 
 
-def encoder_args(index: GopIndex, first: int, end: int, *, crf: int, preset: str) -> list[str]:
+def encoder_args(index: VideoIndex, first: int, end: int, *, crf: int, preset: str) -> list[str]:
     """x264/x265 options giving the source's profile, level, pixels, colours and keyframe rhythm."""
     s = index.stream
     fps = float(index.fps)
@@ -223,12 +228,12 @@ def retime_bsf(fps: float, reorder: int, offset_s: float = 0.0) -> str:
     return f"setts=pts='{pts}':dts='{dts}'"
 
 
-def piece_reorder(piece: Piece) -> int:
+def piece_reorder(piece: Piece, *, max_pixels: int | None) -> int:
     """The B-frame delay of a re-encoded piece; InexactSource unless it shows exactly its frames."""
     done = process.run(
         [FFPROBE, "-v", "error", "-select_streams", "v:0", "-show_entries", "packet=pts",
-         "-of", "csv=p=0", *input_args(piece.path)],
-        capture_stdout=True, limits=probe_limits(), network=False,
+         "-of", "csv=p=0", *input_args(piece.path, max_pixels=max_pixels)],
+        capture_stdout=True, on_stderr=watch_pixels(), limits=probe_limits(), network=False,
     )  # fmt: skip
     pts = [
         int(v) for v in (line.strip().strip(",") for line in done.stdout.splitlines()) if _INT.fullmatch(v)
@@ -239,12 +244,12 @@ def piece_reorder(piece: Piece) -> int:
     return max(0, *(n - slot[t] for n, t in enumerate(pts)))
 
 
-def count_frames(path: Path) -> int:
+def count_frames(path: Path, *, max_pixels: int | None) -> int:
     """How many video packets `path` holds (-1 when ffprobe cannot say)."""
     done = process.run(
         [FFPROBE, "-v", "error", "-select_streams", "v:0", "-count_packets", "-show_entries",
-         "stream=nb_read_packets", "-of", "csv=p=0", *input_args(path)],
-        capture_stdout=True, limits=probe_limits(), network=False,
+         "stream=nb_read_packets", "-of", "csv=p=0", *input_args(path, max_pixels=max_pixels)],
+        capture_stdout=True, on_stderr=watch_pixels(), limits=probe_limits(), network=False,
     )  # fmt: skip
     text = done.stdout.strip().strip(",")
     return int(text) if text.isdigit() else -1

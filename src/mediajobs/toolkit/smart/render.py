@@ -20,11 +20,11 @@ from pathlib import Path
 from typing import Any
 
 from mediajobs.errors import ProcessFailed, UnsupportedMedia
-from mediajobs.toolkit import cut, mask
-from mediajobs.toolkit.ffmpeg import MP4_SUFFIXES, faststart_args, run_ffmpeg, thread_args
-from mediajobs.toolkit.inputs import input_args
+from mediajobs.toolkit import cut, mask, nal
+from mediajobs.toolkit.ffmpeg import MP4_SUFFIXES, faststart_args, run_ffmpeg, source_input, thread_args
+from mediajobs.toolkit.packets import VideoIndex
 from mediajobs.toolkit.probe import Probe
-from mediajobs.toolkit.smart.gops import MAX_GOP_S, GopIndex, InexactSource, read_index
+from mediajobs.toolkit.smart.gops import MAX_GOP_S, InexactSource, Starts, copy_starts, read_index
 from mediajobs.toolkit.smart.pieces import (
     Piece,
     concat_input,
@@ -87,10 +87,10 @@ def smart_cut(
     cut.merge_ranges(ranges, probe.duration, fps=probe.fps if probe.has_video else None)
     progress = Monotonic(on_progress) if on_progress is not None else None
     try:
-        index = _index(src, dst, probe, max_gop_s)
+        index, starts = _source(src, dst, probe, max_gop_s)
         # Frame times from the stream's exact rate: a rounded probe fps drifts by a frame over minutes.
         removed = cut.merge_ranges(ranges, probe.duration, fps=float(index.fps))
-        spans = plan(index, removed=removed_frames(index, removed))
+        spans = plan(index, starts=starts.all, removed=removed_frames(index, removed))
         sound: list[str] = []
         if probe.has_audio:
             # The sound is encoded once, cut at the very frame times the picture is cut at.
@@ -98,7 +98,7 @@ def smart_cut(
             graph, _ = cut.build_cut_filter(kept_seconds(index, spans, probe.duration), probe.duration, audio)
             sound = ["-filter_complex", graph, "-map", "[a]", *AUDIO_CODEC]
         video = "[span]setpts=PTS-STARTPTS[v]"
-        return _render(src, dst, probe, index, spans, video, sound, 0.0,
+        return _render(src, dst, probe, index, spans, starts, video, sound, 0.0,
                        threads=threads, crf=crf, preset=preset, progress=progress)  # fmt: skip
     except (InexactSource, ProcessFailed) as exc:
         reason = _fallback(src, exc)
@@ -141,12 +141,12 @@ def smart_mask(
         raise UnsupportedMedia("masking needs a video stream")
     progress = Monotonic(on_progress) if on_progress is not None else None
     try:
-        index = _index(src, dst, probe, max_gop_s)
-        spans = plan(index, changed=masked_frames(index, clipped))
+        index, starts = _source(src, dst, probe, max_gop_s)
+        spans = plan(index, starts=starts.all, changed=masked_frames(index, clipped))
         pixels = mask.build_mask_filter(clipped, probe.width, probe.height).replace("[0:v:0]", "[span]", 1)
         video = f"{pixels};[vout]setpts=PTS-STARTPTS,format={index.stream.pix_fmt}[v]"
         edited = output_args(sound, probe, dst)
-        return _render(src, dst, probe, index, spans, video, edited, index.time_s(0),
+        return _render(src, dst, probe, index, spans, starts, video, edited, index.time_s(0),
                        threads=threads, crf=crf, preset=preset, progress=progress)  # fmt: skip
     except (InexactSource, ProcessFailed) as exc:
         reason = _fallback(src, exc)
@@ -155,7 +155,8 @@ def smart_mask(
     return RenderReport("full", probe.duration, 0.0, reason)
 
 
-def _index(src: Path, dst: Path, probe: Probe, max_gop_s: float) -> GopIndex:
+def _source(src: Path, dst: Path, probe: Probe, max_gop_s: float) -> tuple[VideoIndex, Starts]:
+    """The source's packet index and where copies may start; InexactSource when it cannot be exact."""
     if dst.suffix.lower() not in MP4_SUFFIXES:
         # The join's timestamps are counted in the mp4 muxer's time base (see pieces.retime_bsf).
         raise InexactSource(f"smart rendering writes MP4, not {dst.suffix or 'a file without a suffix'}")
@@ -163,11 +164,11 @@ def _index(src: Path, dst: Path, probe: Probe, max_gop_s: float) -> GopIndex:
         raise InexactSource("there is no video stream")
     if probe.rotation:
         raise InexactSource(f"the video is shown rotated by {probe.rotation} degrees")
-    index = read_index(src, max_gop_s=max_gop_s)
+    index = read_index(src, probe, max_gop_s=max_gop_s)
     reason = encoder_reason(index.stream)
     if reason is not None:
         raise InexactSource(reason)
-    return index
+    return index, copy_starts(src, index, probe, work_dir=dst.parent)
 
 
 def _fallback(src: Path, exc: Exception) -> str:
@@ -183,8 +184,9 @@ def _render(
     src: Path,
     dst: Path,
     probe: Probe,
-    index: GopIndex,
+    index: VideoIndex,
     spans: Sequence[Span],
+    starts: Starts,
     video: str,
     sound: Sequence[str],
     offset_s: float,
@@ -199,38 +201,46 @@ def _render(
     copied = sum(s.frames for s in spans if s.copy)
     encoded = sum(s.frames for s in spans if not s.copy)
     if not copied:
-        raise InexactSource("every GOP holds a change: there is nothing to copy")
+        raise InexactSource(
+            "every GOP holds a change or follows one at a keyframe a decoder cannot start afresh at (an open "
+            "GOP's I-frame, not an IDR): there is nothing to copy exactly"
+        )
     work = Work(index, spans, audio_s=(copied + encoded) / fps if probe.has_audio else 0.0)
     before, after = thread_args(threads)
+    bound = probe.max_pixels
     # Pieces live next to `dst` (one file system: the result moves into place) and go with any failure.
     with tempfile.TemporaryDirectory(prefix=".smart-", dir=dst.parent) as tmp:
         directory = Path(tmp)
         copies = [s for s in spans if s.copy]
         # One pass copies every copy span, one piece each; then one run per re-encoded span.
-        args = copy_args(src, index, copies, directory / "copy%04d.ts")
+        args = copy_args(src, index, copies, directory / "copy%04d.ts", max_pixels=bound)
         run_ffmpeg(args, probe.duration, work.step(0, progress), source=probe)
         pieces, copy_no, reorder = [], 0, index.reorder
         for n, span in enumerate(spans):
             if span.copy:
-                pieces.append(Piece(directory / f"copy{copy_no:04d}.ts", span.frames))
+                piece = Piece(directory / f"copy{copy_no:04d}.ts", span.frames)
                 copy_no += 1
+                first_gop = index.gop_of(span.first)
+                if first_gop in starts.splice and not nal.splice_at_cra(piece.path):
+                    raise InexactSource(f"the copy from frame {span.first} does not start with a CRA picture")
+                pieces.append(piece)
                 continue
             piece = Piece(directory / f"piece{n:04d}.ts", span.frames)
             args = encode_args(src, index, span.first, span.end, piece.path, graph=video, crf=crf,
-                               preset=preset, before=before, after=after)  # fmt: skip
+                               preset=preset, max_pixels=bound, before=before, after=after)  # fmt: skip
             run_ffmpeg(args, span.frames / fps, work.step(n + 1, progress), source=probe)
-            reorder = max(reorder, piece_reorder(piece))
+            reorder = max(reorder, piece_reorder(piece, max_pixels=bound))
             pieces.append(piece)
         joined = directory / f"joined{dst.suffix}"
         args = [
-            *before, *input_args(src, duration_s=probe.duration),
+            *before, *source_input(src, probe),
             *concat_input(concat_list(pieces, fps, directory)),
             "-map", "1:v:0", "-c:v", "copy", "-bsf:v", retime_bsf(fps, reorder, offset_s),
             *(["-tag:v", "hvc1"] if index.stream.tag == "hvc1" else []),
             *sound, *after, *faststart_args(joined), str(joined),
         ]  # fmt: skip
         run_ffmpeg(args, (copied + encoded) / fps, work.step(len(spans) + 1, progress), source=probe)
-        shown = count_frames(joined)
+        shown = count_frames(joined, max_pixels=bound)
         if shown != copied + encoded:
             raise InexactSource(f"the joined stream shows {shown} frames instead of {copied + encoded}")
         joined.replace(dst)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
-from mediajobs.toolkit.smart.gops import GopIndex
+from mediajobs.toolkit.packets import VideoIndex
 from mediajobs.toolkit.smart.plan import Span
 
 FULL_HD = 1920 * 1080
@@ -48,7 +48,7 @@ class Work:
     """Weights for the steps of a render: the copy pass, one per span (copy spans cost nothing there,
     the copy pass did them), then the join."""
 
-    def __init__(self, index: GopIndex, spans: Sequence[Span], *, audio_s: float) -> None:
+    def __init__(self, index: VideoIndex, spans: Sequence[Span], *, audio_s: float) -> None:
         fps = float(index.fps)
         size = max(0.02, index.stream.width * index.stream.height / FULL_HD)
         copied_s = sum(s.frames for s in spans if s.copy) / fps
