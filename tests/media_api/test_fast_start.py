@@ -240,6 +240,20 @@ def test_hevc_upload_plays_once_one_rung_and_the_audio_have_their_first_segment(
     check_ladder(final, sources["hevc"], tmp_path)
 
 
+def test_a_small_hevc_upload_whose_ladder_is_one_rung_becomes_ready(
+    capi: httpx.Client, tmp_path: Path
+) -> None:
+    # 320x180: the ladder holds one rung, which the lead makes; there is no other rung's first segment.
+    codec = ["-c:v", "libx265", "-preset", "ultrafast", "-x265-params", "log-level=error", "-c:a", "libopus"]
+    small = encode_source(tmp_path / "small.mkv", *codec, duration=12.0, size="320x180")
+    created = upload(capi, small)
+    job = wait_job(capi, created["job"]["id"], *TERMINAL, timeout_s=180)
+    media = wait_media(capi, created["media"]["id"], "ready", "failed", timeout_s=60)
+
+    assert job["state"] == "succeeded", job
+    assert [(v["height"], v["ready"]) for v in media["hls"]["variants"]] == [(180, True)], media["hls"]
+
+
 def test_deleting_an_asset_mid_chunk_stops_every_chunk_and_leaves_nothing(
     chunked: MediaStack, capi: httpx.Client, sources: dict[str, Path]
 ) -> None:

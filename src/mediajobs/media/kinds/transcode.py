@@ -126,6 +126,8 @@ def _lead_rest(ctx: JobContext, build: builds.Build, src: Path, lead: faststart.
     """Segment 0 of the rungs the lead did not make, stored; the sizes of segment 0 of every rung."""
     lad, out = build.ladder, ctx.temp_dir / "first"
     others = [r for r in lad.encoded if r.name != lead.rung]
+    if not others:  # a ladder of one rung (a small source): the lead made all there is
+        return {lead.rung: lead.sizes[lead.rung]}
     renditions.encode(
         src,
         out,
