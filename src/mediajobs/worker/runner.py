@@ -241,8 +241,10 @@ def _execute(ctx: JobContext, job: Job) -> tuple[str, Any, MediajobsError | None
                 )
             return WAITING, result, None
         return states.SUCCEEDED, to_jsonable_python(result), None
-    except JobCancelled:
-        return states.CANCELLED, None, JobCancelled("cancelled by request; its work has stopped")
+    except JobCancelled as exc:
+        # By request (the watcher's event), or the handler found its work withdrawn (its own words).
+        why = "cancelled by request; its work has stopped" if ctx.cancel_event.is_set() else str(exc)
+        return states.CANCELLED, None, JobCancelled(why)
     except SoftTimeLimitExceeded:
         kind_limit = registry.get(job.kind).soft_time_limit_s
         return states.FAILED, None, JobTimeout(f"ran past its time limit of {kind_limit:g} s and was stopped")

@@ -22,7 +22,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
-from mediajobs.errors import MediajobsError, PermanentError
+from mediajobs.errors import JobCancelled, MediajobsError, PermanentError
 from mediajobs.jobs.context import JobContext, Phase
 from mediajobs.jobs.registry import job_kind
 from mediajobs.media import assets, builds, chunks, faststart
@@ -272,9 +272,9 @@ def transcode_chunk(ctx: JobContext, params: ChunkParams) -> dict[str, Any]:
     media = require_media(ctx)
     row = chunks.get(ctx.db, media.id, params.version, params.index)
     if row is None:
-        raise PermanentError(
-            f"chunk {params.index} of version {params.version} is not planned", code="not_found"
-        )
+        # Its version was abandoned before this chunk started (a sibling failed, the asset was deleted or
+        # processed again): nothing is left to do, and nothing went wrong with this chunk.
+        raise JobCancelled(f"version {params.version} was abandoned before chunk {params.index} started")
     build, data = builds.Build.load(ctx, media.id, params.version)
     lad = build.ladder
     src = fetch_original(ctx, media)
