@@ -117,7 +117,9 @@ class Stack:
                 raise GiveUp(f"the API exited with {api.returncode}: {self.log('api')[-1500:]}")
             return httpx.get(f"{self.api_url}/healthz", timeout=1).status_code == 200
 
-        wait_for(answering, message="the API to answer /healthz")
+        # Its start (imports, migrations) took 17-20 s on a machine loaded to 40 on 2 cores; a dead API is
+        # seen at once above, so a long wait costs nothing when it works.
+        wait_for(answering, timeout_s=60, message="the API to answer /healthz")
 
     def start_worker(self, queues: str = "io,cpu,default", concurrency: int = 2) -> subprocess.Popen[bytes]:
         proc = self._spawn(
