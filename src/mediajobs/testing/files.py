@@ -8,7 +8,7 @@ import re
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from http import HTTPStatus
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -22,6 +22,8 @@ class Served:
 
     root: Path
     port: int
+    # How each /chunked/ or /slow/ body ended, by path: "whole" (every byte sent) or "cut" (the client left).
+    transfers: dict[str, str] = field(default_factory=dict)
 
     def url(self, path: str) -> str:
         return f"http://127.0.0.1:{self.port}/{path.lstrip('/')}"
@@ -33,6 +35,12 @@ class _Handler(SimpleHTTPRequestHandler):
     /redirect?to=URL (302), /loop (302 to itself), /status/CODE, /chunked/NAME (no Content-Length),
     /slow/NAME (chunked, 32 KiB every 50 ms), /get-only/NAME (405 to HEAD).
     """
+
+    transfers: dict[str, str]
+
+    def __init__(self, *args: Any, transfers: dict[str, str], **kwargs: Any) -> None:
+        self.transfers = transfers
+        super().__init__(*args, **kwargs)
 
     def log_message(self, format: str, *args: Any) -> None:
         pass
@@ -61,7 +69,9 @@ class _Handler(SimpleHTTPRequestHandler):
         elif parts.path.startswith(("/chunked/", "/slow/")):
             slow = parts.path.startswith("/slow/")
             name = parts.path.split("/", 2)[2]
-            self._send_chunked(Path(self.directory) / name, head=head, pause_s=0.05 if slow else 0.0)
+            self._send_chunked(
+                parts.path, Path(self.directory) / name, head=head, pause_s=0.05 if slow else 0.0
+            )
         elif "Range" in self.headers and not head:
             self._send_range(Path(self.translate_path(parts.path)))
         elif head:
@@ -69,7 +79,7 @@ class _Handler(SimpleHTTPRequestHandler):
         else:
             super().do_GET()
 
-    def _send_chunked(self, path: Path, *, head: bool, pause_s: float) -> None:
+    def _send_chunked(self, route: str, path: Path, *, head: bool, pause_s: float) -> None:
         if not path.is_file():
             self.send_error(HTTPStatus.NOT_FOUND)
             return
@@ -85,8 +95,10 @@ class _Handler(SimpleHTTPRequestHandler):
                     self.wfile.write(b"%x\r\n%s\r\n" % (len(chunk), chunk))
                     time.sleep(pause_s)
             self.wfile.write(b"0\r\n\r\n")
+            self.wfile.flush()
+            self.transfers[route] = "whole"
         except (BrokenPipeError, ConnectionResetError):  # the client gave up, as a capped download does
-            pass
+            self.transfers[route] = "cut"
 
     def _send_range(self, path: Path) -> None:
         match = re.fullmatch(r"bytes=(\d*)-(\d*)", self.headers["Range"].strip())
@@ -116,15 +128,17 @@ class _Handler(SimpleHTTPRequestHandler):
 def serve_directory(root: Path) -> Iterator[Served]:
     """A threaded HTTP server on an ephemeral port serving `root` (with the special routes)."""
 
+    transfers: dict[str, str] = {}
+
     def handler(*args: Any, **kwargs: Any) -> _Handler:
-        return _Handler(*args, directory=str(root), **kwargs)
+        return _Handler(*args, directory=str(root), transfers=transfers, **kwargs)
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
     server.daemon_threads = True
     thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
     thread.start()
     try:
-        yield Served(root=root, port=server.server_address[1])
+        yield Served(root=root, port=server.server_address[1], transfers=transfers)
     finally:
         server.shutdown()
         server.server_close()
