@@ -45,10 +45,13 @@ def _derive(
     db: Database,
     media_id: str,
     params: Derivation,
-    *,
-    idem: idempotency.Use,
+    idempotency_key: str | None,
 ) -> JSONResponse:
-    """Record the derived asset and its job, whose params are the request body; 202 with both."""
+    """Record the derived asset and its job, whose params are the request body; 202 with both (the first
+    answer again for a repeated Idempotency-Key and body)."""
+    idem = idempotency.use(request, idempotency_key, params.model_dump(mode="json"))
+    if (replayed := idempotency.replay(db, idem)) is not None:
+        return replayed
     try:
         derived = operations.derive(db, media_id, params)
     except (InvalidClip, InvalidSound) as exc:
@@ -85,10 +88,7 @@ def _derive(
 def mask(
     media_id: str, body: MaskCreate, request: Request, db: DbDep, idempotency_key: IdempotencyHeader = None
 ) -> JSONResponse:
-    idem = idempotency.use(request, idempotency_key, body.model_dump(mode="json"))
-    if (replayed := idempotency.replay(db, idem)) is not None:
-        return replayed
-    return _derive(request, db, media_id, body, idem=idem)
+    return _derive(request, db, media_id, body, idempotency_key)
 
 
 @router.post(
@@ -108,10 +108,7 @@ def remove_frames(
     db: DbDep,
     idempotency_key: IdempotencyHeader = None,
 ) -> JSONResponse:
-    idem = idempotency.use(request, idempotency_key, body.model_dump(mode="json"))
-    if (replayed := idempotency.replay(db, idem)) is not None:
-        return replayed
-    return _derive(request, db, media_id, body, idem=idem)
+    return _derive(request, db, media_id, body, idempotency_key)
 
 
 class DownloadCreate(BaseModel):
@@ -174,10 +171,7 @@ def clip(
     db: DbDep,
     idempotency_key: IdempotencyHeader = None,
 ) -> JSONResponse:
-    idem = idempotency.use(request, idempotency_key, body.model_dump(mode="json"))
-    if (replayed := idempotency.replay(db, idem)) is not None:
-        return replayed
-    return _derive(request, db, media_id, body, idem=idem)
+    return _derive(request, db, media_id, body, idempotency_key)
 
 
 @router.post(
