@@ -22,6 +22,7 @@ from typing import Any
 from mediajobs.errors import ProcessFailed, UnsupportedMedia
 from mediajobs.toolkit import cut, mask, nal
 from mediajobs.toolkit.ffmpeg import MP4_SUFFIXES, faststart_args, run_ffmpeg, source_input, thread_args
+from mediajobs.toolkit.hls.reuse import Edit
 from mediajobs.toolkit.packets import VideoIndex
 from mediajobs.toolkit.probe import Probe
 from mediajobs.toolkit.smart.gops import MAX_GOP_S, InexactSource, Starts, copy_starts, read_index
@@ -56,6 +57,9 @@ class RenderReport:
     reencoded_s: float
     copied_s: float
     reason: str | None = None
+    # Which of the source's frames the output shows, in order, and which it changed (a smart render's):
+    # what a derived ladder needs to reuse its parent's (`hls.reuse`).
+    edit: Edit | None = None
 
     def public(self) -> dict[str, Any]:
         """The fields an operation job adds to its result."""
@@ -98,8 +102,10 @@ def smart_cut(
             graph, _ = cut.build_cut_filter(kept_seconds(index, spans, probe.duration), probe.duration, audio)
             sound = ["-filter_complex", graph, "-map", "[a]", *AUDIO_CODEC]
         video = "[span]setpts=PTS-STARTPTS[v]"
-        return _render(src, dst, probe, index, spans, starts, video, sound, 0.0,
-                       threads=threads, crf=crf, preset=preset, progress=progress)  # fmt: skip
+        report = _render(src, dst, probe, index, spans, starts, video, sound, 0.0,
+                         threads=threads, crf=crf, preset=preset, progress=progress)  # fmt: skip
+        edit = Edit.of(index.fps, index.count, removed=removed_frames(index, removed))
+        return dataclasses.replace(report, edit=edit)
     except (InexactSource, ProcessFailed) as exc:
         reason = _fallback(src, exc)
     rest = progress.rest() if progress is not None else None
@@ -146,8 +152,10 @@ def smart_mask(
         pixels = mask.build_mask_filter(clipped, probe.width, probe.height).replace("[0:v:0]", "[span]", 1)
         video = f"{pixels};[vout]setpts=PTS-STARTPTS,format={index.stream.pix_fmt}[v]"
         edited = output_args(sound, probe, dst)
-        return _render(src, dst, probe, index, spans, starts, video, edited, index.time_s(0),
-                       threads=threads, crf=crf, preset=preset, progress=progress)  # fmt: skip
+        report = _render(src, dst, probe, index, spans, starts, video, edited, index.time_s(0),
+                         threads=threads, crf=crf, preset=preset, progress=progress)  # fmt: skip
+        edit = Edit.of(index.fps, index.count, changed=masked_frames(index, clipped))
+        return dataclasses.replace(report, edit=edit)
     except (InexactSource, ProcessFailed) as exc:
         reason = _fallback(src, exc)
     rest = progress.rest() if progress is not None else None
