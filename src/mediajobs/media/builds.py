@@ -69,21 +69,27 @@ class Build:
     def put_file(self, relative: str, path: Path) -> None:
         self.storage.put_file(self.prefix + relative, path, content_type=content_type_for(relative))
 
-    def record(self, ready: list[str], sizes: dict[str, list[int]] | None = None) -> dict[str, Any]:
+    def record(
+        self, ready: list[str], sizes: dict[str, list[int]] | None = None, *, ladder: Ladder | None = None
+    ) -> dict[str, Any]:
+        """The asset's `hls`; `ladder`: the part of the ladder `sizes` measure (default the whole)."""
+        ladder = ladder or self.ladder
         return {
             "path": self.path,
             "master": playlists.MASTER,
-            "variants": playlists.variants(self.ladder, sizes, ready),
+            "variants": playlists.variants(ladder, sizes, ready),
             # Where the segments put the source's time 0: captions map their cues there.
             "mpegts_zero": renditions.mpegts_time(self.probe.start_time),
             # What growing playlists promise (`livehls`): the version's stored ones say the same.
-            "target": grids.target_duration(self.ladder.grid),
+            "target": grids.target_duration(ladder.grid),
         }
 
-    def publish(self, ready: list[str], sizes: dict[str, list[int]] | None = None) -> None:
+    def publish(
+        self, ready: list[str], sizes: dict[str, list[int]] | None = None, *, ladder: Ladder | None = None
+    ) -> None:
         """The asset plays from here on (first processing only: a reprocess swaps at the end)."""
         job = (self.ctx.job_id, self.ctx.attempt)
-        record = self.record(ready, sizes)
+        record = self.record(ready, sizes, ladder=ladder)
         if assets.publish_early(self.ctx.db, self.media_id, record, self.probe.public(), job=job):
             log.info("media %s plays (%s ready)", self.media_id, ", ".join(ready) or "growing renditions")
 

@@ -104,7 +104,7 @@ def start(
     index `scan_ahead` read meanwhile.
     """
     if not info.has_video:
-        return Start(_begin(ctx, media_id, ladders.plan(info, None), info, versions), None, {})
+        return Start(begin(ctx, media_id, ladders.plan(info, None), info, versions), None, {})
     until = packets.prefix_s(info.duration, PREFIX_S) if early else None
     first_s = LEAD_S if early else None
     if until is not None and ahead is not None:
@@ -114,7 +114,7 @@ def start(
     complete = until is None
     head = ladders.plan(info, index, complete=complete, first_s=first_s)
     if head.fast_start is None and not complete and len(head.grid):
-        build = _begin(ctx, media_id, head, info, versions)
+        build = begin(ctx, media_id, head, info, versions)
         try:
             return _stream_copy(ctx, build, src)
         except NotCopyable as exc:
@@ -123,9 +123,9 @@ def start(
             index, complete = packets.scan(src, duration_s=info.duration, max_pixels=info.max_pixels), True
             head = ladders.plan_encoded(info, index, str(exc), first_s=first_s)
     if head.fast_start is None:
-        build = _begin(ctx, media_id, head, info, versions)
+        build = begin(ctx, media_id, head, info, versions)
         return Start(build, index, _copy_whole(ctx, build, src, index, early=early))
-    build = _begin(ctx, media_id, head, info, versions)
+    build = begin(ctx, media_id, head, info, versions)
     lead = None
     if early and head.encoded and len(head.grid) >= (1 if not complete else 2):
         lead = _lead(ctx, build, src)
@@ -184,7 +184,7 @@ def _lead(ctx: JobContext, build: Build, src: Path) -> Lead:
     return Lead(rung.name, sizes)
 
 
-def _begin(ctx: JobContext, media_id: str, ladder: Ladder, info: Probe, versions: list[str]) -> Build:
+def begin(ctx: JobContext, media_id: str, ladder: Ladder, info: Probe, versions: list[str]) -> Build:
     version = new_version()
     versions.append(version)
     chunks.begin(ctx.db, media_id, version)
@@ -205,29 +205,92 @@ def _withdraw(ctx: JobContext, build: Build) -> None:
     remove_paths(ctx, [build.path])
 
 
+class _Cutter:
+    """Stores the segments of a stream cut front to back (the source's own video and its AAC audio) as the
+    cutter moves past them, lists them in the version's stream row, and publishes them, growing, once the
+    first `publish_after` are stored."""
+
+    def __init__(self, ctx: JobContext, build: Build, out: Path, *, publish_after: int | None) -> None:
+        lad = build.ladder
+        self.ctx, self.build, self.out, self.publish_after = ctx, build, out, publish_after
+        self.top = lad.renditions[0].name
+        self.names = [self.top, *([AUDIO] if lad.audio == "copy" else [])]
+        self.sizes: dict[str, list[int]] = {name: [] for name in self.names}
+        self.stored = 0
+
+    def store(self, complete: int) -> None:
+        if complete <= self.stored:
+            return
+        for i in range(self.stored, complete):
+            _check_idr(self.out, self.top, i)
+            for name in self.names:
+                segment = f"{name}/{playlists.SEGMENT_NAME.format(i)}"
+                self.sizes[name].append((self.out / segment).stat().st_size)
+                self.build.put_file(segment, self.out / segment)
+        self.stored = complete
+        b = self.build
+        durations = b.ladder.grid.durations()[:complete]
+        chunks.stream(self.ctx.db, b.media_id, b.version, durations, self.sizes, done=False)
+        if self.publish_after is not None and complete >= self.publish_after:
+            self.publish_after = None
+            # The master and the record measure what is stored so far; the target is the whole grid's.
+            lad = upto(b.ladder, complete)
+            b.put_text(playlists.MASTER, playlists.master(lad, [self.top], self.sizes))
+            b.publish([], self.sizes, ladder=lad)
+            self.ctx.progress(1.5, "Playable; cutting the rest of the source into segments")
+
+    def finish(self) -> dict[str, list[int]]:
+        """Every segment is stored: VOD playlists, a measured master, the variant ready."""
+        b, lad = self.build, self.build.ladder
+        for name in self.names:
+            b.put_text(playlists.playlist_path(name), playlists.media_playlist_for(lad))
+        b.put_text(playlists.MASTER, playlists.master(lad, [self.top], self.sizes))
+        b.publish([self.top], self.sizes)
+        chunks.stream(self.ctx.db, b.media_id, b.version, lad.grid.durations(), self.sizes, done=True)
+        shutil.rmtree(self.out, ignore_errors=True)
+        return self.sizes
+
+
+def upto(ladder: Ladder, n: int) -> Ladder:
+    """The ladder as far as its first `n` segments (their grid keeps the whole grid's target duration)."""
+    grid = ladder.grid
+    end = grid.starts[n] if n < len(grid) else grid.end
+    target = grids.target_duration(grid)
+    return replace(ladder, grid=replace(grid, starts=grid.starts[:n], end=end, target=target))
+
+
+def cut_whole(ctx: JobContext, build: Build, src: Path, *, publish_after: int | None) -> dict[str, list[int]]:
+    """Cut the source's own stream on the build's (whole, known) grid, storing each segment as it is cut and
+    publishing once the first `publish_after` are stored (None: publish nothing early)."""
+    lad = build.ladder
+    build.ladder = replace(lad, grid=replace(lad.grid, target=grids.target_duration(lad.grid)))
+    info = build.probe
+    # Segments are stored (and listed) as they are cut: every SPS is checked before any of them is.
+    declared = nal.declared_pictures(src, info, "h264", work_dir=ctx.temp_dir)
+    problem = renditions.declared_problem(declared, build.ladder)
+    if problem is not None:
+        raise NotCopyable(problem)
+    out = ctx.temp_dir / "stream"
+    cutter = _Cutter(ctx, build, out, publish_after=publish_after)
+    cutting = Phase(ctx, 1, 3, "Cutting the source into segments")
+    renditions.remux(src, out, build.ladder, info, on_segments=cutter.store, on_progress=cutting)
+    problem = renditions.picture_problem(out, build.ladder)
+    if problem is not None:
+        raise NotCopyable(problem)
+    return cutter.finish()
+
+
 def _stream_copy(ctx: JobContext, build: Build, src: Path) -> Start:
     """Cut and publish the prefix's segments, then cut the whole stream, storing each segment as it is cut."""
     info, head = build.probe, build.ladder
-    head = replace(head, grid=replace(head.grid, target=grids.COPY_TARGET_S))
-    top = head.renditions[0]
-    names = [top.name, *([AUDIO] if head.audio == "copy" else [])]
+    build.ladder = replace(head, grid=replace(head.grid, target=grids.COPY_TARGET_S))
     out = ctx.temp_dir / "stream"
-    renditions.remux(src, out, head, info, prefix=True)
-    problem = renditions.picture_problem(out, head)
+    renditions.remux(src, out, build.ladder, info, prefix=True)
+    problem = renditions.picture_problem(out, build.ladder)
     if problem is not None:
         raise NotCopyable(problem)
-    k = len(head.grid)
-    sizes = {name: renditions.segment_sizes(out / name, 0, k) for name in names}
-    for i in range(k):
-        _check_idr(out, top.name, i)
-        for name in names:
-            segment = f"{name}/{playlists.SEGMENT_NAME.format(i)}"
-            build.put_file(segment, out / segment)
-    build.ladder = head
-    chunks.stream(ctx.db, build.media_id, build.version, head.grid.durations(), sizes, done=False)
-    build.put_text(playlists.MASTER, playlists.master(head, [top.name], sizes))
-    build.publish([], sizes)
-    ctx.progress(1.5, "Playable; cutting the rest of the source into segments")
+    cutter = _Cutter(ctx, build, out, publish_after=len(head.grid))
+    cutter.store(len(head.grid))
 
     index = packets.scan(src, duration_s=info.duration, max_pixels=info.max_pixels)
     whole = ladders.plan(info, index)
@@ -240,41 +303,16 @@ def _stream_copy(ctx: JobContext, build: Build, src: Path) -> Start:
     if problem is not None:
         raise NotCopyable(problem)
     whole = replace(whole, grid=replace(whole.grid, target=grids.COPY_TARGET_S))
-    continues = whole.grid.starts[:k] == head.grid.starts and (
-        k == len(whole.grid) or whole.grid.starts[k] == head.grid.end
-    )
-    if not continues:
+    if not _continues(build.ladder, whole):
         raise NotCopyable("the segments of the whole stream do not continue those already published")
     build.ladder = whole
-    durations = whole.grid.durations()
-    stored = k
-
-    def store(complete: int) -> None:
-        nonlocal stored
-        if complete <= stored:
-            return
-        for i in range(stored, complete):
-            _check_idr(out, top.name, i)
-            for name in names:
-                segment = f"{name}/{playlists.SEGMENT_NAME.format(i)}"
-                sizes[name].append((out / segment).stat().st_size)
-                build.put_file(segment, out / segment)
-        stored = complete
-        chunks.stream(ctx.db, build.media_id, build.version, durations[:stored], sizes, done=False)
-
     shutil.rmtree(out, ignore_errors=True)
     cutting = Phase(ctx, 1.5, 3, "Cutting the source into segments")
-    renditions.remux(src, out, whole, info, on_segments=store, on_progress=cutting)
+    renditions.remux(src, out, whole, info, on_segments=cutter.store, on_progress=cutting)
     problem = renditions.picture_problem(out, whole)  # the very SPS the pass above read
     if problem is not None:
         raise NotCopyable(problem)
-    for name in names:
-        build.put_text(playlists.playlist_path(name), playlists.media_playlist_for(whole))
-    build.put_text(playlists.MASTER, playlists.master(whole, [top.name], sizes))
-    build.publish([top.name], sizes)
-    chunks.stream(ctx.db, build.media_id, build.version, durations, sizes, done=True)
-    shutil.rmtree(out, ignore_errors=True)
-    return Start(build, index, sizes)
+    return Start(build, index, cutter.finish())
 
 
 def _check_idr(out: Path, name: str, i: int) -> None:
