@@ -32,6 +32,7 @@ from mediajobs.toolkit.probe import Probe
 
 log = logging.getLogger(__name__)
 BUILD = "build.json"
+LADDER = "ladder.json"
 # The first job's own steps (fetch, probe, remux, thumbnail) end here; the join starts there.
 OWN_UNTIL, JOIN_FROM = 4.0, 97.0
 
@@ -169,6 +170,9 @@ def join(
     for r in lad.encoded:
         build.put_text(playlists.playlist_path(r.name), playlists.media_playlist_for(lad))
     build.put_text(playlists.MASTER, playlists.master(lad, lad.names, sizes))
+    # What a derived asset's ladder reuses of this one (`media.inplace`): the plan and every segment's size.
+    whole = json.dumps({"ladder": ladders.to_json(lad), "sizes": sizes})
+    build.storage.put_bytes(build.prefix + LADDER, whole.encode(), content_type="application/json")
     build.storage.delete(build.prefix + BUILD)
     hls_record = build.record(lad.names or [AUDIO], sizes)
     result = finish(ctx, build.media_id, build.probe, hls_record, thumb, pipeline=pipeline)

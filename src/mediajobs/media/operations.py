@@ -166,12 +166,25 @@ class ReprocessCreate(BaseModel):
     pipeline: list[assets.Step] | None = None
 
 
+class FromParent(BaseModel):
+    """How a derived asset's ladder may come from its parent's (`hls.reuse`): the parent's HLS version as
+    the operation found it, and the edit's runs of frames; or, in `reason`, why it may not."""
+
+    model_config = ConfigDict(extra="forbid")
+    # The parent's `hls.path` (its own prefix is prepended: nothing outside the parent is read).
+    version: str | None = Field(default=None, pattern=r"^hls/[0-9a-f]{1,32}$")
+    edit: dict[str, Any] | None = None
+    reason: str | None = None
+
+
 class ProcessParams(BaseModel):
-    """The `media.process` job's params: the steps to make from the original; `reprocess` rebuilds them."""
+    """The `media.process` job's params: the steps to make from the original; `reprocess` rebuilds them;
+    `from_parent`: a derived asset's first ladder, built from its parent's where the edit left it alone."""
 
     model_config = ConfigDict(extra="forbid")
     pipeline: list[assets.Step] = assets.DEFAULT_PIPELINE
     reprocess: bool = False
+    from_parent: FromParent | None = None
 
 
 def ready_source(db: Database, media_id: str) -> Media:

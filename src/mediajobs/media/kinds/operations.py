@@ -23,7 +23,7 @@ from mediajobs.media.originals import fetch_original, probe_source, require_medi
 from mediajobs.toolkit.analyze import analyze
 from mediajobs.toolkit.clip import render_clip
 from mediajobs.toolkit.probe import Probe
-from mediajobs.toolkit.smart.render import smart_cut, smart_mask
+from mediajobs.toolkit.smart.render import RenderReport, smart_cut, smart_mask
 from mediajobs.toolkit.sound import Sound
 
 log = logging.getLogger(__name__)
@@ -45,21 +45,38 @@ def _derived_ended(job: Job, services: Services) -> None:
     )
 
 
-def _derive(ctx: JobContext) -> tuple[Any, Path, Probe]:
+def _derive(ctx: JobContext) -> tuple[Any, Path, Probe, Any]:
+    """The derived asset, the parent's original fetched and probed, and the parent as it was then."""
     derived = require_media(ctx)
     source = assets.find_media(ctx.db, derived.parent_id) if derived.parent_id else None
     if source is None or source.state == assets.DELETING:
         raise PermanentError(f"the source asset {derived.parent_id} was deleted", code="not_found")
     assets.update_media(ctx.services, derived.id, only_from=(assets.PENDING,), state=assets.PROCESSING)
     src = fetch_original(ctx, source)
-    return derived, src, probe_source(ctx, src)
+    return derived, src, probe_source(ctx, src), source
 
 
-def _finish_derived(ctx: JobContext, derived: Any, out: Path, filename: str) -> dict[str, Any]:
+def _from_parent(source: Any, report: RenderReport) -> dict[str, Any]:
+    """How the derived ladder may reuse the parent's (`media.inplace`): the parent's HLS version as it was
+    when the operation read the parent, and the smart render's edit; or why it may not."""
+    if report.render != "smart":
+        return {"reason": f"the operation re-encoded every picture ({report.reason})"}
+    if report.edit is None:
+        return {"reason": "the operation copied the parent's streams whole (a clip of everything)"}
+    hls = source.hls or {}
+    if not hls or not all(v.get("ready", True) for v in hls.get("variants", [])):
+        return {"reason": "the parent has no whole ladder"}
+    return {"version": hls["path"], "edit": report.edit.to_json()}
+
+
+def _finish_derived(
+    ctx: JobContext, derived: Any, out: Path, filename: str, from_parent: dict[str, Any]
+) -> dict[str, Any]:
     ctx.progress(96, "Storing the result")
     original = store_original(ctx, derived.id, out, filename)
     assets.update_media(ctx.services, derived.id, original=original, probe=probe_source(ctx, out).public())
-    job_id = ctx.enqueue("media.process", {"pipeline": derived.pipeline or []})
+    params = {"pipeline": derived.pipeline or [], "from_parent": from_parent}
+    job_id = ctx.enqueue("media.process", params)
     ctx.progress(100, "Done")  # the new asset's stream is its own media.process job
     return {"media_id": derived.id, "process_job": job_id}
 
@@ -84,7 +101,7 @@ def _masking(regions: int, sound: Sound) -> str:
 )
 def mask_media(ctx: JobContext, params: MaskCreate) -> dict[str, Any]:
     """Blur, black out or pixelate regions, and mute, bleep or remove the sound, into a new asset."""
-    derived, src, info = _derive(ctx)
+    derived, src, info, source = _derive(ctx)
     regions, sound = params.checked(info)
     out = ctx.temp_dir / "masked.mp4"
     # Smart rendering: only the GOPs a region shows in are re-encoded (or all of it, saying why).
@@ -97,7 +114,8 @@ def mask_media(ctx: JobContext, params: MaskCreate) -> dict[str, Any]:
         threads=ctx.settings.effective_ffmpeg_threads,
         on_progress=Phase(ctx, 1, 95, _masking(len(regions), sound)),
     )
-    return {**_finish_derived(ctx, derived, out, "masked.mp4"), **report.public()}
+    from_parent = _from_parent(source, report)
+    return {**_finish_derived(ctx, derived, out, "masked.mp4", from_parent), **report.public()}
 
 
 @job_kind(
@@ -110,7 +128,7 @@ def mask_media(ctx: JobContext, params: MaskCreate) -> dict[str, Any]:
 )
 def remove_frames_media(ctx: JobContext, params: RemoveFramesCreate) -> dict[str, Any]:
     """Cut time ranges out into a new asset."""
-    derived, src, info = _derive(ctx)
+    derived, src, info, source = _derive(ctx)
     out = ctx.temp_dir / "cut.mp4"
     # Smart rendering: only the GOPs holding a cut are re-encoded (or all of it, saying why).
     report = smart_cut(
@@ -121,7 +139,8 @@ def remove_frames_media(ctx: JobContext, params: RemoveFramesCreate) -> dict[str
         threads=ctx.settings.effective_ffmpeg_threads,
         on_progress=Phase(ctx, 1, 95, f"Removing {len(params.ranges)} range(s)"),
     )
-    return {**_finish_derived(ctx, derived, out, "cut.mp4"), **report.public()}
+    from_parent = _from_parent(source, report)
+    return {**_finish_derived(ctx, derived, out, "cut.mp4", from_parent), **report.public()}
 
 
 @job_kind(
@@ -134,7 +153,7 @@ def remove_frames_media(ctx: JobContext, params: RemoveFramesCreate) -> dict[str
 )
 def clip_media(ctx: JobContext, params: ClipCreate) -> dict[str, Any]:
     """The frames of [start, end) and their sound into a new asset, cropped to an aspect when asked."""
-    derived, src, info = _derive(ctx)
+    derived, src, info, source = _derive(ctx)
     start, end = params.window(info)
     # Without a crop a smart render: the GOPs inside the range are copied, only the ends re-encoded.
     name = "clip.mp4"
@@ -150,7 +169,8 @@ def clip_media(ctx: JobContext, params: ClipCreate) -> dict[str, Any]:
         threads=ctx.settings.effective_ffmpeg_threads,
         on_progress=Phase(ctx, 1, 95, f"Cutting a {end - start:.1f} s {what}"),
     )
-    return {**_finish_derived(ctx, derived, out, name), **report.public()}
+    from_parent = _from_parent(source, report)
+    return {**_finish_derived(ctx, derived, out, name, from_parent), **report.public()}
 
 
 @job_kind("media.analyze", params=NoParams, queue="cpu", soft_time_limit_s=6 * HOUR, public=False)

@@ -25,7 +25,7 @@ from pydantic import BaseModel, ConfigDict
 from mediajobs.errors import JobCancelled, MediajobsError, PermanentError
 from mediajobs.jobs.context import JobContext, Phase
 from mediajobs.jobs.registry import job_kind
-from mediajobs.media import assets, builds, chunks, faststart
+from mediajobs.media import assets, builds, chunks, faststart, inplace
 from mediajobs.media.builds import abandon_builds, media_ended, removed_if_taken_over
 from mediajobs.media.kinds import HOUR
 from mediajobs.media.operations import ProcessParams
@@ -102,6 +102,13 @@ def _process(
     abandon_builds(ctx.services, media.id)
     versions: list[str] = []
     with removed_if_taken_over(ctx, versions):
+        note: dict[str, Any] | None = None
+        if params.from_parent is not None and early:
+            found = inplace.plan(ctx, media, src, info, params.from_parent)
+            if isinstance(found, inplace.Plan):
+                return _from_parent(ctx, params, media, src, info, found, versions, thumb, auto_thumbnail)
+            log.info("media %s: its ladder is built in full: %s", media.id, found)
+            note = {"built": "full", "reason": found}
         # A source without video has no packets for the look-ahead to find: that is no error here.
         ahead = ahead if ahead is not None and info.has_video and ahead.exception() is None else None
         begun = faststart.start(ctx, media.id, src, info, versions, early=early, ahead=ahead)
@@ -113,13 +120,41 @@ def _process(
             thumb = _thumbnail(ctx, media.id, src, info, build.version, first_pts=first_pts)
             if early and media.thumbnail is None:
                 _show_thumbnail(ctx, media.id, thumb)
-        build.save(copied=begun.made, **thumb.saved())
+        build.save(copied=begun.made, from_parent=note, **thumb.saved())
         lad = build.ladder
         ctx.progress(builds.OWN_UNTIL, "Planning the encodes")
         if info.duration > ctx.settings.chunk_threshold_s and lad.encoded:
             return _fan_out(ctx, build, early=early, first=first)
         sizes = {**begun.made, **_encode_here(ctx, build, src, early=early, first=first)}
-        return builds.join(ctx, build, sizes, thumb, pipeline=params.pipeline)
+        result = builds.join(ctx, build, sizes, thumb, pipeline=params.pipeline)
+        return {**result, "from_parent": note} if note else result
+
+
+def _from_parent(
+    ctx: JobContext,
+    params: ProcessParams,
+    media: Any,
+    src: Path,
+    info: Probe,
+    found: inplace.Plan,
+    versions: list[str],
+    thumb: builds.Thumb,
+    auto_thumbnail: bool,
+) -> dict[str, Any]:
+    """A derived asset's ladder from its parent's (`media.inplace`): segments copied where the edit left them
+    alone, encoded elsewhere, in this job (there is little to encode)."""
+    build = faststart.begin(ctx, media.id, found.ladder, info, versions)
+    thumbs = [thumb]
+
+    def on_top() -> None:
+        if auto_thumbnail:
+            thumbs[0] = _thumbnail(ctx, media.id, src, info, build.version, first_pts=found.index.start)
+            if media.thumbnail is None:
+                _show_thumbnail(ctx, media.id, thumbs[0])
+
+    made = inplace.build(ctx, build, src, found, on_top)
+    result = builds.join(ctx, build, made.sizes, thumbs[0], pipeline=params.pipeline)
+    return {**result, "from_parent": made.public()}
 
 
 def _lead_rest(ctx: JobContext, build: builds.Build, src: Path, lead: faststart.Lead) -> dict[str, list[int]]:
@@ -320,7 +355,9 @@ def finish_ladder(ctx: JobContext, params: ProcessParams) -> dict[str, Any]:
     assert ctx.media_id is not None
     build, data = builds.Build.load(ctx, ctx.media_id, version)
     sizes = {**(data.get("copied") or {}), **chunks.sizes(chunks.rows(ctx.db, ctx.media_id, version))}
-    return builds.join(ctx, build, sizes, builds.Thumb.loaded(data), pipeline=params.pipeline)
+    result = builds.join(ctx, build, sizes, builds.Thumb.loaded(data), pipeline=params.pipeline)
+    note = data.get("from_parent")
+    return {**result, "from_parent": note} if note else result
 
 
 def _show_thumbnail(ctx: JobContext, media_id: str, thumb: builds.Thumb) -> None:
