@@ -19,7 +19,7 @@ import pytest
 
 from mediajobs.db.models import Job, Media
 from mediajobs.db.session import Database
-from mediajobs.media import assets, inplace, operations
+from mediajobs.media import assets, faststart, inplace, operations
 from mediajobs.media.kinds.operations import _from_parent
 from mediajobs.storage import for_process
 from mediajobs.toolkit.hls import tsshift
@@ -244,6 +244,32 @@ def test_a_derived_asset_whose_parent_was_reprocessed_is_built_in_full_and_says_
     assert derived.state == assets.READY, derived.error
     note = process_job(engine, derived.id).result["from_parent"]  # type: ignore[index]
     assert note["built"] == "full" and "went away" in note["reason"], note
+    assert_every_rung_shows(engine, derived, kept([(128, 165)]), tmp_path)
+
+
+def test_a_derived_stream_that_cannot_be_copied_after_all_is_withdrawn_and_built_in_full(
+    engine: Engine, source: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    parent = ready_parent(engine, source)
+    real = faststart._check_idr
+    refused: list[int] = []
+
+    def refuse_the_third_segment_once(out: Path, name: str, i: int) -> None:
+        if i == 2 and not refused:
+            refused.append(i)
+            raise faststart.NotCopyable(f"segment {i} of the source's stream does not start with a keyframe")
+        real(out, name, i)
+
+    monkeypatch.setattr(faststart, "_check_idr", refuse_the_third_segment_once)
+    derived = derive(engine, parent, "media.remove_frames", {"ranges": [{"start": 5.1, "end": 6.6}]})
+
+    assert derived.state == assets.READY, derived.error
+    note = process_job(engine, derived.id).result["from_parent"]  # type: ignore[index]
+    assert note["built"] == "full" and "cannot be copied as it is" in note["reason"], note
+    assert refused == [2]
+    # What the abandoned version had stored went with it: one version is left, the one that plays.
+    versions = engine.settings.data_dir / "storage" / assets.prefix(derived.id) / "hls"
+    assert [p.name for p in versions.iterdir()] == [derived.hls["path"].split("/")[1]]  # type: ignore[index]
     assert_every_rung_shows(engine, derived, kept([(128, 165)]), tmp_path)
 
 

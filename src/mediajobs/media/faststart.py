@@ -119,7 +119,7 @@ def start(
             return _stream_copy(ctx, build, src)
         except NotCopyable as exc:
             log.info("media %s: its stream is not copied after all: %s", media_id, exc)
-            _withdraw(ctx, build)
+            withdraw(ctx, build)
             index, complete = packets.scan(src, duration_s=info.duration, max_pixels=info.max_pixels), True
             head = ladders.plan_encoded(info, index, str(exc), first_s=first_s)
     if head.fast_start is None:
@@ -191,7 +191,7 @@ def begin(ctx: JobContext, media_id: str, ladder: Ladder, info: Probe, versions:
     return Build(ctx, media_id, version, ladder, info)
 
 
-def _withdraw(ctx: JobContext, build: Build) -> None:
+def withdraw(ctx: JobContext, build: Build) -> None:
     """What a version published goes: the asset no longer plays it, its rows and files are removed."""
     assets.update_media(
         ctx.services,

@@ -105,6 +105,11 @@ def _describe(ladder: Ladder) -> str:
     return ", ".join(f"{r.name}{' copied' if r.copy else ''}" for r in ladder.renditions) or "none"
 
 
+class Abandoned(Exception):
+    """The derived ladder cannot be finished from the parent's after all (the message says why): what it
+    published is withdrawn and the full path runs."""
+
+
 @dataclass
 class Made:
     """The sizes of every rendition's segments, in grid order, and how many were copied or encoded."""

@@ -106,7 +106,10 @@ def _process(
         if params.from_parent is not None and early:
             found = inplace.plan(ctx, media, src, info, params.from_parent)
             if isinstance(found, inplace.Plan):
-                return _from_parent(ctx, params, media, src, info, found, versions, thumb, auto_thumbnail)
+                try:
+                    return _from_parent(ctx, params, media, src, info, found, versions, thumb, auto_thumbnail)
+                except inplace.Abandoned as exc:
+                    found = str(exc)
             log.info("media %s: its ladder is built in full: %s", media.id, found)
             note = {"built": "full", "reason": found}
         # A source without video has no packets for the look-ahead to find: that is no error here.
@@ -152,7 +155,11 @@ def _from_parent(
             if media.thumbnail is None:
                 _show_thumbnail(ctx, media.id, thumbs[0])
 
-    made = inplace.build(ctx, build, src, found, on_top)
+    try:
+        made = inplace.build(ctx, build, src, found, on_top)
+    except faststart.NotCopyable as exc:
+        faststart.withdraw(ctx, build)
+        raise inplace.Abandoned(f"the derived stream cannot be copied as it is: {exc}") from exc
     result = builds.join(ctx, build, made.sizes, thumbs[0], pipeline=params.pipeline)
     return {**result, "from_parent": made.public()}
 
