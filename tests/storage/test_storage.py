@@ -10,6 +10,7 @@ import httpx
 import pytest
 
 from mediajobs.config import Settings
+from mediajobs.confine import SANDBOX_UID
 from mediajobs.storage import (
     InvalidKey,
     InvalidRange,
@@ -69,6 +70,108 @@ def test_put_dir_uploads_a_tree_typed_by_extension(storage: Storage, tmp_path: P
     assert types["media/a/hls/720p/seg_000.ts"] == "video/mp2t"
     assert types["media/a/hls/master.m3u8"] == "application/vnd.apple.mpegurl"
     assert types["media/a/hls/thumb.jpg"] == "image/jpeg"
+
+
+def test_put_file_consume_takes_the_file_and_local_storage_copies_nothing(
+    storage: Storage, backend: str, tmp_path: Path
+) -> None:
+    """A job's output it is done with: stored whole, gone from where it was; on local storage the stored
+    object is that very file (linked into place on the same file system), not a copy of its bytes."""
+    source = tmp_path / "out.mp4"
+    source.write_bytes(BIG)
+    inode = source.stat().st_ino
+    storage.put_file("media/a/downloads/v/720p.mp4", source, content_type="video/mp4", consume=True)
+    assert not source.exists()
+    assert storage.read_bytes("media/a/downloads/v/720p.mp4") == BIG
+    if isinstance(storage, LocalStorage):
+        stored = storage.path("media/a/downloads/v/720p.mp4").stat()
+        assert (stored.st_ino, stored.st_nlink) == (inode, 1)
+    tree = tmp_path / "hls"
+    (tree / "720p").mkdir(parents=True)
+    (tree / "720p" / "seg_00000.ts").write_bytes(b"ts")
+    assert storage.put_dir("media/a/hls", tree, consume=True) == ["media/a/hls/720p/seg_00000.ts"]
+    assert not (tree / "720p" / "seg_00000.ts").exists()
+    assert storage.read_bytes("media/a/hls/720p/seg_00000.ts") == b"ts"
+
+
+def test_a_100_mib_result_moves_into_local_storage_whole_and_is_not_copied(tmp_path: Path) -> None:
+    """What a job's result looks like once stored: byte for byte what the job wrote, the very file it wrote
+    (same inode: its 100 MiB were not written a second time), and nothing of it left in the job's directory
+    nor as a temp file beside the stored object."""
+    storage = LocalStorage(tmp_path / "storage")
+    job = tmp_path / "job"
+    job.mkdir()
+    data = os.urandom(100 * MiB)
+    (job / "720p.mp4").write_bytes(data)
+    written = (job / "720p.mp4").stat().st_ino
+    storage.put_file("media/a/downloads/v1/720p.mp4", job / "720p.mp4", consume=True)
+    stored = storage.path("media/a/downloads/v1/720p.mp4")
+    assert hashlib.sha256(stored.read_bytes()).digest() == hashlib.sha256(data).digest()
+    assert (stored.stat().st_ino, stored.stat().st_nlink) == (written, 1)
+    assert [*job.iterdir()] == [] and os.listdir(stored.parent) == ["720p.mp4"]
+
+
+def test_a_result_with_another_name_in_the_job_dir_is_copied_so_that_name_cannot_rewrite_it(
+    tmp_path: Path,
+) -> None:
+    """A jailed child can link its output under a second name before the job stores it: moved in as it is,
+    the stored object would stay writable through that name by the job's next children."""
+    storage = LocalStorage(tmp_path / "storage")
+    job = tmp_path / "job"
+    job.mkdir()
+    (job / "masked.mp4").write_bytes(b"the result")
+    os.link(job / "masked.mp4", job / "kept")
+    storage.put_file("media/a/original/masked.mp4", job / "masked.mp4", consume=True)
+    (job / "kept").write_bytes(b"rewritten")
+    assert storage.read_bytes("media/a/original/masked.mp4") == b"the result"
+    assert not (job / "masked.mp4").exists()
+
+
+@pytest.mark.parametrize("consume", [False, True])
+def test_put_file_refuses_a_symlink_and_stores_nothing_of_its_target(
+    storage: Storage, tmp_path: Path, consume: bool
+) -> None:
+    """A jailed child writes where a job's output is: a link it puts there in place of the file must not
+    make the worker store what the link points at."""
+    secret = tmp_path / "secret.txt"
+    secret.write_bytes(b"the worker's secret")
+    out = tmp_path / "job" / "masked.mp4"
+    out.parent.mkdir()
+    out.symlink_to(secret)
+    with pytest.raises(StorageError, match="not a regular file"):
+        storage.put_file("media/a/original/masked.mp4", out, consume=consume)
+    (tmp_path / "job" / "hls").mkdir()
+    (tmp_path / "job" / "hls" / "seg_00000.ts").symlink_to(secret)
+    with pytest.raises(StorageError, match="not a regular file"):
+        storage.put_dir("media/a/hls", tmp_path / "job" / "hls", consume=consume)
+    assert [*storage.list("media")] == []
+    assert secret.read_bytes() == b"the worker's secret"
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to make a file of the sandbox uid")
+def test_a_consumed_file_of_the_sandbox_uid_becomes_the_storages_own(tmp_path: Path) -> None:
+    """What a jailed child wrote (owned by the sandbox uid) is stored owned by the worker and read-only to
+    others, so that no later jailed child can open the stored object for writing."""
+    storage = LocalStorage(tmp_path / "storage")
+    out = tmp_path / "still.jpg"
+    out.write_bytes(b"jpeg")
+    os.chown(out, SANDBOX_UID, SANDBOX_UID)
+    out.chmod(0o666)
+    storage.put_file("media/a/images/v/still.jpg", out, consume=True)
+    stored = storage.path("media/a/images/v/still.jpg").stat()
+    assert (stored.st_uid, stored.st_gid, stored.st_mode & 0o777) == (os.geteuid(), os.getegid(), 0o644)
+
+
+def test_readable_path_is_the_local_file_itself_and_none_on_s3(storage: Storage, backend: str) -> None:
+    storage.put_bytes("media/a/hls/v/720p/seg_00000.ts", b"segment")
+    found = storage.readable_path("media/a/hls/v/720p/seg_00000.ts")
+    if backend == "s3":
+        assert found is None
+        return
+    assert found is not None and found.read_bytes() == b"segment"
+    assert found == storage.path("media/a/hls/v/720p/seg_00000.ts")  # type: ignore[attr-defined]
+    with pytest.raises(ObjectNotFound):
+        storage.readable_path("media/a/hls/v/720p/seg_00001.ts")
 
 
 def test_writer_streams_an_object_of_several_parts(storage: Storage, backend: str) -> None:

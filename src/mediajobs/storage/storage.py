@@ -253,14 +253,31 @@ class Storage(ABC):
     """Where every file of every asset lives; API and workers share it instead of a file system."""
 
     @abstractmethod
-    def put_file(self, key: str, path: Path, *, content_type: str | None = None) -> None: ...
+    def put_file(
+        self, key: str, path: Path, *, content_type: str | None = None, consume: bool = False
+    ) -> None:
+        """Store the regular file at `path` (never a symlink: a job's children write where it is).
+
+        `consume`: the caller is done with the file (a job's output it is about to delete), so the storage
+        may take the file itself instead of a copy — local storage links it into place when it is on the
+        same file system — and `path` is gone afterwards.
+        """
 
     @abstractmethod
     def put_bytes(self, key: str, data: bytes, *, content_type: str | None = None) -> None: ...
 
     @abstractmethod
-    def put_dir(self, prefix: str, directory: Path) -> list[str]:
-        """Upload every file under `directory` to `prefix`, typed by extension; returns the sorted keys."""
+    def put_dir(self, prefix: str, directory: Path, *, consume: bool = False) -> list[str]:
+        """Upload every file under `directory` to `prefix`, typed by extension; returns the sorted keys.
+
+        `consume` as for `put_file`: the files are gone afterwards (the directories stay).
+        """
+
+    def readable_path(self, key: str) -> Path | None:
+        """The object's own file, to read in place (never to write), where the storage keeps objects as files;
+        None where it has to be fetched (`get_file`). Stored objects are replaced, never written in place, so
+        a reader keeps a whole version of it whatever happens to the key meanwhile."""
+        return None
 
     @abstractmethod
     def open_writer(self, key: str, *, content_type: str | None = None) -> ObjectWriter: ...

@@ -72,6 +72,36 @@ def _remove_dir(directory: Path, prefix: str) -> None:
         raise StorageUnavailable(f"{prefix!r} is still not empty after deleting its objects") from exc
 
 
+def _adopt(fd: int, st: os.stat_result, temp: Path) -> bool:
+    """Link the open file `fd` (a job's output it is done with) at `temp`, made the storage's own: owned by
+    this process's user and 0644, so that the jailed child that wrote it cannot open it for writing again.
+    False when it cannot be linked (another file system), or when it has another name already (a link the
+    child made beside it would stay writable to the job's next children): the caller copies it instead."""
+    if st.st_nlink != 1 or st.st_dev != os.stat(temp.parent).st_dev:
+        return False
+    try:
+        if st.st_uid != os.geteuid() or st.st_gid != os.getegid():
+            os.fchown(fd, os.geteuid(), os.getegid())
+        os.fchmod(fd, 0o644)
+        # The inode that was checked, whatever its name points at by now: linkat(2) following the
+        # descriptor's /proc link (os.link calls plain link(2), which does not follow, without a dir fd).
+        fds = os.open("/proc/self/fd", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        try:
+            os.link(str(fd), temp, src_dir_fd=fds, follow_symlinks=True)
+        finally:
+            os.close(fds)
+    except OSError:
+        return False
+    return True
+
+
+def _copy(fd: int, temp: Path) -> None:
+    with open(temp, "xb") as out:
+        offset = 0
+        while sent := os.sendfile(out.fileno(), fd, offset, 1 << 30):
+            offset += sent
+
+
 class LocalWriter(ObjectWriter):
     def __init__(self, storage: LocalStorage, key: str, path: Path) -> None:
         super().__init__(key)
@@ -170,33 +200,51 @@ class LocalStorage(Storage):
                 return
             directory = directory.parent
 
-    def _copy_in(self, source: Path, key: str) -> None:
+    def _copy_in(self, source: Path, key: str, *, consume: bool = False) -> None:
         target = self.path(key)
-        if not source.is_file():
-            raise StorageError(f"cannot store {key!r}: {source} is not a file")
         with _os_errors("write", key):
-            temp = self.temp_path(target)
             try:
-                shutil.copyfile(source, temp)
-                os.replace(temp, target)
+                # Never through a symlink: a job's output is written where its jailed children could put one
+                # pointing at a file of the worker's.
+                fd = os.open(source, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+            except OSError as exc:
+                if exc.errno not in (errno.ELOOP, errno.ENOENT, errno.ENOTDIR, errno.EISDIR):
+                    raise
+                fd = -1
+            try:
+                st = os.fstat(fd) if fd >= 0 else None
+                if st is None or not S_ISREG(st.st_mode):
+                    raise StorageError(f"cannot store {key!r}: {source} is not a regular file")
+                temp = self.temp_path(target)
+                try:
+                    if not (consume and _adopt(fd, st, temp)):
+                        _copy(fd, temp)
+                    os.replace(temp, target)
+                finally:
+                    temp.unlink(missing_ok=True)
             finally:
-                temp.unlink(missing_ok=True)
+                if fd >= 0:
+                    os.close(fd)
+            if consume:
+                source.unlink(missing_ok=True)
 
-    def put_file(self, key: str, path: Path, *, content_type: str | None = None) -> None:
-        self._copy_in(path, key)
+    def put_file(
+        self, key: str, path: Path, *, content_type: str | None = None, consume: bool = False
+    ) -> None:
+        self._copy_in(path, key, consume=consume)
 
     def put_bytes(self, key: str, data: bytes, *, content_type: str | None = None) -> None:
         with self.open_writer(key) as writer:
             writer.write(data)
 
-    def put_dir(self, prefix: str, directory: Path) -> list[str]:
+    def put_dir(self, prefix: str, directory: Path, *, consume: bool = False) -> list[str]:
         safe_prefix(prefix)
         if not directory.is_dir():
             raise StorageError(f"cannot upload {directory}: not a directory")
         keys = []
         for path in sorted(p for p in directory.rglob("*") if p.is_file()):
             key = join_key(prefix, path.relative_to(directory).as_posix())
-            self._copy_in(path, key)
+            self._copy_in(path, key, consume=consume)
             keys.append(key)
         return sorted(keys)
 
@@ -220,6 +268,12 @@ class LocalStorage(Storage):
             os.replace(temp, path)
         finally:
             temp.unlink(missing_ok=True)
+
+    def readable_path(self, key: str) -> Path:
+        path = self.path(key)
+        if not path.is_file():
+            raise ObjectNotFound(f"no object {key!r}")
+        return path
 
     def open_reader(self, key: str, *, start: int | None = None, end: int | None = None) -> ByteStream:
         path = self.path(key)

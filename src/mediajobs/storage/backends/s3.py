@@ -5,11 +5,13 @@ from __future__ import annotations
 import base64
 import hashlib
 import logging
+import os
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from functools import cached_property
 from pathlib import Path
+from stat import S_ISREG
 from typing import Any
 
 import boto3
@@ -249,16 +251,31 @@ class S3Storage(Storage):
             return StorageUnavailable(f"cannot {what} {key!r}: S3 answered {status} {code}: {message}")
         return StorageError(f"cannot {what} {key!r}: S3 answered {status} {code}: {message}")
 
-    def put_file(self, key: str, path: Path, *, content_type: str | None = None) -> None:
+    def put_file(
+        self, key: str, path: Path, *, content_type: str | None = None, consume: bool = False
+    ) -> None:
         self._put_file(key, path, content_type or content_type_for(key), self._transfer)
+        if consume:
+            path.unlink(missing_ok=True)
 
     def _put_file(self, key: str, path: Path, content_type: str, transfer: TransferConfig) -> None:
         full = self.full_key(key)
-        if not path.is_file():
-            raise StorageError(f"cannot store {key!r}: {path} is not a file")
-        with self.errors("write", key):
-            extra = {"ContentType": content_type}
-            self.client.upload_file(str(path), self.bucket, full, ExtraArgs=extra, Config=transfer)
+        try:
+            # Never through a symlink: a job's output is written where its jailed children could put one
+            # pointing at a file of the worker's.
+            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        except OSError as exc:
+            raise StorageError(f"cannot store {key!r}: {path} is not a regular file") from exc
+        try:
+            if not S_ISREG(os.fstat(fd).st_mode):
+                raise StorageError(f"cannot store {key!r}: {path} is not a regular file")
+            with self.errors("write", key):
+                extra = {"ContentType": content_type}
+                # The transfer opens the file once per part: by the descriptor's name, the file checked above.
+                opened = f"/proc/self/fd/{fd}"
+                self.client.upload_file(opened, self.bucket, full, ExtraArgs=extra, Config=transfer)
+        finally:
+            os.close(fd)
 
     def put_bytes(self, key: str, data: bytes, *, content_type: str | None = None) -> None:
         full = self.full_key(key)
@@ -267,7 +284,7 @@ class S3Storage(Storage):
                 Bucket=self.bucket, Key=full, Body=data, ContentType=content_type or content_type_for(key)
             )
 
-    def put_dir(self, prefix: str, directory: Path) -> list[str]:
+    def put_dir(self, prefix: str, directory: Path, *, consume: bool = False) -> list[str]:
         safe_prefix(prefix)
         if not directory.is_dir():
             raise StorageError(f"cannot upload {directory}: not a directory")
@@ -277,6 +294,8 @@ class S3Storage(Storage):
 
         def upload(key: str) -> None:
             self._put_file(key, files[key], content_type_for(key), self._serial_transfer)
+            if consume:
+                files[key].unlink(missing_ok=True)
 
         with ThreadPoolExecutor(self.max_concurrency) as pool:
             [*pool.map(upload, files)]
