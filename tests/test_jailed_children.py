@@ -28,6 +28,7 @@ import pytest
 from mediajobs import confine, process, sandbox
 from mediajobs.confine import SANDBOX_UID
 from mediajobs.sandbox import Sandbox
+from mediajobs.storage.backends.local import LocalStorage
 from mediajobs.testing.servers import PostgresServer, wait_for
 from mediajobs.testing.up import Up
 from tests.egress.sites import running
@@ -267,3 +268,83 @@ def test_where_mount_namespaces_are_refused_landlock_keeps_the_data_dir_out_of_r
     assert not (data / "planted").exists()
     assert mine.stdout == "media"
     assert set(seen["env"]) <= ALLOWED_VARIABLES
+
+
+@root_only
+def test_a_stored_file_linked_into_the_temp_dir_is_read_but_never_written_by_a_jailed_child(
+    tmp_path: Path,
+) -> None:
+    """Local storage's get_file is a hard link (no copy): where one lands in a job's temp dir, which is given
+    to the sandbox uid, the linked file must not be given too, or a child could rewrite the stored object."""
+    data = tmp_path / "data"
+    storage = LocalStorage(data / "files")
+    storage.put_bytes("media/a/original/source.mp4", b"media")
+    workdir = data / "tmp" / "job-1"
+    storage.get_file("media/a/original/source.mp4", workdir / "source" / "source.mp4")
+    jail = Sandbox(workdir=lambda: workdir, hidden=(data, data / "tmp", data / "files"))
+    with process.cancellable(None, None, jail):
+        read = process.run(["cat", "source/source.mp4"], network=False, capture_stdout=True)
+        written = process.run(["sh", "-c", "echo x >> source/source.mp4"], network=False, check=False)
+    stored = storage.path("media/a/original/source.mp4")
+    assert read.stdout == "media"
+    assert written.returncode != 0
+    assert stored.read_bytes() == b"media" and stored.stat().st_uid == os.geteuid()
+
+
+@pytest.mark.parametrize("mounts", [True, False], ids=["mount-namespace", "landlock-only"])
+def test_a_jailed_ffmpeg_reads_the_stored_files_a_job_allows_and_nothing_else_of_the_storage(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, mounts: bool
+) -> None:
+    """Segments read in place (`JobContext.allow_reading`, local storage): a jailed ffmpeg remuxes the allowed
+    rendition's segment into its temp dir, but cannot read another rendition of the asset or another asset's
+    original, nor write anything in the allowed directory."""
+    if mounts and not (os.geteuid() == 0 and sandbox.mounts_available()):
+        pytest.skip("mount namespaces need a root worker")
+    if not mounts:
+        if confine.landlock_abi() < 1:
+            pytest.skip("this kernel has no Landlock")
+        monkeypatch.setattr(sandbox, "mounts_available", lambda: False)
+    clip = tmp_path / "clip.ts"
+    make = ["ffmpeg", "-v", "error", "-f", "lavfi", "-i", "testsrc=size=64x48:rate=10:duration=1"]
+    process.run([*make, "-c:v", "mpeg2video", "-f", "mpegts", str(clip)])
+    data = tmp_path / "data"
+    storage = LocalStorage(data / "files")
+    for key in (
+        "media/a/hls/v1/720p/seg_00000.ts",
+        "media/a/hls/v1/480p/seg_00000.ts",
+        "media/b/original/b.ts",
+    ):
+        storage.put_file(key, clip)
+    segment = storage.path("media/a/hls/v1/720p/seg_00000.ts")
+    workdir = data / "tmp" / "job-1"
+    workdir.mkdir(parents=True)
+    readable = (segment.parent,)
+    jail = Sandbox(
+        workdir=lambda: workdir, hidden=(data, data / "tmp", data / "files"), readable=lambda: readable
+    )
+
+    def at(key: str) -> str:
+        # From the child's working directory (its temp dir): without a mount namespace the sandbox uid could
+        # not pass through pytest's 0700 temp dirs above the data dir by an absolute path.
+        return os.path.relpath(storage.path(key), workdir)
+
+    def remux(key: str, out: str) -> process.Completed:
+        args = ["ffmpeg", "-v", "error", "-i", at(key), "-c", "copy", "-f", "mpegts", "-y", out]
+        return process.run(args, network=False, check=False)
+
+    with process.cancellable(None, None, jail):
+        read = remux("media/a/hls/v1/720p/seg_00000.ts", "out.ts")
+        other_rung = remux("media/a/hls/v1/480p/seg_00000.ts", "rung.ts")
+        other_asset = remux("media/b/original/b.ts", "other.ts")
+        written = remux(
+            "media/a/hls/v1/720p/seg_00000.ts", os.path.relpath(segment.parent / "planted.ts", workdir)
+        )
+        appended = process.run(
+            ["sh", "-c", f"echo x >> {at('media/a/hls/v1/720p/seg_00000.ts')}"], network=False, check=False
+        )
+    assert read.returncode == 0 and (workdir / "out.ts").stat().st_size > 0
+    assert other_rung.returncode != 0 and other_asset.returncode != 0
+    assert not (workdir / "rung.ts").exists() and not (workdir / "other.ts").exists()
+    assert written.returncode != 0 and appended.returncode != 0
+    assert not (segment.parent / "planted.ts").exists()
+    assert segment.read_bytes() == clip.read_bytes()

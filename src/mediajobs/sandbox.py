@@ -26,6 +26,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
+from stat import S_ISREG
 
 from mediajobs.confine import SANDBOX_UID, Confinement
 
@@ -63,13 +64,19 @@ class Limits:
         )
 
 
+def _nothing() -> tuple[Path, ...]:
+    return ()
+
+
 @dataclass(frozen=True)
 class Sandbox:
-    """Where a job's jailed children may look: `workdir()` (the job's temp dir, made on first use) and
-    nothing of `hidden` (the data dir, every job's temp root, local storage)."""
+    """Where a job's jailed children may look: `workdir()` (the job's temp dir, made on first use), nothing
+    of `hidden` (the data dir, every job's temp root, local storage) but the directories `readable()` names
+    at the time a child starts, which it may read (stored files a job reads in place)."""
 
     workdir: Callable[[], Path]
     hidden: tuple[Path, ...] = ()
+    readable: Callable[[], tuple[Path, ...]] = _nothing
 
 
 def _probe(confinement: Confinement) -> bool:
@@ -128,11 +135,15 @@ def runtime_paths() -> tuple[Path, ...]:
 
 
 def hand_over(workdir: Path) -> None:
-    """Make the job's temp dir the sandbox uid's, so its children can write where the worker prepared."""
+    """Make the job's temp dir the sandbox uid's, so its children can write where the worker prepared.
+
+    A file with other links is left as it is: it may be a stored object linked in (local storage's `get_file`
+    is a hard link), and giving it away would let the children write to the stored object itself.
+    """
     for top, dirs, files in os.walk(workdir):
         for name in [top, *(os.path.join(top, n) for n in (*dirs, *files))]:
             st = os.lstat(name)
-            if st.st_uid != SANDBOX_UID:
+            if st.st_uid != SANDBOX_UID and not (S_ISREG(st.st_mode) and st.st_nlink > 1):
                 os.chown(name, SANDBOX_UID, SANDBOX_UID, follow_symlinks=False)
 
 
@@ -147,7 +158,7 @@ def confinement(
     workdir = sandbox.workdir()
     root = os.geteuid() == 0
     found = shutil.which(program, path=env_path)
-    keep = runtime_paths() + ((Path(os.path.realpath(found)).parent,) if found else ())
+    keep = runtime_paths() + ((Path(os.path.realpath(found)).parent,) if found else ()) + sandbox.readable()
     if root:
         hand_over(workdir)
     jail = Confinement(

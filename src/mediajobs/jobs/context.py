@@ -60,6 +60,8 @@ class JobContext:
         self._last_write = 0.0
         self._started = time.monotonic()
         self._temp_dir: Path | None = None
+        # Directories outside the temp dir that the job's jailed children may read (`allow_reading`).
+        self.readable: list[Path] = []
         self._lock = threading.Lock()
         # When the last ETA says the attempt will end (monotonic), for a stopping worker's hand-back.
         self.expected_end: float | None = None
@@ -137,6 +139,12 @@ class JobContext:
             prefix = f"job-{self.job_id[:8]}-{os.getpid()}-"
             self._temp_dir = Path(tempfile.mkdtemp(prefix=prefix, dir=root))
         return self._temp_dir
+
+    def allow_reading(self, directory: Path) -> None:
+        """Let the children this job starts from now on read `directory` (stored files read in place): it is
+        shown to them read-only, as their temp dir is shown read-write."""
+        if directory not in self.readable:
+            self.readable.append(directory)
 
     def cleanup(self) -> None:
         if self._temp_dir is not None:

@@ -207,7 +207,7 @@ def job_sandbox(ctx: JobContext) -> Sandbox:
     storage = urlsplit(settings.effective_storage_url)
     if storage.scheme == "file":
         hidden.append(Path(unquote(storage.path)))
-    return Sandbox(workdir=lambda: ctx.temp_dir, hidden=tuple(hidden))
+    return Sandbox(workdir=lambda: ctx.temp_dir, hidden=tuple(hidden), readable=lambda: tuple(ctx.readable))
 
 
 def _execute(ctx: JobContext, job: Job) -> tuple[str, Any, MediajobsError | None]:
