@@ -5,6 +5,11 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
 from pathlib import Path
 
 import httpx
@@ -161,3 +166,65 @@ def test_audio_only_and_silent_assets_offer_what_they_have(
     ):
         assert "no video" in problem(answer, 409)["detail"]
         assert "retry-after" not in answer.headers
+
+
+@contextmanager
+def watching(directory: Path) -> Iterator[set[tuple[str, int]]]:
+    """(name, inode) of every file that appears under `directory` while the block runs (looked at every
+    few milliseconds: a copy of a stored file stays there for as long as ffmpeg reads it)."""
+    seen: set[tuple[str, int]] = set()
+    stop = threading.Event()
+
+    def watch() -> None:
+        while not stop.is_set():
+            for top, _, names in os.walk(directory):
+                for name in names:
+                    with suppress(OSError):
+                        seen.add((name, os.lstat(os.path.join(top, name)).st_ino))
+            time.sleep(0.002)
+
+    watcher = threading.Thread(target=watch)
+    watcher.start()
+    try:
+        yield seen
+    finally:
+        stop.set()
+        watcher.join()
+
+
+def test_on_local_storage_jobs_read_stored_files_in_place_and_copy_nothing_into_their_temp_dir(
+    file_stack: MediaStack, file_api: httpx.Client, clips: Clips
+) -> None:
+    """While the asset is processed, and later while an MP4 is remuxed from its ladder, no file in the
+    workers' temp dir is the stored original or a stored segment, by name (a copy) or by inode (a link); the
+    stored original is the uploaded file byte for byte and stays the storage's own (one link, the worker's
+    user: a jailed child owning it could rewrite it)."""
+    root = file_stack.stored.root
+    assert root is not None
+    with watching(file_stack.temp_dir) as while_processing:
+        media = ready_with_outputs(file_stack, clips["small"], filename="in-place.mp4")
+    [original] = by_type(media, "original")
+    stored_original = root / f"media/{media['id']}/original/in-place.mp4"
+    st = stored_original.stat()
+    assert (
+        hashlib.sha256(stored_original.read_bytes()).digest()
+        == hashlib.sha256(clips["small"].read_bytes()).digest()
+    )
+    assert (st.st_size, st.st_nlink, st.st_uid) == (original["size"], 1, os.geteuid())
+    assert while_processing and not [
+        seen for seen in while_processing if seen[0] == "in-place.mp4" or seen[1] == st.st_ino
+    ]
+    segments = [root / k for k in file_stack.stored.keys(f"media/{media['id']}/hls") if k.endswith(".ts")]
+    assert segments
+    inodes = {p.stat().st_ino for p in segments}
+    with watching(file_stack.temp_dir) as while_remuxing:
+        answer = file_api.post(f"/api/v1/media/{media['id']}/downloads", json={"type": "mp4"})
+        assert answer.status_code == 202, answer.text
+        wait_job(file_api, answer.json()["job"]["id"], "succeeded", timeout_s=120)
+    assert while_remuxing and not [
+        seen for seen in while_remuxing if seen[0].endswith(".ts") or seen[1] in inodes
+    ]
+    assert {(p.stat().st_uid, p.stat().st_nlink) for p in segments} == {(os.geteuid(), 1)}
+    [mp4] = by_type(outputs_ready(file_api, media["id"]), "mp4")
+    assert mp4["ready"] and len(fetch(file_api, mp4["url"]).content) == mp4["size"]
+    file_stack.assert_temp_empty()

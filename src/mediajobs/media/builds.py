@@ -64,11 +64,14 @@ class Build:
             self.prefix + relative, text.encode(), content_type="application/vnd.apple.mpegurl"
         )
 
-    def upload(self, out: Path) -> None:
-        self.storage.put_dir(self.prefix, out)
+    def upload(self, out: Path, *, consume: bool = False) -> None:
+        """Store every file under `out` in the version; `consume`: they are done with, and go from `out`."""
+        self.storage.put_dir(self.prefix, out, consume=consume)
 
-    def put_file(self, relative: str, path: Path) -> None:
-        self.storage.put_file(self.prefix + relative, path, content_type=content_type_for(relative))
+    def put_file(self, relative: str, path: Path, *, consume: bool = False) -> None:
+        self.storage.put_file(
+            self.prefix + relative, path, content_type=content_type_for(relative), consume=consume
+        )
 
     def record(
         self, ready: list[str], sizes: dict[str, list[int]] | None = None, *, ladder: Ladder | None = None
@@ -108,7 +111,7 @@ def store_audio(build: Build, out: Path) -> list[int]:
     """Upload the audio rendition with its complete playlist (it is made whole, never by chunk)."""
     sizes = renditions.segment_sizes(out / AUDIO, 0, len(build.ladder.grid))
     (out / playlists.playlist_path(AUDIO)).write_text(playlists.media_playlist_for(build.ladder))
-    build.upload(out)
+    build.upload(out, consume=True)
     shutil.rmtree(out / AUDIO, ignore_errors=True)
     return sizes
 

@@ -22,13 +22,21 @@ def require_media(ctx: JobContext) -> Any:
 
 
 def fetch_original(ctx: JobContext, media: Any) -> Path:
+    """The asset's original as a file the job and its children read (never write): the stored file itself
+    where the storage keeps files (local storage: nothing is copied, and its directory is shown to the job's
+    jailed children read-only), else fetched into the job's temp dir."""
     if not media.original:
         raise PermanentError(f"media asset {media.id} has no original file", code="not_found")
-    name = media.original["key"].rsplit("/", 1)[-1]
-    local = ctx.temp_dir / "source" / name
+    key = media.original["key"]
+    storage = for_process(ctx.settings)
+    in_place = storage.readable_path(key)
+    if in_place is not None:
+        ctx.allow_reading(in_place.parent)
+        return in_place
+    local = ctx.temp_dir / "source" / key.rsplit("/", 1)[-1]
     local.parent.mkdir(parents=True, exist_ok=True)
     ctx.progress(0, "Fetching the original from storage")
-    for_process(ctx.settings).get_file(media.original["key"], local)
+    storage.get_file(key, local)
     return local
 
 
@@ -38,7 +46,9 @@ def probe_source(ctx: JobContext, path: Path) -> Probe:
 
 
 def store_original(ctx: JobContext, media_id: str, path: Path, filename: str) -> dict[str, Any]:
+    """Store the job's file at `path` as the asset's original; it moves into storage (`path` goes)."""
     key = assets.original_key(media_id, assets.safe_filename(filename))
     content_type = content_type_for(key)
-    for_process(ctx.settings).put_file(key, path, content_type=content_type)
-    return {"size": path.stat().st_size, "content_type": content_type, "filename": filename, "key": key}
+    size = path.stat().st_size
+    for_process(ctx.settings).put_file(key, path, content_type=content_type, consume=True)
+    return {"size": size, "content_type": content_type, "filename": filename, "key": key}

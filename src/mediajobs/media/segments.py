@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from mediajobs.errors import Conflict
+from mediajobs.jobs.context import JobContext
 from mediajobs.media import assets
 from mediajobs.storage import Storage
 from mediajobs.toolkit.hls.ladder import AUDIO
@@ -106,6 +107,25 @@ def audio(storage: Storage, media: Any) -> Rendition | None:
     return load(storage, media, playlist_path(AUDIO), width=None, height=None)
 
 
+def files(
+    ctx: JobContext, storage: Storage, rendition: Rendition, indices: Sequence[int], directory: Path
+) -> list[Path]:
+    """Segments `indices` of `rendition` as files the job's children read, in the order given: the stored
+    files themselves where the storage keeps files (local storage: nothing is copied, and their directory is
+    shown to the children read-only), else fetched into `directory`."""
+    in_place = [storage.readable_path(rendition.key(i)) for i in indices]
+    found = [path for path in in_place if path is not None]
+    if len(found) < len(in_place):
+        return fetch(storage, rendition, indices, directory)
+    for parent in dict.fromkeys(path.parent for path in found):
+        ctx.allow_reading(parent)
+    return found
+
+
+def all_files(ctx: JobContext, storage: Storage, rendition: Rendition, directory: Path) -> list[Path]:
+    return files(ctx, storage, rendition, range(len(rendition.durations)), directory)
+
+
 def fetch(storage: Storage, rendition: Rendition, indices: Sequence[int], directory: Path) -> list[Path]:
     """Segments `indices` of `rendition` into `directory` (several at a time), in the order given."""
     directory.mkdir(parents=True, exist_ok=True)
@@ -116,7 +136,3 @@ def fetch(storage: Storage, rendition: Rendition, indices: Sequence[int], direct
     with ThreadPoolExecutor(max_workers=FETCH_THREADS) as pool:
         list(pool.map(lambda i, path: storage.get_file(rendition.key(i), path), indices, paths))
     return paths
-
-
-def fetch_all(storage: Storage, rendition: Rendition, directory: Path) -> list[Path]:
-    return fetch(storage, rendition, range(len(rendition.durations)), directory)

@@ -71,8 +71,9 @@ def input_args(path: str | Path, *, duration_s: float | None = None, max_pixels:
 def segments_input_args(list_file: Path) -> list[str]:
     """`-i` for MPEG-TS segments this service made, read back to back as one stream (`concatf` protocol).
 
-    Only for our own HLS segments, fetched from storage by the caller, which writes `list_file` (one absolute
-    path a line): each part is opened through `file` and must be MPEG-TS, as the ladder wrote it. Byte
+    Only for our own HLS segments (read where the storage keeps them, or fetched by the caller), listed by
+    the caller in `list_file` (one absolute path a line): each part is opened through `file` and must be
+    MPEG-TS, as the ladder wrote it. Byte
     concatenation keeps the ladder's one timeline (its segments were cut from one stream).
     """
     args = ["-protocol_whitelist", "concatf,file", "-format_whitelist", "mpegts"]

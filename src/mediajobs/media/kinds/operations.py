@@ -73,8 +73,9 @@ def _finish_derived(
     ctx: JobContext, derived: Any, out: Path, filename: str, from_parent: dict[str, Any]
 ) -> dict[str, Any]:
     ctx.progress(96, "Storing the result")
+    probe = probe_source(ctx, out).public()
     original = store_original(ctx, derived.id, out, filename)
-    assets.update_media(ctx.services, derived.id, original=original, probe=probe_source(ctx, out).public())
+    assets.update_media(ctx.services, derived.id, original=original, probe=probe)
     params = {"pipeline": derived.pipeline or [], "from_parent": from_parent}
     job_id = ctx.enqueue("media.process", params)
     ctx.progress(100, "Done")  # the new asset's stream is its own media.process job

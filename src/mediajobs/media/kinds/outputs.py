@@ -94,8 +94,8 @@ def make_downloads(ctx: JobContext, params: DownloadsParams) -> dict[str, Any]:
             raise PermanentError(f"media {media.id} has no audio", code="no_audio")
         work = ctx.temp_dir / "downloads"
         ctx.progress(2, "Fetching the segments")
-        video_files = segments.fetch_all(storage, video, work / "video") if video else []
-        audio_files = segments.fetch_all(storage, sound, work / "audio") if sound else []
+        video_files = segments.all_files(ctx, storage, video, work / "video") if video else []
+        audio_files = segments.all_files(ctx, storage, sound, work / "audio") if sound else []
         ctx.check_cancelled()
         files = {e["path"]: work / e["path"].rsplit("/", 1)[1] for e in wanted}
         mp4 = next((files[e["path"]] for e in wanted if e["type"] == "mp4"), None)
@@ -113,8 +113,8 @@ def make_downloads(ctx: JobContext, params: DownloadsParams) -> dict[str, Any]:
         prefix = assets.prefix(media.id)
         for e in wanted:
             local = files[e["path"]]
-            storage.put_file(prefix + e["path"], local, content_type=e["content_type"])
             e.update(size=local.stat().st_size, ready=True)
+            storage.put_file(prefix + e["path"], local, content_type=e["content_type"], consume=True)
         shutil.rmtree(work, ignore_errors=True)
 
         def add(entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -146,7 +146,7 @@ def make_storyboard(ctx: JobContext, params: StoryboardParams) -> dict[str, Any]
     rendition = segments.video(storage, media, best=False)
     work = ctx.temp_dir / "storyboard"
     ctx.progress(1, "Fetching the segments")
-    files = segments.fetch_all(storage, rendition, work / "segments")
+    files = segments.all_files(ctx, storage, rendition, work / "segments")
     out = work / "out"
     boards.render(
         files,
@@ -160,7 +160,7 @@ def make_storyboard(ctx: JobContext, params: StoryboardParams) -> dict[str, Any]
     made = storyboards.record(params.version, layout)
     prefix = f"{assets.prefix(media.id)}{made['path']}/"
     ctx.progress(95, "Storing the storyboard")
-    storage.put_dir(prefix, out)
+    storage.put_dir(prefix, out, consume=True)
     if not storyboards.store(ctx.db, media.id, made):
         storage.delete_prefix(prefix)
         raise PermanentError(f"HLS version {params.version} was replaced meanwhile", code="superseded")
@@ -180,13 +180,14 @@ def render_image(ctx: JobContext, params: images.ImageParams) -> dict[str, Any]:
         raise PermanentError(f"media {media.id} has no video", code="no_video")
     display = (probe.width, probe.height)
     work = ctx.temp_dir / "image"
+    work.mkdir(parents=True, exist_ok=True)  # the segments may be read where they are stored
     if params.still is not None:
         spec = params.still
         size = stills.sized(display, spec.width, spec.height, spec.fit)
         rendition = segments.video(storage, media, at_least=(size.width, size.height))
         t = spec.time_ms / 1000
         i = rendition.covering(t)
-        [segment] = segments.fetch(storage, rendition, [i], work)
+        [segment] = segments.files(ctx, storage, rendition, [i], work)
         out = work / f"still.{spec.format}"
         stills.frame_at(
             segment, out, t - rendition.starts[i], size, spec.format, probe, segment_s=rendition.durations[i]
@@ -198,7 +199,7 @@ def render_image(ctx: JobContext, params: images.ImageParams) -> dict[str, Any]:
         rendition = segments.video(storage, media, at_least=(anim.width, 1))
         start, end = anim.start_ms / 1000, anim.end_ms / 1000
         first, last = rendition.covering(start), rendition.covering(max(start, end - 0.001))
-        files = segments.fetch(storage, rendition, range(first, last + 1), work)
+        files = segments.files(ctx, storage, rendition, range(first, last + 1), work)
         out = work / f"animated.{anim.format}"
         offset = rendition.starts[first]
         stills.animated(
@@ -215,8 +216,8 @@ def render_image(ctx: JobContext, params: images.ImageParams) -> dict[str, Any]:
         )
         content_type = stills.CONTENT_TYPES[anim.format]
     key = f"{assets.prefix(media.id)}{params.path}"
-    storage.put_file(key, out, content_type=content_type)
     size_bytes = out.stat().st_size
+    storage.put_file(key, out, content_type=content_type, consume=True)
     if not params.poster:
         try:
             current(ctx, params.version)

@@ -181,7 +181,7 @@ def _lead_rest(ctx: JobContext, build: builds.Build, src: Path, lead: faststart.
         on_progress=Phase(ctx, 2, 3, "Encoding the first segment of the other rungs"),
     )
     made = {r.name: renditions.segment_sizes(out / r.name, 0, 1) for r in others}
-    build.upload(out)
+    build.upload(out, consume=True)
     shutil.rmtree(out, ignore_errors=True)
     return {lead.rung: lead.sizes[lead.rung], **made}
 
@@ -292,20 +292,14 @@ def _encode_here(
         for name, values in made.items():
             sizes.setdefault(name, []).extend(values)
         if growing:
-            build.upload(out)
-            _clear_segments(out)
+            build.upload(out, consume=True)
             chunks.mark_done(ctx.db, build.media_id, build.version, i, made)
             if i == 0:
                 build.publish([])
     if not growing:
         ctx.progress(builds.JOIN_FROM, "Storing the renditions")
-        build.upload(out)
+        build.upload(out, consume=True)
     return sizes
-
-
-def _clear_segments(out: Path) -> None:
-    for segment in out.glob("*/seg_*.ts"):
-        segment.unlink()
 
 
 @job_kind("media.transcode_chunk", params=ChunkParams, queue="cpu", soft_time_limit_s=2 * HOUR, public=False)
@@ -339,7 +333,7 @@ def transcode_chunk(ctx: JobContext, params: ChunkParams) -> dict[str, Any]:
         )
         sizes = {r.name: renditions.segment_sizes(out / r.name, *span) for r in lad.encoded}
         ctx.progress(95, "Storing the segments")
-        build.upload(out)
+        build.upload(out, consume=True)
     ctx.check_cancelled()
     current = chunks.mark_done(ctx.db, media.id, params.version, params.index, sizes)
     if current and not data.get("copied") and chunks.playable(chunks.rows(ctx.db, media.id, params.version)):
@@ -393,7 +387,7 @@ def _thumbnail(
         local, shown_s = pick_thumbnail(src, ctx.temp_dir / "thumbnail.jpg", info, first_pts=first_pts)
         path = f"thumbnail/{version}.jpg"
         for_process(ctx.settings).put_file(
-            f"{assets.prefix(media_id)}{path}", local, content_type="image/jpeg"
+            f"{assets.prefix(media_id)}{path}", local, content_type="image/jpeg", consume=True
         )
         return builds.Thumb(path, None, shown_s)
     except MediajobsError as exc:
