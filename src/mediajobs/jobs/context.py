@@ -60,6 +60,7 @@ class JobContext:
         self._last_write = 0.0
         self._started = time.monotonic()
         self._temp_dir: Path | None = None
+        self._temp_lock = threading.Lock()
         # Directories outside the temp dir that the job's jailed children may read (`allow_reading`).
         self.readable: list[Path] = []
         self._lock = threading.Lock()
@@ -131,14 +132,17 @@ class JobContext:
 
     @property
     def temp_dir(self) -> Path:
-        """A directory private to this attempt, removed when the attempt ends however it ends."""
-        if self._temp_dir is None:
-            root = self.settings.effective_temp_dir
-            root.mkdir(parents=True, exist_ok=True)
-            # The pid in the name lets a sweep tell the directories of dead workers from live ones.
-            prefix = f"job-{self.job_id[:8]}-{os.getpid()}-"
-            self._temp_dir = Path(tempfile.mkdtemp(prefix=prefix, dir=root))
-        return self._temp_dir
+        """A directory private to this attempt, removed when the attempt ends however it ends.
+
+        Made on first use, once: threads of the job (fast start's scan ahead) may ask at the same time."""
+        with self._temp_lock:
+            if self._temp_dir is None:
+                root = self.settings.effective_temp_dir
+                root.mkdir(parents=True, exist_ok=True)
+                # The pid in the name lets a sweep tell the directories of dead workers from live ones.
+                prefix = f"job-{self.job_id[:8]}-{os.getpid()}-"
+                self._temp_dir = Path(tempfile.mkdtemp(prefix=prefix, dir=root))
+            return self._temp_dir
 
     def allow_reading(self, directory: Path) -> None:
         """Let the children this job starts from now on read `directory` (stored files read in place): it is
@@ -147,9 +151,10 @@ class JobContext:
             self.readable.append(directory)
 
     def cleanup(self) -> None:
-        if self._temp_dir is not None:
-            shutil.rmtree(self._temp_dir, ignore_errors=True)
-            self._temp_dir = None
+        with self._temp_lock:
+            if self._temp_dir is not None:
+                shutil.rmtree(self._temp_dir, ignore_errors=True)
+                self._temp_dir = None
 
     def enqueue(self, kind: str, params: dict[str, Any], *, media_id: str | None = None) -> str:
         """Create a follow-up job, published once committed; params that do not fit its kind fail this job.
