@@ -18,7 +18,7 @@ import httpx
 
 from mediajobs.testing.servers import wait_for
 from tests.hosts.cluster import FAST, Member, ScaleOut
-from tests.media_api.helpers import check_plays, get_media, upload, wait_job, wait_media
+from tests.media_api.helpers import check_plays, get_media, upload, wait_job, wait_media, wait_settled
 
 JSON = dict[str, Any]
 HEARTBEAT_TIMEOUT_S = float(FAST["MEDIAJOBS_HEARTBEAT_TIMEOUT_S"])
@@ -55,14 +55,25 @@ def files_of(media: JSON) -> tuple[str, str]:
     return master.rsplit("/", 1)[0] + "/", urlsplit(media["thumbnail_url"]).path.split("/files/", 1)[1]
 
 
+def outputs_of(media: JSON) -> set[str]:
+    """The files made from the asset's ladder that its JSON lists (downloads, storyboard), by path."""
+    stored = lambda url: urlsplit(url).path.split("/files/", 1)[1]  # noqa: E731
+    urls = [d["url"] for d in media["downloads"] if d["type"] != "original" and d["url"]]
+    if media["storyboard"]:
+        urls += [media["storyboard"]["vtt_url"], *media["storyboard"]["images"]]
+    return {stored(url) for url in urls}
+
+
 def stray_files(cluster: ScaleOut, media: JSON) -> list[str]:
-    """What the bucket holds for the asset beyond its original and its final HLS version and thumbnail."""
+    """What the bucket holds for the asset beyond its original, its final HLS version and thumbnail and the
+    outputs its JSON lists."""
     hls_dir, thumbnail = files_of(media)
     prefix = f"media/{media['id']}/"
     keys = cluster.stored().keys(prefix)
     assert any(k == f"{prefix}{hls_dir}master.m3u8" for k in keys), keys
     final = (f"{prefix}original/", prefix + hls_dir)
-    return [k for k in keys if not k.startswith(final) and k != prefix + thumbnail]
+    listed = {prefix + path for path in (thumbnail, *outputs_of(media))}
+    return [k for k in keys if not k.startswith(final) and k not in listed]
 
 
 def assert_only_final_files(cluster: ScaleOut, media: JSON) -> None:
@@ -115,7 +126,7 @@ def test_upload_becomes_ready_with_its_work_done_on_worker_hosts(
             assert worker_host(cluster, job_id) in ("worker-1", "worker-2")
         # The API serves from the bucket what the workers wrote there.
         check_plays(api, media)
-        assert_only_final_files(cluster, media)
+        assert_only_final_files(cluster, wait_settled(api, media["id"]))
 
 
 def test_api_host_restarted_while_jobs_run_loses_no_accepted_job(
@@ -181,7 +192,7 @@ def test_worker_host_killed_mid_transcode_hands_its_asset_to_the_other_host(
             assert at(job["started_at"]) - killed_at < NOTICE_S, job
             assert at(media["updated_at"]) - killed_at < NOTICE_S + work_s + 2, (media, work_s)
             check_plays(api, media)
-            assert_only_final_files(cluster, media)
+            assert_only_final_files(cluster, wait_settled(api, media["id"]))
         finally:
             restart(cluster, dead)
         # The restarted worker removes what the killed attempt left in its temp directory.
@@ -239,6 +250,7 @@ def test_worker_host_cut_off_mid_transcode_is_replaced_and_its_late_writes_chang
         media = wait_media(api, media_id, "ready", "failed", timeout_s=90)
         assert media["state"] == "ready", media
         wait_job(api, job_id, "succeeded", "failed", "cancelled", timeout_s=30)
+        wait_settled(api, media_id)  # its downloads and storyboard are made after it is ready
         before = snapshot(api, job_id, media_id)
         # The cut-off attempt goes on when its link returns; it has ended when its temp dir is gone.
         wait_for(
