@@ -181,6 +181,8 @@ def _encode(
 ) -> None:
     """Encode the segments in `spans` of every encoded rung from the derived original, a decode a stretch."""
     lad, out = b.ladder, ctx.temp_dir / "encode"
+    if not lad.encoded:  # one copied rung (a small standard source) and no sound to encode with it
+        return
     total = sum(ladders.cost(lad, builds.seconds(lad, s)) for s in spans) or 1.0
     done = 0.0
     for span in spans:
