@@ -109,6 +109,8 @@ def test_the_clip_tool_makes_a_cropped_clip_of_the_range_dragged_on_the_timeline
     page: Page, api: httpx.Client, captioned: dict[str, Any]
 ) -> None:
     open_asset(page, captioned["id"])
+    # As a person would: the player has its picture before the range is dragged.
+    page.wait_for_function("() => (document.querySelector('video') || {}).readyState >= 2")
     form = page.get_by_role("form", name="Clip")
     lane = page.locator('.lane[data-lane="clip"]')
     box = lane.bounding_box()

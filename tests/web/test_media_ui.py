@@ -17,6 +17,7 @@ from playwright.sync_api import Locator, Page, expect
 
 from mediajobs.testing.servers import wait_for
 from mediajobs.testing.stacks import Stack
+from tests.media_api.helpers import outputs_made
 from tests.web.conftest import field_error, screenshot, unlabeled_controls
 
 pytestmark = pytest.mark.slow
@@ -114,7 +115,8 @@ def wait_ready(api: httpx.Client, media_id: str, timeout_s: float = 60) -> dict[
     def ready() -> dict[str, Any] | None:
         media = api.get(f"/api/v1/media/{media_id}").json()
         assert media["state"] != "failed", media
-        return media if media["state"] == "ready" else None
+        # Settled: its downloads and storyboard are made too, so the page does not redraw under a test.
+        return media if media["state"] == "ready" and outputs_made(media) else None
 
     return wait_for(
         ready,

@@ -82,7 +82,13 @@ export class ClipPanel {
     const { start, end } = this.values();
     const band = Number.isFinite(start) && Number.isFinite(end) && end > start
       ? [{ start, end, title: `clip ${formatClock(start)}–${formatClock(end)}` }] : [];
-    this.timeline.lane("clip", "Clip", band, { keepEmpty: true });
+    // Redrawn only when the range changes: a redraw replaces the lane, and with it a drag in progress
+    // (the player's stage resizes as its video loads, which calls show()).
+    const drawn = JSON.stringify(band);
+    if (drawn !== this.drawn) {
+      this.drawn = drawn;
+      this.timeline.lane("clip", "Clip", band, { keepEmpty: true });
+    }
     const aspect = this.aspect.control.value;
     this.centre.wrapper.hidden = !aspect;
     this.preview.hidden = !aspect || !this.hasVideo;
