@@ -113,7 +113,7 @@ def test_flower_lists_every_worker_and_every_task_jobs_ran(up: Up, tmp_path: Pat
                     wait_state(api, probe["id"], "succeeded")
                 time.sleep(1.0)  # events travel by the broker
                 tasks = fl.get("/api/tasks").json().values()
-                return all(any(p["id"] in t["args"] for t in tasks) for p in probes)
+                return all(any(p["id"] in (t["args"] or "") for t in tasks) for p in probes)
 
             wait_for(
                 events_on, timeout_s=30, interval_s=1.0, message="Flower to turn on the workers' task events"
@@ -129,7 +129,12 @@ def test_flower_lists_every_worker_and_every_task_jobs_ran(up: Up, tmp_path: Pat
 
         def tasks_of_jobs() -> dict[str, dict[str, Any]] | None:
             tasks = fl.get("/api/tasks").json().values()
-            found = {job["id"]: task for job in jobs.values() for task in tasks if job["id"] in task["args"]}
+            found = {
+                job["id"]: task
+                for job in jobs.values()
+                for task in tasks
+                if job["id"] in (task["args"] or "")
+            }
             done = len(found) == len(jobs) and all(t["state"] == "SUCCESS" for t in found.values())
             return found if done else None
 
