@@ -8,7 +8,6 @@ local storage), so a test can make the parent's files go away at the very moment
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from fractions import Fraction
 from pathlib import Path
 from types import SimpleNamespace
@@ -18,7 +17,6 @@ import numpy as np
 import pytest
 
 from mediajobs.db.models import Job, Media
-from mediajobs.db.session import Database
 from mediajobs.media import assets, faststart, inplace, operations
 from mediajobs.media.kinds.operations import _from_parent
 from mediajobs.storage import for_process
@@ -26,6 +24,7 @@ from mediajobs.toolkit.hls import tsshift
 from mediajobs.toolkit.hls.playlists import parse_media_playlist
 from mediajobs.toolkit.hls.reuse import Edit
 from mediajobs.toolkit.smart.render import RenderReport
+from tests.jobs import conftest as engine_tests
 from tests.jobs.conftest import Engine
 from tests.toolkit import hlscheck
 from tests.toolkit.frames import ffmpeg, gray_frames
@@ -33,6 +32,10 @@ from tests.toolkit.test_ladder import check_ladder
 
 W, H, FPS, SECONDS = 854, 480, 25, 24
 BAND = 32  # the index band's height at the source's size; bit k is the box at x = 32k
+
+# The engine tests' fixtures: an engine on a copy of a database migrated once.
+migrated_template = engine_tests.migrated_template
+engine = engine_tests.engine
 
 
 def indexed_source(path: Path) -> Path:
@@ -64,24 +67,6 @@ def shown(path: Path, width: int, height: int) -> list[int]:
 @pytest.fixture(scope="module")
 def source(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return indexed_source(tmp_path_factory.mktemp("inplace") / "indexed.mp4")
-
-
-@pytest.fixture(scope="module")
-def template(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from mediajobs.db.migrate import migrate
-
-    path = tmp_path_factory.mktemp("template") / "jobs.db"
-    db = Database(f"sqlite:///{path}")
-    migrate(db)
-    db.dispose()
-    return path
-
-
-@pytest.fixture
-def engine(tmp_path: Path, template: Path) -> Iterator[Engine]:
-    made = Engine(tmp_path, template)
-    yield made
-    made.close()
 
 
 def add(engine: Engine, media: Media) -> Media:
