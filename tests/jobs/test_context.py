@@ -56,3 +56,14 @@ def test_a_temp_dir_first_asked_for_by_two_threads_at_once_is_one_directory_and_
     assert os.listdir(tmp_path / "tmp") == [seen[0].name]
     ctx.cleanup()
     assert os.listdir(tmp_path / "tmp") == []
+
+
+def test_the_eta_is_the_pace_since_the_first_progress_not_since_the_attempt_began() -> None:
+    """A ladder reports its first step (probe, plan; seconds) as 4 %, then encodes 4 → 97 % at a steady
+    pace: the ETA is that pace, not the attempt's average, which the first step would skew."""
+    # 30 s of first step, reported as 4 %, then 20 s more for 21 more points: 25 points per 20 s.
+    assert context.estimate_eta(25.0, 50.0, 0.0, (30.0, 4.0)) == round(75.0 * 20.0 / 21.0, 1)
+    # Before a point or a second since the first report, the attempt's pace.
+    assert context.estimate_eta(4.5, 30.5, 0.0, (30.0, 4.0)) == round(30.5 * 95.5 / 4.5, 1)
+    assert context.estimate_eta(0.5, 10.0, 0.0, None) is None
+    assert context.estimate_eta(50.0, 10.0, 0.0, None) == 10.0

@@ -7,13 +7,15 @@ API and two worker processes, one of them killed, on SQLite and PostgreSQL.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+from sqlalchemy import update
 
-from mediajobs.db.models import Job
+from mediajobs.db.models import Job, utcnow
 from mediajobs.jobs import lifecycle, schemas, states
 from mediajobs.testing.servers import wait_for
 from mediajobs.testing.stacks import Stack
@@ -82,6 +84,28 @@ def test_a_waiting_parents_progress_is_the_weighted_progress_of_its_children(
 
     assert public(engine, parent.id)["progress"] == 50.0  # (2 * 100 + 1 * 0 + 1 * 0) / 4
     assert engine.job(parent.id).progress == 50.0  # recorded too, for event streams and webhooks
+
+
+def test_a_waiting_parents_eta_is_the_pace_of_its_children_since_the_fan_out_not_since_its_start(
+    engine: Engine, tmp_path: Path
+) -> None:
+    """Seen (issue 21): one worker's chunked ladder had an ETA off by 15.6 % of the run, because the parent's
+    own first step (a probe, a copied top rung: long, reported as 4 %) was extrapolated with the children."""
+    parent = split(engine, tmp_path / "runs", 3)  # the first child weighs 2, the others 1
+    now = utcnow()
+    with engine.db.write() as session:  # its own step took 2 minutes; the children were made 10 s ago
+        began, fanned = now - timedelta(seconds=120), now - timedelta(seconds=10)
+        session.execute(update(Job).where(Job.id == parent.id).values(started_at=began))
+        session.execute(update(Job).where(Job.parent_id == parent.id).values(created_at=fanned))
+    assert public(engine, parent.id)["eta_seconds"] is None  # no child has made any progress yet
+
+    run_child(engine, max(engine.children(parent.id), key=lambda child: child.weight))
+
+    shown = public(engine, parent.id)
+    # Half the work in the 10 s (and a little more) since the fan-out: about as long again is left. The pace
+    # since the start would say 120 s.
+    assert shown["progress"] == 50.0 and 10.0 <= shown["eta_seconds"] <= 15.0, shown
+    assert 10.0 <= engine.job(parent.id).eta_seconds <= 15.0  # recorded too, for event streams and webhooks
 
 
 def test_cancelling_a_waiting_parent_cancels_its_children_and_ends_it_cancelled(

@@ -59,6 +59,9 @@ class JobContext:
         self._stage = ""
         self._last_write = 0.0
         self._started = time.monotonic()
+        # (monotonic time, percent) of the attempt's first report past 0 %: the ETA extrapolates the pace
+        # since then, not since the start, so a slow first step reported as a few percent does not skew it.
+        self._pace_from: tuple[float, float] | None = None
         self._temp_dir: Path | None = None
         self._temp_lock = threading.Lock()
         # Directories outside the temp dir that the job's jailed children may read (`allow_reading`).
@@ -83,6 +86,8 @@ class JobContext:
         now = time.monotonic()
         with self._lock:
             self._progress = percent
+            if self._pace_from is None and percent > 0.0:
+                self._pace_from = (now, percent)
             if stage is not None:
                 self._stage = stage
             # Stage changes are written at once; plain progress at most every 0.5 s.
@@ -111,10 +116,7 @@ class JobContext:
         self.progress(self._progress, text)
 
     def _estimate_eta(self, percent: float, now: float) -> float | None:
-        elapsed = now - self._started
-        if percent < 1.0 or elapsed < 1.0:
-            return None
-        return round(elapsed * (100.0 - percent) / percent, 1)
+        return estimate_eta(percent, now, self._started, self._pace_from)
 
     def hand_back(self) -> None:
         """Stop the work (subprocesses included) so that the job goes back to the queue on this attempt."""
@@ -302,3 +304,18 @@ def _misses(ctx: JobContext, deadline: float) -> bool:
     """Whether the job will not end by `deadline`: the deadline came, or its ETA says it ends after it."""
     now = time.monotonic()
     return now >= deadline or (ctx.expected_end is not None and ctx.expected_end > deadline)
+
+
+def estimate_eta(
+    percent: float, now: float, started: float, pace_from: tuple[float, float] | None
+) -> float | None:
+    """Seconds left at `percent` %: the pace since `pace_from` (time, percent) once a point or more was made
+    over a second or more since then, else the pace since `started`; None before there is a pace to tell."""
+    if pace_from is not None:
+        since, base = pace_from
+        if now - since >= 1.0 and percent - base >= 1.0:
+            return round(max(0.0, (100.0 - percent) * (now - since) / (percent - base)), 1)
+    elapsed = now - started
+    if percent < 1.0 or elapsed < 1.0:
+        return None
+    return round(elapsed * (100.0 - percent) / percent, 1)

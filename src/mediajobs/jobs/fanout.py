@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import case, func, select, update
@@ -57,6 +57,8 @@ class Summary:
 
     counts: dict[str, int]
     progress: float
+    # When the first of them was made: when the fan-out began.
+    since: datetime | None = None
 
 
 def summaries(db: Database, parent_ids: Iterable[str]) -> dict[str, Summary]:
@@ -71,33 +73,52 @@ def summaries(db: Database, parent_ids: Iterable[str]) -> dict[str, Summary]:
             func.count(),
             func.sum(Job.weight * Job.progress),
             func.sum(Job.weight),
+            func.min(Job.created_at),
         )
         .where(Job.parent_id.in_(ids))
         .group_by(Job.parent_id, Job.state)
     )
     counts: dict[str, dict[str, int]] = {}
     weighted: dict[str, list[float]] = {}
+    since: dict[str, datetime] = {}
     with db.read() as session:
-        for parent, state, n, done, weights in session.execute(query).tuples():
+        for parent, state, n, done, weights, first in session.execute(query).tuples():
             parent_id = str(parent)
             counts.setdefault(parent_id, {"total": 0})[state] = int(n)
             counts[parent_id]["total"] += int(n)
             acc = weighted.setdefault(parent_id, [0.0, 0.0])
             acc[0] += float(done or 0.0)
             acc[1] += float(weights or 0.0)
-    return {pid: Summary(counts[pid], round(w[0] / w[1], 2) if w[1] else 0.0) for pid, w in weighted.items()}
+            if first is not None and (parent_id not in since or first < since[parent_id]):
+                since[parent_id] = first
+    return {
+        pid: Summary(counts[pid], round(w[0] / w[1], 2) if w[1] else 0.0, since.get(pid))
+        for pid, w in weighted.items()
+    }
 
 
-def waiting_progress(parent: Job, children_progress: float) -> tuple[float, float | None]:
-    """(progress, eta_seconds) of a waiting parent whose children are `children_progress` % done.
+def waiting_progress(parent: Job, children: Summary) -> tuple[float, float | None]:
+    """(progress, eta_seconds) of a waiting parent whose children are `children.progress` % done.
 
-    The children fill the parent's slice [fan_from, fan_to]; the ETA extrapolates the attempt's pace.
+    The children fill the parent's slice [fan_from, fan_to]. The ETA extrapolates the pace of that slice
+    since the fan-out began (the children's pace, the join's share of the scale taken at it too): the parent's
+    own first step (a probe, a copied top rung) is reported as a few percent whatever it took, and a pace
+    since the attempt's start would carry it. Without a fan-out time, the attempt's pace.
     """
     low, high = parent.fan_from or 0.0, 100.0 if parent.fan_to is None else parent.fan_to
-    progress = round(low + (high - low) * children_progress / 100.0, 2)
+    progress = round(low + (high - low) * children.progress / 100.0, 2)
+    now = utcnow()
     eta = None
-    if parent.started_at is not None and progress >= 2.0:
-        elapsed = (utcnow() - parent.started_at).total_seconds()
+    if children.since is not None:
+        since = children.since
+        if parent.started_at is not None and parent.started_at > since:
+            since = parent.started_at  # a retried parent: its children's pace is this attempt's
+        spent = (now - since).total_seconds()
+        made = progress - low
+        if spent >= 1.0 and made >= 1.0:
+            eta = round(max(0.0, (100.0 - progress) * spent / made), 1)
+    if eta is None and parent.started_at is not None and progress >= 2.0:
+        elapsed = (now - parent.started_at).total_seconds()
         eta = round(max(0.0, elapsed * (100.0 - progress) / progress), 1)
     return progress, eta
 

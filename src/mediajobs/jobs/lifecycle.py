@@ -259,7 +259,7 @@ def _child_ended(services: Services, child: Job) -> None:
         if (parent.children_total or 0) <= fanout.PROGRESS_WRITES_UP_TO:
             summary = fanout.summaries(db, [parent.id])[parent.id]
             ended_n = sum(n for state, n in summary.counts.items() if state in states.TERMINAL)
-            percent, eta = fanout.waiting_progress(parent, summary.progress)
+            percent, eta = fanout.waiting_progress(parent, summary)
             rows.record_progress(
                 db,
                 job_id=parent.id,

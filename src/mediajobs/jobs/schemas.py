@@ -85,7 +85,7 @@ def public(job: Job, children: fanout.Summary | None = None) -> dict[str, Any]:
     if job.children_total is not None:
         data["children"] = children.counts if children is not None else {"total": job.children_total}
         if children is not None and job.fan_phase == fanout.WAITING and job.state == states.RUNNING:
-            data["progress"], data["eta_seconds"] = fanout.waiting_progress(job, children.progress)
+            data["progress"], data["eta_seconds"] = fanout.waiting_progress(job, children)
         elif job.fan_phase == fanout.JOINING and job.state in (states.QUEUED, states.RUNNING):
             data["progress"] = fanout.joining_progress(job)
     return data
