@@ -6,10 +6,11 @@ import contextlib
 import os
 import resource
 import subprocess
+import sys
 import tempfile
 import time
 from collections import defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -20,8 +21,8 @@ import httpx
 
 from mediajobs import process
 from mediajobs.config import Settings
-from mediajobs.testing.servers import RedisServer
-from mediajobs.testing.stacks import Stack
+from mediajobs.testing.servers import RedisServer, wait_for
+from mediajobs.testing.stacks import Stack, stack_env
 
 SOURCE_S = 20
 SOURCE_WIDTH, SOURCE_HEIGHT = 1920, 1080
@@ -230,12 +231,14 @@ class Noise:
         )
 
 
-def upload_file(client: httpx.Client, path: Path) -> dict[str, Any]:
-    """POST the file as a raw body; the answer is {"media": ..., "job": ...}."""
+def upload_file(client: httpx.Client, path: Path, *, pipeline: str | None = None) -> dict[str, Any]:
+    """POST the file as a raw body (`pipeline`: `?pipeline=`, e.g. "hls,thumbnail"; default the server's); the
+    answer is {"media": ..., "job": ...}."""
+    params = {"filename": path.name, **({"pipeline": pipeline} if pipeline else {})}
     with path.open("rb") as body:
         r = client.post(
             "/api/v1/media/uploads",
-            params={"filename": path.name},
+            params=params,
             content=body,
             headers={"Content-Type": "video/mp4", "Content-Length": str(path.stat().st_size)},
             timeout=300,
@@ -283,3 +286,41 @@ def jobs_of(client: httpx.Client, media: dict[str, Any]) -> list[dict[str, Any]]
 
 def ratio_line(label: str, value: float, aim: str) -> str:
     return f"  {label:<58} {value:6.2f}   (aim {aim})"
+
+
+@contextlib.contextmanager
+def api_stack(redis: RedisServer, **env: str) -> Iterator[Stack]:
+    """An API with no worker yet (add them with `pinned_worker`), default engine timings; `env` are further
+    settings by their names."""
+    directory = Path(os.environ.get("TMPDIR", "/tmp")) / f"mj-bench-{os.getpid()}-{time.monotonic_ns()}"
+    directory.mkdir(parents=True)
+    s = Stack(directory, stack_env(directory, broker_url=redis.url, timings={}, **env)).start(workers=[])
+    try:
+        yield s
+    finally:
+        s.stop()
+        subprocess.run(["rm", "-rf", str(directory)], check=False)
+
+
+def pinned_worker(s: Stack, core: int | None, queues: str = "cpu", concurrency: int = 1) -> None:
+    """A worker process, on one core when `core` is given (one ffmpeg thread, one job at a time)."""
+    name = f"worker-{len(s.workers)}"
+    env = dict(s.env)
+    argv = [sys.executable, "-m", "mediajobs", "worker", "--queues", queues]
+    argv += ["--concurrency", str(concurrency), "--no-migrate"]
+    if core is not None:
+        env["MEDIAJOBS_FFMPEG_THREADS"] = "1"
+        argv = ["taskset", "-c", str(core), *argv]
+    log = open(s.directory / f"{name}.log", "ab")  # noqa: SIM115 - the stack's stop() closes it
+    s._logs.append(log)
+    proc = subprocess.Popen(argv, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    s.workers.append(proc)
+    wait_for(lambda: b"ready." in (s.directory / f"{name}.log").read_bytes(), timeout_s=60, message=name)
+
+
+def up_workers(s: Stack) -> None:
+    """The workers `mediajobs up` runs with default settings: a cpu worker (a slot per two cores) and an
+    io/default worker (4 slots on this machine)."""
+    defaults = Settings.model_construct()  # the defaults, not this shell's MEDIAJOBS_* variables
+    pinned_worker(s, None, "cpu", defaults.effective_cpu_concurrency)
+    pinned_worker(s, None, "io,default", defaults.effective_io_concurrency)
