@@ -10,6 +10,7 @@ MODULES = [
     "bench.engine",
     "bench.hls",
     "bench.fast_start",
+    "bench.derived",
     "bench.upload",
     "bench.mask",
     "bench.smartrender",
