@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import subprocess
 from pathlib import Path
+from typing import Any
 
 from mediajobs.testing.servers import wait_for
 from tests.conftest import MakeStack, submit, wait_state
@@ -97,8 +98,15 @@ def test_imports_and_deliveries_work_under_the_default_limit(make_stack: MakeSta
 
         wait_for(ready, timeout_s=90, message="the import to be ready")
         wait_for(lambda: any(path == "/hook" for _, path, _ in site.requests), message="the webhook")
-        deliveries = api.get(f"/api/v1/webhooks/{registered.json()['id']}/deliveries").json()["items"]
-        assert deliveries and deliveries[0]["attempts"][0]["status_code"] == 200
+        listing = f"/api/v1/webhooks/{registered.json()['id']}/deliveries"
+
+        def attempted() -> list[dict[str, Any]]:
+            # The receiver has answered; the worker records the attempt once it has read that answer.
+            items = api.get(listing).json()["items"]
+            return list(items[0]["attempts"]) if items else []
+
+        wait_for(lambda: bool(attempted()), message="the delivery attempt to be recorded")
+        assert attempted()[0]["status_code"] == 200
     peaks = []
     for child in _pool_children(worker.pid):
         with contextlib.suppress(OSError):
