@@ -26,18 +26,17 @@ GOP = f"keyint={2 * FPS}:min-keyint={2 * FPS}:scenecut=0"
 PYRAMID = "bframes=3:b-pyramid"
 X264 = ["-c:v", "libx264", "-preset", "veryfast", "-pix_fmt", "yuv420p", "-x264-params"]
 X265 = ["-c:v", "libx265", "-preset", "veryfast", "-pix_fmt", "yuv420p", "-x265-params"]
-# name: (codec options, size, seconds)
+# Every source ends 36 s in: one whole GOP after the last change (34-36 s). The issue's source ran 60 s; its
+# first 36 s are the same frames, GOPs and pyramids, up to and past where it failed (the second cut).
+SECONDS = 36
+# name: (codec options, size)
 SOURCES = {
-    # The issue's x264 options, exactly.
-    "h264-open-pyramid": ([*X264, f"keyint=60:min-keyint=60:open-gop=1:{PYRAMID}=normal"], (640, 360), 60),
-    "h264-closed-pyramid": ([*X264, f"{GOP}:{PYRAMID}=normal"], (320, 180), 40),
+    # The issue's x264 options and size, exactly.
+    "h264-open-pyramid": ([*X264, f"keyint=60:min-keyint=60:open-gop=1:{PYRAMID}=normal"], (640, 360)),
+    "h264-closed-pyramid": ([*X264, f"{GOP}:{PYRAMID}=normal"], (320, 180)),
     # x265 makes open GOPs (CRA keyframes with leading RASL pictures) and B-pyramids by default.
-    "hevc-open": ([*X265, f"{GOP}:log-level=error"], (320, 180), 40),
-    "hevc-closed-pyramid": (
-        [*X265, f"{GOP}:open-gop=0:{PYRAMID}=1:log-level=error"],
-        (320, 180),
-        40,
-    ),
+    "hevc-open": ([*X265, f"{GOP}:log-level=error"], (320, 180)),
+    "hevc-closed-pyramid": ([*X265, f"{GOP}:open-gop=0:{PYRAMID}=1:log-level=error"], (320, 180)),
 }
 # Whether copies may begin after a change: x264's open GOPs start at recovery-point I-frames, not IDRs, so
 # everything after the first change is re-encoded; x265's CRAs are marked as BLAs where a copy begins.
@@ -57,10 +56,10 @@ REGIONS = [
 
 
 def source(factory: pytest.TempPathFactory, name: str) -> Path:
-    video, size, seconds = SOURCES[name]
+    video, size = SOURCES[name]
 
     def make(path: Path) -> None:
-        numbered_clip(path, video=video, size=size, fps=FPS, seconds=seconds)
+        numbered_clip(path, video=video, size=size, fps=FPS, seconds=SECONDS)
 
     return cached_clip(factory, f"numbered-{name}.mp4", make)
 
