@@ -23,6 +23,9 @@ class SplitParams(BaseModel):
     join: bool = False
     # A child's params made invalid on purpose (its index is not a number).
     bad_child: bool = False
+    # The parent's own first step, as a ladder's probe and plan: reported as 4 %, taking this long; the
+    # children then fill 4-97 % (each taking `seconds` times its weight) and the join the rest.
+    own_seconds: float = 0.0
 
 
 class ChunkParams(BaseModel):
@@ -34,16 +37,27 @@ class ChunkParams(BaseModel):
 @job_kind("fan.split", params=SplitParams)
 def split(ctx: JobContext, params: SplitParams) -> FanOut:
     """Fan out to `n` fan.chunk children (the first weighing double), joined by fan.join when asked."""
+    weights = [2.0 if i == 0 else 1.0 for i in range(params.n)]
+    # A ladder-like parent's children take time in proportion to their weight, as a ladder's chunks do.
+    scale = weights if params.own_seconds else [1.0] * params.n
     children: list[tuple[str, dict[str, Any], float]] = [
         (
             "fan.chunk",
-            {"index": i, "runs": params.runs, "seconds": params.seconds if i >= params.slow_from else 0.0},
-            2.0 if i == 0 else 1.0,
+            {
+                "index": i,
+                "runs": params.runs,
+                "seconds": params.seconds * scale[i] if i >= params.slow_from else 0.0,
+            },
+            weights[i],
         )
         for i in range(params.n)
     ]
     if params.bad_child:
         children[-1] = ("fan.chunk", {"index": "last", "runs": params.runs}, 1.0)
+    if params.own_seconds:
+        ctx.progress(4.0, "Planning")
+        ctx.sleep(params.own_seconds)
+        return ctx.fan_out(children, then="fan.join" if params.join else None, span=(4.0, 97.0))
     return ctx.fan_out(children, then="fan.join" if params.join else None)
 
 
@@ -52,7 +66,7 @@ def chunk(ctx: JobContext, params: ChunkParams) -> int:
     """Append `job attempt index pid` to `runs`, take `seconds`, and fail while `runs`.fail-<index> exists."""
     with open(params.runs, "a") as f:
         f.write(f"{ctx.job_id} {ctx.attempt} {params.index} {os.getpid()}\n")
-    steps = 5
+    steps = max(5, round(params.seconds * 10))  # a report every 0.1 s or so, as an encode's progress comes
     for step in range(steps):
         ctx.progress(100 * step / steps, f"chunk {params.index}")
         ctx.sleep(params.seconds / steps)

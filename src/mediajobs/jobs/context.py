@@ -309,12 +309,14 @@ def _misses(ctx: JobContext, deadline: float) -> bool:
 def estimate_eta(
     percent: float, now: float, started: float, pace_from: tuple[float, float] | None
 ) -> float | None:
-    """Seconds left at `percent` %: the pace since `pace_from` (time, percent) once a point or more was made
-    over a second or more since then, else the pace since `started`; None before there is a pace to tell."""
+    """Seconds left at `percent` %: the pace since `pace_from` (time, percent), the first report past 0 %,
+    once a point or more was made over a second or more since then; None before (a step reported as a few
+    percent may take any time). Without a report past 0 %, the pace since `started`."""
     if pace_from is not None:
         since, base = pace_from
         if now - since >= 1.0 and percent - base >= 1.0:
             return round(max(0.0, (100.0 - percent) * (now - since) / (percent - base)), 1)
+        return None
     elapsed = now - started
     if percent < 1.0 or elapsed < 1.0:
         return None

@@ -57,8 +57,10 @@ class Summary:
 
     counts: dict[str, int]
     progress: float
-    # When the first of them was made: when the fan-out began.
+    # When the first of them started (the children's work began; None before any has), and the last time
+    # any of them wrote its progress or ended (what `progress` is as of).
     since: datetime | None = None
+    as_of: datetime | None = None
 
 
 def summaries(db: Database, parent_ids: Iterable[str]) -> dict[str, Summary]:
@@ -73,7 +75,8 @@ def summaries(db: Database, parent_ids: Iterable[str]) -> dict[str, Summary]:
             func.count(),
             func.sum(Job.weight * Job.progress),
             func.sum(Job.weight),
-            func.min(Job.created_at),
+            func.min(Job.started_at),
+            func.max(Job.updated_at),
         )
         .where(Job.parent_id.in_(ids))
         .group_by(Job.parent_id, Job.state)
@@ -81,8 +84,9 @@ def summaries(db: Database, parent_ids: Iterable[str]) -> dict[str, Summary]:
     counts: dict[str, dict[str, int]] = {}
     weighted: dict[str, list[float]] = {}
     since: dict[str, datetime] = {}
+    as_of: dict[str, datetime] = {}
     with db.read() as session:
-        for parent, state, n, done, weights, first in session.execute(query).tuples():
+        for parent, state, n, done, weights, first, last in session.execute(query).tuples():
             parent_id = str(parent)
             counts.setdefault(parent_id, {"total": 0})[state] = int(n)
             counts[parent_id]["total"] += int(n)
@@ -91,34 +95,41 @@ def summaries(db: Database, parent_ids: Iterable[str]) -> dict[str, Summary]:
             acc[1] += float(weights or 0.0)
             if first is not None and (parent_id not in since or first < since[parent_id]):
                 since[parent_id] = first
+            if last is not None and (parent_id not in as_of or last > as_of[parent_id]):
+                as_of[parent_id] = last
     return {
-        pid: Summary(counts[pid], round(w[0] / w[1], 2) if w[1] else 0.0, since.get(pid))
+        pid: Summary(counts[pid], round(w[0] / w[1], 2) if w[1] else 0.0, since.get(pid), as_of.get(pid))
         for pid, w in weighted.items()
     }
+
+
+# Children's progress is written every 0.5 s at most: a pace over less than this is mostly that lag.
+PACE_AFTER_S = 3.0
 
 
 def waiting_progress(parent: Job, children: Summary) -> tuple[float, float | None]:
     """(progress, eta_seconds) of a waiting parent whose children are `children.progress` % done.
 
-    The children fill the parent's slice [fan_from, fan_to]. The ETA extrapolates the pace of that slice
-    since the fan-out began (the children's pace, the join's share of the scale taken at it too): the parent's
-    own first step (a probe, a copied top rung) is reported as a few percent whatever it took, and a pace
-    since the attempt's start would carry it. Without a fan-out time, the attempt's pace.
+    The children fill the parent's slice [fan_from, fan_to]. The ETA extrapolates the pace of that slice from
+    when the first child started to when their progress was last written (the join's share of the scale
+    taken at that pace too): the parent's own first step (a probe, a copied top rung) is reported as a few
+    percent whatever it took, and a pace since the attempt's start would carry it. None until the children
+    have worked PACE_AFTER_S and made a point.
     """
     low, high = parent.fan_from or 0.0, 100.0 if parent.fan_to is None else parent.fan_to
     progress = round(low + (high - low) * children.progress / 100.0, 2)
-    now = utcnow()
     eta = None
     if children.since is not None:
         since = children.since
         if parent.started_at is not None and parent.started_at > since:
             since = parent.started_at  # a retried parent: its children's pace is this attempt's
-        spent = (now - since).total_seconds()
+        as_of = children.as_of or utcnow()
+        spent = (as_of - since).total_seconds()
         made = progress - low
-        if spent >= 1.0 and made >= 1.0:
+        if spent >= PACE_AFTER_S and made >= 1.0:
             eta = round(max(0.0, (100.0 - progress) * spent / made), 1)
-    if eta is None and parent.started_at is not None and progress >= 2.0:
-        elapsed = (now - parent.started_at).total_seconds()
+    elif parent.started_at is not None and progress >= 2.0:
+        elapsed = (utcnow() - parent.started_at).total_seconds()
         eta = round(max(0.0, elapsed * (100.0 - progress) / progress), 1)
     return progress, eta
 
