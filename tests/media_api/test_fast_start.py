@@ -1,6 +1,6 @@
 """Publish in seconds, finish in parallel: fast start and chunked transcoding through the API and workers.
 
-One stack with two one-slot workers and MEDIAJOBS_CHUNK_THRESHOLD_S=8, so a 12-20 s clip is encoded as chunk
+One stack with two one-slot workers and MEDIAJOBS_CHUNK_THRESHOLD_S=8, so a 12 s clip is encoded as chunk
 jobs on both at once, like a long video on a cluster.
 """
 
@@ -43,7 +43,7 @@ def sources(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
         "standard": encode_source(work / "standard.mp4", "-c:v", "libx264", "-preset", "ultrafast",
                                   "-g", "50", "-c:a", "aac", duration=12.0),
         "hevc": encode_source(work / "hevc.mkv", "-c:v", "libx265", "-preset", "ultrafast",
-                              "-x265-params", "log-level=error", "-c:a", "libopus", duration=20.0),
+                              "-x265-params", "log-level=error", "-c:a", "libopus", duration=12.0),
     }  # fmt: skip
 
 
@@ -86,14 +86,24 @@ def watch(api: httpx.Client, created: JSON) -> tuple[Watch, threading.Thread]:
     return w, thread
 
 
-def long_standard(out: Path, *, pieces: int = 9) -> Path:
-    """A 72 s 640x360 H.264/AAC upload of about 300 MB (noise at a low QP), 2 s GOPs, its index first: a
-    stream whose whole cut takes seconds, made in seconds (one 8 s piece, copied `pieces` times)."""
+def long_standard(out: Path, *, pictures: str = "filler", pieces: int = 9) -> Path:
+    """A 72 s 640x360 H.264/AAC upload of about 300 MB, 2 s GOPs, its index first: a stream whose whole cut
+    takes seconds, made in seconds (one 8 s piece, copied `pieces` times).
+
+    Its bytes are `pictures`: "filler", 34 Mbit/s CBR padded with filler data as broadcast encoders write,
+    pictures that cost little to decode (the worker decodes the whole copy once, for damage); or "noise" at a
+    low QP, every byte a picture's, so that damage anywhere in the file is damage to pictures.
+    """
     piece = out.with_suffix(".piece.ts")
+    if pictures == "filler":
+        video = ["-b:v", "34M", "-minrate", "34M", "-maxrate", "34M", "-bufsize", "34M"]
+        video += ["-x264-params", "nal-hrd=cbr:filler=1"]
+    else:
+        video = ["-vf", "noise=alls=8:allf=t", "-qp", "10"]
     subprocess.run(
         ["ffmpeg", "-v", "error", "-y", "-f", "lavfi", "-i", "testsrc2=size=640x360:rate=25", "-f", "lavfi",
-         "-i", "sine=frequency=440:sample_rate=48000", "-t", "8", "-vf", "noise=alls=8:allf=t",
-         "-c:v", "libx264", "-preset", "ultrafast", "-qp", "10", "-g", "50", "-c:a", "aac", str(piece)],
+         "-i", "sine=frequency=440:sample_rate=48000", "-t", "8", "-c:v", "libx264", "-preset", "ultrafast",
+         *video, "-g", "50", "-c:a", "aac", str(piece)],
         check=True,
     )  # fmt: skip
     listing = out.with_suffix(".txt")
@@ -110,6 +120,11 @@ def long_standard(out: Path, *, pieces: int = 9) -> Path:
 @pytest.fixture(scope="module")
 def long_source(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return long_standard(tmp_path_factory.mktemp("long") / "long.mp4")
+
+
+@pytest.fixture(scope="module")
+def long_noisy_source(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return long_standard(tmp_path_factory.mktemp("long") / "noisy.mp4", pictures="noise")
 
 
 class FirstPlay:
@@ -386,10 +401,10 @@ def test_a_long_standard_upload_plays_before_its_whole_stream_is_cut(
 
 
 def test_a_long_upload_whose_tail_is_corrupt_withdraws_the_stream_it_published(
-    chunked: MediaStack, capi: httpx.Client, long_source: Path, tmp_path: Path
+    chunked: MediaStack, capi: httpx.Client, long_noisy_source: Path, tmp_path: Path
 ) -> None:
     broken = tmp_path / "broken.mp4"
-    shutil.copyfile(long_source, broken)
+    shutil.copyfile(long_noisy_source, broken)
     size = broken.stat().st_size
     with broken.open("r+b") as f:
         f.seek(int(size * 0.80))  # the index is at the front: the last fifth of the pictures and sound
