@@ -20,6 +20,9 @@ from mediajobs.testing.stacks import Stack
 from tests.web.conftest import DESKTOP, open_page
 
 pytestmark = pytest.mark.slow
+# The HEVC upload: two encoded rungs (480p, 360p) on a fixed grid (a 2 s lead, then 4 s segments), still
+# encoding for many seconds after it first plays, so its player sees a playlist that grows.
+HEVC_SIZE, HEVC_SECONDS = "640x480", 20
 SEEKABLE_END = "() => { const s = document.querySelector('video').seekable; return s.length ? s.end(0) : 0; }"
 
 
@@ -85,7 +88,7 @@ def test_hevc_upload_plays_from_the_start_and_cannot_seek_past_what_is_encoded(
     browser: Browser, web_stack: Stack, tmp_path: Path
 ) -> None:
     hevc = ["-c:v", "libx265", "-preset", "ultrafast", "-x265-params", "log-level=error", "-tag:v", "hvc1"]
-    src = make(tmp_path / "hevc.mp4", 30, "854x480", hevc)
+    src = make(tmp_path / "hevc.mp4", HEVC_SECONDS, HEVC_SIZE, hevc)
     page, errors = open_page(browser, web_stack.api_url, DESKTOP)
     with web_stack.client() as api:
         media = upload_and_wait_playable(api, src)
@@ -96,14 +99,16 @@ def test_hevc_upload_plays_from_the_start_and_cannot_seek_past_what_is_encoded(
             reach = page.evaluate(SEEKABLE_END)
             state = api.get(f"/api/v1/media/{media['id']}").json()["state"]
             if state == "processing":
-                assert reach < 26, f"a seek could reach {reach} s while the ladder was still encoding"
+                assert reach < HEVC_SECONDS - 4, (
+                    f"a seek could reach {reach} s while the ladder was still encoding"
+                )
             # The web UI's hls.js player: a growing playlist is live to it, yet it starts at the beginning.
             page.goto(f"/#/media/{media['id']}")
             video = page.locator("video")
             page.wait_for_function("v => v.readyState >= 2", arg=video.element_handle(), timeout=30_000)
             page.evaluate("v => { v.muted = true; return v.play(); }", video.element_handle())
             page.wait_for_function("v => v.currentTime > 0.5", arg=video.element_handle(), timeout=30_000)
-            assert page.evaluate("v => v.currentTime", video.element_handle()) < 10
+            assert page.evaluate("v => v.currentTime", video.element_handle()) < HEVC_SECONDS / 3
             ready = api.get(f"/api/v1/media/{media['id']}").json()
             deadline = time.monotonic() + 180
             while ready["state"] == "processing" and time.monotonic() < deadline:
@@ -111,8 +116,9 @@ def test_hevc_upload_plays_from_the_start_and_cannot_seek_past_what_is_encoded(
                 ready = api.get(f"/api/v1/media/{media['id']}").json()
             assert ready["state"] == "ready", ready
             native(page, ready["hls"]["master_url"])
-            page.evaluate("() => { const v = document.querySelector('video'); v.currentTime = 24; }")
-            played(page, 24.5)
+            seek = HEVC_SECONDS - 6
+            page.evaluate("t => { document.querySelector('video').currentTime = t; }", seek)
+            played(page, seek + 0.5)
         finally:
             page.context.close()
             if api.get(f"/api/v1/media/{media['id']}").json()["state"] != "ready":
