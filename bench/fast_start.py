@@ -171,8 +171,15 @@ def ladder_run(redis: RedisServer, path: Path, cores: list[int], **env: str) -> 
     total = end - start
     late = [(t, p, eta) for t, p, eta in samples if t - start > total / 10 and p < 100]
     progress_gap = max((abs(p - 100 * (t - start) / total) for t, p, _ in late), default=0.0)
-    eta_gap = max((abs(eta - (end - t)) / total * 100 for t, _, eta in late if eta is not None), default=0.0)
-    return run, progress_gap, eta_gap
+    told = [(abs(eta - (end - t)) / total * 100, t, p, eta) for t, p, eta in late if eta is not None]
+    eta_gap = max(told, default=(0.0, start, 0.0, 0.0))
+    if told:
+        _, t, p, eta = eta_gap
+        print(
+            f"    (largest ETA error at {t - start:.0f} s of {total:.0f} s: {p:.1f} %, ETA {eta:.0f} s, "
+            f"{end - t:.0f} s really left)"
+        )
+    return run, progress_gap, eta_gap[0]
 
 
 def ladder_scaling(redis: RedisServer) -> None:
