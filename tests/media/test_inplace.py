@@ -18,6 +18,7 @@ import numpy as np
 import pytest
 
 from mediajobs.db.models import Job, Media
+from mediajobs.errors import ProcessFailed
 from mediajobs.media import assets, faststart, inplace, operations
 from mediajobs.media.kinds.operations import _from_parent
 from mediajobs.storage import for_process
@@ -292,6 +293,46 @@ def test_a_clip_copies_the_segments_inside_its_range_and_keeps_equal_extinf_ever
     assert abs(sum(durations) - (343 - 83) / FPS) < 0.05
     assert_every_rung_shows(engine, derived, list(range(83, 343)), tmp_path)  # frames in [3.3, 13.7)
     assert json.loads((out / "ladder.json").read_text())["sizes"]["360p"]  # a parent for the next edit
+
+
+@pytest.fixture(scope="module")
+def one_rung_source(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A standard 360p source: its ladder is its own stream alone, so a stream cut from it is whole."""
+    path = tmp_path_factory.mktemp("one-rung") / "small.mp4"
+    ffmpeg(
+        "-f", "lavfi", "-i", f"testsrc2=s=640x360:r={FPS}:d={SECONDS}", "-f", "lavfi",
+        "-i", f"sine=frequency=300:sample_rate=48000:d={SECONDS}", "-c:v", "libx264", "-preset", "ultrafast",
+        "-x264-params", "keyint=50:min-keyint=50:scenecut=0", "-pix_fmt", "yuv420p", "-c:a", "aac", path,
+    )  # fmt: skip
+    return path
+
+
+def test_a_derived_asset_whose_in_place_build_fails_ends_failed_and_its_parent_plays_on(
+    engine: Engine, one_rung_source: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    parent = ready_parent(engine, one_rung_source)
+    parent_files = sorted(p.name for p in stored(engine, parent).rglob("*"))
+    encoding: list[int] = []
+
+    def fail_after_the_top_was_published(*args: Any, **kwargs: Any) -> None:
+        encoding.append(1)  # the derived stream is cut and published whole by now: its one rung
+        raise ProcessFailed("ffmpeg exited with 1: Conversion failed!")
+
+    monkeypatch.setattr(inplace, "_encode", fail_after_the_top_was_published)
+    derived = derive(engine, parent, "media.remove_frames", {"ranges": [{"start": 5.1, "end": 6.6}]})
+
+    assert encoding, "the derived ladder was not built in place"
+    job = process_job(engine, derived.id)
+    assert (job.state, job.error["code"]) == ("failed", "process_failed"), job.error  # type: ignore[index]
+    assert derived.state == assets.FAILED, derived.hls
+    assert derived.error == job.error
+    assert derived.hls is None and derived.playable_at is None
+    versions = engine.settings.data_dir / "storage" / assets.prefix(derived.id) / "hls"
+    assert not versions.exists() or not any(versions.rglob("*.ts"))  # what it published is removed
+    # The parent it was made from is as it was: ready, the same version, every file in place.
+    again = media_of(engine, parent.id)
+    assert (again.state, again.hls) == (assets.READY, parent.hls)
+    assert sorted(p.name for p in stored(engine, again).rglob("*")) == parent_files
 
 
 def test_an_operation_that_cannot_lend_its_parents_ladder_says_why() -> None:

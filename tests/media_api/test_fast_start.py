@@ -136,12 +136,15 @@ class FirstPlay:
         self.playlists: dict[str, str] = {}
         self.segments_then: list[str] = []
         self.failed: JSON | None = None
+        self.states: list[str] = []  # every state a client read, in order
 
     def run(self) -> None:
         with httpx.Client(base_url=str(self.api.base_url), timeout=10) as api:
             deadline = time.monotonic() + 120
             while time.monotonic() < deadline:
                 media = api.get(f"/api/v1/media/{self.media_id}").json()
+                if not self.states or self.states[-1] != media["state"]:
+                    self.states.append(media["state"])
                 if media.get("hls") and self.media is None:
                     # Storage first: whatever the playlists list was stored before this look.
                     stored = self.stack.stored.keys(f"media/{self.media_id}")
@@ -400,11 +403,22 @@ def test_a_long_standard_upload_plays_before_its_whole_stream_is_cut(
     assert hlscheck.largest_audio_gap_s(hlscheck.joined(found["audio"], tmp_path)) < 0.002
 
 
+@pytest.mark.parametrize(
+    "damaged",
+    [
+        # Every byte a picture's: the damage is hit first by the H.264 decoder.
+        pytest.param("long_noisy_source", id="pictures"),
+        # 34 Mbit/s of filler with cheap pictures: the damage mostly hits filler, and the AAC decoder fails
+        # first ("channel element 2.4 is not allocated"), a complaint the worker did not know as damage.
+        pytest.param("long_source", id="sound"),
+    ],
+)
 def test_a_long_upload_whose_tail_is_corrupt_withdraws_the_stream_it_published(
-    chunked: MediaStack, capi: httpx.Client, long_noisy_source: Path, tmp_path: Path
+    chunked: MediaStack, capi: httpx.Client, damaged: str, tmp_path: Path, request: pytest.FixtureRequest
 ) -> None:
+    source: Path = request.getfixturevalue(damaged)
     broken = tmp_path / "broken.mp4"
-    shutil.copyfile(long_noisy_source, broken)
+    shutil.copyfile(source, broken)
     size = broken.stat().st_size
     with broken.open("r+b") as f:
         f.seek(int(size * 0.80))  # the index is at the front: the last fifth of the pictures and sound
@@ -417,11 +431,22 @@ def test_a_long_upload_whose_tail_is_corrupt_withdraws_the_stream_it_published(
 
     assert seen.media is not None, "the asset never played: nothing was published to withdraw"
     assert media["state"] == "failed", media
+    assert "ready" not in seen.states, seen.states
     assert media["error"]["code"] == "unsupported_media", media["error"]
+    assert "damaged" in media["error"]["message"], media["error"]  # plain words, not ffmpeg's
+    assert "channel element" not in media["error"]["message"]
     assert media["hls"] is None and media["playable_at"] is None
+    job = wait_job(capi, created["job"]["id"], *TERMINAL)
+    assert job["state"] == "failed" and job["error"]["code"] == "unsupported_media", job["error"]
+    assert capi.get(seen.media["hls"]["master_url"]).status_code == 404  # the master a player had, gone
     wait_for(
         lambda: not [k for k in chunked.stored.keys(f"media/{media['id']}") if "/hls/" in k],
         timeout_s=30,
         message="the published stream to be removed",
     )
     chunked.assert_temp_empty()
+    # What the asset says stays so: it is not put back to ready once its job has ended.
+    for _ in range(6):
+        again = get_media(capi, media["id"])
+        assert (again["state"], again["hls"], again["playable_at"]) == ("failed", None, None), again
+        time.sleep(0.5)

@@ -289,10 +289,13 @@ def removed_if_taken_over(ctx: JobContext, versions: Sequence[str]) -> Iterator[
 
 
 def media_ended(job: Job, services: Services) -> None:
-    """A media job ended short: its asset fails, or stays ready when it already has a whole stream.
+    """A media job ended short: the asset it was making first fails; a ready asset keeps what it has.
 
-    An HLS version left unfinished (its chunk rows say which) leaves nothing behind: its stored files are
-    removed and a stream that played only in part is withdrawn.
+    A first processing (the asset is still `processing`: a reprocess runs on a `ready` one) that fails or
+    is cancelled, for whatever reason, leaves the asset `failed` with the job's error, and what it published
+    is withdrawn, even a stream that was whole: its last check (the decode of a copied stream, the join)
+    had not passed, so nothing says it plays. An HLS version left unfinished (its chunk rows say which)
+    leaves nothing behind: its stored files are removed.
     """
     if job.state == states.SUCCEEDED or job.media_id is None:
         return
@@ -301,18 +304,6 @@ def media_ended(job: Job, services: Services) -> None:
         return
     error = job.error or {"code": "internal", "message": "the job ended without a result"}
     abandon_builds(services, media.id)
-    whole = media.hls is not None and all(v.get("ready", True) for v in media.hls.get("variants", []))
-    # A whole stream stays playable, unless what failed is the media itself: a copy that plays as it was
-    # published, then decodes to garbage further on (the check ran after it was published), goes.
-    if whole and media.state == assets.PROCESSING and error.get("code") != "unsupported_media":
-        assets.update_media(
-            services,
-            media.id,
-            only_from=(assets.PROCESSING,),
-            state=assets.READY,
-            extra={**(media.extra or {}), "last_error": error},
-        )
-        return
     # Whatever a failing first processing published goes with it, a thumbnail shown early too (one a person
     # chose stays); a ready asset's stream stays: a failed reprocess does not move it.
     withdrawn: dict[str, Any] = {"hls": None, "playable_at": None}

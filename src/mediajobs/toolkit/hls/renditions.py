@@ -13,7 +13,6 @@ different hosts lie on one timeline and join without seams.
 from __future__ import annotations
 
 import contextlib
-import re
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
@@ -303,14 +302,14 @@ def _corrupt_is_unsupported(start: float, end: float) -> Iterator[None]:
     try:
         yield
     except ProcessFailed as exc:
-        if not _CORRUPT.search(str(exc)):
+        if not plain.DAMAGE.search(str(exc)):
             raise
         plain.unreadable(str(exc), tool="ffmpeg")  # what ffmpeg said goes to the log
         where = f"between {start:.1f} and {end:.1f} s"
-        raise UnsupportedMedia(f"the source is corrupt {where} and cannot be decoded") from exc
-
-
-_CORRUPT = re.compile(r"corrupt|error while decoding|invalid data|decode_slice|concealing", re.IGNORECASE)
+        raise UnsupportedMedia(
+            f"{plain.DAMAGED_AT}: it is corrupt {where} and cannot be decoded; check that it plays, "
+            "then upload it again"
+        ) from exc
 
 
 def _audio_args(ladder: Ladder, probe: Probe, out_dir: Path, *, stop: int | None = None) -> list[str]:
