@@ -108,6 +108,7 @@ def test_a_transient_failure_is_retried_until_it_succeeds(engine: Engine, tmp_pa
 
 def test_a_handed_back_job_is_queued_again_at_once_using_up_no_attempt(engine: Engine) -> None:
     job = engine.submit("tests.count", {"path": "/dev/null"})
+    engine.broker.wait_sent(job.id, 1)  # a worker starts what it is sent (submit publishes in the background)
     lifecycle.start(engine.services, job_id=job.id, attempt=1, worker="stopping")
 
     handed = lifecycle.hand_back(engine.services, job_id=job.id, attempt=1)

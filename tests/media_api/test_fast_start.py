@@ -438,12 +438,13 @@ def test_a_long_upload_whose_tail_is_corrupt_withdraws_the_stream_it_published(
     assert media["hls"] is None and media["playable_at"] is None
     job = wait_job(capi, created["job"]["id"], *TERMINAL)
     assert job["state"] == "failed" and job["error"]["code"] == "unsupported_media", job["error"]
-    assert capi.get(seen.media["hls"]["master_url"]).status_code == 404  # the master a player had, gone
     wait_for(
         lambda: not [k for k in chunked.stored.keys(f"media/{media['id']}") if "/hls/" in k],
         timeout_s=30,
         message="the published stream to be removed",
     )
+    # The master a player had, gone (the files go once the failure is recorded: not in the same instant).
+    assert capi.get(seen.media["hls"]["master_url"]).status_code == 404
     chunked.assert_temp_empty()
     # What the asset says stays so: it is not put back to ready once its job has ended.
     for _ in range(6):
