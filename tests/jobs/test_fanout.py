@@ -92,11 +92,14 @@ def test_a_waiting_parents_eta_is_the_pace_of_its_children_since_the_fan_out_not
 ) -> None:
     """Seen (issue 21): one worker's chunked ladder had an ETA off by 15.6 % of the run, because the parent's
     own first step (a probe, a copied top rung: long, reported as 4 %) was extrapolated with the children."""
-    parent = split(engine, tmp_path / "runs", 3)  # the first child weighs 2, the others 1
+    # As a ladder: its own step shown as 4 %, the children filling 4-97 %; the first child weighs 2, others 1.
+    parent = split(engine, tmp_path / "runs", 3, own_seconds=0.1)
     with engine.db.write() as session:  # its own step took 2 minutes
         began = utcnow() - timedelta(seconds=120)
         session.execute(update(Job).where(Job.id == parent.id).values(started_at=began))
-    assert public(engine, parent.id)["eta_seconds"] is None  # no child has started yet
+    queued = public(engine, parent.id)
+    # No child has started yet: no pace to tell (the pace since the start would say 2,880 s).
+    assert (queued["progress"], queued["eta_seconds"]) == (4.0, None), queued
 
     first = max(engine.children(parent.id), key=lambda child: child.weight)
     run_child(engine, first)
@@ -106,9 +109,9 @@ def test_a_waiting_parents_eta_is_the_pace_of_its_children_since_the_fan_out_not
         )
 
     shown = public(engine, parent.id)
-    # Half the work in the 10 s (and a little more) since the first child started: about as long again is
-    # left. The pace since the start would say 120 s.
-    assert shown["progress"] == 50.0 and 10.0 <= shown["eta_seconds"] <= 15.0, shown
+    # Half the children's work in the 10 s (and a little more) since the first started: about as long again
+    # is left. The pace since the start would say 118 s.
+    assert shown["progress"] == 50.5 and 10.0 <= shown["eta_seconds"] <= 15.0, shown
 
 
 def test_cancelling_a_waiting_parent_cancels_its_children_and_ends_it_cancelled(

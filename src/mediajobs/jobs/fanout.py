@@ -113,8 +113,8 @@ def waiting_progress(parent: Job, children: Summary) -> tuple[float, float | Non
     The children fill the parent's slice [fan_from, fan_to]. The ETA extrapolates the pace of that slice from
     when the first child started to when their progress was last written (the join's share of the scale
     taken at that pace too): the parent's own first step (a probe, a copied top rung) is reported as a few
-    percent whatever it took, and a pace since the attempt's start would carry it. None until the children
-    have worked PACE_AFTER_S and made a point.
+    percent whatever it took, and a pace since the attempt's start would carry it. None until a child has
+    started and the children have worked PACE_AFTER_S and made a point (while they wait in the queue too).
     """
     low, high = parent.fan_from or 0.0, 100.0 if parent.fan_to is None else parent.fan_to
     progress = round(low + (high - low) * children.progress / 100.0, 2)
@@ -128,9 +128,6 @@ def waiting_progress(parent: Job, children: Summary) -> tuple[float, float | Non
         made = progress - low
         if spent >= PACE_AFTER_S and made >= 1.0:
             eta = round(max(0.0, (100.0 - progress) * spent / made), 1)
-    elif parent.started_at is not None and progress >= 2.0:
-        elapsed = (utcnow() - parent.started_at).total_seconds()
-        eta = round(max(0.0, elapsed * (100.0 - progress) / progress), 1)
     return progress, eta
 
 
