@@ -6,7 +6,6 @@ local storage), so a test can make a step fail at the very moment it wants.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -17,20 +16,9 @@ from mediajobs.errors import ProcessFailed
 from mediajobs.media import assets
 from mediajobs.storage import for_process
 from mediajobs.toolkit.hls import renditions
-from tests.jobs import conftest as engine_tests
 from tests.jobs.conftest import Engine
 from tests.media.test_inplace import add, ended, process_job
 from tests.toolkit.frames import ffmpeg
-
-# The engine tests' database, migrated once.
-migrated_template = engine_tests.migrated_template
-
-
-@pytest.fixture(scope="module")
-def engine(tmp_path_factory: pytest.TempPathFactory, migrated_template: Path) -> Iterator[Engine]:
-    made = Engine(tmp_path_factory.mktemp("engine"), migrated_template)
-    yield made
-    made.close()
 
 
 @pytest.fixture(scope="module")

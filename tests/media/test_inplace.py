@@ -8,7 +8,6 @@ local storage), so a test can make the parent's files go away at the very moment
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from fractions import Fraction
 from pathlib import Path
 from types import SimpleNamespace
@@ -26,7 +25,6 @@ from mediajobs.toolkit.hls import tsshift
 from mediajobs.toolkit.hls.playlists import parse_media_playlist
 from mediajobs.toolkit.hls.reuse import Edit
 from mediajobs.toolkit.smart.render import RenderReport
-from tests.jobs import conftest as engine_tests
 from tests.jobs.conftest import Engine
 from tests.toolkit import hlscheck
 from tests.toolkit.frames import ffmpeg, gray_frames
@@ -36,9 +34,6 @@ from tests.toolkit.test_ladder import check_ladder
 # every edit below to leave segments to copy beside the ones it encodes.
 W, H, FPS, SECONDS = 640, 480, 25, 16
 BAND = 32  # the index band's height at the source's size; bit k is the box at x = 32k
-
-# The engine tests' database, migrated once.
-migrated_template = engine_tests.migrated_template
 
 
 def indexed_source(path: Path) -> Path:
@@ -70,14 +65,6 @@ def shown(path: Path, width: int, height: int) -> list[int]:
 @pytest.fixture(scope="module")
 def source(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return indexed_source(tmp_path_factory.mktemp("inplace") / "indexed.mp4")
-
-
-@pytest.fixture(scope="module")
-def engine(tmp_path_factory: pytest.TempPathFactory, migrated_template: Path) -> Iterator[Engine]:
-    """One engine for the module, so the tests that only read a parent can share one (`parent`)."""
-    made = Engine(tmp_path_factory.mktemp("engine"), migrated_template)
-    yield made
-    made.close()
 
 
 @pytest.fixture(scope="module")
