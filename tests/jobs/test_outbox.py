@@ -7,13 +7,17 @@ loses its data or stops answering): tests/jobs/test_broker.py.
 from __future__ import annotations
 
 import threading
+import time
 from collections import Counter
 from datetime import timedelta
 from pathlib import Path
 
+import redis
+
 from mediajobs.db.models import utcnow
-from mediajobs.jobs import lifecycle, outbox, states
-from mediajobs.testing.servers import wait_for
+from mediajobs.jobs import lifecycle, maintenance, outbox, states
+from mediajobs.jobs.hooks import Services
+from mediajobs.testing.servers import RedisServer, wait_for
 from mediajobs.worker import runner
 from tests.jobs.conftest import Engine
 
@@ -101,3 +105,30 @@ def test_a_job_queued_longer_than_republish_after_s_is_sent_again(engine: Engine
     sent = outbox.relay(engine.db, engine.broker, republish_after_s=0.0)  # type: ignore[arg-type]
 
     assert sent == 1 and engine.broker.sent(job.id) == [1, 1]
+
+
+def test_a_process_looks_at_a_new_broker_before_it_publishes_so_its_own_fresh_jobs_are_not_sent_twice(
+    engine: Engine, tmp_path: Path
+) -> None:
+    # A broker with no record of earlier runs may have lost messages, so the first look at it sends every
+    # queued job again. Jobs this process submits after it started were sent to this very broker: the look
+    # must come first (start() returns after it), or a POST right after start-up is sent twice.
+    broker = RedisServer(tmp_path / "broker").start()
+    try:
+        settings = engine.settings.model_copy(update={"broker_url": broker.url, "maintenance_interval_s": 0.05})
+        services = Services(db=engine.db, settings=settings, broker=engine.broker)  # type: ignore[arg-type]
+        loop = maintenance.Maintenance(services).start()
+        try:
+            job = engine.submit("test.add", {"x": 1, "y": 2})
+            engine.broker.wait_sent(job.id, 1)
+            wait_for(
+                lambda: redis.Redis.from_url(broker.url).get(outbox.RUN_ID_KEY),
+                timeout_s=5,
+                message="the maintenance loop's look at the broker",
+            )
+            time.sleep(20 * 0.05)  # twenty more rounds: none may send it again
+            assert engine.broker.sent(job.id) == [1]
+        finally:
+            loop.stop()
+    finally:
+        broker.stop()

@@ -43,6 +43,13 @@ class Maintenance:
         self._thread = threading.Thread(target=self._run, name="mediajobs-maintenance", daemon=True)
 
     def start(self) -> Maintenance:
+        # The first look at the broker comes before this process publishes anything: a broker with no record
+        # of earlier runs makes every queued job go out again, and a job submitted after start-up would be
+        # among them.
+        try:
+            self.watch_broker()
+        except Exception as exc:  # the loop tries again
+            log.warning("maintenance: first look at the broker failed (%s); retrying", exc)
         self._thread.start()
         return self
 
@@ -50,7 +57,8 @@ class Maintenance:
         self._stop.set()
         self._thread.join(timeout=5)
 
-    def tick(self, now: float, last: dict[str, float]) -> None:
+    def watch_broker(self) -> None:
+        """Send every queued job again when the broker restarted or came back (once across processes)."""
         if self.watch.should_republish():
             try:
                 sent = republish(self.db, self.services.broker, before=utcnow())
@@ -61,6 +69,9 @@ class Maintenance:
             (log.warning if sent else log.debug)(
                 "broker back or restarted: republished %d queued job(s) at once", sent
             )
+
+    def tick(self, now: float, last: dict[str, float]) -> None:
+        self.watch_broker()
         lifecycle.release_retries(self.services)
         relay(self.db, self.services.broker, republish_after_s=self.settings.republish_after_s)
         reap_every = max(1.0, self.settings.heartbeat_timeout_s / 4)
