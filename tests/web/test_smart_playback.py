@@ -32,8 +32,11 @@ import Hls from "./hls.min.mjs";
 window.play = (url, rate) => new Promise((resolve) => {
   const video = document.querySelector("video"), canvas = document.querySelector("canvas");
   const seen = [], errors = [];
-  const done = () =>
-    resolve({ seen, errors, corrupted: video.getVideoPlaybackQuality().corruptedVideoFrames });
+  const done = () => {
+    const buffered = [];
+    for (let i = 0; i < video.buffered.length; i++) buffered.push([video.buffered.start(i), video.buffered.end(i)]);
+    resolve({ seen, errors, buffered, corrupted: video.getVideoPlaybackQuality().corruptedVideoFrames });
+  };
   const grab = (now, meta) => {
     canvas.width = video.videoWidth; canvas.height = video.videoHeight;
     const context = canvas.getContext("2d", { willReadFrequently: true });
@@ -90,8 +93,15 @@ def test_smart_cut_plays_frame_exact_in_chromium(browser: Browser, www: Path, ur
             result: dict[str, Any] = page.evaluate("([u, r]) => window.play(u, r)", [url, 4.0])
         finally:
             page.close()
-    # hls.js steps over the B-frame delay before the first frame of any MPEG-TS stream, smart or not.
-    assert [e for e in result["errors"] if e != ["bufferSeekOverHole", e[1]] or e[1] > 0.5] == []
+    # hls.js steps over the B-frame delay before the first frame of any MPEG-TS stream, smart or not. A stall
+    # (the buffer ran dry at 4x on a busy machine) is no defect of the stream; a hole in it is, and shows in
+    # what the player buffered: one range, from the first frame to the last.
+    stalls = ("bufferStalledError", "bufferNudgeOnStall")
+    assert [
+        e for e in result["errors"] if e[0] not in stalls and (e[0] != "bufferSeekOverHole" or e[1] > 0.5)
+    ] == []
+    (first, last), *holes = result["buffered"]
+    assert holes == [] and first <= 0.5 and last >= len(expected) / FPS - 0.1, result["buffered"]
     assert result["corrupted"] == 0
     seen = result["seen"]
     assert len(seen) > len(expected) / 4  # at 4x speed the player may skip frames, not show wrong ones
