@@ -70,9 +70,7 @@ def test_jobs_are_sent_again_once_when_the_broker_answers_again_after_an_outage(
         stack = make_stack(workers=0, broker_url=broker.url)
         runs = tmp_path / "runs"
         ids = submit_counted(stack.api_url, runs, 10)
-        wait_for(
-            lambda: queued_messages(broker.url) == 10, message="the 10 messages to be in Redis"
-        )
+        wait_for(lambda: queued_messages(broker.url) == 10, message="the 10 messages to be in Redis")
         # The messages end up somewhere no consumer reads (as a worker's prefetched messages do when its
         # connection drops: kombu parks them until the visibility timeout), and Redis stops answering for a
         # while without restarting.

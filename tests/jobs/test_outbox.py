@@ -115,7 +115,9 @@ def test_a_process_looks_at_a_new_broker_before_it_publishes_so_its_own_fresh_jo
     # must come first (start() returns after it), or a POST right after start-up is sent twice.
     broker = RedisServer(tmp_path / "broker").start()
     try:
-        settings = engine.settings.model_copy(update={"broker_url": broker.url, "maintenance_interval_s": 0.05})
+        settings = engine.settings.model_copy(
+            update={"broker_url": broker.url, "maintenance_interval_s": 0.05}
+        )
         services = Services(db=engine.db, settings=settings, broker=engine.broker)  # type: ignore[arg-type]
         loop = maintenance.Maintenance(services).start()
         try:

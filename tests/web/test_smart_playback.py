@@ -34,7 +34,8 @@ window.play = (url, rate) => new Promise((resolve) => {
   const seen = [], errors = [];
   const done = () => {
     const buffered = [];
-    for (let i = 0; i < video.buffered.length; i++) buffered.push([video.buffered.start(i), video.buffered.end(i)]);
+    const ranges = video.buffered;
+    for (let i = 0; i < ranges.length; i++) buffered.push([ranges.start(i), ranges.end(i)]);
     resolve({ seen, errors, buffered, corrupted: video.getVideoPlaybackQuality().corruptedVideoFrames });
   };
   const grab = (now, meta) => {
