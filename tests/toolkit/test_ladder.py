@@ -106,7 +106,7 @@ def test_keyframe_grid_takes_the_keyframe_nearest_four_seconds_and_folds_a_tiny_
     assert grids.on_keyframes(every_2s).durations() == [4.0, 4.0, 2.5]
 
 
-def test_chunks_are_whole_segments_the_first_short_when_nothing_plays_yet() -> None:
+def test_chunks_are_whole_segments_as_equal_as_they_can_be_the_first_short_when_nothing_plays_yet() -> None:
     grid = grids.Grid(tuple(float(4 * i) for i in range(45)), 180.0)  # 3 minutes of 4 s segments
 
     plain = grids.chunks(grid, 30.0)
@@ -115,8 +115,14 @@ def test_chunks_are_whole_segments_the_first_short_when_nothing_plays_yet() -> N
     for spans in (plain, quick):
         assert spans[0][0] == 0 and spans[-1][1] == 45
         assert all(a[1] == b[0] for a, b in itertools.pairwise(spans))
-    assert plain[0] == (0, 8) and quick[0] == (0, 1)
-    assert max(b - a for a, b in quick[1:]) <= 9
+    assert quick[0] == (0, 1)
+    # Six chunks of 7 or 8 segments: two workers end within a segment of each other (chunks of 30 s and the
+    # 20 s left over left one of them idle for 12 s of 90).
+    assert len(plain) == 6 and {b - a for a, b in plain} == {7, 8}
+    assert len(quick) == 7 and {b - a for a, b in quick[1:]} == {7, 8}
+    # A source just over the threshold makes two; one under half of it, one.
+    assert grids.chunks(grids.Grid(tuple(float(4 * i) for i in range(16)), 63.0), 30.0) == [(0, 8), (8, 16)]
+    assert grids.chunks(grids.Grid((0.0, 4.0, 8.0), 12.0), 30.0) == [(0, 3)]
 
 
 # --- making it: the checks of a joined ladder ---

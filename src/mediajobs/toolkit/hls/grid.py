@@ -138,7 +138,9 @@ def _trim_tail(starts: list[float], end: float, target_s: float) -> Grid:
 
 
 def chunks(grid: Grid, chunk_s: float, *, short_first: bool = False) -> list[tuple[int, int]]:
-    """[first, stop) segment ranges of about `chunk_s` each, whole segments.
+    """[first, stop) segment ranges of whole segments, as many as `chunk_s` makes of the grid and as equal
+    as its segments allow: workers that take them side by side end together, where equal chunks of
+    `chunk_s` and a short remainder leave one worker with the remainder and the others idle.
 
     `short_first`: the first chunk is one segment, so that the first picture plays as soon as possible.
     """
@@ -149,17 +151,20 @@ def chunks(grid: Grid, chunk_s: float, *, short_first: bool = False) -> list[tup
     if short_first and n > 1:
         ranges.append((0, 1))
         start = 1
-    while start < n:
-        stop, length = start, 0.0
-        while stop < n and (length < chunk_s or stop == start):
-            length += durations[stop]
-            stop += 1
-        # A last chunk much shorter than the others is folded into its neighbour.
-        if stop < n and sum(durations[stop:]) < chunk_s / 3:
-            stop = n
-        ranges.append((start, stop))
-        start = stop
-    return ranges
+    if start >= n:
+        return ranges
+    ends = list(itertools.accumulate(durations[start:]))  # ends[i]: where segment start + i ends
+    total = ends[-1]
+    count = max(1, min(len(ends), round(total / chunk_s)))
+    edges = [start]
+    for k in range(1, count):
+        # The segment edge nearest this share of the whole, after the previous one.
+        target = total * k / count
+        stop = start + 1 + min(range(len(ends) - 1), key=lambda i: abs(ends[i] - target))
+        if edges[-1] < stop < n:
+            edges.append(stop)
+    edges.append(n)
+    return ranges + list(itertools.pairwise(edges))
 
 
 def target_duration(grid: Grid) -> int:
