@@ -225,7 +225,7 @@ def encode(
     with _corrupt_is_unsupported(start, until):
         run_ffmpeg(args, until - start, on_progress, source=probe, outputs=outputs, cwd=out_dir)
     for r in chosen:
-        segment_sizes(out_dir / r.name, first, stop)
+        _made_or_damaged(out_dir / r.name, grid, first, stop)
     if audio_segments:
         segment_sizes(out_dir / AUDIO, 0, audio_segments)
         # The segment after them, cut short where the read ended, is not the whole rendition's.
@@ -327,6 +327,20 @@ def _audio_args(ladder: Ladder, probe: Probe, out_dir: Path, *, stop: int | None
     if stop is not None and stop < len(grid):
         args += ["-to", f"{grid.starts[stop] + AUDIO_LOOKAHEAD_S:.6f}"]
     return [*args, *_segment_args(grid, 0, len(grid), AUDIO)]
+
+
+def _made_or_damaged(directory: Path, grid: Grid, first: int, stop: int) -> None:
+    """After an encode that ended well, a segment it did not make had no picture that decodes: the demuxer
+    skipped the damage there without a word, so `-xerror` never stopped it."""
+    for i in range(first, stop):
+        path = directory / SEGMENT_NAME.format(i)
+        if not path.is_file() or path.stat().st_size == 0:
+            start, end = grid.span(i, i + 1)
+            until = end if end is not None else grid.end
+            raise UnsupportedMedia(
+                f"{plain.DAMAGED_AT}: it is corrupt between {start:.1f} and {until:.1f} s (no picture there "
+                "decodes); check that it plays, then upload it again"
+            )
 
 
 def segment_sizes(directory: Path, first: int, stop: int) -> list[int]:
