@@ -23,6 +23,7 @@ import os
 import statistics
 import time
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 
 import httpx
@@ -167,6 +168,7 @@ def ladder_run(redis: RedisServer, path: Path, cores: list[int], **env: str) -> 
             time.sleep(0.5)
         wait_media(client, created["media"]["id"], timeout_s=3600)
         run = meter.stop()
+        timeline(client, created["job"]["id"])
     start, end = samples[0][0], samples[-1][0]
     total = end - start
     late = [(t, p, eta) for t, p, eta in samples if t - start > total / 10 and p < 100]
@@ -180,6 +182,26 @@ def ladder_run(redis: RedisServer, path: Path, cores: list[int], **env: str) -> 
             f"{end - t:.0f} s really left)"
         )
     return run, progress_gap, eta_gap[0]
+
+
+def timeline(client: httpx.Client, job_id: str) -> None:
+    """Where a ladder's wall time went: the parent's own steps and each child, from the parent's start."""
+    parent = client.get(f"/api/v1/jobs/{job_id}").json()
+    children = client.get("/api/v1/jobs", params={"parent_id": job_id, "limit": 200}).json()["items"]
+    stamps = [parent, *sorted(children, key=lambda j: j.get("started_at") or "")]
+    zero = datetime.fromisoformat(parent["started_at"])
+
+    def at(job: dict, key: str) -> str:
+        if not job.get(key):
+            return "     -"
+        return f"{(datetime.fromisoformat(job[key]) - zero).total_seconds():6.1f}"
+
+    for job in stamps:
+        params = {k: v for k, v in (job.get("params") or {}).items() if not isinstance(v, (dict, list))}
+        print(
+            f"      {job['kind']:<20} started {at(job, 'started_at')} s  "
+            f"finished {at(job, 'finished_at')} s  {str(params)[:90]}"
+        )
 
 
 def ladder_scaling(redis: RedisServer) -> None:

@@ -35,6 +35,10 @@ BUILD = "build.json"
 LADDER = "ladder.json"
 # The first job's own steps (fetch, probe, remux, thumbnail) end here; the join starts there.
 OWN_UNTIL, JOIN_FROM = 4.0, 97.0
+# A chunked ladder's children end at this point of its scale: its join only writes the playlists (the
+# segments are stored by the chunks), and the time a waiting parent shows as left counts the join's share at
+# the children's pace.
+CHUNKS_UNTIL = 99.0
 
 
 class Build:

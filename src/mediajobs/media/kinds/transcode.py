@@ -233,7 +233,7 @@ def _fan_out(ctx: JobContext, build: builds.Build, *, early: bool, first: dict[s
             continue
         weight = ladders.cost(lad, builds.seconds(lad, span))
         children.append(("media.transcode_chunk", {"version": build.version, "index": i}, weight))
-    return ctx.fan_out(children, then="media.finish_ladder", span=(builds.OWN_UNTIL, builds.JOIN_FROM))
+    return ctx.fan_out(children, then="media.finish_ladder", span=(builds.OWN_UNTIL, builds.CHUNKS_UNTIL))
 
 
 def _encode_here(
@@ -316,7 +316,7 @@ def transcode_chunk(ctx: JobContext, params: ChunkParams) -> dict[str, Any]:
     src = fetch_original(ctx, media)
     out = ctx.temp_dir / "chunk"
     if params.index == chunks.AUDIO_ROW:
-        sizes = {AUDIO: builds.make_audio(ctx, build, src, out, Phase(ctx, 2, 95, "Encoding the audio"))}
+        sizes = {AUDIO: builds.make_audio(ctx, build, src, out, Phase(ctx, 1, 99, "Encoding the audio"))}
     else:
         span = (row.first_segment, row.first_segment + len(row.durations))
         start, end = lad.grid.span(*span)
@@ -329,10 +329,10 @@ def transcode_chunk(ctx: JobContext, params: ChunkParams) -> dict[str, Any]:
             build.probe,
             segments=span,
             threads=ctx.settings.effective_ffmpeg_threads,
-            on_progress=Phase(ctx, 2, 95, stage),
+            on_progress=Phase(ctx, 1, 99, stage),
         )
         sizes = {r.name: renditions.segment_sizes(out / r.name, *span) for r in lad.encoded}
-        ctx.progress(95, "Storing the segments")
+        ctx.progress(99, "Storing the segments")
         build.upload(out, consume=True)
     ctx.check_cancelled()
     current = chunks.mark_done(ctx.db, media.id, params.version, params.index, sizes)
