@@ -114,6 +114,43 @@ def test_a_waiting_parents_eta_is_the_pace_of_its_children_since_the_fan_out_not
     assert shown["progress"] == 50.5 and 10.0 <= shown["eta_seconds"] <= 15.0, shown
 
 
+def test_a_waiting_parents_eta_counts_what_children_made_since_they_last_wrote(
+    engine: Engine, tmp_path: Path
+) -> None:
+    """Children write their progress in turn, each every half second or so: when the parent is read, all but
+    the last writer are behind. Two workers early in a ladder: the ETA read about 8 % long."""
+
+    def eta_with(late_s: float, late_progress: float) -> float:
+        # Two of three children started 10 s ago at the same pace (5 %/s): one wrote 50 % just now,
+        # the other last wrote `late_progress` `late_s` ago.
+        parent = split(engine, tmp_path / f"runs-{late_s}", 3, own_seconds=0.1)
+        now = utcnow()
+        first, second, _ = engine.children(parent.id)
+        with engine.db.write() as session:
+            began = now - timedelta(seconds=20)  # its own step before the children
+            session.execute(update(Job).where(Job.id == parent.id).values(started_at=began))
+            for child, progress, written in (
+                (first, 50.0, now),
+                (second, late_progress, now - timedelta(seconds=late_s)),
+            ):
+                session.execute(
+                    update(Job)
+                    .where(Job.id == child.id)
+                    .values(
+                        state=states.RUNNING,
+                        started_at=now - timedelta(seconds=10),
+                        updated_at=written,
+                        progress=progress,
+                    )
+                )
+        eta = public(engine, parent.id)["eta_seconds"]
+        assert eta is not None
+        return float(eta)
+
+    # The second child is 3 s behind: 35 % then, 50 % now, as the first.
+    assert eta_with(3.0, 35.0) == pytest.approx(eta_with(0.0, 50.0), rel=0.02)
+
+
 def test_cancelling_a_waiting_parent_cancels_its_children_and_ends_it_cancelled(
     engine: Engine, tmp_path: Path
 ) -> None:

@@ -61,6 +61,9 @@ class Summary:
     # any of them wrote its progress or ended (what `progress` is as of).
     since: datetime | None = None
     as_of: datetime | None = None
+    # Of `progress`, what the running children have made since each last wrote its own (at its own pace) up
+    # to `as_of`: they write in turn, so at `as_of` all but one are a fraction of a write interval behind.
+    unwritten: float = 0.0
 
 
 def summaries(db: Database, parent_ids: Iterable[str]) -> dict[str, Summary]:
@@ -97,10 +100,40 @@ def summaries(db: Database, parent_ids: Iterable[str]) -> dict[str, Summary]:
                 since[parent_id] = first
             if last is not None and (parent_id not in as_of or last > as_of[parent_id]):
                 as_of[parent_id] = last
+    unwritten = _unwritten(db, ids, as_of, {pid: w[1] for pid, w in weighted.items()})
     return {
-        pid: Summary(counts[pid], round(w[0] / w[1], 2) if w[1] else 0.0, since.get(pid), as_of.get(pid))
+        pid: Summary(
+            counts[pid],
+            round(w[0] / w[1], 2) if w[1] else 0.0,
+            since.get(pid),
+            as_of.get(pid),
+            unwritten.get(pid, 0.0),
+        )
         for pid, w in weighted.items()
     }
+
+
+def _unwritten(
+    db: Database, ids: list[str], as_of: dict[str, datetime], weights: dict[str, float]
+) -> dict[str, float]:
+    """Per parent: the weighted progress its running children made between their last write and `as_of`."""
+    query = select(Job.parent_id, Job.weight, Job.progress, Job.started_at, Job.updated_at).where(
+        Job.parent_id.in_(ids), Job.state == states.RUNNING, Job.progress > 0
+    )
+    found: dict[str, float] = {}
+    with db.read() as session:
+        for parent, weight, progress, started, updated in session.execute(query).tuples():
+            parent_id = str(parent)
+            last = as_of.get(parent_id)
+            if started is None or updated is None or last is None or not weights.get(parent_id):
+                continue
+            worked = (updated - started).total_seconds()
+            behind = (last - updated).total_seconds()
+            if worked <= 0 or behind <= 0:
+                continue
+            made = min(100.0 - progress, progress * behind / worked)
+            found[parent_id] = found.get(parent_id, 0.0) + weight * made / weights[parent_id]
+    return found
 
 
 # Children's progress is written every 0.5 s at most: a pace over less than this is mostly that lag.
@@ -125,9 +158,10 @@ def waiting_progress(parent: Job, children: Summary) -> tuple[float, float | Non
             since = parent.started_at  # a retried parent: its children's pace is this attempt's
         as_of = children.as_of or utcnow()
         spent = (as_of - since).total_seconds()
-        made = progress - low
+        now = progress + (high - low) * children.unwritten / 100.0  # as of `as_of`, every child's share
+        made = now - low
         if spent >= PACE_AFTER_S and made >= 1.0:
-            eta = round(max(0.0, (100.0 - progress) * spent / made), 1)
+            eta = round(max(0.0, (100.0 - now) * spent / made), 1)
     return progress, eta
 
 
