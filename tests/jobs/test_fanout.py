@@ -120,25 +120,25 @@ def test_a_waiting_parents_eta_counts_what_children_made_since_they_last_wrote(
     """Children write their progress in turn, each every half second or so: when the parent is read, all but
     the last writer are behind. Two workers early in a ladder: the ETA read about 8 % long."""
 
-    def eta_with(late_s: float, late_progress: float) -> float:
-        # Two of three children started 10 s ago at the same pace (5 %/s): one wrote 50 % just now,
-        # the other last wrote `late_progress` `late_s` ago.
-        parent = split(engine, tmp_path / f"runs-{late_s}", 3, own_seconds=0.1)
+    def eta_with(late_s: float, late_progress: float, late_started_s: float = 10.0) -> float:
+        # Two of three children: one started 10 s ago and wrote 50 % just now (5 %/s), the other started
+        # `late_started_s` ago and last wrote `late_progress` `late_s` ago.
+        parent = split(engine, tmp_path / f"runs-{late_s}-{late_started_s}", 3, own_seconds=0.1)
         now = utcnow()
         first, second, _ = engine.children(parent.id)
         with engine.db.write() as session:
             began = now - timedelta(seconds=20)  # its own step before the children
             session.execute(update(Job).where(Job.id == parent.id).values(started_at=began))
-            for child, progress, written in (
-                (first, 50.0, now),
-                (second, late_progress, now - timedelta(seconds=late_s)),
+            for child, progress, written, age in (
+                (first, 50.0, now, 10.0),
+                (second, late_progress, now - timedelta(seconds=late_s), late_started_s),
             ):
                 session.execute(
                     update(Job)
                     .where(Job.id == child.id)
                     .values(
                         state=states.RUNNING,
-                        started_at=now - timedelta(seconds=10),
+                        started_at=now - timedelta(seconds=age),
                         updated_at=written,
                         progress=progress,
                     )
@@ -147,8 +147,13 @@ def test_a_waiting_parents_eta_counts_what_children_made_since_they_last_wrote(
         assert eta is not None
         return float(eta)
 
-    # The second child is 3 s behind: 35 % then, 50 % now, as the first.
-    assert eta_with(3.0, 35.0) == pytest.approx(eta_with(0.0, 50.0), rel=0.02)
+    # The second child is a second behind: 45 % then, 50 % now, as the first.
+    assert eta_with(1.0, 45.0) == pytest.approx(eta_with(0.0, 50.0), rel=0.01)
+    # One that has just started wrote its first percent at once: that is no pace to carry on (read as one,
+    # a chunk's first 1 % in 0.1 s took the ETA of a two-worker ladder to half the time left).
+    assert eta_with(0.4, 1.0, late_started_s=0.5) == pytest.approx(eta_with(0.0, 1.0, 0.5), rel=0.01)
+    # One quiet for longer than a write interval may be stuck: nothing is assumed of it.
+    assert eta_with(5.0, 30.0) == pytest.approx(eta_with(0.0, 30.0), rel=0.01)
 
 
 def test_cancelling_a_waiting_parent_cancels_its_children_and_ends_it_cancelled(

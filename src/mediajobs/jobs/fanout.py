@@ -51,6 +51,12 @@ class FanOut:
     span: tuple[float, float] = (0.0, 100.0)
 
 
+# Children's progress is written every 0.5 s at most: a pace over less than this is mostly that lag.
+PACE_AFTER_S = 3.0
+# How far behind the latest write another running child's last one can be for its pace to fill the gap.
+WRITE_LAG_S = 1.0
+
+
 @dataclass(frozen=True)
 class Summary:
     """A parent's children: counts by state (with "total") and their weighted progress."""
@@ -129,15 +135,13 @@ def _unwritten(
                 continue
             worked = (updated - started).total_seconds()
             behind = (last - updated).total_seconds()
-            if worked <= 0 or behind <= 0:
+            # A child's own pace needs a few seconds of its work (its first percent comes at once), and it is
+            # behind by a write interval at most; a child quiet for longer is not assumed to be working.
+            if worked < PACE_AFTER_S or not 0 < behind <= WRITE_LAG_S:
                 continue
             made = min(100.0 - progress, progress * behind / worked)
             found[parent_id] = found.get(parent_id, 0.0) + weight * made / weights[parent_id]
     return found
-
-
-# Children's progress is written every 0.5 s at most: a pace over less than this is mostly that lag.
-PACE_AFTER_S = 3.0
 
 
 def waiting_progress(parent: Job, children: Summary) -> tuple[float, float | None]:
