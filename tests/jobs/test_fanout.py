@@ -156,6 +156,45 @@ def test_a_waiting_parents_eta_counts_what_children_made_since_they_last_wrote(
     assert eta_with(5.0, 30.0) == pytest.approx(eta_with(0.0, 30.0), rel=0.01)
 
 
+def test_a_waiting_parent_whose_last_child_runs_alone_says_at_least_what_that_child_has_left(
+    engine: Engine, tmp_path: Path
+) -> None:
+    """Seen (issue 21): two workers, a ladder's last chunk alone on one of them; the pace of both said 5 s
+    were left, the chunk itself 9 s."""
+    parent = split(engine, tmp_path / "runs", 3, own_seconds=0.1)
+    now = utcnow()
+    *done, last = engine.children(parent.id)
+    with engine.db.write() as session:
+        session.execute(update(Job).where(Job.id == parent.id).values(started_at=now - timedelta(seconds=40)))
+        for child in done:
+            session.execute(
+                update(Job)
+                .where(Job.id == child.id)
+                .values(
+                    state=states.SUCCEEDED,
+                    progress=100.0,
+                    started_at=now - timedelta(seconds=30),
+                    finished_at=now - timedelta(seconds=5),
+                    updated_at=now - timedelta(seconds=5),
+                )
+            )
+        session.execute(
+            update(Job)
+            .where(Job.id == last.id)
+            .values(
+                state=states.RUNNING,
+                progress=60.0,
+                eta_seconds=12.0,
+                started_at=now - timedelta(seconds=18),
+                updated_at=now,
+            )
+        )
+
+    shown = public(engine, parent.id)
+
+    assert shown["eta_seconds"] == 12.0, shown
+
+
 def test_cancelling_a_waiting_parent_cancels_its_children_and_ends_it_cancelled(
     engine: Engine, tmp_path: Path
 ) -> None:

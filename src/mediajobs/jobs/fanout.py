@@ -70,6 +70,8 @@ class Summary:
     # Of `progress`, what the running children have made since each last wrote its own (at its own pace) up
     # to `as_of`: they write in turn, so at `as_of` all but one are a fraction of a write interval behind.
     unwritten: float = 0.0
+    # The longest time a running child says it has left, as of `as_of` (None when none says).
+    longest: float | None = None
 
 
 def summaries(db: Database, parent_ids: Iterable[str]) -> dict[str, Summary]:
@@ -106,42 +108,46 @@ def summaries(db: Database, parent_ids: Iterable[str]) -> dict[str, Summary]:
                 since[parent_id] = first
             if last is not None and (parent_id not in as_of or last > as_of[parent_id]):
                 as_of[parent_id] = last
-    unwritten = _unwritten(db, ids, as_of, {pid: w[1] for pid, w in weighted.items()})
+    running = _running(db, ids, as_of, {pid: w[1] for pid, w in weighted.items()})
     return {
         pid: Summary(
             counts[pid],
             round(w[0] / w[1], 2) if w[1] else 0.0,
             since.get(pid),
             as_of.get(pid),
-            unwritten.get(pid, 0.0),
+            *running.get(pid, (0.0, None)),
         )
         for pid, w in weighted.items()
     }
 
 
-def _unwritten(
+def _running(
     db: Database, ids: list[str], as_of: dict[str, datetime], weights: dict[str, float]
-) -> dict[str, float]:
-    """Per parent: the weighted progress its running children made between their last write and `as_of`."""
-    query = select(Job.parent_id, Job.weight, Job.progress, Job.started_at, Job.updated_at).where(
-        Job.parent_id.in_(ids), Job.state == states.RUNNING, Job.progress > 0
-    )
-    found: dict[str, float] = {}
+) -> dict[str, tuple[float, float | None]]:
+    """Per parent, of its running children: the weighted progress they made between their last write and
+    `as_of`, and the longest time one of them says it has left (as of `as_of`; None when none says)."""
+    query = select(
+        Job.parent_id, Job.weight, Job.progress, Job.started_at, Job.updated_at, Job.eta_seconds
+    ).where(Job.parent_id.in_(ids), Job.state == states.RUNNING)
+    unwritten: dict[str, float] = {}
+    longest: dict[str, float] = {}
     with db.read() as session:
-        for parent, weight, progress, started, updated in session.execute(query).tuples():
+        for parent, weight, progress, started, updated, eta in session.execute(query).tuples():
             parent_id = str(parent)
             last = as_of.get(parent_id)
             if started is None or updated is None or last is None or not weights.get(parent_id):
                 continue
             worked = (updated - started).total_seconds()
             behind = (last - updated).total_seconds()
+            if eta is not None:
+                longest[parent_id] = max(longest.get(parent_id, 0.0), max(0.0, eta - max(0.0, behind)))
             # A child's own pace needs a few seconds of its work (its first percent comes at once), and it is
             # behind by a write interval at most; a child quiet for longer is not assumed to be working.
-            if worked < PACE_AFTER_S or not 0 < behind <= WRITE_LAG_S:
+            if progress <= 0 or worked < PACE_AFTER_S or not 0 < behind <= WRITE_LAG_S:
                 continue
             made = min(100.0 - progress, progress * behind / worked)
-            found[parent_id] = found.get(parent_id, 0.0) + weight * made / weights[parent_id]
-    return found
+            unwritten[parent_id] = unwritten.get(parent_id, 0.0) + weight * made / weights[parent_id]
+    return {pid: (unwritten.get(pid, 0.0), longest.get(pid)) for pid in set(unwritten) | set(longest)}
 
 
 def waiting_progress(parent: Job, children: Summary) -> tuple[float, float | None]:
@@ -166,6 +172,11 @@ def waiting_progress(parent: Job, children: Summary) -> tuple[float, float | Non
         made = now - low
         if spent >= PACE_AFTER_S and made >= 1.0:
             eta = round(max(0.0, (100.0 - now) * spent / made), 1)
+            waiting = any(children.counts.get(state) for state in (states.QUEUED, states.RETRYING))
+            if not waiting and children.longest is not None:
+                # No child waits for a worker: the slowest running one ends the wait, however fast the
+                # others went (the last chunk of a ladder runs alone while the other worker is idle).
+                eta = round(max(eta, children.longest), 1)
     return progress, eta
 
 
