@@ -194,6 +194,16 @@ def test_a_waiting_parent_whose_last_child_runs_alone_says_at_least_what_that_ch
 
     assert shown["eta_seconds"] == 12.0, shown
 
+    # A child a second into its work says too much (an encode starts slower than it goes on): the pace
+    # of them all rules until it has worked a few seconds.
+    with engine.db.write() as session:
+        session.execute(
+            update(Job)
+            .where(Job.id == last.id)
+            .values(started_at=now - timedelta(seconds=1), progress=3.0, eta_seconds=40.0)
+        )
+    assert public(engine, parent.id)["eta_seconds"] < 40.0
+
 
 def test_cancelling_a_waiting_parent_cancels_its_children_and_ends_it_cancelled(
     engine: Engine, tmp_path: Path

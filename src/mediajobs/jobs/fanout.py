@@ -139,11 +139,14 @@ def _running(
                 continue
             worked = (updated - started).total_seconds()
             behind = (last - updated).total_seconds()
+            # A child's own pace needs a few seconds of its work (its first percent comes at once, and an
+            # encode starts slower than it goes on), and it is behind by a write interval at most; a child
+            # quiet for longer is not assumed to be working.
+            if worked < PACE_AFTER_S:
+                continue
             if eta is not None:
                 longest[parent_id] = max(longest.get(parent_id, 0.0), max(0.0, eta - max(0.0, behind)))
-            # A child's own pace needs a few seconds of its work (its first percent comes at once), and it is
-            # behind by a write interval at most; a child quiet for longer is not assumed to be working.
-            if progress <= 0 or worked < PACE_AFTER_S or not 0 < behind <= WRITE_LAG_S:
+            if progress <= 0 or not 0 < behind <= WRITE_LAG_S:
                 continue
             made = min(100.0 - progress, progress * behind / worked)
             unwritten[parent_id] = unwritten.get(parent_id, 0.0) + weight * made / weights[parent_id]
