@@ -161,6 +161,8 @@ def waiting_progress(parent: Job, children: Summary) -> tuple[float, float | Non
     taken at that pace too): the parent's own first step (a probe, a copied top rung) is reported as a few
     percent whatever it took, and a pace since the attempt's start would carry it. None until a child has
     started and the children have worked PACE_AFTER_S and made a point (while they wait in the queue too).
+    What running children made since they last wrote counts (`Summary.unwritten`), and once no child waits
+    for a worker the ETA is at least what the slowest running one says it has left (`Summary.longest`).
     """
     low, high = parent.fan_from or 0.0, 100.0 if parent.fan_to is None else parent.fan_to
     progress = round(low + (high - low) * children.progress / 100.0, 2)
