@@ -45,6 +45,12 @@ def public(engine: Engine, job_id: str) -> dict[str, Any]:
     return schemas.public_many(engine.db, [engine.job(job_id)])[0]
 
 
+def set_job(engine: Engine, job_id: str, **values: Any) -> None:
+    """Write a job's row as a worker would have (its state, times, progress)."""
+    with engine.db.write() as session:
+        session.execute(update(Job).where(Job.id == job_id).values(**values))
+
+
 def test_a_parent_succeeds_once_its_children_have_and_its_join_sees_their_results_in_order(
     engine: Engine, tmp_path: Path
 ) -> None:
@@ -126,23 +132,20 @@ def test_a_waiting_parents_eta_counts_what_children_made_since_they_last_wrote(
         parent = split(engine, tmp_path / f"runs-{late_s}-{late_started_s}", 3, own_seconds=0.1)
         now = utcnow()
         first, second, _ = engine.children(parent.id)
-        with engine.db.write() as session:
-            began = now - timedelta(seconds=20)  # its own step before the children
-            session.execute(update(Job).where(Job.id == parent.id).values(started_at=began))
-            for child, progress, written, age in (
-                (first, 50.0, now, 10.0),
-                (second, late_progress, now - timedelta(seconds=late_s), late_started_s),
-            ):
-                session.execute(
-                    update(Job)
-                    .where(Job.id == child.id)
-                    .values(
-                        state=states.RUNNING,
-                        started_at=now - timedelta(seconds=age),
-                        updated_at=written,
-                        progress=progress,
-                    )
-                )
+        set_job(engine, parent.id, started_at=now - timedelta(seconds=20))  # its own step came first
+        for child, progress, written, age in (
+            (first, 50.0, now, 10.0),
+            (second, late_progress, now - timedelta(seconds=late_s), late_started_s),
+        ):
+            started = now - timedelta(seconds=age)
+            set_job(
+                engine,
+                child.id,
+                state=states.RUNNING,
+                started_at=started,
+                updated_at=written,
+                progress=progress,
+            )
         eta = public(engine, parent.id)["eta_seconds"]
         assert eta is not None
         return float(eta)
@@ -164,31 +167,29 @@ def test_a_waiting_parent_whose_last_child_runs_alone_says_at_least_what_that_ch
     parent = split(engine, tmp_path / "runs", 3, own_seconds=0.1)
     now = utcnow()
     *done, last = engine.children(parent.id)
-    with engine.db.write() as session:
-        session.execute(update(Job).where(Job.id == parent.id).values(started_at=now - timedelta(seconds=40)))
-        for child in done:
-            session.execute(
-                update(Job)
-                .where(Job.id == child.id)
-                .values(
-                    state=states.SUCCEEDED,
-                    progress=100.0,
-                    started_at=now - timedelta(seconds=30),
-                    finished_at=now - timedelta(seconds=5),
-                    updated_at=now - timedelta(seconds=5),
-                )
-            )
-        session.execute(
-            update(Job)
-            .where(Job.id == last.id)
-            .values(
-                state=states.RUNNING,
-                progress=60.0,
-                eta_seconds=12.0,
-                started_at=now - timedelta(seconds=18),
-                updated_at=now,
-            )
+    set_job(engine, parent.id, started_at=now - timedelta(seconds=40))
+    ended = now - timedelta(seconds=5)
+    for child in done:
+        began = now - timedelta(seconds=30)
+        set_job(
+            engine,
+            child.id,
+            state=states.SUCCEEDED,
+            progress=100.0,
+            started_at=began,
+            finished_at=ended,
+            updated_at=ended,
         )
+    began = now - timedelta(seconds=18)
+    set_job(
+        engine,
+        last.id,
+        state=states.RUNNING,
+        progress=60.0,
+        eta_seconds=12.0,
+        started_at=began,
+        updated_at=now,
+    )
 
     shown = public(engine, parent.id)
 
@@ -196,12 +197,7 @@ def test_a_waiting_parent_whose_last_child_runs_alone_says_at_least_what_that_ch
 
     # A child a second into its work says too much (an encode starts slower than it goes on): the pace
     # of them all rules until it has worked a few seconds.
-    with engine.db.write() as session:
-        session.execute(
-            update(Job)
-            .where(Job.id == last.id)
-            .values(started_at=now - timedelta(seconds=1), progress=3.0, eta_seconds=40.0)
-        )
+    set_job(engine, last.id, started_at=now - timedelta(seconds=1), progress=3.0, eta_seconds=40.0)
     assert public(engine, parent.id)["eta_seconds"] < 40.0
 
 
