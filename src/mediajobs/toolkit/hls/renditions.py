@@ -305,11 +305,14 @@ def _corrupt_is_unsupported(start: float, end: float) -> Iterator[None]:
         if not plain.DAMAGE.search(str(exc)):
             raise
         plain.unreadable(str(exc), tool="ffmpeg")  # what ffmpeg said goes to the log
-        where = f"between {start:.1f} and {end:.1f} s"
-        raise UnsupportedMedia(
-            f"{plain.DAMAGED_AT}: it is corrupt {where} and cannot be decoded; check that it plays, "
-            "then upload it again"
-        ) from exc
+        raise _damaged(start, end, "and cannot be decoded") from exc
+
+
+def _damaged(start: float, end: float, how: str) -> UnsupportedMedia:
+    return UnsupportedMedia(
+        f"{plain.DAMAGED_AT}: it is corrupt between {start:.1f} and {end:.1f} s {how}; check that it plays, "
+        "then upload it again"
+    )
 
 
 def _audio_args(ladder: Ladder, probe: Probe, out_dir: Path, *, stop: int | None = None) -> list[str]:
@@ -333,22 +336,21 @@ def _made_or_damaged(directory: Path, grid: Grid, first: int, stop: int) -> None
     """After an encode that ended well, a segment it did not make had no picture that decodes: the demuxer
     skipped the damage there without a word, so `-xerror` never stopped it."""
     for i in range(first, stop):
-        path = directory / SEGMENT_NAME.format(i)
-        if not path.is_file() or path.stat().st_size == 0:
+        if _missing(directory, i):
             start, end = grid.span(i, i + 1)
-            until = end if end is not None else grid.end
-            raise UnsupportedMedia(
-                f"{plain.DAMAGED_AT}: it is corrupt between {start:.1f} and {until:.1f} s (no picture there "
-                "decodes); check that it plays, then upload it again"
-            )
+            raise _damaged(start, end if end is not None else grid.end, "(no picture there decodes)")
 
 
 def segment_sizes(directory: Path, first: int, stop: int) -> list[int]:
     """The byte size of segments [first, stop) in `directory`; UnsupportedMedia when one is missing."""
     sizes = []
     for i in range(first, stop):
-        path = directory / SEGMENT_NAME.format(i)
-        if not path.is_file() or path.stat().st_size == 0:
+        if _missing(directory, i):
             raise UnsupportedMedia(f"ffmpeg produced no segment {i} for {directory.name}")
-        sizes.append(path.stat().st_size)
+        sizes.append((directory / SEGMENT_NAME.format(i)).stat().st_size)
     return sizes
+
+
+def _missing(directory: Path, i: int) -> bool:
+    path = directory / SEGMENT_NAME.format(i)
+    return not path.is_file() or path.stat().st_size == 0
