@@ -11,6 +11,7 @@ with `then`, is queued again as a new attempt that uses none up to run that kind
 
 from __future__ import annotations
 
+import heapq
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -55,6 +56,8 @@ class FanOut:
 PACE_AFTER_S = 3.0
 # How far behind the latest write another running child's last one can be for its pace to fill the gap.
 WRITE_LAG_S = 1.0
+# A worker that ended a child this recently (and runs none of the others) is taking the next one.
+HANDOVER_S = 2.0
 
 
 @dataclass(frozen=True)
@@ -70,8 +73,9 @@ class Summary:
     # Of `progress`, what the running children have made since each last wrote its own (at its own pace) up
     # to `as_of`: they write in turn, so at `as_of` all but one are a fraction of a write interval behind.
     unwritten: float = 0.0
-    # The longest time a running child says it has left, as of `as_of` (None when none says).
-    longest: float | None = None
+    # How long the children still need as of `as_of`, those waiting scheduled on the workers that run the
+    # others (see `_left`); None while no running child has said how long it has left, nor any ended.
+    left: float | None = None
 
 
 def summaries(db: Database, parent_ids: Iterable[str]) -> dict[str, Summary]:
@@ -125,14 +129,14 @@ def _running(
     db: Database, ids: list[str], as_of: dict[str, datetime], weights: dict[str, float]
 ) -> dict[str, tuple[float, float | None]]:
     """Per parent, of its running children: the weighted progress they made between their last write and
-    `as_of`, and the longest time one of them says it has left (as of `as_of`; None when none says)."""
+    `as_of`, and how long the children still need (`Summary.left`)."""
     query = select(
-        Job.parent_id, Job.weight, Job.progress, Job.started_at, Job.updated_at, Job.eta_seconds
+        Job.parent_id, Job.weight, Job.progress, Job.started_at, Job.updated_at, Job.eta_seconds, Job.worker
     ).where(Job.parent_id.in_(ids), Job.state == states.RUNNING)
     unwritten: dict[str, float] = {}
-    longest: dict[str, float] = {}
+    running: dict[str, list[_Working]] = {}
     with db.read() as session:
-        for parent, weight, progress, started, updated, eta in session.execute(query).tuples():
+        for parent, weight, progress, started, updated, eta, worker in session.execute(query).tuples():
             parent_id = str(parent)
             last = as_of.get(parent_id)
             if started is None or updated is None or last is None or not weights.get(parent_id):
@@ -142,15 +146,80 @@ def _running(
             # A child's own pace needs a few seconds of its work (its first percent comes at once, and an
             # encode starts slower than it goes on), and it is behind by a write interval at most; a child
             # quiet for longer is not assumed to be working.
-            if worked < PACE_AFTER_S:
-                continue
-            if eta is not None:
-                longest[parent_id] = max(longest.get(parent_id, 0.0), max(0.0, eta - max(0.0, behind)))
-            if progress <= 0 or not 0 < behind <= WRITE_LAG_S:
+            says = eta is not None and worked >= PACE_AFTER_S
+            says_left = max(0.0, eta - max(0.0, behind)) if eta is not None and says else None
+            working = _Working(float(weight), worked + behind, says_left, worker)
+            running.setdefault(parent_id, []).append(working)
+            if worked < PACE_AFTER_S or progress <= 0 or not 0 < behind <= WRITE_LAG_S:
                 continue
             made = min(100.0 - progress, progress * behind / worked)
             unwritten[parent_id] = unwritten.get(parent_id, 0.0) + weight * made / weights[parent_id]
-    return {pid: (unwritten.get(pid, 0.0), longest.get(pid)) for pid in set(unwritten) | set(longest)}
+    left = _left(db, running, as_of)
+    return {pid: (unwritten.get(pid, 0.0), left.get(pid)) for pid in set(unwritten) | set(left)}
+
+
+@dataclass(frozen=True)
+class _Working:
+    weight: float
+    worked: float  # seconds since it started, as of `as_of`
+    left: float | None  # what it says it has left (None while it has not worked long enough to say)
+    worker: str | None
+
+
+def _left(db: Database, running: dict[str, list[_Working]], as_of: dict[str, datetime]) -> dict[str, float]:
+    """Per parent with running children: how long its children still need, as of its `as_of`.
+
+    Each running child takes what it says it has left: its own pace counts from its first percent, after
+    it started up. The children waiting for a worker take, each, what a whole child took per weight (those
+    that ended; before any has, what the running ones took and say they have left), start-up included, on
+    the worker that frees up first: those running them now, and one that ended a child just before (it is
+    taking the next; counted as running none, the ETA jumped by a whole child at each handover). The pace
+    of all the children together counted each one's start-up as slow work, early in a run a large share
+    of it (a chunked ladder's ETA read 10 % of the run long at its first tenth), and missed a last child
+    running alone.
+    """
+    ids = list(running)
+    if not ids:
+        return {}
+    waiting = (
+        select(Job.parent_id, func.count(), func.sum(Job.weight))
+        .where(Job.parent_id.in_(ids), Job.state.in_((states.QUEUED, states.RETRYING)))
+        .group_by(Job.parent_id)
+    )
+    ended = select(Job.parent_id, Job.weight, Job.started_at, Job.finished_at, Job.worker).where(
+        Job.parent_id.in_(ids), Job.state == states.SUCCEEDED, Job.started_at.is_not(None)
+    )
+    queued: dict[str, tuple[int, float]] = {}
+    took: dict[str, list[float]] = {}  # seconds and weight of the children that ended
+    handing: dict[str, set[str]] = {}  # workers that ended a child within HANDOVER_S of `as_of`
+    with db.read() as session:
+        for parent, n, weight in session.execute(waiting).tuples():
+            queued[str(parent)] = (int(n), float(weight or 0.0))
+        for parent, weight, started, finished, worker in session.execute(ended).tuples():
+            if finished is not None and started is not None and finished >= started:
+                acc = took.setdefault(str(parent), [0.0, 0.0])
+                acc[0] += (finished - started).total_seconds()
+                acc[1] += float(weight)
+                if worker and (as_of[str(parent)] - finished).total_seconds() <= HANDOVER_S:
+                    handing.setdefault(str(parent), set()).add(worker)
+    found: dict[str, float] = {}
+    for pid, children in running.items():
+        said = [c for c in children if c.left is not None]
+        seconds, weight = took.get(pid) or [sum(c.worked + (c.left or 0.0) for c in said), 0.0]
+        weight = weight or sum(c.weight for c in said)
+        if not weight:
+            continue
+        per_weight = seconds / weight
+        # A child that has not said yet: what a whole one took, less what it has worked.
+        free = [max(0.0, per_weight * c.weight - c.worked) if c.left is None else c.left for c in children]
+        n, total = queued.get(pid, (0, 0.0))
+        if n:
+            free += [0.0] * len(handing.get(pid, set()) - {c.worker for c in children})
+        heapq.heapify(free)
+        for _ in range(n):
+            heapq.heappush(free, heapq.heappop(free) + per_weight * total / n)
+        found[pid] = max(free)
+    return found
 
 
 def waiting_progress(parent: Job, children: Summary) -> tuple[float, float | None]:
@@ -161,8 +230,9 @@ def waiting_progress(parent: Job, children: Summary) -> tuple[float, float | Non
     taken at that pace too): the parent's own first step (a probe, a copied top rung) is reported as a few
     percent whatever it took, and a pace since the attempt's start would carry it. None until a child has
     started and the children have worked PACE_AFTER_S and made a point (while they wait in the queue too).
-    What running children made since they last wrote counts (`Summary.unwritten`), and once no child waits
-    for a worker the ETA is at least what the slowest running one says it has left (`Summary.longest`).
+    What running children made since they last wrote counts (`Summary.unwritten`). Once a running child
+    says how long it has left (or a child ended), the ETA is what the children still need scheduled on the
+    workers running them (`Summary.left`) and the join's share at the pace.
     """
     low, high = parent.fan_from or 0.0, 100.0 if parent.fan_to is None else parent.fan_to
     progress = round(low + (high - low) * children.progress / 100.0, 2)
@@ -177,11 +247,9 @@ def waiting_progress(parent: Job, children: Summary) -> tuple[float, float | Non
         made = now - low
         if spent >= PACE_AFTER_S and made >= 1.0:
             eta = round(max(0.0, (100.0 - now) * spent / made), 1)
-            waiting = any(children.counts.get(state) for state in (states.QUEUED, states.RETRYING))
-            if not waiting and children.longest is not None:
-                # No child waits for a worker: the slowest running one ends the wait, however fast the
-                # others went (the last chunk of a ladder runs alone while the other worker is idle).
-                eta = round(max(eta, children.longest), 1)
+            if children.left is not None:
+                # What the children say they have left, scheduled; the join's share at their pace.
+                eta = round(children.left + (100.0 - high) * spent / made, 1)
     return progress, eta
 
 
