@@ -6,18 +6,24 @@ local storage), so a test can make a step fail at the very moment it wants.
 
 from __future__ import annotations
 
+import contextlib
+import sqlite3
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy import event
+from sqlalchemy.exc import OperationalError
 
-from mediajobs.db.models import Media
+from mediajobs.db.models import Job, Media
 from mediajobs.errors import ProcessFailed
+from mediajobs.jobs import lifecycle
 from mediajobs.media import assets
 from mediajobs.storage import for_process
 from mediajobs.toolkit.hls import renditions
 from tests.jobs.conftest import Engine
-from tests.media.test_inplace import add, ended, process_job
+from tests.media.test_inplace import add, ended, media_of, process_job
 from tests.toolkit.frames import ffmpeg
 
 
@@ -34,8 +40,8 @@ def small_standard(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
-def uploaded(engine: Engine, source: Path) -> Media:
-    steps = ["hls", "thumbnail"]
+def uploaded(engine: Engine, source: Path, steps: list[str] | None = None) -> Media:
+    steps = steps or ["hls", "thumbnail"]
     media = assets.new_media(source={"type": "upload"}, state=assets.PROCESSING, pipeline=steps)
     key = assets.original_key(media.id, source.name)
     for_process(engine.settings).put_file(key, source)
@@ -69,3 +75,116 @@ def test_a_first_processing_that_fails_after_its_whole_stream_played_fails_the_a
     assert done.hls is None and done.playable_at is None and done.thumbnail is None
     stored = engine.settings.data_dir / "storage" / assets.prefix(media.id)
     assert not [p for p in stored.rglob("*") if p.is_file() and "original" not in p.parts]
+
+
+FOLLOW_UPS = ("media.cleanup", "media.downloads", "media.storyboard")
+EVERYTHING = ["hls", "thumbnail", "mp4", "audio", "storyboard"]
+
+
+@contextlib.contextmanager
+def first_follow_up_insert_fails(engine: Engine, error: Exception) -> Iterator[list[str]]:
+    """The first INSERT of a follow-up job (cleanup, downloads, storyboard) raises `error`, at the database
+    as it would: the swap's own write before it is whatever the code made of it. Yields the kinds refused."""
+    refused: list[str] = []
+
+    def before(conn: Any, cursor: Any, statement: str, parameters: Any, *args: Any) -> None:
+        if refused or not statement.lstrip().upper().startswith("INSERT INTO JOBS"):
+            return
+        kind = next((k for k in FOLLOW_UPS if k in str(parameters)), None)
+        if kind is not None:
+            refused.append(kind)
+            raise error
+
+    event.listen(engine.db.write_engine, "before_cursor_execute", before)
+    try:
+        yield refused
+    finally:
+        event.remove(engine.db.write_engine, "before_cursor_execute", before)
+
+
+def disk_gone(statement: str = "INSERT INTO jobs") -> OperationalError:
+    """What SQLAlchemy raises when SQLite's file cannot be written any more (a database that went away)."""
+    return OperationalError(statement, None, sqlite3.OperationalError("disk I/O error"))
+
+
+def ready_with_everything(engine: Engine, source: Path) -> Media:
+    media = uploaded(engine, source, steps=EVERYTHING)
+    engine.submit("media.process", {"pipeline": EVERYTHING}, media_id=media.id)
+    done = ended(engine, media.id)
+    assert done.state == assets.READY, done.error
+    return whole(engine, done)
+
+
+def whole(engine: Engine, media: Media) -> Media:
+    """What a user checks of a ready asset: its stream, downloads and storyboard are all there, and the
+    files of no other HLS version are left (superseded ones go after the grace)."""
+    assert media.state == assets.READY and media.hls is not None, (media.state, media.error)
+    root = engine.settings.data_dir / "storage" / assets.prefix(media.id)
+    version = media.hls["path"].split("/", 1)[1]
+    assert (root / media.hls["path"] / media.hls["master"]).is_file()
+    assert [(d["type"], d["ready"]) for d in media.downloads] == [("mp4", True), ("audio", True)]
+    for d in media.downloads:
+        assert (root / d["path"]).is_file(), d
+    assert media.storyboard is not None and media.storyboard["path"] == f"storyboard/{version}"
+    for made in ("hls", "downloads", "storyboard"):
+        assert sorted(p.name for p in (root / made).iterdir()) == [version], made
+    return media
+
+
+def reprocess_job(engine: Engine, media_id: str) -> Job:
+    jobs = [engine.job(j) for j in assets.job_ids(engine.db, media_id)]
+    found = [j for j in jobs if j.kind == "media.process" and j.params.get("reprocess")]
+    assert len(found) == 1, found
+    return found[0]
+
+
+def settled(engine: Engine, media_id: str) -> Media:
+    """Work (releasing retries, relaying the outbox) until none of the asset's jobs is left."""
+    engine.work(lambda: not assets.unfinished_jobs(engine.db, media_id), relay=True, timeout_s=300)
+    return media_of(engine, media_id)
+
+
+def test_a_reprocess_whose_database_goes_away_as_it_swaps_in_completes_on_its_retry_with_every_output(
+    engine: Engine, small_standard: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(engine.settings, "hls_swap_grace_s", 0.0)
+    before = ready_with_everything(engine, small_standard)
+    params = {"pipeline": EVERYTHING, "reprocess": True}
+    with first_follow_up_insert_fails(engine, disk_gone()) as refused:
+        engine.submit("media.process", params, media_id=before.id)
+        engine.work(lambda: bool(refused), timeout_s=300)
+        job = reprocess_job(engine, before.id)
+        engine.work(lambda: engine.job(job.id).attempt > 1 or engine.job(job.id).state != "running")
+    assert refused == ["media.cleanup"]
+
+    job = engine.job(job.id)
+    assert job.error is not None and job.error["code"] == "database_unreachable", job.error
+    after = settled(engine, before.id)
+    job = engine.job(job.id)
+    assert (job.state, job.attempt) == ("succeeded", 2), job.error
+    assert after.hls is not None and after.hls["path"] != before.hls["path"]  # type: ignore[index]
+    whole(engine, after)
+
+
+def test_a_reprocess_that_crashes_as_it_swaps_in_leaves_the_asset_as_it_was_and_a_retry_completes_it(
+    engine: Engine, small_standard: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(engine.settings, "hls_swap_grace_s", 0.0)
+    before = ready_with_everything(engine, small_standard)
+    params = {"pipeline": EVERYTHING, "reprocess": True}
+    with first_follow_up_insert_fails(engine, RuntimeError("the process crashed")) as refused:
+        engine.submit("media.process", params, media_id=before.id)
+        after = settled(engine, before.id)
+    assert refused == ["media.cleanup"]
+
+    job = reprocess_job(engine, before.id)
+    assert job.state == "failed", job.state
+    # Nothing of the swap happened: the same stream, downloads and storyboard, and no other version's files.
+    assert (after.hls, after.downloads, after.storyboard) == (before.hls, before.downloads, before.storyboard)
+    whole(engine, after)
+
+    lifecycle.retry(engine.services, job.id)
+    after = settled(engine, before.id)
+    assert engine.job(job.id).state == "succeeded", engine.job(job.id).error
+    assert after.hls is not None and after.hls["path"] != before.hls["path"]  # type: ignore[index]
+    whole(engine, after)

@@ -9,6 +9,7 @@ came).
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import shutil
@@ -166,6 +167,14 @@ class JobContext:
         """
         job = lifecycle.submit(self.services, kind=kind, params=params, media_id=media_id or self.media_id)
         return job.id
+
+    def transaction(self) -> contextlib.AbstractContextManager[lifecycle.Transaction]:
+        """A write transaction of the handler's own: what it writes in `tx.session` and the follow-up jobs it
+        creates with `tx.submit(kind, params)` (of the job's asset unless told) commit together, and the jobs
+        are published once it has committed. Params that do not fit fail this job as with `enqueue`, and
+        nothing of the transaction is written; nor is anything when the database goes away meanwhile.
+        """
+        return lifecycle.transaction(self.services, media_id=self.media_id)
 
     def fan_out(
         self,

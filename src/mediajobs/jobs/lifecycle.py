@@ -4,16 +4,18 @@
 a new or re-queued job is published, a job made terminal runs its kind's `on_end` hook and the job-ended
 listeners (`jobs/hooks.py`: webhooks emits its events there), exactly once, in whichever process made the
 move. Every move gets the process's `Services` (database, settings, broker) from its caller and hands them on
-to the hooks. Every job is created by `submit`, which checks the params against the kind's model for every
-caller. (The reaper, `jobs/reaper.py`, ends jobs through `finish`.) A child job's end is its parent's
-bookkeeping too (fan-in, `jobs/fanout.py`): every terminal move does it.
+to the hooks. Every job is created by `create` (in a transaction: `submit` makes one of its own, `transaction`
+lends one to a caller that commits other rows with its jobs), which checks the params against the kind's
+model for every caller; `publish` hands them to the broker once they are committed. (The reaper,
+`jobs/reaper.py`, ends jobs through `finish`.) A child job's end is its parent's bookkeeping too (fan-in,
+`jobs/fanout.py`): every terminal move does it.
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Iterator
 from datetime import datetime
 from typing import Any
 
@@ -74,11 +76,70 @@ def _new(
     )
 
 
-def _publish(services: Services, jobs: Iterable[Job]) -> None:
-    """Hand committed (and claimed) jobs to the background publisher; the relay sends what it cannot."""
+def publish(services: Services, jobs: Iterable[Job]) -> None:
+    """Hand committed jobs (`create`d claimed by this fast path) to the background publisher. What it cannot
+    send, or never gets to (the process died after the commit), the outbox relay sends (`jobs/outbox.py`)."""
     publisher = publisher_for(services.db, services.broker)
     for job in jobs:
         publisher.submit(message_of(job))
+
+
+def create(
+    session: Session,
+    *,
+    kind: str,
+    params: dict[str, Any],
+    priority: int | None = None,
+    max_attempts: int | None = None,
+    media_id: str | None = None,
+) -> Job:
+    """Add a job to the caller's write transaction (ParamsRejected if its params do not fit its kind); once
+    that commits, `publish` it. Rolled back, it never existed."""
+    job = _new(kind, params, priority, max_attempts, media_id)
+    session.add(job)
+    return job
+
+
+class Transaction:
+    """A write transaction (`session`) in which the caller changes its own rows and creates jobs (`submit`)
+    that must exist exactly when those changes do: all commit together, or none does."""
+
+    def __init__(self, session: Session, media_id: str | None) -> None:
+        self.session = session
+        self.media_id = media_id
+        self.jobs: list[Job] = []
+
+    def submit(
+        self,
+        kind: str,
+        params: dict[str, Any],
+        *,
+        priority: int | None = None,
+        max_attempts: int | None = None,
+        media_id: str | None = None,
+    ) -> Job:
+        """A job of this transaction (of its asset unless `media_id` says another), published once it
+        commits."""
+        job = create(
+            self.session,
+            kind=kind,
+            params=params,
+            priority=priority,
+            max_attempts=max_attempts,
+            media_id=media_id or self.media_id,
+        )
+        self.jobs.append(job)
+        return job
+
+
+@contextlib.contextmanager
+def transaction(services: Services, *, media_id: str | None = None) -> Iterator[Transaction]:
+    """A write transaction whose jobs (`tx.submit`, of asset `media_id` unless told) are published once it
+    has committed; an exception inside rolls everything back and publishes nothing."""
+    with services.db.write() as session:
+        tx = Transaction(session, media_id)
+        yield tx
+    publish(services, tx.jobs)
 
 
 def submit(
@@ -95,12 +156,10 @@ def submit(
 
     `with_job(session, job)` adds what must commit in the same transaction (an asset, an idempotency key).
     """
-    job = _new(kind, params, priority, max_attempts, media_id)
-    with services.db.write() as session:
-        session.add(job)
+    with transaction(services, media_id=media_id) as tx:
+        job = tx.submit(kind, params, priority=priority, max_attempts=max_attempts)
         if with_job is not None:
-            with_job(session, job)
-    _publish(services, [job])
+            with_job(tx.session, job)
     return job
 
 
@@ -123,7 +182,7 @@ async def submit_grouped(
             with_job(session, job)
 
     await write(insert)
-    _publish(services, [job])
+    publish(services, [job])
     return job
 
 
@@ -173,7 +232,7 @@ def requeue(services: Services, job: Job, *, error: dict[str, str]) -> Job | Non
     """running → queued as the next attempt, published (its worker vanished: the reaper); None if it moved."""
     requeued = rows.requeue(services.db, job, error=error)
     if requeued is not None:
-        _publish(services, [requeued])
+        publish(services, [requeued])
     return requeued
 
 
@@ -200,16 +259,16 @@ def retry(services: Services, job_id: str) -> Job:
     job = rows.get_job(db, job_id)
     if job.children_total is None:
         job = rows.retry(db, job_id)
-        _publish(services, [job])
+        publish(services, [job])
         return job
     if job.state not in states.RETRYABLE:
         raise Conflict(f"job {job.id} is {job.state}; only failed or cancelled jobs can be retried")
     with db.write() as session:
         children = fanout.retry(session, job)
-    _publish(services, children)
+    publish(services, children)
     job = rows.get_job(db, job_id)
     if job.state == states.QUEUED:  # every child had succeeded: it joins again
-        _publish(services, [job])
+        publish(services, [job])
     return job
 
 
@@ -219,7 +278,7 @@ def wait_for_children(services: Services, *, job_id: str, attempt: int, fan: fan
     if made is None:
         return None
     parent, children = made
-    _publish(services, children)
+    publish(services, children)
     log.info("job %s waits for %d child jobs", parent.id, len(children))
     if not children:
         _children_done(services, parent)
@@ -310,7 +369,7 @@ def _children_done(services: Services, parent: Job) -> None:
             services, job_id=parent.id, attempt=parent.attempt, state=states.CANCELLED, error=_WITH_CHILDREN
         )
         return
-    _publish(services, [joining])
+    publish(services, [joining])
 
 
 def hand_back(services: Services, *, job_id: str, attempt: int) -> Job | None:

@@ -8,6 +8,7 @@ from typing import Annotated, Any, Literal, get_args
 
 from pydantic import AfterValidator
 from sqlalchemy import delete, exists, func, select, update
+from sqlalchemy.orm import Session
 
 from mediajobs.db import records
 from mediajobs.db.models import Job, Media, MediaCaption, MediaChunk, utcnow
@@ -177,18 +178,39 @@ def update_media(
     taken over by another (its host cut off, then back) changes nothing when it finally gets here. A move to
     ready or failed fires its event (`media/events.py`), which is why this takes the Services.
     """
-    values.setdefault("updated_at", utcnow())
     with services.db.write() as session:
-        query = update(Media).where(Media.id == media_id)
-        if only_from:
-            query = query.where(Media.state.in_(only_from))
-        if while_running:
-            query = query.where(_running(*while_running))
-        changed = bool(session.execute(query.values(**values)).rowcount)  # type: ignore[attr-defined]
-    state = values.get("state")
-    if changed and state in (READY, FAILED):
-        events.fire(events.MediaEvent(events.READY if state == READY else events.FAILED, media_id), services)
+        changed = update_media_in(
+            session, media_id, only_from=only_from, while_running=while_running, **values
+        )
+    if changed:
+        moved(services, media_id, values.get("state"))
     return changed
+
+
+def update_media_in(
+    session: Session,
+    media_id: str,
+    *,
+    only_from: tuple[str, ...] | None = None,
+    while_running: tuple[str, int] | None = None,
+    **values: Any,
+) -> bool:
+    """`update_media` in the caller's transaction (one that commits other rows with it, such as the jobs that
+    follow the change: `lifecycle.transaction`); once it has committed, the caller fires the move's event
+    with `moved`."""
+    values.setdefault("updated_at", utcnow())
+    query = update(Media).where(Media.id == media_id)
+    if only_from:
+        query = query.where(Media.state.in_(only_from))
+    if while_running:
+        query = query.where(_running(*while_running))
+    return bool(session.execute(query.values(**values)).rowcount)  # type: ignore[attr-defined]
+
+
+def moved(services: Services, media_id: str, state: str | None) -> None:
+    """An asset's change to `state` has committed: a move to ready or failed fires its event."""
+    if state in (READY, FAILED):
+        events.fire(events.MediaEvent(events.READY if state == READY else events.FAILED, media_id), services)
 
 
 def _running(job_id: str, attempt: int) -> Any:

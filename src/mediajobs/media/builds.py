@@ -180,10 +180,13 @@ def join(
     # What a derived asset's ladder reuses of this one (`media.inplace`): the plan and every segment's size.
     whole = json.dumps({"ladder": ladders.to_json(lad), "sizes": sizes})
     build.storage.put_bytes(build.prefix + LADDER, whole.encode(), content_type="application/json")
-    build.storage.delete(build.prefix + BUILD)
     hls_record = build.record(lad.names or [AUDIO], sizes)
     result = finish(ctx, build.media_id, build.probe, hls_record, thumb, pipeline=pipeline)
-    chunks.drop(ctx.db, build.media_id, build.version)
+    # Only now: an attempt that stopped short of the swap's commit is retried with the plan where it was.
+    try:
+        build.storage.delete(build.prefix + BUILD)
+    except Exception:  # the asset is ready; a plan left beside its files goes with them
+        log.warning("media %s: version %s keeps its plan", build.media_id, build.version, exc_info=True)
     return result
 
 
@@ -199,7 +202,9 @@ def finish(
     """Swap the new files in: the asset is ready; superseded files go after a grace period.
 
     What was made from the old HLS version (downloads, storyboard, images) goes with it; what the pipeline
-    makes from the new one follows (`outputs.follow_up`).
+    makes from the new one follows (`outputs.follow_up`). The swap, the version's chunk rows dropped (it is
+    whole), the cleanup job and the follow-up jobs commit in one transaction: a failure before its commit
+    (the database gone, a crash) leaves the asset as it was, for a retry to swap in; after it, all is there.
     """
     ctx.check_cancelled()
     media = require_media(ctx)
@@ -214,20 +219,29 @@ def finish(
     poster = media.poster
     if thumbnail != media.thumbnail:
         poster = {"time": thumb.time_s, "chosen": False} if thumbnail and thumb.time_s is not None else None
-    swapped = assets.update_media(
-        ctx.services,
-        media_id,
-        only_from=(assets.PROCESSING, assets.READY),
-        while_running=(ctx.job_id, ctx.attempt),
-        state=assets.READY,
-        probe=info.public(),
-        hls=hls_record,
-        thumbnail=thumbnail,
-        error=None,
-        extra={**(media.extra or {}), "thumbnail_error": thumbnail_error},
-        poster=poster,
-        **derived,
-    )
+    with ctx.transaction() as tx:
+        swapped = assets.update_media_in(
+            tx.session,
+            media_id,
+            only_from=(assets.PROCESSING, assets.READY),
+            while_running=(ctx.job_id, ctx.attempt),
+            state=assets.READY,
+            probe=info.public(),
+            hls=hls_record,
+            thumbnail=thumbnail,
+            error=None,
+            extra={**(media.extra or {}), "thumbnail_error": thumbnail_error},
+            poster=poster,
+            **derived,
+        )
+        if swapped:
+            if now:
+                chunks.drop_in(tx.session, media_id, now.split("/", 1)[1])
+            if old:
+                # Players that loaded the old playlists keep fetching its segments a while: removed later.
+                grace = time.time() + ctx.settings.hls_swap_grace_s
+                tx.submit("media.cleanup", {"paths": old, "not_before": grace})
+            outputs.follow_up(tx, media_id, hls_record, info.public(), derived, pipeline)
     if not swapped:
         # Taken over (or the asset is going): what this attempt stored is no one's.
         storage = for_process(ctx.settings)
@@ -236,12 +250,7 @@ def finish(
         if thumbnail and thumbnail != media.thumbnail:
             storage.delete(f"{assets.prefix(media_id)}{thumbnail}")
         raise JobCancelled("this attempt was taken over by another; what it stored is removed")
-    if old:
-        # Players that loaded the old playlists keep fetching its segments for a while: remove them later.
-        ctx.enqueue(
-            "media.cleanup", {"paths": old, "not_before": time.time() + ctx.settings.hls_swap_grace_s}
-        )
-    outputs.follow_up(ctx, media_id, hls_record, derived, pipeline)
+    assets.moved(ctx.services, media_id, assets.READY)
     ctx.progress(100, "Ready")
     return {
         "media_id": media_id,
@@ -252,12 +261,12 @@ def finish(
 
 
 def abandon_builds(services: Services, media_id: str) -> None:
-    """HLS versions left unfinished (their chunk rows say which): rows dropped, their files removed."""
-    abandoned = [p for v in chunks.versions(services.db, media_id) for p in chunks.version_paths(v)]
-    if abandoned:
-        chunks.drop_all(services.db, media_id)
-        cleanup = {"paths": abandoned}
-        lifecycle.submit(services, kind="media.cleanup", params=cleanup, media_id=media_id)
+    """HLS versions left unfinished (their chunk rows say which): rows dropped, their files removed (the
+    cleanup job commits with the rows' removal)."""
+    with lifecycle.transaction(services, media_id=media_id) as tx:
+        abandoned = [p for v in chunks.drop_all(tx.session, media_id) for p in chunks.version_paths(v)]
+        if abandoned:
+            tx.submit("media.cleanup", {"paths": abandoned})
 
 
 def remove_paths(ctx: JobContext, paths: list[str]) -> int:
@@ -314,15 +323,16 @@ def media_ended(job: Job, services: Services) -> None:
     early_thumbnail = media.thumbnail if not (media.poster or {}).get("chosen") else None
     if early_thumbnail:
         withdrawn.update(thumbnail=None, poster=None)
-    failed = assets.update_media(
-        services,
-        media.id,
-        only_from=(assets.PENDING, assets.IMPORTING, assets.PROCESSING),
-        state=assets.FAILED,
-        error=error,
-        **withdrawn,
-    )
-    if failed and early_thumbnail:
-        lifecycle.submit(
-            services, kind="media.cleanup", params={"paths": [early_thumbnail]}, media_id=media.id
+    with lifecycle.transaction(services, media_id=media.id) as tx:
+        failed = assets.update_media_in(
+            tx.session,
+            media.id,
+            only_from=(assets.PENDING, assets.IMPORTING, assets.PROCESSING),
+            state=assets.FAILED,
+            error=error,
+            **withdrawn,
         )
+        if failed and early_thumbnail:
+            tx.submit("media.cleanup", {"paths": [early_thumbnail]})
+    if failed:
+        assets.moved(services, media.id, assets.FAILED)

@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from sqlalchemy import delete, select, update
+from sqlalchemy.orm import Session
 
 from mediajobs.db.models import MediaChunk, utcnow
 from mediajobs.db.session import Database
@@ -115,9 +116,12 @@ def mark_done(db: Database, media_id: str, version: str, index: int, sizes: dict
 
 def drop(db: Database, media_id: str, version: str) -> None:
     with db.write() as session:
-        session.execute(
-            delete(MediaChunk).where(MediaChunk.media_id == media_id, MediaChunk.version == version)
-        )
+        drop_in(session, media_id, version)
+
+
+def drop_in(session: Session, media_id: str, version: str) -> None:
+    """`drop` in the caller's transaction (the swap that makes the version the asset's: it is whole)."""
+    session.execute(delete(MediaChunk).where(MediaChunk.media_id == media_id, MediaChunk.version == version))
 
 
 def encoded(found: Sequence[MediaChunk]) -> list[MediaChunk]:
@@ -141,16 +145,14 @@ def sizes(found: Sequence[MediaChunk]) -> dict[str, list[int]]:
     return joined
 
 
-def versions(db: Database, media_id: str) -> list[str]:
-    """The HLS versions of an asset still being made (or left unfinished)."""
-    with db.read() as session:
-        query = select(MediaChunk.version).where(MediaChunk.media_id == media_id).distinct()
-        return sorted(session.scalars(query))
-
-
-def drop_all(db: Database, media_id: str) -> None:
-    with db.write() as session:
+def drop_all(session: Session, media_id: str) -> list[str]:
+    """In the caller's transaction: the rows of every HLS version of the asset still being made (or left
+    unfinished) go; which versions they were (their files are the caller's to remove: `version_paths`)."""
+    query = select(MediaChunk.version).where(MediaChunk.media_id == media_id).distinct()
+    found = sorted(session.scalars(query))
+    if found:
         session.execute(delete(MediaChunk).where(MediaChunk.media_id == media_id))
+    return found
 
 
 def version_paths(version: str) -> list[str]:

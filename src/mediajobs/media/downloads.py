@@ -14,6 +14,7 @@ from pathlib import PurePosixPath
 from typing import Any, Literal
 from urllib.parse import quote
 
+from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import flag_modified
 
 from mediajobs.db.models import Media, utcnow
@@ -99,13 +100,18 @@ def update(db: Database, media_id: str, version: str, change: Any) -> bool:
     side never lose each other's entries. False when the asset is gone or has moved to another version.
     """
     with db.write() as session:
-        media = session.get(Media, media_id, with_for_update=True)
-        if media is None or not media.hls or str(media.hls["path"]) != f"hls/{version}":
-            return False
-        media.downloads = change([dict(e) for e in media.downloads or []])
-        flag_modified(media, "downloads")
-        media.updated_at = utcnow()
-        return True
+        return update_in(session, media_id, version, change)
+
+
+def update_in(session: Session, media_id: str, version: str, change: Any) -> bool:
+    """`update` in the caller's transaction."""
+    media = session.get(Media, media_id, with_for_update=True, populate_existing=True)
+    if media is None or not media.hls or str(media.hls["path"]) != f"hls/{version}":
+        return False
+    media.downloads = change([dict(e) for e in media.downloads or []])
+    flag_modified(media, "downloads")
+    media.updated_at = utcnow()
+    return True
 
 
 def replace(entries: list[dict[str, Any]], new: dict[str, Any]) -> list[dict[str, Any]]:
