@@ -1,4 +1,5 @@
-"""How a media job that ends short leaves its asset (`media.builds.media_ended`).
+"""How a media job that ends short leaves its asset (`media.builds.media_ended`), and one that stops between
+its own change of the asset and the jobs that follow it (the swap of `media.builds.finish`, a poster).
 
 The media jobs run in this process (tests/jobs' Engine: SQLite, a stub broker, the real runner and ffmpeg,
 local storage), so a test can make a step fail at the very moment it wants.
@@ -19,7 +20,7 @@ from sqlalchemy.exc import OperationalError
 from mediajobs.db.models import Job, Media
 from mediajobs.errors import ProcessFailed
 from mediajobs.jobs import lifecycle
-from mediajobs.media import assets
+from mediajobs.media import assets, images
 from mediajobs.storage import for_process
 from mediajobs.toolkit.hls import renditions
 from tests.jobs.conftest import Engine
@@ -188,3 +189,29 @@ def test_a_reprocess_that_crashes_as_it_swaps_in_leaves_the_asset_as_it_was_and_
     assert engine.job(job.id).state == "succeeded", engine.job(job.id).error
     assert after.hls is not None and after.hls["path"] != before.hls["path"]  # type: ignore[index]
     whole(engine, after)
+
+
+def test_a_poster_whose_old_thumbnails_cleanup_cannot_be_made_is_not_set_and_its_retry_sets_it(
+    engine: Engine, small_standard: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(engine.settings, "hls_swap_grace_s", 0.0)
+    before = ready_with_everything(engine, small_standard)
+    assert before.thumbnail is not None
+    root = engine.settings.data_dir / "storage" / assets.prefix(before.id)
+    spec = images.poster(before, time=2.0)
+    params = images.ImageParams(version=images.renderable(before), still=spec, poster=True)
+    with first_follow_up_insert_fails(engine, RuntimeError("the process crashed")) as refused:
+        job = engine.submit(images.KIND, params.model_dump(mode="json"), media_id=before.id)
+        assert engine.run_to_end(job.id).state == "failed"
+    assert refused == ["media.cleanup"]
+    # Not set: the thumbnail it would replace is still shown, and still there.
+    after = media_of(engine, before.id)
+    assert (after.thumbnail, after.poster) == (before.thumbnail, before.poster)
+    assert (root / before.thumbnail).is_file()
+
+    lifecycle.retry(engine.services, job.id)
+    after = settled(engine, before.id)
+    assert engine.job(job.id).state == "succeeded", engine.job(job.id).error
+    assert (after.thumbnail, after.poster) == (params.path, {"time": 2.0, "chosen": True})
+    assert (root / params.path).is_file()
+    assert not (root / before.thumbnail).exists()  # the one it replaced went after the grace

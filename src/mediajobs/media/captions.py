@@ -175,13 +175,13 @@ def by_media(db: Database, ids: list[str]) -> dict[str, list[MediaCaption]]:
 def remove(services: Services, media_id: str, caption_id: str) -> None:
     """Drop a track: it leaves the master at once; its files go after a grace for players still using it."""
     caption = get(services.db, media_id, caption_id)
-    with services.db.write() as session:
-        session.execute(delete(MediaCaption).where(MediaCaption.id == caption.id))
     cleanup = {
         "paths": [vtt_path(caption.id), playlist_path(caption.id)],
         "not_before": time.time() + services.settings.hls_swap_grace_s,
     }
-    lifecycle.submit(services, kind="media.cleanup", params=cleanup, media_id=media_id)
+    with lifecycle.transaction(services, media_id=media_id) as tx:
+        tx.session.execute(delete(MediaCaption).where(MediaCaption.id == caption.id))
+        tx.submit("media.cleanup", cleanup)
 
 
 def master_with_captions(db: Database, media: Media, path: str, text: str) -> str:

@@ -12,6 +12,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select, update
+from sqlalchemy.orm import Session
 
 from mediajobs.db.models import Job, Media, utcnow
 from mediajobs.db.session import Database
@@ -166,14 +167,14 @@ def in_flight(db: Database, media_id: str, params: dict[str, Any]) -> Job | None
         return next((job for job in session.scalars(query) if job.params == params), None)
 
 
-def set_poster(db: Database, media_id: str, path: str, time_s: float) -> str | None:
-    """The asset's thumbnail becomes `path` (a chosen poster); the path it replaces, or None."""
-    with db.write() as session:
-        media = session.get(Media, media_id, with_for_update=True)
-        if media is None or media.state == assets.DELETING:
-            raise PermanentError(f"media asset {media_id} was deleted", code="not_found")
-        old = media.thumbnail
-        media.thumbnail = path
-        media.poster = {"time": time_s, "chosen": True}
-        media.updated_at = utcnow()
-        return old if old != path else None
+def set_poster(session: Session, media_id: str, path: str, time_s: float) -> str | None:
+    """In the caller's transaction (with the cleanup of what it replaces): the asset's thumbnail becomes
+    `path` (a chosen poster); the path it replaces, or None."""
+    media = session.get(Media, media_id, with_for_update=True)
+    if media is None or media.state == assets.DELETING:
+        raise PermanentError(f"media asset {media_id} was deleted", code="not_found")
+    old = media.thumbnail
+    media.thumbnail = path
+    media.poster = {"time": time_s, "chosen": True}
+    media.updated_at = utcnow()
+    return old if old != path else None

@@ -69,17 +69,20 @@ def download_and_store(ctx: JobContext, params: ImportParams, guarded: Guarding)
     ctx.progress(90, "Storing the original")
     original = store_original(ctx, media.id, got.path, got.filename)
     ctx.check_cancelled()
-    assets.update_media(
-        ctx.services,
-        media.id,
-        only_from=(assets.IMPORTING,),
-        state=assets.PROCESSING,
-        original=original,
-        probe=info.public(),
-        source={**media.source, "title": got.title},
-    )
     # The page's title names it, unless a person renamed it while it downloaded.
     assets.rename(ctx.services, media.id, titles.fit(got.title, media.title), only_if=media.title)
+    # Processing, and its job, commit together: an import that stops short leaves no asset waiting on a job
+    # that was never made.
+    with ctx.transaction() as tx:
+        assets.update_media_in(
+            tx.session,
+            media.id,
+            only_from=(assets.IMPORTING,),
+            state=assets.PROCESSING,
+            original=original,
+            probe=info.public(),
+            source={**media.source, "title": got.title},
+        )
+        process = tx.submit("media.process", {"pipeline": media.pipeline or []})
     ctx.progress(100, "Imported")
-    job_id = ctx.enqueue("media.process", {"pipeline": media.pipeline or []})
-    return {"media_id": media.id, "size": original["size"], "process_job": job_id}
+    return {"media_id": media.id, "size": original["size"], "process_job": process.id}

@@ -75,11 +75,12 @@ def _finish_derived(
     ctx.progress(96, "Storing the result")
     probe = probe_source(ctx, out).public()
     original = store_original(ctx, derived.id, out, filename)
-    assets.update_media(ctx.services, derived.id, original=original, probe=probe)
     params = {"pipeline": derived.pipeline or [], "from_parent": from_parent}
-    job_id = ctx.enqueue("media.process", params)
+    with ctx.transaction() as tx:  # the original is recorded with the job that processes it
+        assets.update_media_in(tx.session, derived.id, original=original, probe=probe)
+        process = tx.submit("media.process", params)
     ctx.progress(100, "Done")  # the new asset's stream is its own media.process job
-    return {"media_id": derived.id, "process_job": job_id}
+    return {"media_id": derived.id, "process_job": process.id}
 
 
 def _masking(regions: int, sound: Sound) -> str:

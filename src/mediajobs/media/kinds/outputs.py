@@ -227,9 +227,10 @@ def render_image(ctx: JobContext, params: images.ImageParams) -> dict[str, Any]:
             raise
     if params.poster:
         assert params.still is not None
-        old = images.set_poster(ctx.db, media.id, params.path, params.still.time_ms / 1000)
-        if old:
-            grace = time.time() + ctx.settings.hls_swap_grace_s
-            ctx.enqueue("media.cleanup", {"paths": [old], "not_before": grace})
+        with ctx.transaction() as tx:
+            old = images.set_poster(tx.session, media.id, params.path, params.still.time_ms / 1000)
+            if old:
+                grace = time.time() + ctx.settings.hls_swap_grace_s
+                tx.submit("media.cleanup", {"paths": [old], "not_before": grace})
     ctx.progress(100, "Rendered")
     return {"path": params.path, "content_type": content_type, "size": size_bytes}
