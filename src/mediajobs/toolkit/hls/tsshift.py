@@ -24,10 +24,12 @@ def shift(data: bytes, ticks: int) -> bytes:
         raise NotTransportStream(f"{len(data)} bytes are not whole {TS_PACKET}-byte packets")
     if ticks == 0:
         return data
+    count = len(data) // TS_PACKET
+    if data[::TS_PACKET].count(SYNC) != count:
+        at = next(i for i in range(0, len(data), TS_PACKET) if data[i] != SYNC)
+        raise NotTransportStream(f"no sync byte at offset {at}")
     out = bytearray(data)
-    for at in range(0, len(out), TS_PACKET):
-        if out[at] != SYNC:
-            raise NotTransportStream(f"no sync byte at offset {at}")
+    for at in _stamped(data, count):
         control = (out[at + 3] >> 4) & 3
         payload = at + 4
         if control & 2:  # an adaptation field
@@ -38,6 +40,29 @@ def shift(data: bytes, ticks: int) -> bytes:
         if control & 1 and out[at + 1] & 0x40 and payload + 14 <= at + TS_PACKET:
             _shift_pes(out, payload, ticks)
     return bytes(out)
+
+
+def _stamped(data: bytes, count: int) -> list[int]:
+    """The offsets of the packets that may carry a timestamp: those starting a PES packet (the payload unit
+    start bit) or with an adaptation field whose PCR flag is set; a tenth of a segment's packets or fewer.
+    Found a byte column at a time, in C (a pass over every packet in Python took 3-4 s of a 10-minute
+    ladder's derived copy)."""
+    starts = _bits(data[1::TS_PACKET], 0x40)
+    pcrs = _bits(data[3::TS_PACKET], 0x20) & _bits(data[5::TS_PACKET], 0x10)
+    column = (starts | pcrs).to_bytes(count, "big")
+    found, i = [], column.find(1)
+    while i >= 0:
+        found.append(i * TS_PACKET)
+        i = column.find(1, i + 1)
+    return found
+
+
+def _bits(column: bytes, bit: int) -> int:
+    """One byte per packet: 1 where `bit` is set in `column`, else 0 (as an int, to combine columns)."""
+    return int.from_bytes(column.translate(_HAS[bit]), "big")
+
+
+_HAS = {bit: bytes(int(bool(b & bit)) for b in range(256)) for bit in (0x10, 0x20, 0x40)}
 
 
 def _shift_pes(out: bytearray, at: int, ticks: int) -> None:
