@@ -20,7 +20,7 @@ import pytest
 from mediajobs.storage.backends.local import CHECK_PREFIX
 from mediajobs.storage.backends.s3 import CHECK_KEY
 from mediajobs.testing.s3 import client, create_bucket, with_test_credentials
-from mediajobs.testing.servers import PostgresServer, RedisServer, wait_for
+from mediajobs.testing.servers import PostgresServer, RedisServer, http_client, wait_for
 from mediajobs.testing.stacks import Stack, Workers, stack_env, stop_stacks
 
 # The kinds every stack of the suite loads besides the built-in ones.
@@ -87,7 +87,7 @@ class MediaStack:
     cache: dict[str, Any] = field(default_factory=dict)
 
     def client(self) -> httpx.Client:
-        return httpx.Client(base_url=self.stack.api_url, timeout=30)
+        return http_client(base_url=self.stack.api_url, timeout=30)
 
     @property
     def temp_dir(self) -> Path:

@@ -18,7 +18,7 @@ from typing import IO
 
 import httpx
 
-from mediajobs.testing.servers import GiveUp, free_port, wait_for
+from mediajobs.testing.servers import GiveUp, free_port, http_client, wait_for
 
 # The source checkout (src/mediajobs/testing/ is three levels down): its `tests` and `bench` packages hold
 # kind modules (MEDIAJOBS_KIND_MODULES=tests.kinds) that a stack's processes import.
@@ -115,11 +115,12 @@ class Stack:
         def answering() -> bool:
             if api.poll() is not None:
                 raise GiveUp(f"the API exited with {api.returncode}: {self.log('api')[-1500:]}")
-            return httpx.get(f"{self.api_url}/healthz", timeout=1).status_code == 200
+            return probe.get(f"{self.api_url}/healthz").status_code == 200
 
         # Its start (imports, migrations) took 17-20 s on a machine loaded to 40 on 2 cores; a dead API is
         # seen at once above, so a long wait costs nothing when it works.
-        wait_for(answering, timeout_s=60, message="the API to answer /healthz")
+        with http_client(timeout=1) as probe:
+            wait_for(answering, timeout_s=60, message="the API to answer /healthz")
 
     def start_worker(self, queues: str = "io,cpu,default", concurrency: int = 2) -> subprocess.Popen[bytes]:
         proc = self._spawn(
@@ -141,7 +142,7 @@ class Stack:
         proc.wait(timeout=10)
 
     def client(self, **kwargs: object) -> httpx.Client:
-        return httpx.Client(base_url=self.api_url, timeout=10, **kwargs)  # type: ignore[arg-type]
+        return http_client(base_url=self.api_url, timeout=10, **kwargs)
 
     def log(self, name: str) -> str:
         return (self.directory / f"{name}.log").read_text(errors="replace")

@@ -9,9 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-import httpx
-
-from mediajobs.testing.servers import free_port, wait_for
+from mediajobs.testing.servers import free_port, http_client, wait_for
 from mediajobs.testing.stacks import base_env
 
 
@@ -63,11 +61,12 @@ class Up:
                 stderr=subprocess.STDOUT,
                 cwd=self.directory,
             )
-        wait_for(
-            lambda: httpx.get(f"{self.api_url}/healthz", timeout=1).status_code == 200,
-            timeout_s=40,
-            message=f"the API of `up` in {self.directory}",
-        )
+        with http_client(timeout=1) as probe:
+            wait_for(
+                lambda: probe.get(f"{self.api_url}/healthz").status_code == 200,
+                timeout_s=40,
+                message=f"the API of `up` in {self.directory}",
+            )
         return self
 
     def log(self) -> str:
