@@ -58,6 +58,8 @@ PACE_AFTER_S = 3.0
 WRITE_LAG_S = 1.0
 # A worker that ended a child this recently (and runs none of the others) is taking the next one.
 HANDOVER_S = 2.0
+# How many of the children that ended last tell what a whole child takes.
+ENDED_READ = 50
 
 
 @dataclass(frozen=True)
@@ -186,22 +188,26 @@ def _left(db: Database, running: dict[str, list[_Working]], as_of: dict[str, dat
         .where(Job.parent_id.in_(ids), Job.state.in_((states.QUEUED, states.RETRYING)))
         .group_by(Job.parent_id)
     )
-    ended = select(Job.parent_id, Job.weight, Job.started_at, Job.finished_at, Job.worker).where(
-        Job.parent_id.in_(ids), Job.state == states.SUCCEEDED, Job.started_at.is_not(None)
-    )
     queued: dict[str, tuple[int, float]] = {}
-    took: dict[str, list[float]] = {}  # seconds and weight of the children that ended
+    took: dict[str, list[float]] = {}  # seconds and weight of the children that ended last
     handing: dict[str, set[str]] = {}  # workers that ended a child within HANDOVER_S of `as_of`
     with db.read() as session:
         for parent, n, weight in session.execute(waiting).tuples():
             queued[str(parent)] = (int(n), float(weight or 0.0))
-        for parent, weight, started, finished, worker in session.execute(ended).tuples():
-            if finished is not None and started is not None and finished >= started:
-                acc = took.setdefault(str(parent), [0.0, 0.0])
-                acc[0] += (finished - started).total_seconds()
-                acc[1] += float(weight)
-                if worker and (as_of[str(parent)] - finished).total_seconds() <= HANDOVER_S:
-                    handing.setdefault(str(parent), set()).add(worker)
+        for pid in ids:  # the last ENDED_READ of each (a parent may have thousands of children)
+            ended = (
+                select(Job.weight, Job.started_at, Job.finished_at, Job.worker)
+                .where(Job.parent_id == pid, Job.state == states.SUCCEEDED, Job.started_at.is_not(None))
+                .order_by(Job.finished_at.desc())
+                .limit(ENDED_READ)
+            )
+            for weight, started, finished, worker in session.execute(ended).tuples():
+                if finished is not None and started is not None and finished >= started:
+                    acc = took.setdefault(pid, [0.0, 0.0])
+                    acc[0] += (finished - started).total_seconds()
+                    acc[1] += float(weight)
+                    if worker and (as_of[pid] - finished).total_seconds() <= HANDOVER_S:
+                        handing.setdefault(pid, set()).add(worker)
     found: dict[str, float] = {}
     for pid, children in running.items():
         said = [c for c in children if c.left is not None]
