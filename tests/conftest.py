@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import json
+import statistics
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -15,6 +17,18 @@ from tests.clips import MakeClip, generate_clip
 from tests.stacks import BACKENDS, KINDS, StackPool, database_url
 
 __all__ = ["BACKENDS", "database_url"]
+
+DURATIONS = Path(__file__).with_name("durations.json")  # scripts/test-durations.py writes it
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Longest modules first. pytest-xdist hands a free worker the next module in this order; by default it
+    sorts them by their number of tests, and the slowest modules (a few long tests each) ran last, side by
+    side, at the end of a run. A module not in the file yet counts as a middling one."""
+    seconds: dict[str, float] = json.loads(DURATIONS.read_text())
+    middling = statistics.median(seconds.values())
+    # A stable sort: the tests of a module keep their order.
+    items.sort(key=lambda item: -seconds.get(item.nodeid.split("::", 1)[0], middling))
 
 
 @pytest.fixture(scope="session")

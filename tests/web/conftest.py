@@ -42,6 +42,9 @@ def browser(pw: Playwright) -> Iterator[Browser]:
 
 def open_page(browser: Browser, base_url: str, viewport: dict[str, int]) -> tuple[Page, list[str]]:
     context = browser.new_context(base_url=base_url, viewport=viewport)  # type: ignore[arg-type]
+    # A page's load waits for its scripts and images; at the end of a busy CI run two loads took more than
+    # Playwright's default 30 s (they take 0.3-0.9 s here).
+    context.set_default_navigation_timeout(60_000)
     page = context.new_page()
     errors: list[str] = []
     page.on("pageerror", lambda exc: errors.append(f"{exc.name}: {exc.message}\n{exc.stack}"))

@@ -129,8 +129,8 @@ def test_pause_resume_and_a_reload_continue_the_same_upload(
 ) -> None:
     page, proxy, stack = proxied
     size = clip.stat().st_size
-    proxy.bytes_per_s = size / 8  # about 8 s for the whole file: time to pause, and to reload
     page.goto("/#/media")
+    proxy.bytes_per_s = size / 8  # about 8 s for the whole file: time to pause, and to reload
     form = page.get_by_role("form", name="Upload a file")
     form.get_by_label("Video or audio file").set_input_files(str(clip))
     form.get_by_role("button", name="Upload").click()

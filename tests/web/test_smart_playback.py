@@ -91,12 +91,12 @@ def test_smart_cut_plays_frame_exact_in_chromium(browser: Browser, www: Path, ur
         page = browser.new_page()
         try:
             page.goto(server.url("play.html"))
-            result: dict[str, Any] = page.evaluate("([u, r]) => window.play(u, r)", [url, 4.0])
+            result: dict[str, Any] = page.evaluate("([u, r]) => window.play(u, r)", [url, 1.0])
         finally:
             page.close()
     # hls.js steps over the B-frame delay before the first frame of any MPEG-TS stream, smart or not. A stall
-    # (the buffer ran dry at 4x on a busy machine) is no defect of the stream; a hole in it is, and shows in
-    # what the player buffered: one range, from the first frame to the last.
+    # (the buffer ran dry on a busy machine) is no defect of the stream; a hole in it is, and shows in what
+    # the player buffered: one range, from the first frame to the last.
     stalls = ("bufferStalledError", "bufferNudgeOnStall")
     assert [
         e for e in result["errors"] if e[0] not in stalls and (e[0] != "bufferSeekOverHole" or e[1] > 0.5)
@@ -105,7 +105,10 @@ def test_smart_cut_plays_frame_exact_in_chromium(browser: Browser, www: Path, ur
     assert holes == [] and first <= 0.5 and last >= len(expected) / FPS - 0.1, result["buffered"]
     assert result["corrupted"] == 0
     seen = result["seen"]
-    assert len(seen) > len(expected) / 4  # at 4x speed the player may skip frames, not show wrong ones
+    # A busy machine may skip frames (a CI run at 4x showed 8 of 250), never show wrong ones; and every piece
+    # the cut kept, on both sides of each join, is shown.
+    pieces = [kept_piece for kept_piece in _pieces(expected) if any(index in kept_piece for _, index in seen)]
+    assert len(pieces) == len(_pieces(expected)) and len(seen) >= 10, seen
     # Every frame shown is one the cut kept (a broken decode spells other numbers), in order, at its time:
     # hls.js starts the timeline where the first segment's first frame is, mp4 at zero, and a busy page
     # may draw a frame or a few after the one its callback announced, never an earlier one.
@@ -114,3 +117,10 @@ def test_smart_cut_plays_frame_exact_in_chromium(browser: Browser, www: Path, ur
     starts = [t - position / FPS for (t, _), position in zip(seen, positions, strict=True)]
     lag = [round((max(starts) - start) * FPS) for start in starts]
     assert max(lag) <= 12, lag
+
+
+def _pieces(indices: list[int]) -> list[range]:
+    """The runs of consecutive source frames in `indices`: what the cut kept, piece by piece."""
+    starts = [i for i, index in enumerate(indices) if i == 0 or index != indices[i - 1] + 1]
+    ends = [*starts[1:], len(indices)]
+    return [range(indices[a], indices[b - 1] + 1) for a, b in zip(starts, ends, strict=True)]

@@ -128,11 +128,17 @@ class Stack:
             ["worker", "--queues", queues, "--concurrency", str(concurrency), "--no-migrate"],
         )
         self.workers.append(proc)
-        wait_for(
-            lambda: b"ready." in (self.directory / f"worker-{len(self.workers) - 1}.log").read_bytes(),
-            timeout_s=30,
-            message="the worker to be ready",
-        )
+        log = self.directory / f"worker-{len(self.workers) - 1}.log"
+
+        def ready() -> bool:
+            if proc.poll() is not None:
+                said = log.read_text(errors="replace")[-1500:]
+                raise GiveUp(f"the worker exited with {proc.returncode}: {said}")
+            return b"ready." in log.read_bytes()
+
+        # As the API's start above: a dead worker is seen at once, a slow one given the time a loaded machine
+        # takes (a CI run at the end of a busy suite took more than 30 s).
+        wait_for(ready, timeout_s=60, message="the worker to be ready")
         return proc
 
     def kill_worker(self, proc: subprocess.Popen[bytes]) -> None:
