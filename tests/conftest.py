@@ -18,6 +18,7 @@ from tests.stacks import BACKENDS, KINDS, StackPool, database_url
 
 __all__ = ["BACKENDS", "database_url"]
 
+POOL = pytest.StashKey[StackPool]()
 DURATIONS = Path(__file__).with_name("durations.json")  # scripts/test-durations.py writes it
 
 
@@ -59,8 +60,19 @@ def stack_pool(
 ) -> Iterator[StackPool]:
     """The stacks this test process shares between tests, by name (tests/stacks.py)."""
     pool = StackPool(tmp_path_factory, request, redis_server)
+    request.config.stash[POOL] = pool
     yield pool
+    del request.config.stash[POOL]
     pool.stop()
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> Iterator[None]:
+    """After the last test of a file, and its file's fixtures, are done: the pool stops its idle stacks."""
+    yield
+    pool = item.config.stash.get(POOL, None)
+    if pool is not None and nextitem is not None and nextitem.path != item.path:
+        pool.file_ended()
 
 
 MakeStack = Callable[..., Stack]

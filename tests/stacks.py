@@ -8,6 +8,7 @@ themselves by what they create. `Stored` reads what a stack's storage holds, byp
 from __future__ import annotations
 
 import os
+import time
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -28,6 +29,9 @@ KINDS = "tests.kinds"
 BACKENDS = ["sqlite", "postgresql"]
 STORAGES = ["file", "s3"]
 S3_PREFIX = "deploy/one"
+# A pool's stack unasked for this long is stopped: an idle stack costs about 0.02 CPU-s a second, a start
+# about 2.7 CPU-s.
+IDLE_S = float(os.environ.get("MJ_TEST_POOL_IDLE_S", "120"))
 
 
 def database_url(backend: str, directory: Path, request: pytest.FixtureRequest) -> str:
@@ -117,15 +121,29 @@ class MediaStack:
 
 
 class StackPool:
-    """The test process's stacks, each started on first use and stopped side by side at the end."""
+    """The test process's stacks, each started on first use and stopped side by side at the end.
+
+    A stack no test file has asked for in the last `idle_s` is stopped when a file ends (`file_ended`), and
+    made afresh if one asks again: an idle stack's API and worker keep polling their database and broker,
+    and a test process would otherwise keep every stack it ever started to the end of the run. Only fixtures
+    of a file's scope or narrower hold a stack of the pool.
+    """
 
     def __init__(
-        self, tmp: pytest.TempPathFactory, request: pytest.FixtureRequest, redis: RedisServer
+        self,
+        tmp: pytest.TempPathFactory,
+        request: pytest.FixtureRequest,
+        redis: RedisServer,
+        *,
+        idle_s: float = IDLE_S,
     ) -> None:
         self.tmp = tmp
         self.request = request
         self.redis = redis
+        self.idle_s = idle_s
         self.stacks: dict[str, MediaStack] = {}
+        self._asked: set[str] = set()  # since the last file ended
+        self._last_used: dict[str, float] = {}
 
     def get(
         self,
@@ -142,7 +160,19 @@ class StackPool:
         if name not in self.stacks:
             layout = [("io,cpu,default", concurrency)] * workers if isinstance(workers, int) else workers
             self.stacks[name] = self._start(name, storage, backend, layout, env)
+        self._asked.add(name)
         return self.stacks[name]
+
+    def file_ended(self, now: float | None = None) -> list[str]:
+        """A test file's tests and fixtures are done: stop the stacks left idle; their names."""
+        now = time.monotonic() if now is None else now
+        for name in self._asked:
+            self._last_used[name] = now
+        self._asked = set()
+        idle = [name for name in self.stacks if now - self._last_used.get(name, now) >= self.idle_s]
+        if idle:
+            self.stop(*idle)
+        return idle
 
     def _start(
         self, name: str, storage: str, backend: str, workers: Sequence[tuple[str, int]], env: dict[str, str]

@@ -20,7 +20,7 @@ PHONE = {"width": 390, "height": 844}
 expect.set_options(timeout=15_000)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def web_stack(stack_pool: StackPool) -> Stack:
     """One API + worker shared by the browser tests, to keep the run short."""
     # Private addresses allowed: the import test serves its clip from 127.0.0.1.
