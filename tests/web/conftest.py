@@ -82,6 +82,24 @@ def screenshot(page: Page, name: str) -> Path:
     return path
 
 
+def drag(page: Page, target: Locator, start: tuple[float, float], end: tuple[float, float]) -> None:
+    """Press at `start` and release at `end`, fractions of `target`'s width and height, as a person drags.
+
+    The press goes where the element is once it is visible and has stopped moving (Playwright's hover waits
+    for both, and scrolls it into view): a box read once, before the page had laid out what loads late
+    beside it, sent a CI run's drag past its lane.
+    """
+    size = target.bounding_box()
+    assert size is not None, "nothing to drag across"
+    width, height = size["width"], size["height"]
+    target.hover(position={"x": width * start[0], "y": height * start[1]})
+    page.mouse.down()
+    box = target.bounding_box()  # where hover left it
+    assert box is not None
+    page.mouse.move(box["x"] + width * end[0], box["y"] + height * end[1], steps=5)
+    page.mouse.up()
+
+
 def field_error(form: Locator, label: str) -> Locator:
     """The error slot next to the control labelled `label` (the UI names it "<control id>-error")."""
     control_id = form.get_by_label(label, exact=True).get_attribute("id")

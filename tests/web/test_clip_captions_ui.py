@@ -12,7 +12,7 @@ import pytest
 from playwright.sync_api import Locator, Page, expect
 
 from mediajobs.testing.stacks import Stack
-from tests.web.conftest import screenshot
+from tests.web.conftest import drag, screenshot
 from tests.web.test_media_ui import clip, derived_card, new_asset_of, open_asset, upload, wait_ready
 
 __all__ = ["clip"]
@@ -113,13 +113,7 @@ def test_the_clip_tool_makes_a_cropped_clip_of_the_range_dragged_on_the_timeline
     page.wait_for_function("() => (document.querySelector('video') || {}).readyState >= 2")
     form = page.get_by_role("form", name="Clip")
     lane = page.locator('.lane[data-lane="clip"]')
-    box = lane.bounding_box()
-    assert box is not None
-    middle = box["y"] + box["height"] / 2
-    page.mouse.move(box["x"] + box["width"] * 0.25, middle)
-    page.mouse.down()
-    page.mouse.move(box["x"] + box["width"] * 0.75, middle, steps=5)
-    page.mouse.up()
+    drag(page, lane, (0.25, 0.5), (0.75, 0.5))
     assert abs(float(form.get_by_label("Clip start (s)").input_value()) - 1) < 0.1
     assert abs(float(form.get_by_label("Clip end (s)").input_value()) - 3) < 0.1
     expect(lane.locator(".band")).to_have_count(1)

@@ -18,7 +18,7 @@ from playwright.sync_api import Locator, Page, expect
 from mediajobs.testing.servers import wait_for
 from mediajobs.testing.stacks import Stack
 from tests.media_api.helpers import outputs_made
-from tests.web.conftest import field_error, screenshot, unlabeled_controls
+from tests.web.conftest import drag, field_error, screenshot, unlabeled_controls
 
 pytestmark = pytest.mark.slow
 
@@ -189,12 +189,7 @@ def test_drawing_a_mask_on_the_paused_frame_creates_a_derived_asset(
     open_asset(page, asset["id"])
     mask = page.get_by_role("form", name="Mask regions")
     mask.get_by_role("button", name="Draw on the video").click()
-    box = page.locator("canvas.overlay").bounding_box()
-    assert box is not None
-    page.mouse.move(box["x"] + box["width"] * 0.25, box["y"] + box["height"] * 0.25)
-    page.mouse.down()
-    page.mouse.move(box["x"] + box["width"] * 0.5, box["y"] + box["height"] * 0.5, steps=5)
-    page.mouse.up()
+    drag(page, page.locator("canvas.overlay"), (0.25, 0.25), (0.5, 0.5))
 
     region = mask.get_by_role("group", name="Region 1")
     shown = {
@@ -237,13 +232,7 @@ def test_ranges_marked_on_the_timeline_are_cut_into_a_derived_asset(
     expect(first.get_by_label("End (s)")).to_have_value("1")
 
     lane = page.locator('.lane[data-lane="remove"]')
-    box = lane.bounding_box()
-    assert box is not None
-    middle = box["y"] + box["height"] / 2
-    page.mouse.move(box["x"] + box["width"] * 0.5, middle)
-    page.mouse.down()
-    page.mouse.move(box["x"] + box["width"] * 0.75, middle, steps=5)
-    page.mouse.up()
+    drag(page, lane, (0.5, 0.5), (0.75, 0.5))
     second = cut.get_by_role("group", name="Range 2")
     assert abs(float(second.get_by_label("Start (s)").input_value()) - 2) < 0.1
     assert abs(float(second.get_by_label("End (s)").input_value()) - 3) < 0.1
