@@ -30,11 +30,10 @@ BACKENDS = ["sqlite", "postgresql"]
 STORAGES = ["file", "s3"]
 S3_PREFIX = "deploy/one"
 # A pool's stack unasked for this long is stopped. An idle stack's API and worker each wake every second
-# (maintenance, node record), and on this kind of VM a wake-up's work costs about 14 times what it does
-# back to back (20,000 dict inserts: 3.5 ms, or 48.7 ms after a 1 s sleep): 0.11 CPU-s a second for an
-# idle API, 0.07 for its worker. Stopping them after 30 s made a run slower than after 120 s (half the
-# tests after 25 minutes, where the whole suite took 18.5): files came back to stacks just stopped, and a
-# start costs seconds of CPU and of waiting.
+# (maintenance, node record): on an otherwise quiet machine of this VM kind a wake-up's work costs about 14
+# times what it does back to back (20,000 dict inserts: 3.5 ms, or 48.7 ms after a 1 s sleep), 0.11 CPU-s a
+# second for an idle API and 0.07 for its worker; on a machine kept busy (a run) the same work after a sleep
+# costs 3.6 ms. A start costs seconds of CPU and of waiting; a run stopping them after 30 s was no faster.
 IDLE_S = float(os.environ.get("MJ_TEST_POOL_IDLE_S", "120"))
 
 
