@@ -21,6 +21,10 @@ from mediajobs.config import Settings
 
 log = logging.getLogger(__name__)
 HEAD_BYTES = 64 * 1024
+# After a refusal the answer is sent and the sending side shut (FIN); what the client still sends is read and
+# dropped for up to this long before the close. Closed at once, a socket with unread bytes sends a reset,
+# and a client still writing (a slow head, one byte at a time) lost the answer it had not read yet.
+LINGER_S = 2.0
 REASONS = {408: "Request Timeout", 429: "Too Many Requests", 431: "Request Header Fields Too Large"}
 
 
@@ -34,6 +38,8 @@ class GuardedHttpProtocol(HttpToolsProtocol):
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         self._head_timer: asyncio.TimerHandle | None = None
+        self._linger: asyncio.TimerHandle | None = None
+        self._refused = False
         self._awaiting_head = True
         self._head_bytes = 0
         self._counted: str | None = None
@@ -55,6 +61,8 @@ class GuardedHttpProtocol(HttpToolsProtocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._disarm()
+        if self._linger is not None:
+            self._linger.cancel()
         if self._counted is not None:
             left = self.open_per_client.get(self._counted, 1) - 1
             if left > 0:
@@ -65,6 +73,8 @@ class GuardedHttpProtocol(HttpToolsProtocol):
         super().connection_lost(exc)
 
     def data_received(self, data: bytes) -> None:
+        if self._refused:  # answered already: read and dropped until the close
+            return
         if self._awaiting_head:
             self._head_bytes += len(data)
         super().data_received(data)
@@ -102,7 +112,8 @@ class GuardedHttpProtocol(HttpToolsProtocol):
             self.transport.close()
 
     def _refuse(self, status: int, detail: str) -> None:
-        """Answer problem+json and close; whatever the client sends meanwhile is never read."""
+        """Answer problem+json and close (a lingering close: LINGER_S); what the client sends meanwhile is
+        dropped, never parsed."""
         self._disarm()
         problem: dict[str, Any] = {"type": "about:blank", "title": REASONS[status], "status": status}
         body = json.dumps({**problem, "detail": detail}).encode()
@@ -111,7 +122,12 @@ class GuardedHttpProtocol(HttpToolsProtocol):
             f"content-length: {len(body)}\r\nconnection: close\r\n\r\n"
         )
         self.transport.write(head.encode("latin-1") + body)
-        self.transport.close()
+        self._refused = True
+        if self.transport.can_write_eof():
+            self.transport.write_eof()
+            self._linger = self.loop.call_later(LINGER_S, self.transport.close)
+        else:
+            self.transport.close()
 
 
 def protocol_for(settings: Settings) -> type[GuardedHttpProtocol]:
